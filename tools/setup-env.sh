@@ -14,7 +14,7 @@ if [ ! -f "$stamp" ]; then
     pip_quiet install --upgrade pip
     pip_quiet install -e "$root[dev]"
     # MicroPython's typeshed (ESP32 and RP2 stubs) for type-checking firmware/; kept apart from the venv's own.
-    pip_quiet install --no-deps --target "$venv/mp-typeshed" micropython-typeshed
+    pip_quiet install --upgrade --no-deps --target "$venv/mp-typeshed" micropython-typeshed
     "$venv/bin/python" -c "import tcagent, cbor2, pytest" || { echo "installing the project into $venv failed" >&2; exit 1; }
     rm -f "$venv"/.installed-*
     touch "$stamp"

@@ -17,15 +17,15 @@ except ImportError:  # CPython
 
 
 GS = "\x1d"
-_NUMERIC = const(1)  # digits only
+NUMERIC = const(1)  # digits only
 _CHECK = const(2)  # last digit is a GS1 mod-10 check digit
 _DATE = const(4)  # starts with YYMMDD, day 00 allowed
 _DATETIME = const(8)  # YYMMDDhhmm
-_FIXED = const(16)  # exactly `length` characters
+FIXED = const(16)  # exactly `length` characters
 
-# AI -> (length, flags): fixed AIs carry _FIXED, variable ones their maximum.
-_N = _NUMERIC
-_F = _FIXED | _NUMERIC
+# AI -> (length, flags): fixed AIs carry FIXED, variable ones their maximum.
+_N = NUMERIC
+_F = FIXED | NUMERIC
 _TABLE = {
     "00": (18, _F | _CHECK), "01": (14, _F | _CHECK), "02": (14, _F | _CHECK), "03": (14, _F | _CHECK),
     "10": (20, 0), "11": (6, _F | _DATE), "12": (6, _F | _DATE), "13": (6, _F | _DATE),
@@ -46,13 +46,14 @@ _TABLE = {
     "8017": (18, _F | _CHECK), "8018": (18, _F | _CHECK), "8019": (10, _N), "8020": (25, 0),
     "8026": (18, _F), "8200": (70, 0), "90": (30, 0),
 }
-# 4-digit AIs whose last digit is a decimal point position: first three digits -> (length, flags)
+# 4-digit AIs n6 whose last digit (0-5) places the decimal point: their first three digits
 _DECIMAL_AIS = ("310", "311", "312", "313", "314", "315", "316", "320", "321", "322", "323",
                 "324", "325", "326", "327", "328", "329", "330", "331", "332", "333", "334",
                 "335", "336", "337", "340", "341", "342", "343", "344", "345", "346", "347",
                 "348", "349", "350", "351", "352", "353", "354", "355", "356", "357", "360",
                 "361", "362", "363", "364", "365", "366", "367", "368", "369")
-_AMOUNT_AIS = {"390": (15, _N), "392": (15, _N), "394": (4, _F), "395": (6, _F)}
+# the same for amounts: first three digits -> (length, flags, highest decimal position)
+_AMOUNT_AIS = {"390": (15, _N, 9), "392": (15, _N, 9), "394": (4, _F, 3), "395": (6, _F, 5)}
 # Two-digit prefixes whose AIs never need a GS after them (GS1 General Specifications 7.8.5).
 _PREDEFINED_LENGTH = ("00", "01", "02", "03", "04", "11", "12", "13", "14", "15", "16", "17",
                       "18", "19", "20", "31", "32", "33", "34", "35", "36", "41")
@@ -79,11 +80,12 @@ def lookup(data, pos):
             length, flags = _TABLE[ai]
             return ai, length, flags
         if size == 4 and is_digits(ai[3]):
-            if ai[:3] in _DECIMAL_AIS:
+            if ai[:3] in _DECIMAL_AIS and ai[3] <= "5":
                 return ai, 6, _F
             if ai[:3] in _AMOUNT_AIS:
-                length, flags = _AMOUNT_AIS[ai[:3]]
-                return ai, length, flags
+                length, flags, highest = _AMOUNT_AIS[ai[:3]]
+                if int(ai[3]) <= highest:
+                    return ai, length, flags
         if size == 2 and "91" <= ai <= "99" and is_digits(ai):
             return ai, 90, 0
     return None
@@ -124,12 +126,12 @@ def date_ok(yymmdd, allow_day_zero=True):
 
 def check_value(ai, value, length, flags):
     """Raise GS1Error unless `value` is a valid value for `ai`."""
-    if flags & _FIXED:
+    if flags & FIXED:
         if len(value) != length:
             raise GS1Error(errors.GS1_LENGTH, "AI (%s) wants %d characters, got %d" % (ai, length, len(value)))
     elif not 0 < len(value) <= length:
         raise GS1Error(errors.GS1_LENGTH, "AI (%s) wants 1 to %d characters, got %d" % (ai, length, len(value)))
-    if flags & _NUMERIC:
+    if flags & NUMERIC:
         if not is_digits(value):
             raise GS1Error(errors.GS1_CHARSET, "AI (%s) wants digits, got %r" % (ai, value))
     else:
@@ -169,7 +171,7 @@ def parse(data):
             raise GS1Error(errors.GS1_UNKNOWN_AI, "unknown AI at %r" % data[pos : pos + 4])
         ai, length, flags = found
         pos += len(ai)
-        if flags & _FIXED:
+        if flags & FIXED:
             value = data[pos : pos + length]
             if GS in value:
                 value = value[: value.index(GS)]

@@ -1,6 +1,6 @@
 """The firmware entry points the tests drive, with plain inputs and outputs (runs on both Pythons)."""
 
-from tcagent import cbor, codes, cose, errors, event
+from tcagent import cbor, codes, cose, errors, event, gs1
 
 SCAN_FIELDS = ("raw", "aim", "kind", "code", "pid", "serial", "lot", "expiry", "made", "err", "detail", "elements")
 
@@ -49,3 +49,20 @@ def event_encode(device, seq, boot, time_ms, uptime_ms, clock, op, line, ticket=
 def signed_event(key, device, seq, boot, time_ms, uptime_ms, clock, op, line, ticket="", split_qty=0):
     payload = event_encode(device, seq, boot, time_ms, uptime_ms, clock, op, line, ticket, split_qty)
     return cose.sign(cose.MacKey(key), payload, device.encode())
+
+
+def gs1_parse(text, bracketed=False):
+    return (gs1.parse_bracketed if bracketed else gs1.parse)(text)
+
+
+def gs1_table():
+    """Every AI the parser knows (the 4-digit decimal families expanded) with its length and flags."""
+    ais = list(gs1._TABLE)
+    for family in gs1._DECIMAL_AIS + tuple(gs1._AMOUNT_AIS):
+        ais.extend(family + str(digit) for digit in range(10) if gs1.lookup(family + str(digit), 0))
+    ais.extend(str(number) for number in range(91, 100))
+    table = []
+    for ai in ais:
+        found = gs1.lookup(ai, 0)
+        table.append([ai, found[1], found[2] & gs1.FIXED != 0, found[2] & gs1.NUMERIC != 0])
+    return table

@@ -1,0 +1,1 @@
+"""Gateway: verifies, stores and forwards scan events from the counter devices."""

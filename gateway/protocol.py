@@ -1,0 +1,227 @@
+"""The wire contract on the gateway side (docs/protocol.md): verify COSE_Mac0, read events, write acks.
+
+Independent of the firmware's own codecs on purpose: cbor2 and the standard
+library's hmac read what the device wrote, so the shared test vector checks
+one implementation against the other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+
+import cbor2
+
+__all__ = [
+    "EventKey", "Operation", "Verdict", "ProtocolError", "Event", "Signed",
+    "verify_mac0", "parse_event", "encode_ack", "MAX_MESSAGE_BYTES", "DEVICE_ID_PATTERN",
+]
+
+MAX_MESSAGE_BYTES = 1280
+MAX_BATCH_BYTES = 16384
+DEVICE_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_PROTECTED_ALG_HMAC256 = {1: 5}
+_TAG_MAC0 = 17
+
+
+class EventKey(IntEnum):
+    """CBOR map keys of the event (docs/protocol.md, "Event")."""
+
+    VERSION = 0
+    DEVICE = 1
+    SEQ = 2
+    BOOT = 3
+    TIME = 4
+    UPTIME = 5
+    CLOCK = 6
+    OP = 7
+    RAW = 8
+    AIM = 9
+    KIND = 10
+    CODE = 11
+    PID = 12
+    SERIAL = 13
+    LOT = 14
+    EXPIRY = 15
+    ERR = 16
+    MADE = 17
+    TICKET = 18
+    SPLIT_QTY = 19
+
+
+class Operation(IntEnum):
+    SALE = 1
+    SALE_RETURN = 2
+    PURCHASE = 3
+    PURCHASE_RETURN = 4
+    STOCKTAKE = 5
+    DISPENSE = 6
+
+
+class Verdict(IntEnum):
+    """What the gateway tells the counter about one stored event."""
+
+    OK = 0
+    DUPLICATE_SALE = 1
+    INVALID_CODE = 2
+    UNKNOWN_PRODUCT = 3
+    PRODUCT_MISMATCH = 4
+    REJECTED = 5
+
+
+class ProtocolError(ValueError):
+    """A message the gateway will not accept; `reason` is the counted, logged category."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A COSE_Mac0 whose tag verified."""
+
+    kid: str
+    """The sending device's id, from the unprotected header."""
+    payload: bytes
+    """The exact signed event bytes, kept as evidence and never re-encoded."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """One scan event, as the device signed it."""
+
+    device: str
+    seq: int
+    """Per device, from 1, strictly increasing, never reused."""
+    boot: int
+    time_ms: int
+    """Device clock, ms since the Unix epoch; 0 while `clock` is 0 (never synced)."""
+    uptime_ms: int
+    clock: int
+    """0 unsynced, 1 NTP, 2 set by the gateway's time command."""
+    op: Operation
+    raw: bytes
+    """The line as framed: AIM id, GS as 0x1D, suffix removed."""
+    aim: str = ""
+    kind: int = 0
+    """0 other, 1 20-digit, 2 GS1, 3 MA."""
+    code: str = ""
+    """Canonical form for the platform's drug_trac_codg."""
+    pid: str = ""
+    serial: str = ""
+    lot: str = ""
+    expiry: str = ""
+    """YYMMDD as printed; day 00 means the end of the month."""
+    err: int = 0
+    """Decoder error code; 0 is a valid code."""
+    made: str = ""
+    ticket: str = ""
+    split_qty: int = 0
+    """Units taken from an opened pack (拆零); 0 for a whole pack."""
+
+
+def verify_mac0(message: bytes, key_for: Callable[[str], bytes | None], *, topic_device: str) -> Signed:
+    """Check `message` against the profile and the key of the device named by its topic."""
+    if len(message) > MAX_MESSAGE_BYTES:
+        raise ProtocolError("oversized", f"{len(message)} bytes, limit {MAX_MESSAGE_BYTES}")
+    try:
+        item = cbor2.loads(message)
+    except (cbor2.CBORDecodeError, ValueError, TypeError) as error:
+        raise ProtocolError("malformed_cbor", str(error)) from None
+    if not isinstance(item, cbor2.CBORTag) or item.tag != _TAG_MAC0:
+        raise ProtocolError("not_mac0", "not a tagged COSE_Mac0 (tag 17)")
+    parts = item.value
+    if not isinstance(parts, (list, tuple)) or len(parts) != 4:
+        raise ProtocolError("not_mac0", "COSE_Mac0 must be an array of 4")
+    protected, unprotected, payload, tag = parts
+    if not (isinstance(protected, bytes) and isinstance(payload, bytes) and isinstance(tag, bytes)):
+        raise ProtocolError("not_mac0", "protected header, payload and tag must be byte strings")
+    try:
+        protected_map = cbor2.loads(protected)
+    except (cbor2.CBORDecodeError, ValueError) as error:
+        raise ProtocolError("not_mac0", f"protected header: {error}") from None
+    if protected_map != _PROTECTED_ALG_HMAC256:
+        raise ProtocolError("not_mac0", f"protected header must be {{1: 5}}, got {protected_map!r}")
+    kid_bytes = unprotected.get(4) if hasattr(unprotected, "get") else None
+    if not isinstance(kid_bytes, bytes):
+        raise ProtocolError("not_mac0", "kid (header 4) missing or not bytes")
+    kid = kid_bytes.decode("utf-8", "replace")
+    if kid != topic_device:
+        raise ProtocolError("kid_mismatch", f"kid {kid!r} on the topic of {topic_device!r}")
+    key = key_for(kid)
+    if key is None:
+        raise ProtocolError("unknown_device", f"no key registered for {kid!r}")
+    mac_structure = cbor2.dumps(["MAC0", protected, b"", payload])
+    expected = hmac.new(key, mac_structure, hashlib.sha256).digest()
+    if not hmac.compare_digest(expected, tag):
+        raise ProtocolError("bad_mac", f"tag does not verify with the key of {kid!r}")
+    return Signed(kid=kid, payload=payload)
+
+
+_TEXT_LIMITS = {
+    EventKey.DEVICE: 32, EventKey.AIM: 3, EventKey.CODE: 512, EventKey.PID: 64, EventKey.SERIAL: 64,
+    EventKey.LOT: 64, EventKey.EXPIRY: 6, EventKey.MADE: 6, EventKey.TICKET: 40,
+}
+_UINT_LIMITS = {
+    EventKey.VERSION: 1, EventKey.SEQ: 2**63 - 1, EventKey.BOOT: 2**32 - 1, EventKey.TIME: 2**63 - 1,
+    EventKey.UPTIME: 2**63 - 1, EventKey.CLOCK: 2, EventKey.OP: 6, EventKey.KIND: 3, EventKey.ERR: 255,
+    EventKey.SPLIT_QTY: 65535,
+}
+_REQUIRED = (EventKey.VERSION, EventKey.DEVICE, EventKey.SEQ, EventKey.BOOT, EventKey.TIME, EventKey.UPTIME,
+             EventKey.CLOCK, EventKey.OP, EventKey.RAW, EventKey.KIND, EventKey.ERR)
+_FIELD_NAMES = {
+    EventKey.TIME: "time_ms", EventKey.UPTIME: "uptime_ms", EventKey.SPLIT_QTY: "split_qty",
+}
+
+
+def parse_event(payload: bytes) -> Event:
+    """Read and validate the event map inside a verified message."""
+    try:
+        fields = cbor2.loads(payload)
+    except (cbor2.CBORDecodeError, ValueError, TypeError) as error:
+        raise ProtocolError("malformed_cbor", f"event: {error}") from None
+    if not isinstance(fields, dict):
+        raise ProtocolError("schema", f"event must be a map, got {type(fields).__name__}")
+    values: dict[str, object] = {}
+    for key, value in fields.items():
+        if not isinstance(key, int) or isinstance(key, bool) or key not in EventKey._value2member_map_:
+            raise ProtocolError("schema", f"unknown event key {key!r}")
+        name = EventKey(key)
+        _check_field(name, value)
+        if name != EventKey.VERSION:
+            values[_FIELD_NAMES.get(name, name.name.lower())] = value
+    missing = [key.name.lower() for key in _REQUIRED if key not in fields]
+    if missing:
+        raise ProtocolError("schema", f"event lacks {', '.join(missing)}")
+    if fields[EventKey.VERSION] != 1:
+        raise ProtocolError("schema", f"event schema version {fields[EventKey.VERSION]} is not 1")
+    if fields[EventKey.SEQ] < 1 or fields[EventKey.OP] < 1:
+        raise ProtocolError("schema", "seq and op start at 1")
+    values["op"] = Operation(fields[EventKey.OP])
+    return Event(**values)  # type: ignore[arg-type]
+
+
+def _check_field(key: EventKey, value: object) -> None:
+    if key == EventKey.RAW:
+        if not isinstance(value, bytes) or len(value) > 514:
+            raise ProtocolError("schema", "raw must be at most 514 bytes")
+    elif key in _TEXT_LIMITS:
+        if not isinstance(value, str) or len(value) > _TEXT_LIMITS[key]:
+            raise ProtocolError("schema", f"{key.name.lower()} must be text of at most {_TEXT_LIMITS[key]}")
+        if key == EventKey.DEVICE and not DEVICE_ID_PATTERN.fullmatch(value):
+            raise ProtocolError("schema", f"device id {value!r} is not [A-Za-z0-9_-]{{1,32}}")
+    elif not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _UINT_LIMITS[key]:
+        raise ProtocolError("schema", f"{key.name.lower()} must be an integer 0..{_UINT_LIMITS[key]}, got {value!r}")
+
+
+def encode_ack(acked_seq: int, verdicts: list[tuple[int, Verdict]]) -> bytes:
+    """The ack for a device: highest contiguous stored seq, and verdicts for events just stored."""
+    ack: dict[int, object] = {0: 1, 1: acked_seq}
+    if verdicts:
+        ack[2] = [[seq, int(verdict)] for seq, verdict in verdicts]
+    return cbor2.dumps(ack, canonical=True)

@@ -18,13 +18,7 @@ allocated, nesting is capped, and trailing bytes are an error.
 
 import struct
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(value):
-        return value
-
+from tcagent.compat import const
 
 _MAJOR_UINT = const(0)
 _MAJOR_NINT = const(1)
@@ -115,9 +109,9 @@ def _encode(out, value, depth):
     elif isinstance(value, dict):
         entries = []
         for key in value:
-            encoded_key = bytearray()
-            _encode(encoded_key, key, depth + 1)
-            entries.append((bytes(encoded_key), key))
+            key_buffer = bytearray()
+            _encode(key_buffer, key, depth + 1)
+            entries.append((bytes(key_buffer), key))
         entries.sort(key=_first)
         write_head(out, _MAJOR_MAP, len(entries))
         previous = None
@@ -232,12 +226,12 @@ def _decode(reader, depth):
         except UnicodeError:
             raise CBORError("invalid UTF-8 in text string at offset %d" % start)
     if major == _MAJOR_ARRAY:
-        items = []
+        items = []  # type: list
         while _more(reader, arg, len(items), start):
             items.append(_decode(reader, depth + 1))
         return items
     if major == _MAJOR_MAP:
-        result = {}
+        result = {}  # type: dict
         previous_key = None
         while _more(reader, arg, len(result), start):
             key_start = reader.pos

@@ -6,14 +6,7 @@
 """
 
 from tcagent import errors, gs1, ma
-
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(value):
-        return value
-
+from tcagent.compat import const
 
 KIND_OTHER = const(0)
 KIND_DIGITS20 = const(1)

@@ -8,14 +8,7 @@ empty external AAD; 32-byte tag.
 import hashlib
 
 from tcagent import cbor
-
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(value):
-        return value
-
+from tcagent.compat import const
 
 ALG_HMAC_256_256 = const(5)
 TAG_MAC0 = const(17)

@@ -3,13 +3,7 @@
 The numbers are part of the wire contract (docs/protocol.md): never reuse one.
 """
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(value):
-        return value
-
+from tcagent.compat import const
 
 OK = const(0)
 EMPTY = const(1)  # nothing left after removing framing and stray characters

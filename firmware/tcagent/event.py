@@ -5,14 +5,7 @@ the RFC 8949 deterministic encoding without building and sorting a map.
 """
 
 from tcagent import cbor
-
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(value):
-        return value
-
+from tcagent.compat import const
 
 SCHEMA_VERSION = const(1)
 

@@ -7,14 +7,7 @@ wrong or excessive lengths, bad check digits and impossible dates are errors
 """
 
 from tcagent import errors
-
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(value):
-        return value
-
+from tcagent.compat import const
 
 GS = "\x1d"
 NUMERIC = const(1)  # digits only
@@ -159,7 +152,7 @@ def _add(elements, ai, value):
 
 def parse(data):
     """Parse a transmitted element string into a list of (ai, value) in order."""
-    elements = []
+    elements = []  # type: list
     pos = 0
     end = len(data)
     while pos < end:
@@ -188,7 +181,7 @@ def parse(data):
 
 def parse_bracketed(data):
     """Parse the human-readable form `(01)...(17)...` into a list of (ai, value)."""
-    elements = []
+    elements = []  # type: list
     pos = 0
     while pos < len(data):
         close = data.find(")", pos)

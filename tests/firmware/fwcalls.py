@@ -66,3 +66,9 @@ def gs1_table():
         found = gs1.lookup(ai, 0)
         table.append([ai, found[1], found[2] & gs1.FIXED != 0, found[2] & gs1.NUMERIC != 0])
     return table
+
+
+def which_files(module_name):
+    """The file a module was loaded from (to prove a test ran the compiled .mpy)."""
+    module = __import__(module_name, None, None, ["__name__"])
+    return module.__file__

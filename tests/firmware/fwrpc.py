@@ -8,8 +8,9 @@ tags as {"$tag": n, "v": value}; an exception as {"$err": name, "code": n, "msg"
 import json
 import sys
 
-import fwcalls
 from tcagent import cbor
+
+import fwcalls
 
 
 def to_wire(value):

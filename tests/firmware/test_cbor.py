@@ -4,11 +4,12 @@ from collections.abc import Mapping
 
 import cbor2
 import pytest
-from conftest import FirmwareError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tcagent.cbor import Tag
+
+from conftest import FirmwareError
 
 # RFC 8949 Appendix A, the part inside our profile: (value, encoding)
 RFC_VECTORS = [
@@ -17,7 +18,8 @@ RFC_VECTORS = [
     (-18446744073709551616, "3bffffffffffffffff"), (-1, "20"), (-10, "29"), (-100, "3863"), (-1000, "3903e7"),
     (b"", "40"), (b"\x01\x02\x03\x04", "4401020304"), ("", "60"), ("a", "6161"), ("IETF", "6449455446"),
     ('"\\', "62225c"), ("\u00fc", "62c3bc"), ("\u6c34", "63e6b0b4"), ([], "80"), ([1, 2, 3], "83010203"),
-    ([1, [2, 3], [4, 5]], "8301820203820405"), (list(range(1, 26)), "98190102030405060708090a0b0c0d0e0f101112131415161718181819"),
+    ([1, [2, 3], [4, 5]], "8301820203820405"),
+    (list(range(1, 26)), "98190102030405060708090a0b0c0d0e0f101112131415161718181819"),
     ({}, "a0"), ({1: 2, 3: 4}, "a201020304"), ({"a": 1, "b": [2, 3]}, "a26161016162820203"),
     (["a", {"b": "c"}], "826161a161626163"), (False, "f4"), (True, "f5"), (None, "f6"),
     (Tag(1, 1363896240), "c11a514b67b0"), (Tag(24, b"\x64IETF"), "d818456449455446"),
@@ -37,7 +39,8 @@ MALFORMED = [
     "819f", "9f8000", "9f9f9f9f9fffffffff", "9f819f819f9fffffff",
     "1c", "1d", "1e", "3c", "3d", "3e", "5c", "5d", "5e", "7c", "7d", "7e", "9c", "9d", "9e", "bc", "bd", "be",
     "dc", "dd", "de", "fc", "fd", "fe", "1f", "3f", "df",
-    "5f00ff", "5f21ff", "5f6100ff", "5f80ff", "5fa0ff", "5fc000ff", "5fe0ff", "7f4100ff", "5f5f4100ffff", "7f7f6100ffff",
+    "5f00ff", "5f21ff", "5f6100ff", "5f80ff", "5fa0ff", "5fc000ff", "5fe0ff", "7f4100ff",
+    "5f5f4100ffff", "7f7f6100ffff",
     "a1ff", "a20000ff", "9f81ff", "9f829f819f9fffffffff",
     "62c328", "61ff", "7f61ffff",
 ]

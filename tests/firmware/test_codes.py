@@ -1,6 +1,7 @@
 """Trace-code decoder: the shared scan vectors on both implementations, and the decode CLI's contract."""
 
 import pytest
+
 from conftest import load_vector
 
 CASES = load_vector("scans.json")["cases"]

@@ -5,13 +5,14 @@ import hmac
 
 import cbor2
 import pytest
-from conftest import FirmwareError
 from cwt import COSE, COSEKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycose.headers import KID, Algorithm
 from pycose.keys import SymmetricKey
 from pycose.messages import CoseMessage, Mac0Message
+
+from conftest import FirmwareError
 
 KEY = bytes(range(32))
 KID_BYTES = b"dev-0001"

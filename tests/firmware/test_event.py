@@ -1,9 +1,10 @@
 """The event and its signature: the firmware reproduces the protocol's test vector byte for byte."""
 
 import cbor2
-from conftest import load_vector
 from pycose.keys import SymmetricKey
 from pycose.messages import CoseMessage
+
+from conftest import load_vector
 
 VECTOR = load_vector("protocol_v1.json")
 KEY = bytes.fromhex(VECTOR["key_hex"])

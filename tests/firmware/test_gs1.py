@@ -1,15 +1,17 @@
 """GS1 parsing compared field by field with biip, and the AI table checked against biip's."""
 
 import re
+from datetime import date
 
 import pytest
 from biip import ParseError
 from biip.gs1_application_identifiers import GS1ApplicationIdentifier
 from biip.gs1_messages import GS1Message
 from biip.gtin import Gtin
-from conftest import CPythonFirmware, FirmwareError
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from conftest import CPythonFirmware, FirmwareError
 
 GS = "\x1d"
 CSET82 = "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
@@ -44,8 +46,8 @@ def gtins(valid=True):
 
 def dates(valid=True):
     if valid:
-        return st.dates(min_value=__import__("datetime").date(2000, 1, 1), max_value=__import__("datetime").date(2049, 12, 31)).map(
-            lambda day: day.strftime("%y%m%d"))
+        days = st.dates(min_value=date(2000, 1, 1), max_value=date(2049, 12, 31))
+        return days.map(lambda day: day.strftime("%y%m%d"))
     return st.sampled_from(["251301", "250230", "250431", "250000", "991232", "230229"])
 
 
@@ -132,7 +134,8 @@ def test_invalid_strings_refused_like_biip(fw, before, bad, after):
 
 
 @pytest.mark.parametrize("text, code_name", [
-    ("0106901234567892" + "10" + "A" * 21, "1 to 20 characters, got 21"),  # over-long lot: an error, not the start of another AI
+    # an over-long lot is an error, not the start of another AI
+    ("0106901234567892" + "10" + "A" * 21, "1 to 20 characters, got 21"),
     ("0106901234567892" + "21" + "1" * 21, "1 to 20 characters, got 21"),
     ("01069012345678", "wants 14 characters, got 12"),
     ("0106901234567892" + "23" + "1", "unknown AI"),

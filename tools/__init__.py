@@ -1,0 +1,1 @@
+"""Technician and operator tools: decoding scans, benchmarks, the demo."""

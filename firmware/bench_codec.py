@@ -32,7 +32,7 @@ if hasattr(time, "ticks_us"):  # MicroPython
 else:
 
     def now_us():
-        return time.perf_counter_ns() // 1000
+        return time.perf_counter_ns() // 1000  # type: ignore[attr-defined]  # CPython only
 
     def elapsed_us(start):
         return now_us() - start
@@ -75,7 +75,7 @@ def heap_per_scan():
             peak = max(peak, gc.mem_alloc() - before)
             gc.enable()
     else:
-        import tracemalloc
+        import tracemalloc  # type: ignore[import-not-found]  # CPython only
 
         tracemalloc.start()
         for seq, line in enumerate(LINES):

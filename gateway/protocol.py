@@ -179,10 +179,10 @@ _FIELD_NAMES = {
 }
 
 
-def parse_event(payload: bytes) -> Event:
-    """Read and validate the event map inside a verified message."""
+def parse_event(signed: Signed) -> Event:
+    """Read and validate the event map inside a verified message; its device must be the signer."""
     try:
-        fields = cbor2.loads(payload)
+        fields = cbor2.loads(signed.payload)
     except (cbor2.CBORDecodeError, ValueError, TypeError) as error:
         raise ProtocolError("malformed_cbor", f"event: {error}") from None
     if not isinstance(fields, dict):
@@ -202,6 +202,8 @@ def parse_event(payload: bytes) -> Event:
         raise ProtocolError("schema", f"event schema version {fields[EventKey.VERSION]} is not 1")
     if fields[EventKey.SEQ] < 1 or fields[EventKey.OP] < 1:
         raise ProtocolError("schema", "seq and op start at 1")
+    if fields[EventKey.DEVICE] != signed.kid:
+        raise ProtocolError("kid_mismatch", f"event of {fields[EventKey.DEVICE]!r} signed by {signed.kid!r}")
     values["op"] = Operation(fields[EventKey.OP])
     return Event(**values)  # type: ignore[arg-type]
 

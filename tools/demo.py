@@ -65,7 +65,7 @@ def main() -> int:
 
     section("3. The gateway verifies the MAC with the device's key and reads the event (gateway.protocol)")
     signed = verify_mac0(message, {DEVICE: DEMO_KEY}.get, topic_device=DEVICE)
-    event = parse_event(signed.payload)
+    event = parse_event(signed)
     shown = {name: value for name, value in vars(event).items() if value not in ("", 0, b"")}
     print(json.dumps(shown, default=lambda value: value.decode("ascii", "backslashreplace"), ensure_ascii=False))
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import cbor2
 import pytest
 
-from gateway.protocol import Event, Operation, ProtocolError, Verdict, encode_ack, parse_event, verify_mac0
+from gateway.protocol import Event, Operation, ProtocolError, Signed, Verdict, encode_ack, parse_event, verify_mac0
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTOR = json.loads((ROOT / "tests" / "vectors" / "protocol_v1.json").read_text(encoding="utf-8"))
@@ -21,7 +21,7 @@ def keys(device):
 def test_vector_verifies_and_parses():
     signed = verify_mac0(MESSAGE, keys, topic_device="dev-0001")
     assert signed.payload.hex() == VECTOR["event_hex"]
-    event = parse_event(signed.payload)
+    event = parse_event(signed)
     assert event == Event(
         device="dev-0001", seq=42, boot=3, time_ms=1767225600123, uptime_ms=98765, clock=1, op=Operation.SALE,
         raw=b"]d2010690123456789217261200102AB\x1d21XYZ123", aim="]d2", kind=2,
@@ -89,4 +89,10 @@ def _event(changes):
 ])
 def test_schema_violations(payload, words):
     with pytest.raises(ProtocolError, match=words):
-        parse_event(payload)
+        parse_event(Signed(kid="dev-0001", payload=payload))
+
+
+def test_event_of_another_device_than_the_signer():
+    with pytest.raises(ProtocolError) as error:
+        parse_event(Signed(kid="dev-0002", payload=bytes.fromhex(VECTOR["event_hex"])))
+    assert error.value.reason == "kid_mismatch"

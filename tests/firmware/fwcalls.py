@@ -1,6 +1,6 @@
 """The firmware entry points the tests drive, with plain inputs and outputs (runs on both Pythons)."""
 
-from tcagent import cbor, codes, cose, errors, event, gs1
+from tcagent import cbor, codes, cose, errors, event, gs1, journal
 
 SCAN_FIELDS = ("raw", "aim", "kind", "code", "pid", "serial", "lot", "expiry", "made", "err", "detail", "elements")
 
@@ -72,3 +72,47 @@ def which_files(module_name):
     """The file a module was loaded from (to prove a test ran the compiled .mpy)."""
     module = __import__(module_name, None, None, ["__name__"])
     return module.__file__
+
+
+def _payload(seq, size):
+    text = ("%d:" % seq).encode()
+    return text + bytes([seq & 0xFF]) * (size - len(text))
+
+
+def journal_run(folder, capacity, segment_bytes, ops, record_max=400):
+    """Open a journal, apply `ops`, report what happened and its state, close it.
+
+    ops: ["append", count, size] | ["ack", seq] | ["read", count] | ["rewind", seq]
+    """
+    store = journal.Journal(folder, capacity, segment_bytes, record_max)
+    trace = []
+    buffer = bytearray(record_max)
+    for op in ops:
+        if op[0] == "append":
+            for _ in range(op[1]):
+                seq = store.next_seq()
+                try:
+                    store.append(seq, _payload(seq, op[2]))
+                    trace.append(["taken", seq])
+                except journal.JournalFull:
+                    trace.append(["full", seq])
+        elif op[0] == "ack":
+            store.ack(op[1])
+        elif op[0] == "rewind":
+            store.rewind(op[1])
+        elif op[0] == "read":
+            for _ in range(op[1]):
+                found = store.read_next(buffer)
+                if found is None:
+                    trace.append(["end"])
+                    break
+                seq, length = found
+                intact = bytes(buffer[:length]) == _payload(seq, length)
+                trace.append(["read", seq, length, intact])
+    state = {}
+    for name in ("boot", "last_seq", "acked_seq", "trimmed_seq", "used_bytes", "first_segment", "last_segment",
+                 "torn_cut", "corrupt", "bytes_written", "syncs"):
+        state[name] = getattr(store, name)
+    state["backlog"] = store.backlog()
+    store.close()
+    return {"trace": trace, "state": state}

@@ -17,6 +17,8 @@ HARNESS = ROOT / "tests" / "firmware"
 VECTORS = ROOT / "tests" / "vectors"
 sys.path.insert(0, str(HARNESS))
 
+from tools.paths import micropython_env  # noqa: E402
+
 import fwrpc  # noqa: E402  (needs the harness folder on sys.path)
 
 WORKER_TIMEOUT_S = 20
@@ -62,7 +64,7 @@ class MicroPythonFirmware:
         self.process = None
 
     def _start(self):
-        env = dict(os.environ, MICROPYPATH=self.path)
+        env = micropython_env(*self.path.split(":"))
         self.process = subprocess.Popen(
             [micropython_executable(), str(HARNESS / "fwrpc.py")],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True, encoding="utf-8",
@@ -76,14 +78,18 @@ class MicroPythonFirmware:
         self.process.stdin.flush()
         selector = selectors.DefaultSelector()
         selector.register(self.process.stdout, selectors.EVENT_READ)
-        ready = selector.select(WORKER_TIMEOUT_S)
-        answer = self.process.stdout.readline() if ready else ""
-        if not answer:
-            self.process.kill()
-            stderr = self.process.stderr.read()
-            self.process = None
-            raise RuntimeError(f"micropython worker died or hung on {line[:200]}: {stderr[-2000:]}")
-        return _answer(json.loads(answer))
+        chatter = []
+        while True:
+            ready = selector.select(WORKER_TIMEOUT_S)
+            answer = self.process.stdout.readline() if ready else ""
+            if not answer:
+                self.process.kill()
+                stderr = self.process.stderr.read()
+                self.process = None
+                raise RuntimeError(f"micropython worker died or hung on {line[:200]}: {chatter} {stderr[-2000:]}")
+            if answer.startswith(fwrpc.ANSWER_MARK):
+                return _answer(json.loads(answer[len(fwrpc.ANSWER_MARK):]))
+            chatter.append(answer)
 
     def close(self):
         if self.process is not None:

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from typing import Any
 
-from tools.paths import FIRMWARE, micropython
+from tools.paths import FIRMWARE, micropython, micropython_env
 
 SCRIPT = FIRMWARE / "bench_codec.py"
 
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trace-bench-codec", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5000, help="scans per implementation (default 5000)")
     options = parser.parse_args(argv)
-    micro = run([micropython()], {**os.environ, "MICROPYPATH": str(FIRMWARE)}, options.rounds)
+    micro = run([micropython()], micropython_env(FIRMWARE), options.rounds)
     cpython = run([sys.executable], {**os.environ, "PYTHONPATH": str(FIRMWARE)}, options.rounds)
     print(f"machine: {os.cpu_count()} cores; {options.rounds} scans each, cycling 20-digit, GS1 and MA codes")
     print(f"{'':24}{'micropython':>14}{'cpython':>14}{'ratio':>10}")

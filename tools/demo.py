@@ -7,13 +7,12 @@ event on the real micropython executable, and verify and read it on the gateway 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 from gateway.protocol import ProtocolError, parse_event, verify_mac0
 from tools.decode import describe
-from tools.paths import FIRMWARE, micropython
+from tools.paths import FIRMWARE, micropython, micropython_env
 
 SAMPLES = [
     "]C081234567890123456789",
@@ -42,7 +41,7 @@ def section(title: str) -> None:
 def sign_on_micropython(line: bytes) -> bytes:
     script = SIGN_ON_DEVICE.format(device=DEVICE, line_hex=line.hex())
     result = subprocess.run(
-        [micropython(), "-c", script], env={**os.environ, "MICROPYPATH": str(FIRMWARE)},
+        [micropython(), "-c", script], env=micropython_env(FIRMWARE),
         capture_output=True, text=True, check=False,
     )
     if result.returncode != 0:

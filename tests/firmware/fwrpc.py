@@ -12,6 +12,8 @@ from tcagent import cbor
 
 import fwcalls
 
+ANSWER_MARK = "@@rpc "  # firmware output (asyncio's notes on stdout) must not be read as an answer
+
 
 def to_wire(value):
     if isinstance(value, (bytes, bytearray)):
@@ -58,7 +60,7 @@ def serve():
         line = sys.stdin.readline()
         if not line:
             return
-        print(json.dumps(call(json.loads(line))))
+        print(ANSWER_MARK + json.dumps(call(json.loads(line))))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,54 @@
+"""The firmware's MQTT client against a real Mosquitto, on both interpreters."""
+
+import threading
+
+import paho.mqtt.client as paho
+import pytest
+
+from tools.broker import Broker, free_port
+
+from conftest import FirmwareError
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    with Broker(tmp_path_factory.mktemp("broker")) as running:
+        yield running
+
+
+@pytest.mark.parametrize("size", [10, 300, 3000])
+def test_publish_subscribe_qos1_with_window(fw, broker, size):
+    result = fw.call("mqtt_echo", broker.port, f"echo-{fw.name}-{size}", 20, size)
+    assert result["pubacks"] == list(range(20))
+    assert [len(payload) for _, payload in result["received"]] == [size] * 20
+    assert result["received"][0][0] == f"tc/v1/echo-{fw.name}-{size}/ack"
+
+
+@pytest.mark.parametrize("vanish, will_expected", [(True, True), (False, False)])
+def test_last_will_only_when_the_device_vanishes(fw, broker, vanish, will_expected):
+    device = f"will-{fw.name}-{vanish}"
+    seen = threading.Event()
+    watcher = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"watch-{device}")
+    watcher.on_message = lambda client, userdata, message: seen.set() if message.payload else None
+    watcher.connect("127.0.0.1", broker.port)
+    watcher.subscribe(f"tc/v1/{device}/status", qos=1)
+    watcher.loop_start()
+    try:
+        if vanish:
+            fw.call("mqtt_vanish", broker.port, device)
+        else:
+            fw.call("mqtt_echo", broker.port, device, 1, 10)
+        assert seen.wait(3.0 if will_expected else 1.0) == will_expected
+    finally:
+        watcher.loop_stop()
+        watcher.disconnect()
+
+
+def test_oversized_inbound_packet_ends_the_connection(fw, broker):
+    with pytest.raises(FirmwareError, match="connection lost while waiting"):
+        fw.call("mqtt_echo", broker.port, f"big-{fw.name}", 5, 5000)
+
+
+def test_connection_refused_is_a_clear_error(fw, broker):
+    with pytest.raises(FirmwareError, match="cannot reach"):
+        fw.call("mqtt_refused", free_port(), None, None)

@@ -1,5 +1,7 @@
 """What differs between MicroPython and CPython, in one place."""
 
+import time
+
 try:
     from micropython import const
 except ImportError:  # CPython: const() is MicroPython's compile-time constant, here the value itself
@@ -8,4 +10,16 @@ except ImportError:  # CPython: const() is MicroPython's compile-time constant, 
         return value
 
 
-__all__ = ["const"]
+if hasattr(time, "ticks_ms"):  # MicroPython
+    ticks_ms = time.ticks_ms
+    ticks_diff = time.ticks_diff
+else:
+
+    def ticks_ms():
+        return time.monotonic_ns() // 1000000  # type: ignore[attr-defined]  # CPython
+
+    def ticks_diff(end, start):
+        return end - start
+
+
+__all__ = ["const", "ticks_ms", "ticks_diff"]

@@ -1,0 +1,251 @@
+"""The scanner agent: every framed line becomes a signed event on flash before the "taken" signal.
+
+The network side (tcagent.link) publishes from the journal and feeds acks and
+commands back here. Nothing in this module waits for the network.
+"""
+
+import asyncio
+
+from tcagent import cbor, codes, cose, event, feedback, intake, journal
+from tcagent.compat import const
+
+VERSION = "0.2.0"
+RECORD_MAX = const(1280)  # docs/protocol.md: one COSE_Mac0 at most 1,280 bytes
+_RECENT = const(8)  # verdicts are signalled only for the last few scans, not for a drained backlog
+_ALARM_FULL = const(1)
+_ALARM_CLOCK = const(2)
+_ALARM_COMMAND_MAC = const(8)
+_COMMAND_TIME = const(1)
+_COMMAND_MODE = const(2)
+_COMMAND_RESEND = const(3)
+_COMMAND_CONFIG = const(4)
+_COMMAND_REBOOT = const(5)
+_RUNTIME_CONFIG = ("debounce_ms", "line_timeout_ms", "gs1_form", "status_interval_s", "ack_timeout_s")
+COUNTERS = ("scans", "invalid", "repeats", "refused_full", "bytes_written", "syncs", "torn_cut", "corrupt",
+            "resends", "commands_rejected", "bad_messages")
+
+
+class Agent:
+    """State of one counter device; the hardware layer `hal` does the I/O."""
+
+    def __init__(self, config, hal):
+        self.config = config
+        self.hal = hal
+        self.device = config["device_id"]
+        self.kid = self.device.encode()
+        self.key = cose.MacKey(bytes.fromhex(config["key_hex"]))
+        self.journal = journal.Journal(hal.data_dir + "/journal", config["journal_capacity"],
+                                       config["journal_segment"], RECORD_MAX)
+        self.framer = intake.LineFramer(config["suffix"].encode(), config["line_timeout_ms"])
+        self.debouncer = intake.Debouncer(config["debounce_ms"])
+        self.mode = config["mode"]
+        self.ticket = ""
+        self.split_qty = 0
+        self.counts = {}
+        for name in COUNTERS:
+            self.counts[name] = 0
+        self.alarm_full = False
+        self.alarm_command_mac = False
+        self.recent = [0] * _RECENT  # seqs of the last scans taken
+        self.resend_from = 0  # set by the gateway's resend command, consumed by the link
+        self.wake = asyncio.Event()  # a new record to send, an ack, or a resend command
+        self._uptime_ms = 0
+        self._last_tick = hal.ticks_ms()
+        self._command_path = hal.data_dir + "/command.id"
+        self.last_command_id = _read_int(self._command_path)
+        self.topic_ev = "tc/v1/%s/ev" % self.device
+        self.topic_ack = "tc/v1/%s/ack" % self.device
+        self.topic_cmd = "tc/v1/%s/cmd" % self.device
+        self.topic_status = "tc/v1/%s/status" % self.device
+
+    def uptime_ms(self):
+        """Milliseconds since boot, immune to the wrap of the board's tick counter (called often enough)."""
+        now = self.hal.ticks_ms()
+        self._uptime_ms += self.hal.ticks_diff(now, self._last_tick)
+        self._last_tick = now
+        return self._uptime_ms
+
+    # ---- the counter ---------------------------------------------------------
+
+    def take(self, line):
+        """Handle one framed line: a control barcode, a re-read to drop, or a scan to journal."""
+        if self.debouncer.repeat(line, self.hal.ticks_ms(), self.hal.ticks_diff):
+            self.counts["repeats"] += 1
+            return
+        control = intake.control(line)
+        if control is not None:
+            self._apply_control(control)
+            return
+        scan = codes.decode(line, self.config["gs1_form"], self.hal.today())
+        seq = self.journal.next_seq()
+        payload = event.encode(self.device, seq, self.journal.boot, self.hal.time_ms(), self.uptime_ms(),
+                               self.hal.clock, self.mode, scan, self.ticket, self.split_qty)
+        try:
+            self.journal.append(seq, cose.sign(self.key, payload, self.kid))
+        except journal.JournalFull:
+            self.counts["refused_full"] += 1
+            self.alarm_full = True
+            self.hal.signal(feedback.FULL, "refused")
+            return
+        self.split_qty = 0  # a split quantity applies to the next scan only
+        self.counts["scans"] += 1
+        self.recent[seq % _RECENT] = seq
+        self.hal.signal(feedback.TAKEN, "seq=%d" % seq)
+        if scan.err:
+            self.counts["invalid"] += 1
+            self.hal.signal(feedback.INVALID, "seq=%d err=%d" % (seq, scan.err))
+        self.wake.set()
+
+    def _apply_control(self, control):
+        kind, value = control
+        if kind == intake.CONTROL_MODE:
+            self.mode = value
+            self.hal.signal(feedback.MODE, str(value))
+        elif kind == intake.CONTROL_TICKET:
+            self.ticket = value
+            self.hal.signal(feedback.CONTROL, "ticket=" + value)
+        elif kind == intake.CONTROL_SPLIT_QTY:
+            self.split_qty = value
+            self.hal.signal(feedback.CONTROL, "split_qty=%d" % value)
+        else:
+            self.hal.signal(feedback.ERROR, value)
+
+    async def scanner_loop(self):
+        """Read the scan engine for ever; a vanished device is reopened every few seconds."""
+        hal = self.hal
+        chunk = bytearray(128)
+        while True:
+            try:
+                port = hal.open_scanner()
+            except OSError as error:
+                print("log scanner: cannot open: %s" % error)
+                await asyncio.sleep(5)
+                continue
+            while True:
+                count = await port.read(chunk)
+                if not count:
+                    break
+                self.framer.feed(memoryview(chunk)[:count], hal.ticks_ms(), self.take)
+            print("log scanner: hung up, reopening")
+            await asyncio.sleep(1)
+
+    async def timer_loop(self, healthy):
+        """Every 50 ms: take a partial line after its timeout; feed the watchdog while `healthy()`."""
+        hal = self.hal
+        if self.config["watchdog_ms"]:
+            hal.watchdog_start(self.config["watchdog_ms"])
+        while True:
+            await asyncio.sleep_ms(50) if hasattr(asyncio, "sleep_ms") else await asyncio.sleep(0.05)
+            self.framer.poll(hal.ticks_ms(), self.take, hal.ticks_diff)
+            self.uptime_ms()
+            if healthy():
+                hal.watchdog_feed()
+
+    # ---- from the gateway ----------------------------------------------------
+
+    def on_message(self, topic, payload):
+        """An ack or a command arrived (called by the MQTT client before it sends PUBACK)."""
+        try:
+            if topic == self.topic_ack:
+                self._on_ack(cbor.loads(payload, max_size=8192, max_depth=4))
+            elif topic == self.topic_cmd:
+                self._on_command(payload)
+        except (cbor.CBORError, cose.CoseError, ValueError, TypeError, KeyError, IndexError) as error:
+            self.counts["bad_messages"] += 1
+            print("log bad message on %s: %s" % (topic, error))
+
+    def _on_ack(self, ack):
+        acked = ack[1]
+        if not isinstance(acked, int) or acked < 0:
+            raise ValueError("ack without a seq")
+        if acked > self.journal.acked_seq:
+            self.journal.ack(acked)
+            self.wake.set()
+            if self.alarm_full and self.journal.free_bytes() > self.journal.segment_bytes:
+                self.alarm_full = False
+        for seq, verdict in ack.get(2, ()):
+            if seq and self.recent[seq % _RECENT] == seq:
+                name = feedback.VERDICTS[verdict] if 0 <= verdict < len(feedback.VERDICTS) else feedback.ERROR
+                self.hal.signal(name, "seq=%d" % seq)
+
+    def _on_command(self, message):
+        try:
+            payload = cose.verify(self.key, cose.parse(message, max_size=2048))
+        except cose.CoseError:
+            self.counts["commands_rejected"] += 1
+            self.alarm_command_mac = True
+            raise
+        command = cbor.loads(payload, max_size=2048, max_depth=4)
+        command_id = command[1]
+        if not isinstance(command_id, int) or command_id <= self.last_command_id:
+            self.counts["commands_rejected"] += 1
+            raise ValueError("command id %r replayed (last %d)" % (command_id, self.last_command_id))
+        self.last_command_id = command_id
+        _write_int(self._command_path, command_id)
+        kind = command[2]
+        argument = command.get(4)
+        if kind == _COMMAND_TIME and isinstance(argument, int):
+            self.hal.set_time(argument)
+        elif kind == _COMMAND_MODE and isinstance(argument, int) and 1 <= argument <= 6:
+            self.mode = argument
+            self.hal.signal(feedback.MODE, str(argument))
+        elif kind == _COMMAND_RESEND and isinstance(argument, int) and argument > 0:
+            self.resend_from = argument
+            self.wake.set()
+        elif kind == _COMMAND_CONFIG and isinstance(argument, dict):
+            self._apply_config(argument)
+        elif kind == _COMMAND_REBOOT:
+            self.journal.close()
+            self.hal.reboot()
+        else:
+            raise ValueError("command %r with argument %r not understood" % (kind, argument))
+        print("log command %d type %d applied" % (command_id, kind))
+
+    def _apply_config(self, changes):
+        for name in changes:
+            if name not in _RUNTIME_CONFIG or not isinstance(changes[name], int) or changes[name] < 0:
+                raise ValueError("config %r cannot be changed at run time" % name)
+        for name in changes:
+            self.config[name] = changes[name]
+        self.debouncer.window_ms = self.config["debounce_ms"]
+        self.framer.timeout_ms = self.config["line_timeout_ms"]
+
+    # ---- to the gateway ------------------------------------------------------
+
+    def alarms(self):
+        bits = _ALARM_FULL if self.alarm_full else 0
+        if self.hal.clock == event.CLOCK_UNSYNCED:
+            bits |= _ALARM_CLOCK
+        if self.alarm_command_mac:
+            bits |= _ALARM_COMMAND_MAC
+        return bits
+
+    def status(self):
+        """The retained status message (docs/protocol.md, "Status")."""
+        store = self.journal
+        self.counts["bytes_written"] = store.bytes_written
+        self.counts["syncs"] = store.syncs
+        self.counts["torn_cut"] = store.torn_cut
+        self.counts["corrupt"] = store.corrupt
+        counters = {}
+        for index in range(len(COUNTERS)):
+            counters[index] = self.counts[COUNTERS[index]]
+        return cbor.dumps({
+            0: 1, 1: True, 2: VERSION, 3: self.uptime_ms() // 1000, 4: store.backlog(), 5: self.hal.free_heap(),
+            6: store.acked_seq, 7: self.hal.clock, 8: store.last_seq, 9: store.boot, 10: store.used_bytes,
+            11: store.capacity, 12: self.alarms(), 13: self.mode, 14: counters,
+        })
+
+
+def _read_int(path):
+    try:
+        with open(path) as stream:
+            return int(stream.read().strip() or "0")
+    except (OSError, ValueError):
+        return 0
+
+
+def _write_int(path, value):
+    with open(path, "w") as stream:
+        stream.write(str(value))
+        stream.flush()

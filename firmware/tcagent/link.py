@@ -1,0 +1,169 @@
+"""The network side of the agent: stay connected, publish the journal in seq order, resend what is not acked.
+
+Reconnects with exponential backoff and jitter; after every connect it resends
+from the gateway's last ack. A backlog drains in batches (a CBOR array of
+COSE_Mac0 messages); at most `send_window` events are out without an ack, and
+an ack that does not come within `ack_timeout_s` makes it resend from the ack.
+"""
+
+import asyncio
+import random
+
+from tcagent import cbor, feedback, mqtt
+from tcagent.agent import RECORD_MAX
+from tcagent.compat import const
+
+_ARRAY_HEAD = const(2)  # room for a CBOR array head of up to 2 bytes before the batch's items
+_BATCH_BYTES = const(16384)  # docs/protocol.md: a batch message at most 16,384 bytes
+_OFFLINE_WILL = b"\xa2\x00\x01\x01\xf4"  # {0: 1, 1: false}
+
+
+class Link:
+    """Publishes `agent`'s journal over MQTT."""
+
+    def __init__(self, agent):
+        self.agent = agent
+        self.config = agent.config
+        self.client = None
+        self.sent_seq = 0  # highest seq published on this connection
+        self.connects = 0
+        self._record = bytearray(RECORD_MAX)
+        self._batch = bytearray(_ARRAY_HEAD + _BATCH_BYTES)
+        self._pending = 0  # length of a record read but not yet sent (kept in _record)
+        self._pending_seq = 0
+
+    def _ssl(self):
+        if not self.config["tls"]:
+            return None
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if self.config["tls_ca"]:
+            context.load_verify_locations(cafile=self.config["tls_ca"])
+        return context
+
+    async def run(self):
+        """Connect, serve, and after any loss wait a growing, jittered delay before the next try."""
+        delay_s = 1
+        hal = self.agent.hal
+        while True:
+            connected = False
+            if await hal.connect_network():
+                await hal.sync_clock()
+                connected = await self._serve()
+            if connected:
+                delay_s = 1
+            hal.signal(feedback.OFFLINE)
+            await asyncio.sleep(delay_s * (0.5 + random.random()))
+            delay_s = min(delay_s * 2, self.config["backoff_max_s"])
+
+    async def _serve(self):
+        """One connection's life; True when it got as far as connected."""
+        agent = self.agent
+        password = self.config["mqtt_password"]
+        client = mqtt.Client(agent.device, user=agent.device if password else None, password=password or None,
+                             keepalive_s=self.config["keepalive_s"], will=(agent.topic_status, _OFFLINE_WILL, True))
+        client.on_message = agent.on_message
+        reader = None
+        try:
+            await client.connect(self.config["broker_host"], self.config["broker_port"], ssl=self._ssl())
+            self.connects += 1
+            reader = asyncio.create_task(client.run())
+            await client.subscribe(agent.topic_ack)
+            await client.subscribe(agent.topic_cmd)
+            await client.publish(agent.topic_status, agent.status(), retain=True)
+            self.client = client
+            agent.hal.signal(feedback.ONLINE)
+            await self._send_loop(client)
+        except OSError as error:
+            print("log link: %s" % error)
+        finally:
+            self.client = None
+            client.close()
+            if reader is not None:
+                reader.cancel()
+        return self.connects > 0 and reader is not None
+
+    async def _send_loop(self, client):
+        agent = self.agent
+        store = agent.journal
+        self._restart(store.acked_seq + 1)
+        last_progress = agent.hal.ticks_ms()
+        while client.connected:
+            if agent.resend_from:
+                self._restart(max(agent.resend_from, store.acked_seq + 1))
+                agent.resend_from = 0
+            if store.acked_seq >= self.sent_seq:
+                last_progress = agent.hal.ticks_ms()
+            elif agent.hal.ticks_diff(agent.hal.ticks_ms(), last_progress) > self.config["ack_timeout_s"] * 1000:
+                agent.counts["resends"] += 1
+                self._restart(store.acked_seq + 1)  # the gateway may have restarted: publish again from its ack
+                last_progress = agent.hal.ticks_ms()
+            if self.sent_seq - store.acked_seq < self.config["send_window"] and await self._publish_next(client):
+                continue
+            agent.wake.clear()
+            try:
+                await asyncio.wait_for(agent.wake.wait(), 1)
+            except asyncio.TimeoutError:
+                pass
+            if store.acked_seq > self.sent_seq:
+                self._restart(store.acked_seq + 1)  # acked beyond what this connection sent: skip ahead
+
+    def _restart(self, seq):
+        self.agent.journal.rewind(seq)
+        self.sent_seq = seq - 1
+        self._pending = 0
+
+    def _next_record(self):
+        """(seq, length) of the next record to send, held in self._record; None when there is none."""
+        if self._pending:
+            found = (self._pending_seq, self._pending)
+            self._pending = 0
+            return found
+        return self.agent.journal.read_next(self._record)
+
+    async def _publish_next(self, client):
+        """Publish the next record, or a batch of them when a backlog waits; False when nothing is ready."""
+        found = self._next_record()
+        if found is None:
+            return False
+        room = self.config["send_window"] - (self.sent_seq - self.agent.journal.acked_seq)
+        limit = min(self.config["batch_max"], room)
+        batch = self._batch
+        position = _ARRAY_HEAD
+        count = 0
+        last_seq = 0
+        while found is not None:
+            seq, length = found
+            if count and (count >= limit or position + length > len(batch)):
+                self._pending, self._pending_seq = length, seq  # keep it for the next message
+                break
+            batch[position : position + length] = memoryview(self._record)[:length]
+            position += length
+            count += 1
+            last_seq = seq
+            if count >= limit:
+                break
+            found = self.agent.journal.read_next(self._record)
+        if count == 1:
+            payload = memoryview(batch)[_ARRAY_HEAD:position]
+        else:
+            head = bytearray()
+            cbor.write_head(head, 4, count)
+            start = _ARRAY_HEAD - len(head)
+            batch[start:_ARRAY_HEAD] = head
+            payload = memoryview(batch)[start:position]
+        await client.publish(self.agent.topic_ev, payload, ticket=last_seq)
+        self.sent_seq = last_seq
+        return True
+
+    async def status_loop(self):
+        """Publish the retained status every `status_interval_s` while connected."""
+        while True:
+            await asyncio.sleep(self.config["status_interval_s"])
+            client = self.client
+            if client is not None and client.connected:
+                try:
+                    await client.publish(self.agent.topic_status, self.agent.status(), retain=True)
+                except OSError as error:
+                    print("log status: %s" % error)

@@ -22,6 +22,7 @@ from tools.paths import micropython_env  # noqa: E402
 import fwrpc  # noqa: E402  (needs the harness folder on sys.path)
 
 WORKER_TIMEOUT_S = 20
+pytest_plugins = ["system.fixtures"]  # broker, gateway and virtual-device fixtures
 
 
 class FirmwareError(Exception):

@@ -21,7 +21,7 @@ class ScannerPort:
 
     def __init__(self, path, baud):
         self.path = path
-        self._file = open(path, "r+b")
+        self._file = open(path, "rb") if _MICROPYTHON else open(path, "rb", buffering=0)
         _raw_mode(self._file.fileno(), baud)
         if _MICROPYTHON:
             import asyncio

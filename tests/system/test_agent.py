@@ -1,0 +1,59 @@
+"""The scanner agent end to end: firmware on the micropython executable, a pty scan engine, Mosquitto, the gateway."""
+
+import cbor2
+import pytest
+
+from gateway.protocol import Verdict, parse_event, verify_mac0
+from system.fixtures import wait_until
+
+GS1 = b"]d2010690123456789217261200102AB\x1d21XYZ123"
+
+
+@pytest.mark.parametrize("interpreter", ["micropython", "cpython"])
+def test_scan_is_stored_acked_and_verdict_signalled(gateway, make_device, device_key, interpreter):
+    gateway.register("dev-0001", device_key)
+    gateway.start()
+    device = make_device(interpreter=interpreter)
+    device.start()
+    device.wait_for(r"^signal online", timeout=20)
+    device.scan(GS1)
+    device.wait_for(r"^signal taken seq=1$")
+    device.wait_for(r"^signal ok seq=1$", timeout=15)
+    device.scan(b"TC:MODE:RETURN")
+    device.wait_for(r"^signal mode 2$")
+    device.scan(b"6901234567892")
+    device.wait_for(r"^signal invalid seq=2 err=7$")
+    device.wait_for(r"^signal invalid seq=2$", timeout=15)  # the gateway's verdict agrees
+    assert wait_until(lambda: len(gateway.events("dev-0001")) == 2, 10)
+    (seq, signed, verdict), second = gateway.events("dev-0001")
+    event = parse_event(verify_mac0(signed, {"dev-0001": device_key}.get, topic_device="dev-0001"))
+    assert (seq, event.serial, event.op, verdict) == (1, "XYZ123", 1, Verdict.OK)
+    assert second[2] == Verdict.INVALID_CODE
+    assert gateway.quarantine() == []
+
+
+def test_status_is_retained_and_reports_a_trimmed_journal(gateway, make_device, device_key, broker):
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    gateway.register("dev-0001", device_key)
+    gateway.start()
+    device = make_device()
+    device.start()
+    device.wait_for(r"^signal online", timeout=20)
+    for number in range(5):
+        device.scan(f"8123456789012345678{number}")
+    device.wait_for(r"^signal ok seq=5$", timeout=15)
+    seen = []
+    watcher = paho.Client(CallbackAPIVersion.VERSION2, client_id="status-watch")
+    watcher.on_message = lambda client, userdata, message: seen.append(cbor2.loads(message.payload))
+    watcher.connect("127.0.0.1", broker.port)
+    watcher.subscribe("tc/v1/dev-0001/status", qos=1)
+    watcher.loop_start()
+    try:
+        assert wait_until(lambda: any(s.get(4) == 0 and s.get(6) == 5 for s in seen), 10), seen
+        latest = seen[-1]
+        assert latest[1] is True and latest[8] == 5 and latest[13] == 1 and latest[14][0] == 5
+    finally:
+        watcher.loop_stop()
+        watcher.disconnect()

@@ -1,0 +1,136 @@
+"""A virtual counter device: the real firmware on the micropython executable (or CPython), a pty as its scan engine.
+
+Used by the tests, the hardware-in-the-loop suite's `--target virtual` and the demo.
+The agent's signals arrive as lines on its standard output (`signal taken seq=12`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import tty
+from pathlib import Path
+from typing import Any
+
+from tools.paths import FIRMWARE, micropython, micropython_env
+
+
+class VirtualDevice:
+    """One agent process with its own data folder, config file and pty."""
+
+    def __init__(self, folder: Path, config: dict[str, Any], *, interpreter: str = "micropython",
+                 heap: str = "") -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.config = dict(config)
+        self.config.setdefault("data_dir", str(self.folder / "data"))
+        self.interpreter = interpreter
+        self.heap = heap
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self.process: subprocess.Popen[bytes] | None = None
+        self._master = -1
+
+    def start(self) -> None:
+        master, slave = os.openpty()
+        tty.setraw(master)
+        self._master = master
+        self._slave = slave
+        self.config["uart"] = {**self.config.get("uart", {}), "port": os.ttyname(slave)}
+        config_path = self.folder / "config.json"
+        config_path.write_text(json.dumps(self.config))
+        config_path.chmod(0o600)
+        if self.interpreter == "micropython":
+            command = [micropython(), *(["-X", f"heapsize={self.heap}"] if self.heap else [])]
+            env = micropython_env(FIRMWARE)
+        else:
+            command = [sys.executable, "-u"]
+            env = {**os.environ, "PYTHONPATH": str(FIRMWARE)}
+        self.process = subprocess.Popen([*command, str(FIRMWARE / "main.py"), str(config_path)],
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        threading.Thread(target=self._collect, args=(self.process,), daemon=True).start()
+        self.wait_for(r"^log agent ", timeout=20)
+
+    def _collect(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            with self._changed:
+                self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def scan(self, line: bytes | str, suffix: bytes = b"\r\n") -> None:
+        """What the scan engine sends for one read."""
+        os.write(self._master, (line.encode() if isinstance(line, str) else line) + suffix)
+
+    def send_raw(self, data: bytes) -> None:
+        os.write(self._master, data)
+
+    def wait_for(self, pattern: str, *, timeout: float = 10, start: int = 0) -> re.Match[str]:
+        """The first output line from index `start` on that matches `pattern`, waiting up to `timeout` s."""
+        expression = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        index = start
+        with self._changed:
+            while True:
+                while index < len(self.lines):
+                    found = expression.search(self.lines[index])
+                    if found:
+                        return found
+                    index += 1
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.process is not None and self.process.poll() is not None
+                                 and index >= len(self.lines)):
+                    tail = "\n".join(self.lines[-20:])
+                    raise TimeoutError(f"no output line matching {pattern!r} within {timeout} s; last lines:\n{tail}")
+                self._changed.wait(min(left, 0.5))
+
+    def taken(self) -> list[int]:
+        """Seqs the device signalled as taken (on flash), in order."""
+        with self._changed:
+            lines = list(self.lines)
+        return [int(match.group(1)) for line in lines if (match := re.match(r"signal taken seq=(\d+)", line))]
+
+    def count(self, pattern: str) -> int:
+        expression = re.compile(pattern)
+        with self._changed:
+            return sum(1 for line in self.lines if expression.search(line))
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """A power cut: SIGKILL, nothing flushed that was not flushed already."""
+        self._end(signal.SIGKILL)
+
+    def stop(self) -> None:
+        self._end(signal.SIGTERM)
+
+    def _end(self, how: signal.Signals) -> None:
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.send_signal(how)
+            self.process.wait(timeout=10)
+            self.process = None
+        for fd in (self._master, getattr(self, "_slave", -1)):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._master = -1
+        self._slave = -1
+
+    def __enter__(self) -> VirtualDevice:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -110,6 +110,7 @@ class Ingest:
                                    protocol=paho.MQTTv5, manual_ack=True)
         if settings.username:
             self._client.username_pw_set(settings.username, settings.password or None)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=10)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message

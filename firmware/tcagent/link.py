@@ -14,7 +14,6 @@ from tcagent.agent import RECORD_MAX
 from tcagent.compat import const
 
 _ARRAY_HEAD = const(2)  # room for a CBOR array head of up to 2 bytes before the batch's items
-_BATCH_BYTES = const(16384)  # docs/protocol.md: a batch message at most 16,384 bytes
 _OFFLINE_WILL = b"\xa2\x00\x01\x01\xf4"  # {0: 1, 1: false}
 
 
@@ -28,7 +27,7 @@ class Link:
         self.sent_seq = 0  # highest seq published on this connection
         self.connects = 0
         self._record = bytearray(RECORD_MAX)
-        self._batch = bytearray(_ARRAY_HEAD + _BATCH_BYTES)
+        self._batch = bytearray(_ARRAY_HEAD + self.config["batch_bytes"])
         self._pending = 0  # length of a record read but not yet sent (kept in _record)
         self._pending_seq = 0
 

@@ -5,8 +5,6 @@ import random
 import threading
 import time
 
-import pytest
-
 from system.fixtures import wait_until
 
 OUTAGE_S = 30
@@ -124,3 +122,38 @@ def test_garbage_on_the_uart_is_counted_not_fatal(gateway, make_device, device_k
     stored = gateway.events("dev-0001")
     assert stored and stored[-1][2] == 0 and all(verdict in (0, 2) for _, _, verdict in stored)
     assert device.count(r"^signal taken") == len(stored)
+
+
+HEAP = "144K"  # on x86-64; see docs/benchmarks.md for what this means on a 32-bit board
+
+
+def prefill_journal(folder, key, count):
+    """A journal holding `count` signed events, written with the firmware's own modules (on CPython)."""
+    from tcagent import codes, cose, event, journal
+
+    mac_key = cose.MacKey(key)
+    store = journal.Journal(str(folder / "data" / "journal"), 4 * 1024 * 1024, 16384, 1280)
+    for number in range(count):
+        seq = store.next_seq()
+        scan = codes.decode(serial_code(number).encode())
+        payload = event.encode("dev-0001", seq, 1, 0, number, 0, 1, scan, "", 0)
+        store.append(seq, cose.sign(mac_key, payload, b"dev-0001"))
+    store.close()
+
+
+def test_capped_heap_drains_a_10000_event_backlog(gateway, make_device, device_key, watch_status, tmp_path):
+    gateway.register("dev-0001", device_key)
+    prefill_journal(tmp_path / "dev-0001", device_key, 10_000)
+    device = make_device(journal_capacity=4 * 1024 * 1024)
+    device.heap, device.compiled = HEAP, True
+    gateway.start()
+    status = watch_status()
+    started = time.monotonic()
+    device.start()
+    assert wait_until(lambda: len(gateway.events("dev-0001")) == 10_000, 180), len(gateway.events("dev-0001"))
+    drained_s = time.monotonic() - started
+    device.scan(serial_code(20_000))
+    device.wait_for(r"^signal ok seq=10001$", timeout=20)
+    assert device.alive()
+    assert wait_until(lambda: status.latest().get(4) == 0, 10)
+    print(f"drained 10,000 events in {drained_s:.1f} s ({10_000 / drained_s:.0f} events/s) with heap {HEAP}")

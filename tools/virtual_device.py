@@ -34,6 +34,7 @@ class VirtualDevice:
         self.heap = heap
         self.compiled = compiled
         self.lines: list[str] = []
+        self.stamps: list[float] = []  # time.monotonic() when each line arrived
         self._changed = threading.Condition()
         self.process: subprocess.Popen[bytes] | None = None
         self._master = -1
@@ -68,6 +69,7 @@ class VirtualDevice:
         for raw in process.stdout:
             with self._changed:
                 self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self.stamps.append(time.monotonic())
                 self._changed.notify_all()
         with self._changed:
             self._changed.notify_all()
@@ -78,6 +80,16 @@ class VirtualDevice:
 
     def send_raw(self, data: bytes) -> None:
         os.write(self._master, data)
+
+    def when(self, pattern: str, *, timeout: float = 10, start: int = 0) -> float:
+        """The arrival time (time.monotonic) of the first line from index `start` on matching `pattern`."""
+        self.wait_for(pattern, timeout=timeout, start=start)
+        expression = re.compile(pattern)
+        with self._changed:
+            for index in range(start, len(self.lines)):
+                if expression.search(self.lines[index]):
+                    return self.stamps[index]
+        raise AssertionError("unreachable: wait_for found the line")
 
     def wait_for(self, pattern: str, *, timeout: float = 10, start: int = 0) -> re.Match[str]:
         """The first output line from index `start` on that matches `pattern`, waiting up to `timeout` s."""
@@ -140,3 +152,18 @@ class VirtualDevice:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def prefill_journal(data_dir: Path, device: str, key: bytes, count: int, *, capacity: int = 4 * 1024 * 1024) -> None:
+    """Write `count` signed events into a device's journal with the firmware's own modules (on CPython)."""
+    sys.path.insert(0, str(FIRMWARE))
+    from tcagent import codes, cose, event, journal
+
+    mac_key = cose.MacKey(key)
+    store = journal.Journal(str(data_dir / "journal"), capacity, 16384, 1280)
+    for number in range(count):
+        seq = store.next_seq()
+        scan = codes.decode(f"8123456{number:013d}".encode())
+        payload = event.encode(device, seq, 1, 0, number, 0, 1, scan, "", 0)
+        store.append(seq, cose.sign(mac_key, payload, device.encode()))
+    store.close()

@@ -3,71 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from gateway.store import Device, SQLiteStore
 from tools.broker import Broker
+from tools.gateway_process import GatewayProcess
 from tools.virtual_device import VirtualDevice
-
-
-class GatewayProcess:
-    """`trace-gateway run` as its own process, so it can be killed like a real service."""
-
-    def __init__(self, folder: Path, broker: Broker) -> None:
-        self.folder = folder
-        self.broker = broker
-        self.config = folder / "gateway.toml"
-        self.config.write_text(
-            f'data_dir = "{folder / "data"}"\nlog_level = "WARNING"\n'
-            f'[ingest]\nbroker_port = {broker.port}\nclient_id = "gw-{folder.name}"\n'
-        )
-        self.database = folder / "data" / "gateway.sqlite3"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = folder / "gateway.log"
-
-    def register(self, device: str, key: bytes, terminal: str = "T01", institution: str = "P44030000001") -> None:
-        store = SQLiteStore(self.database)
-        store.add_device(Device(device=device, key=key, terminal=terminal, institution=institution))
-        store.close()
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [shutil.which("trace-gateway") or "trace-gateway", "--config", str(self.config), "run"],
-                stdout=subprocess.PIPE, stderr=log,
-            )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if line.strip() != b"ready":
-            raise RuntimeError(f"gateway did not start: {self.log.read_text()[-3000:]}")
-
-    def stop(self, *, kill: bool = False) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-            self.process.wait(timeout=20)
-            self.process = None
-
-    def events(self, device: str) -> list[tuple[int, bytes, int]]:
-        """(seq, signed bytes, verdict) of every stored event of `device`, by seq."""
-        store = SQLiteStore(self.database)
-        try:
-            rows = store.query("SELECT seq, signed, verdict FROM events WHERE device = ? ORDER BY seq", (device,))
-            return [(int(seq), bytes(signed), int(verdict)) for seq, signed, verdict in rows]  # type: ignore[call-overload]
-        finally:
-            store.close()
-
-    def quarantine(self) -> list[tuple[object, ...]]:
-        store = SQLiteStore(self.database)
-        try:
-            return store.query("SELECT reason, detail, times FROM quarantine")
-        finally:
-            store.close()
 
 
 @pytest.fixture

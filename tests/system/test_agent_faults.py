@@ -6,6 +6,7 @@ import threading
 import time
 
 from system.fixtures import wait_until
+from tools.virtual_device import prefill_journal
 
 OUTAGE_S = 30
 POWER_CUT_ROUNDS = 50
@@ -127,23 +128,9 @@ def test_garbage_on_the_uart_is_counted_not_fatal(gateway, make_device, device_k
 HEAP = "144K"  # on x86-64; see docs/benchmarks.md for what this means on a 32-bit board
 
 
-def prefill_journal(folder, key, count):
-    """A journal holding `count` signed events, written with the firmware's own modules (on CPython)."""
-    from tcagent import codes, cose, event, journal
-
-    mac_key = cose.MacKey(key)
-    store = journal.Journal(str(folder / "data" / "journal"), 4 * 1024 * 1024, 16384, 1280)
-    for number in range(count):
-        seq = store.next_seq()
-        scan = codes.decode(serial_code(number).encode())
-        payload = event.encode("dev-0001", seq, 1, 0, number, 0, 1, scan, "", 0)
-        store.append(seq, cose.sign(mac_key, payload, b"dev-0001"))
-    store.close()
-
-
 def test_capped_heap_drains_a_10000_event_backlog(gateway, make_device, device_key, watch_status, tmp_path):
     gateway.register("dev-0001", device_key)
-    prefill_journal(tmp_path / "dev-0001", device_key, 10_000)
+    prefill_journal(tmp_path / "dev-0001" / "data", "dev-0001", device_key, 10_000)
     device = make_device(journal_capacity=4 * 1024 * 1024)
     device.heap, device.compiled = HEAP, True
     gateway.start()

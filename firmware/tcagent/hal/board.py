@@ -144,6 +144,7 @@ class BoardHal:
             self._wdt.feed()
 
     def free_heap(self):
+        gc.collect()  # headroom, not garbage: called only for the status message
         return gc.mem_free()
 
     def reboot(self):

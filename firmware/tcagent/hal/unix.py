@@ -148,7 +148,11 @@ class Hal:
         pass
 
     def free_heap(self):
-        return gc.mem_free() if hasattr(gc, "mem_free") else 0
+        """Free heap after a collection (MicroPython), so the figure is headroom, not garbage; 0 on CPython."""
+        if not hasattr(gc, "mem_free"):
+            return 0
+        gc.collect()
+        return gc.mem_free()
 
     def reboot(self):
         sys.exit(75)  # the service manager restarts the agent

@@ -49,7 +49,8 @@ class LineFramer:
                     emit(bytes(line))
                     self._length = 0
                     self._discarding = True
-        self._last_ms = now_ms
+        if len(data):
+            self._last_ms = now_ms
 
     def poll(self, now_ms, emit, ticks_diff):
         """Hand on a partial line once the engine has been silent for `timeout_ms`."""

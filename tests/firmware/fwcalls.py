@@ -1,6 +1,6 @@
 """The firmware entry points the tests drive, with plain inputs and outputs (runs on both Pythons)."""
 
-from tcagent import cbor, codes, cose, errors, event, gs1, journal, mqtt
+from tcagent import cbor, codes, config, cose, errors, event, gs1, intake, journal, mqtt
 
 SCAN_FIELDS = ("raw", "aim", "kind", "code", "pid", "serial", "lot", "expiry", "made", "err", "detail", "elements")
 
@@ -169,3 +169,30 @@ def mqtt_vanish(port, client_id):
         client.close()
 
     asyncio.run(scenario())
+
+
+def config_check(values):
+    checked = config.check(values)
+    return {"device_id": checked["device_id"], "broker_port": checked["broker_port"], "uart": checked["uart"]}
+
+
+def frame(chunks, suffix="\r\n", timeout_ms=200, debounce_ms=0):
+    """Feed (bytes, at_ms) chunks through the framer (polling after each) and the debouncer; return the lines."""
+    framer = intake.LineFramer(suffix.encode(), timeout_ms)
+    debouncer = intake.Debouncer(debounce_ms)
+    lines = []
+
+    def emit(line):
+        if not debouncer.repeat(line, emit_time[0], lambda end, start: end - start):
+            lines.append(line)
+
+    emit_time = [0]
+    for data, at_ms in chunks:
+        emit_time[0] = at_ms
+        framer.feed(data, at_ms, emit)
+        framer.poll(at_ms, emit, lambda end, start: end - start)
+    return {"lines": lines, "overlong": framer.overlong, "timeouts": framer.timeouts, "dropped": debouncer.dropped}
+
+
+def control_barcode(line):
+    return intake.control(line)

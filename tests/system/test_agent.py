@@ -1,5 +1,7 @@
 """The scanner agent end to end: firmware on the micropython executable, a pty scan engine, Mosquitto, the gateway."""
 
+import os
+
 import cbor2
 import pytest
 
@@ -57,3 +59,43 @@ def test_status_is_retained_and_reports_a_trimmed_journal(gateway, make_device, 
     finally:
         watcher.loop_stop()
         watcher.disconnect()
+
+
+def _command(key, command_id, kind, argument):
+    from pycose.headers import KID, Algorithm
+    from pycose.keys import SymmetricKey
+    from pycose.messages import Mac0Message
+
+    payload = cbor2.dumps({0: 1, 1: command_id, 2: kind, 3: 1767225600000, 4: argument})
+    message = Mac0Message(phdr={Algorithm: "HMAC_256"}, uhdr={KID: b"gateway"}, payload=payload)
+    message.key = SymmetricKey(k=key)
+    return message.encode()
+
+
+def test_gateway_commands_need_a_valid_mac_and_a_fresh_id(gateway, make_device, device_key, broker, watch_status):
+    import paho.mqtt.publish as publish
+
+    gateway.register("dev-0001", device_key)
+    gateway.start()
+    device = make_device()
+    device.start()
+    device.wait_for(r"^signal online", timeout=20)
+    status = watch_status()
+
+    def send(message):
+        publish.single("tc/v1/dev-0001/cmd", message, qos=1, hostname="127.0.0.1", port=broker.port)
+
+    send(_command(device_key, 5, 2, 3))  # mode: purchase
+    device.wait_for(r"^signal mode 3$")
+    send(_command(device_key, 6, 1, 1767225600000))  # time
+    device.wait_for(r"^log command 6 type 1 applied")
+    send(_command(device_key, 6, 2, 5))  # replayed id
+    send(_command(os.urandom(32), 7, 2, 5))  # wrong key
+    assert wait_until(lambda: status.latest().get(14, {}).get(9, 0) >= 2, 10), status.latest()
+    latest = status.latest()
+    assert latest[13] == 3 and latest[7] == 2 and latest[12] & 8  # mode, clock from gateway, command-MAC alarm
+    device.scan(GS1)
+    device.wait_for(r"^signal ok seq=1$", timeout=15)
+    event = parse_event(verify_mac0(gateway.events("dev-0001")[0][1], {"dev-0001": device_key}.get,
+                                    topic_device="dev-0001"))
+    assert event.op == 3 and event.clock == 2 and abs(event.time_ms - 1767225600000) < 60_000

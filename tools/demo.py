@@ -1,18 +1,25 @@
-"""The demo on embedded defaults: what happens to a scan, from the counter to the gateway's verdict on it.
+"""The demo on embedded defaults: scans at a virtual counter, through the broker, into the gateway, and back.
 
-For now (the foundation): decode sample scans as the device does, make the signed
-event on the real micropython executable, and verify and read it on the gateway side.
+1. Sample scans decoded as the device decodes them.
+2. A real Mosquitto, the gateway (`trace-gateway run`) and a counter device running the firmware on the
+   micropython executable, its scan engine a pty: scans go in, signals come out, events are stored.
+3. The broker goes down: the counter keeps taking scans; they arrive once it is back.
+4. What the gateway refuses: a tampered message and one on another device's topic.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
+import os
 import sys
+import tempfile
+import time
+from pathlib import Path
 
 from gateway.protocol import ProtocolError, parse_event, verify_mac0
+from tools.broker import Broker
 from tools.decode import describe
-from tools.paths import FIRMWARE, micropython, micropython_env
+from tools.gateway_process import GatewayProcess
+from tools.virtual_device import VirtualDevice
 
 SAMPLES = [
     "]C081234567890123456789",
@@ -24,32 +31,15 @@ SAMPLES = [
     "6901234567892",
     "8123456789012345678",
 ]
-DEMO_KEY = bytes(range(32))  # the protocol's test-vector key; real keys come from provisioning
-DEVICE = "dev-0001"
-SIGN_ON_DEVICE = """
-from tcagent import codes, cose, event
-scan = codes.decode(bytes.fromhex("{line_hex}"))
-payload = event.encode("{device}", 1, 1, 0, 1500, 0, 1, scan, "T-0001", 0)
-print(cose.sign(cose.MacKey(bytes(range(32))), payload, b"{device}").hex())
-"""
+VERDICTS = {0: "ok", 1: "duplicate sale", 2: "invalid code", 3: "unknown product", 4: "mismatch", 5: "rejected"}
+DEVICE = "counter-01"
 
 
 def section(title: str) -> None:
-    print(f"\n== {title}")
+    print(f"\n== {title}", flush=True)
 
 
-def sign_on_micropython(line: bytes) -> bytes:
-    script = SIGN_ON_DEVICE.format(device=DEVICE, line_hex=line.hex())
-    result = subprocess.run(
-        [micropython(), "-c", script], env=micropython_env(FIRMWARE),
-        capture_output=True, text=True, check=False,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"micropython failed: {result.stderr}")
-    return bytes.fromhex(result.stdout.strip())
-
-
-def main() -> int:
+def decode_samples() -> None:
     section("1. Scans decoded as the counter device decodes them (tcagent.codes)")
     print(f"{'kind':9} {'verdict':18} {'product':26} {'serial':10} {'lot':6} {'expiry':6}  input")
     for sample in SAMPLES:
@@ -57,28 +47,81 @@ def main() -> int:
         print(f"{result['kind']:9} {result['error']:18} {result['pid']:26} {result['serial']:10} {result['lot']:6} "
               f"{result['expiry']:6}  {sample}")
 
-    section("2. The event for one scan, encoded and signed on the micropython executable")
-    line = SAMPLES[1].replace("<GS>", "\x1d").encode()
-    message = sign_on_micropython(line)
-    print(f"COSE_Mac0, {len(message)} bytes, for topic tc/v1/{DEVICE}/ev:\n{message.hex()}")
 
-    section("3. The gateway verifies the MAC with the device's key and reads the event (gateway.protocol)")
-    signed = verify_mac0(message, {DEVICE: DEMO_KEY}.get, topic_device=DEVICE)
-    event = parse_event(signed)
-    shown = {name: value for name, value in vars(event).items() if value not in ("", 0, b"")}
-    print(json.dumps(shown, default=lambda value: value.decode("ascii", "backslashreplace"), ensure_ascii=False))
+def wait_stored(gateway: GatewayProcess, count: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while gateway.count(DEVICE) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
 
-    section("4. The same message with one byte changed, and on another device's topic")
-    tampered = bytearray(message)
-    tampered[60] ^= 0x01
-    for label, data, topic in (("tampered", bytes(tampered), DEVICE), ("wrong topic", message, "dev-0002")):
+
+def show_signals(device: VirtualDevice, since: int) -> int:
+    for line in device.lines[since:]:
+        if line.startswith("signal"):
+            print(f"   counter: {line}")
+    return len(device.lines)
+
+
+def main() -> int:
+    decode_samples()
+    key = os.urandom(32)
+    with tempfile.TemporaryDirectory(prefix="tracecode-demo-") as scratch:
+        folder = Path(scratch)
+        broker = Broker(folder / "broker")
+        broker.start()
+        (folder / "gateway").mkdir()
+        gateway = GatewayProcess(folder / "gateway", broker)
+        gateway.register(DEVICE, key, terminal="T01", institution="P44030000001")
+        gateway.start()
+        device = VirtualDevice(folder / DEVICE, {"device_id": DEVICE, "key_hex": key.hex(), "broker_host": "127.0.0.1",
+                                                 "broker_port": broker.port, "ack_timeout_s": 3, "backoff_max_s": 2})
         try:
-            verify_mac0(data, {DEVICE: DEMO_KEY}.get, topic_device=topic)
-            print(f"{label}: accepted (this is a bug)")
-            return 1
-        except ProtocolError as error:
-            print(f"{label}: refused, reason {error.reason!r} ({error})")
-    print("\nNext steps of the demo (broker, gateway, platform) arrive with the firmware-agent and gateway issues.")
+            section(f"2. Mosquitto on port {broker.port}, the gateway, and {DEVICE} (firmware on micropython)")
+            device.start()
+            device.wait_for(r"^signal online", timeout=20)
+            seen = len(device.lines)
+            for sample in ["TC:TKT:T20261122-0001", *SAMPLES[:3], SAMPLES[1], "TC:QTY:2", SAMPLES[3], SAMPLES[6]]:
+                print(f"   scan: {sample}")
+                device.scan(sample.replace("<GS>", "\x1d"))
+                time.sleep(0.4)
+            wait_stored(gateway, 6)
+            time.sleep(0.5)
+            seen = show_signals(device, seen)
+            print("   gateway store (events table):")
+            for seq, signed, verdict in gateway.events(DEVICE):
+                event = parse_event(verify_mac0(signed, {DEVICE: key}.get, topic_device=DEVICE))
+                print(f"     seq {seq}: {event.code[:30]!r:34} ticket {event.ticket or '-':16} split {event.split_qty} "
+                      f"-> {VERDICTS[verdict]}")
+
+            section("3. The broker goes down for 5 s; the counter keeps taking scans")
+            broker.stop()
+            for number in range(3):
+                device.scan(f"8123456000000000{number:04d}")
+            time.sleep(1)
+            seen = show_signals(device, seen)
+            stored = gateway.count(DEVICE)
+            print(f"   stored at the gateway so far: {stored}")
+            time.sleep(4)
+            broker.start()
+            wait_stored(gateway, stored + 3)
+            seen = show_signals(device, seen)
+            print(f"   broker back: stored now {gateway.count(DEVICE)} (each once: unique on device and seq)")
+
+            section("4. What the gateway refuses")
+            message = gateway.events(DEVICE)[0][1]
+            tampered = bytearray(message)
+            tampered[60] ^= 0x01
+            for label, data, topic in (("one byte changed", bytes(tampered), DEVICE), ("other topic", message, "x")):
+                try:
+                    verify_mac0(data, {DEVICE: key}.get, topic_device=topic)
+                    print(f"   {label}: accepted (this is a bug)")
+                    return 1
+                except ProtocolError as error:
+                    print(f"   {label}: refused, reason {error.reason!r}")
+        finally:
+            device.stop()
+            gateway.stop()
+            broker.stop()
+    print("\nNext: catalog, tickets, coverage rates, alerts and forwarding to the platform (open issues).")
     return 0
 
 

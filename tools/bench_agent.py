@@ -27,7 +27,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tools.broker import Broker
-from tools.gateway_process import GatewayProcess
+from tools.gateway_process import running_system
 from tools.paths import FIRMWARE, micropython, micropython_env
 from tools.virtual_device import VirtualDevice, prefill_journal
 
@@ -105,45 +105,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heap", default="144K", help="micropython heap while draining (default 144K)")
     options = parser.parse_args(argv)
     key = os.urandom(32)
-    with tempfile.TemporaryDirectory(prefix="bench-agent-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="bench-agent-") as scratch, \
+            running_system(Path(scratch), {"bench-1": key, "bench-2": key}) as (broker, gateway):
         folder = Path(scratch)
-        broker = Broker(folder / "broker")
-        broker.start()
-        (folder / "gateway").mkdir()
-        gateway = GatewayProcess(folder / "gateway", broker)
-        gateway.register("bench-1", key)
-        gateway.register("bench-2", key)
-        gateway.start()
         base = {"key_hex": key.hex(), "broker_host": "127.0.0.1", "broker_port": broker.port,
                 "status_interval_s": 1, "debounce_ms": 0}
-        try:
-            with VirtualDevice(folder / "bench-1", {**base, "device_id": "bench-1"}) as device:
-                device.wait_for(r"^signal online", timeout=20)
-                latency = steady_latency(device, options.rate, options.scans)
-            gateway.stop()
-            prefill_journal(folder / "bench-2" / "data", "bench-2", key, options.backlog)
-            gateway.start()
-            statuses: list[dict[int, Any]] = []
-            watcher = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-status")
-            watcher.on_message = lambda client, userdata, message: statuses.append(cbor2.loads(message.payload))
-            watcher.connect("127.0.0.1", broker.port)
-            watcher.subscribe("tc/v1/bench-2/status", qos=1)
-            watcher.loop_start()
-            drainer = VirtualDevice(folder / "bench-2", {**base, "device_id": "bench-2",
-                                                         "journal_capacity": 4 * 1024 * 1024},
-                                    heap=options.heap, compiled=True)
-            started = time.monotonic()
-            drainer.start()
-            while gateway.count("bench-2") < options.backlog and time.monotonic() - started < 600:
-                time.sleep(0.2)
-            drain_s = time.monotonic() - started
-            drainer.stop()
-            watcher.loop_stop()
-            watcher.disconnect()
-            bare = bare_paho_rate(broker, options.backlog, 250)
-        finally:
-            gateway.stop()
-            broker.stop()
+        with VirtualDevice(folder / "bench-1", {**base, "device_id": "bench-1"}) as device:
+            device.wait_for(r"^signal online", timeout=20)
+            latency = steady_latency(device, options.rate, options.scans)
+        gateway.stop()
+        prefill_journal(folder / "bench-2" / "data", "bench-2", key, options.backlog)
+        gateway.start()
+        statuses: list[dict[int, Any]] = []
+        watcher = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-status")
+        watcher.on_message = lambda client, userdata, message: statuses.append(cbor2.loads(message.payload))
+        watcher.connect("127.0.0.1", broker.port)
+        watcher.subscribe("tc/v1/bench-2/status", qos=1)
+        watcher.loop_start()
+        drainer = VirtualDevice(folder / "bench-2", {**base, "device_id": "bench-2",
+                                                     "journal_capacity": 4 * 1024 * 1024},
+                                heap=options.heap, compiled=True)
+        started = time.monotonic()
+        drainer.start()
+        while gateway.count("bench-2") < options.backlog and time.monotonic() - started < 600:
+            time.sleep(0.2)
+        drain_s = time.monotonic() - started
+        drainer.stop()
+        watcher.loop_stop()
+        watcher.disconnect()
+        bare = bare_paho_rate(broker, options.backlog, 250)
     flash = flash_figures()
     heap_bytes = int(options.heap.rstrip("Kk")) * 1024
     least_free = min((s[5] for s in statuses if 5 in s), default=0)

@@ -16,9 +16,8 @@ import time
 from pathlib import Path
 
 from gateway.protocol import ProtocolError, parse_event, verify_mac0
-from tools.broker import Broker
 from tools.decode import describe
-from tools.gateway_process import GatewayProcess
+from tools.gateway_process import GatewayProcess, running_system
 from tools.virtual_device import VirtualDevice
 
 SAMPLES = [
@@ -64,16 +63,11 @@ def show_signals(device: VirtualDevice, since: int) -> int:
 def main() -> int:
     decode_samples()
     key = os.urandom(32)
-    with tempfile.TemporaryDirectory(prefix="tracecode-demo-") as scratch:
-        folder = Path(scratch)
-        broker = Broker(folder / "broker")
-        broker.start()
-        (folder / "gateway").mkdir()
-        gateway = GatewayProcess(folder / "gateway", broker)
-        gateway.register(DEVICE, key, terminal="T01", institution="P44030000001")
-        gateway.start()
-        device = VirtualDevice(folder / DEVICE, {"device_id": DEVICE, "key_hex": key.hex(), "broker_host": "127.0.0.1",
-                                                 "broker_port": broker.port, "ack_timeout_s": 3, "backoff_max_s": 2})
+    with tempfile.TemporaryDirectory(prefix="tracecode-demo-") as scratch, \
+            running_system(Path(scratch), {DEVICE: key}) as (broker, gateway):
+        device = VirtualDevice(Path(scratch) / DEVICE, {
+            "device_id": DEVICE, "key_hex": key.hex(), "broker_host": "127.0.0.1", "broker_port": broker.port,
+            "ack_timeout_s": 3, "backoff_max_s": 2})
         try:
             section(f"2. Mosquitto on port {broker.port}, the gateway, and {DEVICE} (firmware on micropython)")
             device.start()
@@ -119,8 +113,6 @@ def main() -> int:
                     print(f"   {label}: refused, reason {error.reason!r}")
         finally:
             device.stop()
-            gateway.stop()
-            broker.stop()
     print("\nNext: catalog, tickets, coverage rates, alerts and forwarding to the platform (open issues).")
     return 0
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from gateway.store import Device, SQLiteStore
@@ -70,3 +72,20 @@ class GatewayProcess:
             return store.query("SELECT reason, detail, times FROM quarantine")
         finally:
             store.close()
+
+
+@contextmanager
+def running_system(folder: Path, devices: dict[str, bytes]) -> Iterator[tuple[Broker, GatewayProcess]]:
+    """Mosquitto and the gateway, with `devices` (name -> key) registered; both stopped on exit."""
+    broker = Broker(folder / "broker")
+    broker.start()
+    (folder / "gateway").mkdir(exist_ok=True)
+    gateway = GatewayProcess(folder / "gateway", broker)
+    try:
+        for name, key in devices.items():
+            gateway.register(name, key)
+        gateway.start()
+        yield broker, gateway
+    finally:
+        gateway.stop()
+        broker.stop()

@@ -114,7 +114,7 @@ class Journal:
         for position in range(len(indices) - 1, -1, -1):
             path = self._path(indices[position])
             end, last_seq, size = self._scan(path)
-            if position == len(indices) - 1 and end < size:
+            if position == len(indices) - 1 and (end < size or size < _MAGIC_SIZE):  # torn record or creation
                 self._rewrite_prefix(path, end)
                 self.used_bytes += os.stat(path)[6] - size
                 self.torn_cut += 1

@@ -119,11 +119,18 @@ class Client:
         packet.extend(body)
         await self._write(packet)
 
-    async def _write(self, data):
+    async def _write(self, data, more=None):
+        """Queue one whole packet (`data`, then `more`) with no await in between, then drain.
+
+        Another task's packet (a PUBACK from the reader) can then only come before or after this one,
+        never between its header and its payload.
+        """
         if self._writer is None:
             raise MQTTError("not connected")
         try:
             self._writer.write(data)
+            if more is not None:
+                self._writer.write(more)
             await self._writer.drain()
         except OSError as error:
             self.close()
@@ -185,8 +192,7 @@ class Client:
         header.append(_PUBLISH | (qos << 1) | (1 if retain else 0))
         _varint(header, len(body) + len(payload))
         header.extend(body)
-        await self._write(header)
-        await self._write(payload)
+        await self._write(header, payload)
         return pid
 
     async def subscribe(self, topic, qos=1, timeout_ms=10000):

@@ -196,3 +196,33 @@ def frame(chunks, suffix="\r\n", timeout_ms=200, debounce_ms=0):
 
 def control_barcode(line):
     return intake.control(line)
+
+
+def mqtt_interleave():
+    """Publish while another task sends a PUBACK; return the bytes in the order they were written."""
+    import asyncio
+
+    class Recorder:
+        def __init__(self):
+            self.data = bytearray()
+
+        def write(self, data):
+            self.data.extend(data)
+
+        async def drain(self):
+            await asyncio.sleep(0)
+
+        def close(self):
+            pass
+
+    async def scenario():
+        client = mqtt.Client("x")
+        client._writer = Recorder()
+        client.connected = True
+        publishing = asyncio.create_task(client.publish("t", b"P" * 10))
+        await asyncio.sleep(0)
+        await client._send(0x40, b"\x00\x08")
+        await publishing
+        return bytes(client._writer.data)
+
+    return asyncio.run(scenario())

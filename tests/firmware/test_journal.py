@@ -127,3 +127,12 @@ def test_trimming_steps_over_a_lost_segment(fw, tmp_path):
     (tmp_path / "00000002.seg").unlink()
     after = run(fw, tmp_path, ("ack", 60))
     assert segments(tmp_path) == ["00000004.seg"] and after["state"]["trimmed_seq"] == 51
+
+
+@pytest.mark.parametrize("content", [b"", b"TC"])
+def test_segment_cut_while_being_created_is_repaired(fw, tmp_path, content):
+    run(fw, tmp_path, ("append", 20, 100))
+    (tmp_path / "00000003.seg").write_bytes(content)  # power cut right after the roll created the file
+    after = run(fw, tmp_path, ("append", 2, 100), ("read", 100))
+    assert taken(after) == [21, 22] and read(after) == list(range(1, 23))
+    assert (tmp_path / "00000003.seg").read_bytes()[:4] == b"TCJ1"

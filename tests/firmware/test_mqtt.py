@@ -20,7 +20,8 @@ def broker(tmp_path_factory):
 def test_publish_subscribe_qos1_with_window(fw, broker, size):
     result = fw.call("mqtt_echo", broker.port, f"echo-{fw.name}-{size}", 20, size)
     assert result["pubacks"] == list(range(20))
-    assert [len(payload) for _, payload in result["received"]] == [size] * 20
+    expected = [f"{number}:".encode().ljust(size, bytes([number])) for number in range(20)]
+    assert [payload for _, payload in result["received"]] == expected  # whole packets, even with PUBACKs in flight
     assert result["received"][0][0] == f"tc/v1/echo-{fw.name}-{size}/ack"
 
 
@@ -52,3 +53,9 @@ def test_oversized_inbound_packet_ends_the_connection(fw, broker):
 def test_connection_refused_is_a_clear_error(fw, broker):
     with pytest.raises(FirmwareError, match="cannot reach"):
         fw.call("mqtt_refused", free_port(), None, None)
+
+
+def test_a_packet_is_never_split_by_another_tasks_packet(fw):
+    written = fw.call("mqtt_interleave")
+    publish = b"\x32\x0f\x00\x01t\x00\x01" + b"P" * 10
+    assert written in (publish + b"\x40\x02\x00\x08", b"\x40\x02\x00\x08" + publish)

@@ -13,7 +13,7 @@ import network
 
 from tcagent import event, feedback
 from tcagent.compat import ticks_diff, ticks_ms
-from tcagent.hal import local_date
+from tcagent.hal import BaseHal
 
 _EPOCH_OFFSET_S = 946684800 if time.gmtime(0)[0] == 2000 else 0  # some ports count from 2000-01-01
 _WIFI_TIMEOUT_MS = 15000
@@ -31,16 +31,13 @@ class UartPort:
         return len(data)
 
 
-class BoardHal:
+class BoardHal(BaseHal):
     """The interface of unix.Hal on a microcontroller."""
 
     name = "board"
 
     def __init__(self, config):
-        self.config = config
-        self.data_dir = config["data_dir"]
-        self.clock = event.CLOCK_UNSYNCED
-        self._offset_ms = 0
+        super().__init__(config, event.CLOCK_UNSYNCED)
         self._wdt = None
         self._wlan = network.WLAN(network.STA_IF)
         pins = config["pins"]
@@ -56,24 +53,8 @@ class BoardHal:
         """The board's UART object for the scan engine (esp32.py, rp2.py)."""
         raise NotImplementedError
 
-    # ---- time ----
-    def ticks_ms(self):
-        return ticks_ms()
-
-    def ticks_diff(self, end, start):
-        return ticks_diff(end, start)
-
-    def time_ms(self):
-        if self.clock == event.CLOCK_UNSYNCED:
-            return 0
-        return (time.time() + _EPOCH_OFFSET_S) * 1000 + self._offset_ms
-
-    def set_time(self, epoch_ms):
-        self._offset_ms = epoch_ms - (time.time() + _EPOCH_OFFSET_S) * 1000
-        self.clock = event.CLOCK_GATEWAY
-
-    def today(self):
-        return local_date(self.time_ms(), self.config["utc_offset_min"])
+    def _clock_ms(self):
+        return (time.time() + _EPOCH_OFFSET_S) * 1000
 
     async def sync_clock(self):
         """Set the RTC from NTP once per connection, unless the gateway already set the time."""

@@ -10,8 +10,7 @@ import sys
 import time
 
 from tcagent import event
-from tcagent.compat import ticks_diff, ticks_ms
-from tcagent.hal import local_date
+from tcagent.hal import BaseHal
 
 _MICROPYTHON = sys.implementation.name == "micropython"
 
@@ -93,38 +92,16 @@ def _raw_mode(fd, baud):
         termios.tcsetattr(fd, termios.TCSANOW, attributes)
 
 
-class Hal:
+class Hal(BaseHal):
     """The interface every board's layer offers the agent."""
 
     name = "unix"
 
     def __init__(self, config):
-        self.config = config
-        self.data_dir = config["data_dir"]
-        self.clock = event.CLOCK_NTP if config["trust_host_clock"] else event.CLOCK_UNSYNCED
-        self._offset_ms = 0
+        super().__init__(config, event.CLOCK_NTP if config["trust_host_clock"] else event.CLOCK_UNSYNCED)
 
-    # ---- time ----
-    def ticks_ms(self):
-        return ticks_ms()
-
-    def ticks_diff(self, end, start):
-        return ticks_diff(end, start)
-
-    def time_ms(self):
-        """Milliseconds since the Unix epoch, or 0 while the clock was never synced."""
-        if self.clock == event.CLOCK_UNSYNCED:
-            return 0
-        return time.time_ns() // 1000000 + self._offset_ms
-
-    def set_time(self, epoch_ms):
-        """The gateway's time command: from now on, time as the gateway says."""
-        self._offset_ms = epoch_ms - time.time_ns() // 1000000
-        self.clock = event.CLOCK_GATEWAY
-
-    def today(self):
-        """Local date as YYMMDD for expiry checks, or "" while the clock is unsynced."""
-        return local_date(self.time_ms(), self.config["utc_offset_min"])
+    def _clock_ms(self):
+        return time.time_ns() // 1000000
 
     async def sync_clock(self):
         """NTP on boards; the host keeps its own time here."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import gateway
+from tools.certs import TlsFiles
 
 CONFIG_TEMPLATE = Path(gateway.__file__).resolve().parent / "mosquitto.conf.in"
 
@@ -26,12 +28,14 @@ class Broker:
     """One mosquitto process on a loopback port, its data (persistence) in `folder`."""
 
     def __init__(self, folder: Path, *, port: int | None = None, password_file: Path | None = None,
-                 acl_file: Path | None = None) -> None:
+                 acl_file: Path | None = None, tls: TlsFiles | None = None) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.password_file = password_file
         self.acl_file = acl_file
+        self.tls = tls
+        self.tls_port = free_port() if tls else 0
         self.process: subprocess.Popen[bytes] | None = None
 
     def _config(self) -> Path:
@@ -40,8 +44,11 @@ class Broker:
             auth.append(f"password_file {self.password_file}")
         if self.acl_file:
             auth.append(f"acl_file {self.acl_file}")
+        if self.tls:
+            auth += [f"listener {self.tls_port} 127.0.0.1", f"cafile {self.tls.ca_cert}",
+                     f"certfile {self.tls.server_cert}", f"keyfile {self.tls.server_key}"]
         text = CONFIG_TEMPLATE.read_text().format(
-            port=self.port, bind="127.0.0.1", allow_anonymous="false" if self.password_file else "true",
+            port=self.port, bind="127.0.0.1", user=getpass.getuser(), allow_anonymous="false" if self.password_file else "true",
             auth_lines="\n".join(auth), data_dir=self.folder,
         )
         path = self.folder / "mosquitto.conf"

@@ -38,7 +38,7 @@ class Link:
 
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         if self.config["tls_ca"]:
-            context.load_verify_locations(cafile=self.config["tls_ca"])
+            context.load_verify_locations(cadata=_der(self.config["tls_ca"]))
         return context
 
     async def run(self):
@@ -65,7 +65,8 @@ class Link:
         client.on_message = agent.on_message
         reader = None
         try:
-            await client.connect(self.config["broker_host"], self.config["broker_port"], ssl=self._ssl())
+            await client.connect(self.config["broker_host"], self.config["broker_port"], ssl=self._ssl(),
+                                 server_hostname=self.config["broker_host"])
             self.connects += 1
             reader = asyncio.create_task(client.run())
             await client.subscribe(agent.topic_ack)
@@ -166,3 +167,15 @@ class Link:
                     await client.publish(self.agent.topic_status, self.agent.status(), retain=True)
                 except OSError as error:
                     print("log status: %s" % error)
+
+
+def _der(path):
+    """The certificate in `path` as DER (MicroPython's TLS takes DER only), PEM or DER on disk."""
+    with open(path, "rb") as stream:
+        data = stream.read()
+    if not data.startswith(b"-----BEGIN"):
+        return data
+    import binascii
+
+    body = b"".join(line for line in data.split(b"\n") if line and not line.startswith(b"-----"))
+    return binascii.a2b_base64(body)

@@ -67,13 +67,13 @@ class Client:
         self.on_message = None  # on_message(topic: str, payload: bytes): called before the PUBACK is sent
         self.on_puback = None  # on_puback(ticket)
 
-    async def connect(self, host, port, ssl=None, timeout_ms=10000):
-        """Open the connection and finish the CONNECT/CONNACK exchange, or raise MQTTError."""
+    async def connect(self, host, port, ssl=None, server_hostname=None, timeout_ms=10000):
+        """Open the connection (TLS when `ssl` is a context) and finish CONNECT/CONNACK, or raise MQTTError."""
         try:
             if ssl is None:
                 opening = asyncio.open_connection(host, port)
             else:
-                opening = asyncio.open_connection(host, port, ssl=ssl)
+                opening = asyncio.open_connection(host, port, ssl=ssl, server_hostname=server_hostname or host)
             self._reader, self._writer = await asyncio.wait_for(opening, timeout_ms / 1000)
             await self._send(_CONNECT, self._connect_body())
             kind, data = await self._read_packet(timeout_ms)
@@ -178,7 +178,11 @@ class Client:
         """Send a PUBLISH; with QoS 1 wait for room in the window first. Returns the packet id (0 for QoS 0)."""
         while qos and len(self._inflight) >= self.window:
             self._space.clear()
-            await self._space.wait()
+            try:
+                await asyncio.wait_for(self._space.wait(), self.keepalive_s)
+            except asyncio.TimeoutError:
+                self.close()  # PUBACKs stopped coming: start over on a new connection, resending from the journal
+                raise MQTTError("no PUBACK for %d s" % self.keepalive_s)
             if not self.connected:
                 raise MQTTError("connection lost while waiting for the in-flight window")
         body = bytearray()

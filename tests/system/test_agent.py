@@ -99,3 +99,31 @@ def test_gateway_commands_need_a_valid_mac_and_a_fresh_id(gateway, make_device, 
     event = parse_event(verify_mac0(gateway.events("dev-0001")[0][1], {"dev-0001": device_key}.get,
                                     topic_device="dev-0001"))
     assert event.op == 3 and event.clock == 2 and abs(event.time_ms - 1767225600000) < 60_000
+
+
+@pytest.mark.parametrize("interpreter", ["micropython", "cpython"])
+def test_tls_to_the_broker_verified_with_the_private_ca(tmp_path, device_key, interpreter):
+    from tools.broker import Broker
+    from tools.certs import make_ca_and_server
+    from tools.gateway_process import GatewayProcess
+    from tools.virtual_device import VirtualDevice
+
+    tls = make_ca_and_server(tmp_path / "tls", ["localhost", "127.0.0.1"])
+    broker = Broker(tmp_path / "broker", tls=tls)
+    broker.start()
+    (tmp_path / "gateway").mkdir()
+    gateway = GatewayProcess(tmp_path / "gateway", broker)
+    gateway.register("dev-0001", device_key)
+    gateway.start()
+    device = VirtualDevice(tmp_path / "dev", {"device_id": "dev-0001", "key_hex": device_key.hex(),
+                                              "broker_host": "localhost", "broker_port": broker.tls_port,
+                                              "tls": True, "tls_ca": str(tls.ca_cert)}, interpreter=interpreter)
+    try:
+        device.start()
+        device.wait_for(r"^signal online", timeout=30)
+        device.scan(GS1)
+        device.wait_for(r"^signal ok seq=1$", timeout=20)
+    finally:
+        device.stop()
+        gateway.stop()
+        broker.stop()

@@ -48,7 +48,8 @@ class Broker:
             auth += [f"listener {self.tls_port} 127.0.0.1", f"cafile {self.tls.ca_cert}",
                      f"certfile {self.tls.server_cert}", f"keyfile {self.tls.server_key}"]
         text = CONFIG_TEMPLATE.read_text().format(
-            port=self.port, bind="127.0.0.1", user=getpass.getuser(), allow_anonymous="false" if self.password_file else "true",
+            port=self.port, bind="127.0.0.1", user=getpass.getuser(),
+            allow_anonymous="false" if self.password_file else "true",
             auth_lines="\n".join(auth), data_dir=self.folder,
         )
         path = self.folder / "mosquitto.conf"

@@ -90,8 +90,8 @@ class Link:
         self._restart(store.acked_seq + 1)
         last_progress = agent.hal.ticks_ms()
         while client.connected:
-            if agent.resend_from:
-                self._restart(max(agent.resend_from, store.acked_seq + 1))
+            if agent.resend_from:  # the gateway asks again for what the journal still holds, acked or not
+                self._restart(agent.resend_from)
                 agent.resend_from = 0
             if store.acked_seq >= self.sent_seq:
                 last_progress = agent.hal.ticks_ms()

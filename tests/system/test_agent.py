@@ -100,6 +100,22 @@ def test_gateway_commands_need_a_valid_mac_and_a_fresh_id(gateway, make_device, 
                                     topic_device="dev-0001"))
     assert event.op == 3 and event.clock == 2 and abs(event.time_ms - 1767225600000) < 60_000
 
+    send(_command(device_key, 8, 3, 1))  # resend from seq 1: the gateway counts a duplicate, stores nothing twice
+    assert wait_until(lambda: _duplicates(gateway) >= 1, 15)
+    assert len(gateway.events("dev-0001")) == 1
+    send(_command(device_key, 9, 5, None))  # reboot: the unix port exits for its service manager to restart it
+    assert wait_until(lambda: not device.alive(), 10) and device.process.returncode == 75
+
+
+def _duplicates(gateway):
+    from gateway.store import SQLiteStore
+
+    store = SQLiteStore(gateway.database)
+    try:
+        return store.query("SELECT duplicates FROM device_progress WHERE device = 'dev-0001'")[0][0]
+    finally:
+        store.close()
+
 
 @pytest.mark.parametrize("interpreter", ["micropython", "cpython"])
 def test_tls_to_the_broker_verified_with_the_private_ca(tmp_path, device_key, interpreter):

@@ -23,6 +23,7 @@ __all__ = [
 
 MAX_MESSAGE_BYTES = 1280
 MAX_BATCH_BYTES = 16384
+MAX_VERDICTS = 16
 DEVICE_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _PROTECTED_ALG_HMAC256 = {1: 5}
 _TAG_MAC0 = 17
@@ -222,8 +223,12 @@ def _check_field(key: EventKey, value: object) -> None:
 
 
 def encode_ack(acked_seq: int, verdicts: list[tuple[int, Verdict]]) -> bytes:
-    """The ack for a device: highest contiguous stored seq, and verdicts for events just stored."""
+    """The ack for a device: highest contiguous stored seq, and verdicts for the newest events just stored.
+
+    At most MAX_VERDICTS verdicts, the newest: they are for the cashier at the counter, and a drained
+    backlog must not turn into an ack too big for a device's heap.
+    """
     ack: dict[int, object] = {0: 1, 1: acked_seq}
     if verdicts:
-        ack[2] = [[seq, int(verdict)] for seq, verdict in verdicts]
+        ack[2] = [[seq, int(verdict)] for seq, verdict in verdicts[-MAX_VERDICTS:]]
     return cbor2.dumps(ack, canonical=True)

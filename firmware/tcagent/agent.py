@@ -150,7 +150,7 @@ class Agent:
                 self._on_ack(cbor.loads(payload, max_size=8192, max_depth=4))
             elif topic == self.topic_cmd:
                 self._on_command(payload)
-        except (cbor.CBORError, cose.CoseError, ValueError, TypeError, KeyError, IndexError) as error:
+        except (cbor.CBORError, cose.CoseError, ValueError, TypeError, KeyError, IndexError, MemoryError) as error:
             self.counts["bad_messages"] += 1
             print("log bad message on %s: %s" % (topic, error))
 

@@ -96,3 +96,8 @@ def test_event_of_another_device_than_the_signer():
     with pytest.raises(ProtocolError) as error:
         parse_event(Signed(kid="dev-0002", payload=bytes.fromhex(VECTOR["event_hex"])))
     assert error.value.reason == "kid_mismatch"
+
+
+def test_ack_carries_at_most_the_newest_16_verdicts():
+    ack = cbor2.loads(encode_ack(800, [(seq, Verdict.OK) for seq in range(1, 801)]))
+    assert ack[1] == 800 and [seq for seq, _ in ack[2]] == list(range(785, 801))

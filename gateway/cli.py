@@ -1,7 +1,13 @@
-"""trace-gateway: run the gateway service, and manage its device registry.
+"""trace-gateway: run the gateway service, manage its registry and catalog, and read rates and alerts.
 
-    trace-gateway run [--config gateway.toml]
+    trace-gateway [--config gateway.toml] run
     trace-gateway device add --device dev-0001 --key-file dev-0001.key --terminal T01 --institution P44030000001
+    trace-gateway catalog import products.csv
+    trace-gateway rates [--scope institution] [--day 2026-11-22 | --window-h 24] [--json]
+    trace-gateway alerts [--state live] [--type repeat_sale] [--json]
+    trace-gateway alert ID acknowledged|resolved [--note TEXT]
+    trace-gateway devices [--json]
+    trace-gateway replay DIR [--database FILE]
 """
 
 from __future__ import annotations
@@ -9,15 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
-import threading
+import time
 from pathlib import Path
 
-from gateway import config
-from gateway.ingest import Ingest
+from gateway import alerts, catalog, config, devices, rates, views
+from gateway.api import period_from
 from gateway.protocol import DEVICE_ID_PATTERN
-from gateway.store import Device, SQLiteStore
+from gateway.store import Device, SQLiteStore, StoreError
 
 
 class JsonFormatter(logging.Formatter):
@@ -37,31 +42,20 @@ def _logging(level: str) -> None:
     logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
-def run(settings: config.Settings) -> int:
-    _logging(settings.log_level)
-    store = SQLiteStore(settings.database)
-    ingest = Ingest(settings.ingest, store)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda number, frame: stop.set())
-    signal.signal(signal.SIGINT, lambda number, frame: stop.set())
-    ingest.start()
-    logging.getLogger("gateway").info("gateway running, database %s", settings.database)
-    print("ready", flush=True)
-    while not stop.wait(1.0):
-        pass
-    ingest.stop()
-    store.close()
-    logging.getLogger("gateway").info("gateway stopped: %s", dict(ingest.counts))
-    return 0
+def _store(settings: config.Settings) -> SQLiteStore:
+    return SQLiteStore(settings.database)
 
 
 def add_device(settings: config.Settings, options: argparse.Namespace) -> int:
     if not DEVICE_ID_PATTERN.fullmatch(options.device):
         raise SystemExit(f"device id {options.device!r} is not 1-32 of [A-Za-z0-9_-]")
-    key = bytes.fromhex(Path(options.key_file).read_text().strip())
+    try:
+        key = bytes.fromhex(Path(options.key_file).read_text().strip())
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"{options.key_file}: cannot read a hex key: {error}") from None
     if len(key) != 32:
         raise SystemExit(f"{options.key_file}: expected 32 bytes as 64 hex digits, got {len(key)} bytes")
-    store = SQLiteStore(settings.database)
+    store = _store(settings)
     store.add_device(Device(device=options.device, key=key, terminal=options.terminal,
                             institution=options.institution, institution_type=options.type, region=options.region))
     store.close()
@@ -69,8 +63,86 @@ def add_device(settings: config.Settings, options: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="trace-gateway", description=__doc__.split("\n\n")[0])
+def import_catalog(settings: config.Settings, options: argparse.Namespace) -> int:
+    try:
+        products = catalog.read_csv(Path(options.file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, catalog.CatalogError) as error:
+        raise SystemExit(f"{options.file}: nothing imported: {error}") from None
+    store = _store(settings)
+    with store.transaction() as tx:
+        written = catalog.replace_products(tx, products)
+    store.close()
+    print(f"{written} products imported from {options.file}")
+    return 0
+
+
+def show_rates(settings: config.Settings, options: argparse.Namespace) -> int:
+    query = {"day": options.day} if options.day else {"window_h": str(options.window_h)} if options.window_h else {}
+    period = period_from(query, settings.rules)
+    store = _store(settings)
+    with store.reading() as tx:
+        rows = rates.query(tx, period, scope=options.scope, institution=options.institution or "")
+    store.close()
+    if options.json:
+        print(json.dumps([row.as_dict() for row in rows], ensure_ascii=False, indent=1))
+    else:
+        print(f"rates per {options.scope}, {period.label} ({settings.rules.timezone})")
+        print(views.rates_table(rows) if rows else "nothing recorded in this period")
+    return 0
+
+
+def show_alerts(settings: config.Settings, options: argparse.Namespace) -> int:
+    store = _store(settings)
+    with store.reading() as tx:
+        found = alerts.list_alerts(tx, state=options.state, kind=options.type or "", limit=options.limit)
+    store.close()
+    if options.json:
+        print(json.dumps([alert.as_dict() for alert in found], ensure_ascii=False, indent=1))
+    else:
+        print(views.alerts_table(found, settings.rules.timezone) if found else "no alerts")
+    return 0
+
+
+def change_alert(settings: config.Settings, options: argparse.Namespace) -> int:
+    store = _store(settings)
+    try:
+        with store.transaction() as tx:
+            alert = alerts.change_state(tx, options.id, options.state, note=options.note,
+                                        now_ms=time.time_ns() // 1_000_000)
+    except alerts.AlertError as error:
+        raise SystemExit(f"trace-gateway: {error}") from None
+    finally:
+        store.close()
+    print(f"alert {alert.id} ({alert.type}) is {alert.state}")
+    return 0
+
+
+def show_devices(settings: config.Settings, options: argparse.Namespace) -> int:
+    store = _store(settings)
+    with store.reading() as tx:
+        found = devices.list_devices(tx)
+    store.close()
+    if options.json:
+        print(json.dumps([device.as_dict() for device in found], ensure_ascii=False, indent=1))
+    else:
+        print(views.devices_table(found, settings.rules.timezone) if found else "no devices registered")
+    return 0
+
+
+def replay(settings: config.Settings, options: argparse.Namespace) -> int:
+    from gateway.replay import ReplayError, replay_folder
+
+    try:
+        report = replay_folder(Path(options.folder), settings.rules, database=options.database)
+    except ReplayError as error:
+        raise SystemExit(f"trace-gateway replay: {error}") from None
+    print(json.dumps(report, ensure_ascii=False, indent=1))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trace-gateway", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--config", type=Path, help="TOML file (default: embedded defaults)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run the service until SIGTERM")
@@ -81,16 +153,53 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--terminal", required=True)
     add.add_argument("--institution", required=True)
     add.add_argument("--type", choices=["pharmacy", "hospital"], default="pharmacy")
-    add.add_argument("--region", default="")
-    options = parser.parse_args(argv)
+    add.add_argument("--region", default="", help="administrative division code, e.g. 440300")
+    product = commands.add_parser("catalog", help="the product catalog").add_subparsers(dest="action", required=True)
+    product.add_parser("import", help="import products from CSV (all rows or none)").add_argument("file")
+    rate = commands.add_parser("rates", help="rates per terminal or institution")
+    rate.add_argument("--scope", choices=["terminal", "institution"], default="terminal")
+    rate.add_argument("--day", help="YYYY-MM-DD in the configured zone (default today)")
+    rate.add_argument("--window-h", type=int, help="rolling window of this many hours instead of a day")
+    rate.add_argument("--institution")
+    rate.add_argument("--json", action="store_true")
+    alert_list = commands.add_parser("alerts", help="list alerts, newest first")
+    alert_list.add_argument("--state", default="live", help="open, acknowledged, resolved, live (default) or ''")
+    alert_list.add_argument("--type")
+    alert_list.add_argument("--limit", type=int, default=50)
+    alert_list.add_argument("--json", action="store_true")
+    alert = commands.add_parser("alert", help="acknowledge or resolve an alert")
+    alert.add_argument("id", type=int)
+    alert.add_argument("state", choices=["acknowledged", "resolved"])
+    alert.add_argument("--note", default="")
+    commands.add_parser("devices", help="devices with their last status").add_argument("--json", action="store_true")
+    replaying = commands.add_parser("replay", help="load JSONL exports into a fresh store; print rates and alerts")
+    replaying.add_argument("folder", help="folder with catalog.csv, devices.jsonl, events.jsonl, tickets.jsonl, "
+                           "inbound.jsonl (docs/operations.md)")
+    replaying.add_argument("--database", type=Path, help="keep the store in this file (default: a temporary one)")
+    return parser
+
+
+_COMMANDS = {"catalog": import_catalog, "rates": show_rates, "alerts": show_alerts, "alert": change_alert,
+             "devices": show_devices, "replay": replay, "device": add_device}
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = _parser().parse_args(argv)
     try:
         settings = config.load(options.config)
     except config.ConfigError as error:
         print(f"trace-gateway: {error}", file=sys.stderr)
         return 2
-    if options.command == "run":
-        return run(settings)
-    return add_device(settings, options)
+    try:
+        if options.command == "run":
+            from gateway.service import run
+
+            _logging(settings.log_level)
+            return run(settings)
+        return _COMMANDS[options.command](settings, options)
+    except StoreError as error:
+        print(f"trace-gateway: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

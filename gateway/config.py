@@ -6,10 +6,15 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from gateway.api import ApiSettings
 from gateway.ingest import IngestSettings
+from gateway.rules import Rules
 
-__all__ = ["Settings", "ConfigError", "load"]
+__all__ = ["Settings", "ConfigError", "load", "SECTIONS"]
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class ConfigError(ValueError):
@@ -19,13 +24,19 @@ class ConfigError(ValueError):
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     data_dir: Path = Path("data")
-    """Folder for the SQLite database (gateway.sqlite3)."""
+    """Folder for the SQLite database (gateway.sqlite3) and the API token files."""
     log_level: str = "INFO"
     ingest: IngestSettings = field(default_factory=IngestSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    rules: Rules = field(default_factory=Rules)
 
     @property
     def database(self) -> Path:
         return self.data_dir / "gateway.sqlite3"
+
+
+SECTIONS: dict[str, type] = {"ingest": IngestSettings, "api": ApiSettings, "rules": Rules}
+"""TOML table -> the settings class it fills."""
 
 
 def _section(cls: type, values: dict[str, Any], where: str) -> dict[str, Any]:
@@ -34,11 +45,13 @@ def _section(cls: type, values: dict[str, Any], where: str) -> dict[str, Any]:
     for key, value in values.items():
         if key not in known:
             raise ConfigError(f"{where}{key}: unknown key (known: {', '.join(sorted(known))})")
-        expected = known[key].default
-        if isinstance(expected, bool) != isinstance(value, bool) or (
-            isinstance(expected, (int, str)) and not isinstance(value, type(expected))
-        ):
+        expected: Any = known[key].default
+        if isinstance(expected, bool) != isinstance(value, bool) or not isinstance(value, type(expected)):
             raise ConfigError(f"{where}{key}: expected {type(expected).__name__}, got {value!r}")
+        if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+            raise ConfigError(f"{where}{key}: must not be negative, got {value}")
+        if key.endswith("port") and not 0 <= value <= 65535:
+            raise ConfigError(f"{where}{key}: a TCP port is 0-65535, got {value}")
         result[key] = value
     return result
 
@@ -53,15 +66,26 @@ def load(path: Path | None) -> Settings:
         raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    ingest_values = values.pop("ingest", {})
-    if not isinstance(ingest_values, dict):
-        raise ConfigError(f"{path}: [ingest] must be a table")
+    sections: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        table = values.pop(name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [{name}] must be a table")
+        sections[name] = cls(**_section(cls, table, f"{path}: {name}."))
     top: dict[str, Any] = {}
     for key, value in values.items():
-        if key == "data_dir" and isinstance(value, str):
+        if key == "data_dir" and isinstance(value, str) and value:
             top[key] = Path(value)
-        elif key == "log_level" and isinstance(value, str):
+        elif key == "log_level" and isinstance(value, str) and value.upper() in _LOG_LEVELS:
             top[key] = value.upper()
         else:
-            raise ConfigError(f"{path}: {key}: unknown key or wrong type ({value!r})")
-    return Settings(**top, ingest=IngestSettings(**_section(IngestSettings, ingest_values, f"{path}: ingest.")))
+            raise ConfigError(f"{path}: {key}: unknown key or bad value {value!r} (top-level keys: data_dir, "
+                              f"log_level one of {', '.join(_LOG_LEVELS)})")
+    try:
+        ZoneInfo(sections["rules"].timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{path}: rules.timezone: unknown time zone {sections['rules'].timezone!r}") from None
+    for name in ("rolling_window_h", "sweep_interval_s", "mac_failure_burst"):
+        if getattr(sections["rules"], name) < 1:
+            raise ConfigError(f"{path}: rules.{name}: must be at least 1")
+    return Settings(**top, **sections)

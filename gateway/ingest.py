@@ -10,6 +10,7 @@ accepted is quarantined, then acknowledged.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import queue
 import threading
@@ -23,14 +24,23 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from gateway import pipeline
+from gateway.devices import Status, parse_status
+from gateway.metrics import Metrics
+from gateway.pipeline import Accepted, Rejected, TicketIn
 from gateway.protocol import MAX_BATCH_BYTES, ProtocolError, encode_ack, parse_event, verify_mac0
-from gateway.store import Accepted, Rejected, Store
+from gateway.rules import Rules
+from gateway.store import Store
+from gateway.tickets import TicketError, parse_ticket
 
-__all__ = ["IngestSettings", "Ingest", "split_messages"]
+__all__ = ["IngestSettings", "Ingest", "split_messages", "TOPICS"]
 
 log = logging.getLogger("gateway.ingest")
 _MAX_BATCH_ITEMS = 64
 _SESSION_EXPIRY_S = 7 * 24 * 3600
+_MAX_TICKET_BYTES = 65536
+TOPICS = ("tc/v1/+/ev", "tc/v1/+/status", "tc/v1/pos/+/ticket")
+"""Device events, device status (retained), POS tickets (JSON, as the HTTP API takes them)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,7 +52,7 @@ class IngestSettings:
     username: str = ""
     password: str = ""
     shared_group: str = ""
-    """When set, subscribe as $share/<group>/tc/v1/+/ev so several gateways split the load."""
+    """When set, subscribe as $share/<group>/... so several gateways split the load."""
     batch_max: int = 50
     """Messages per commit; keep it below the broker's max_inflight_messages (100 in the shipped config)."""
     batch_wait_ms: int = 20
@@ -90,19 +100,25 @@ def split_messages(payload: bytes) -> list[bytes]:
     return items
 
 
-def _device_of(topic: str) -> str:
+def _route(topic: str) -> tuple[str, str]:
+    """(kind, name): ("ev"|"status", device) or ("ticket", terminal); ("", "") for anything else."""
     parts = topic.split("/")
-    return parts[2] if len(parts) == 4 and parts[:2] == ["tc", "v1"] and parts[3] == "ev" else ""
+    if len(parts) == 4 and parts[:2] == ["tc", "v1"] and parts[3] in ("ev", "status") and parts[2]:
+        return parts[3], parts[2]
+    if len(parts) == 5 and parts[:3] == ["tc", "v1", "pos"] and parts[4] == "ticket" and parts[3]:
+        return "ticket", parts[3]
+    return "", ""
 
 
 class Ingest:
-    """Subscribes to every device's ev topic and stores what verifies."""
+    """Subscribes to events, statuses and tickets, and commits what it can accept, batch by batch."""
 
-    def __init__(self, settings: IngestSettings, store: Store) -> None:
+    def __init__(self, settings: IngestSettings, store: Store, rules: Rules, metrics: Metrics) -> None:
         self.settings = settings
         self.store = store
+        self.rules = rules
+        self.metrics = metrics
         self.counts: Counter[str] = Counter()
-        self.ack_latency_ms: list[float] = []
         self._inbox: queue.Queue[_Message] = queue.Queue()
         self._stopping = threading.Event()
         self._connected = threading.Event()
@@ -117,9 +133,18 @@ class Ingest:
         self._worker = threading.Thread(target=self._work, name="ingest", daemon=True)
 
     @property
-    def subscription(self) -> str:
-        topic = "tc/v1/+/ev"
-        return f"$share/{self.settings.shared_group}/{topic}" if self.settings.shared_group else topic
+    def subscriptions(self) -> list[str]:
+        group = self.settings.shared_group
+        return [f"$share/{group}/{topic}" if group else topic for topic in TOPICS]
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def alive(self) -> bool:
+        """The worker thread runs (the watchdog pings only while it does)."""
+        return self._worker.is_alive()
 
     def start(self, timeout_s: float = 10) -> None:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -143,10 +168,10 @@ class Ingest:
         if getattr(reason, "is_failure", False):
             log.error("broker refused the gateway: %s", reason)
             return
-        client.subscribe(self.subscription, qos=1)
+        client.subscribe([(topic, 1) for topic in self.subscriptions])
         self._connected.set()
         log.info("connected to %s:%d, subscribed to %s", self.settings.broker_host, self.settings.broker_port,
-                 self.subscription)
+                 ", ".join(self.subscriptions))
 
     def _on_disconnect(self, client: paho.Client, userdata: object, flags: object, reason: object,
                        properties: object) -> None:
@@ -174,31 +199,56 @@ class Ingest:
                 self._process(batch)
             except Exception:  # the batch stays unacknowledged; the broker sends it again after a reconnect
                 log.exception("batch of %d messages failed; not acknowledged", len(batch))
+                self.metrics.batch_failures.inc()
                 self.counts["batch_failures"] += 1
                 self._client.reconnect()
 
     def _process(self, batch: list[_Message]) -> None:
         accepted: list[Accepted] = []
         rejected: list[Rejected] = []
+        statuses: list[tuple[Status, int]] = []
+        tickets: list[TicketIn] = []
         for message in batch:
-            self._verify(message, accepted, rejected)
-        result = self.store.commit(accepted, rejected)
-        self.counts["stored"] += result.stored
-        self.counts["duplicates"] += result.duplicates
-        self.counts["replays"] += result.replays
+            kind, name = _route(message.topic)
+            self.metrics.messages.labels(kind or "other").inc()
+            if kind == "ev":
+                self._verify(message, name, accepted, rejected)
+            elif kind == "status":
+                self._status(message, name, statuses, rejected)
+            elif kind == "ticket":
+                self._ticket(message, name, tickets, rejected)
+            else:
+                self._reject(message, "", ProtocolError("bad_topic", f"topic {message.topic!r} is not ours"),
+                             message.payload, rejected)
+        started = time.perf_counter()
+        result = pipeline.commit(self.store, self.rules, accepted=accepted, rejected=rejected, statuses=statuses,
+                                 tickets_in=tickets)
+        self.metrics.commit_duration.observe(time.perf_counter() - started)
+        self._count(result)
         for device, ack in result.acks.items():
             self._client.publish(f"tc/v1/{device}/ack", encode_ack(ack.acked_seq, ack.verdicts), qos=1)
+        for outcome in result.tickets:
+            answer = {"number": outcome.entry.ticket.number, "result": outcome.result, "error": outcome.error}
+            self._client.publish(outcome.entry.topic.rsplit("/", 1)[0] + "/result",
+                                 json.dumps(answer, ensure_ascii=False), qos=1)
         now = _now_ms()
         for message in batch:
             self._client.ack(message.mid, message.qos)
-            self.ack_latency_ms.append(now - message.received_ms)
-        del self.ack_latency_ms[:-10000]
+            self.metrics.ack_latency.observe((now - message.received_ms) / 1000)
 
-    def _verify(self, message: _Message, accepted: list[Accepted], rejected: list[Rejected]) -> None:
-        device = _device_of(message.topic)
+    def _count(self, result: pipeline.CommitResult) -> None:
+        self.counts["stored"] += result.stored
+        self.counts["duplicates"] += result.duplicates
+        self.metrics.events.labels("stored").inc(result.stored)
+        self.metrics.events.labels("duplicate").inc(result.duplicates)
+        for reason, count in result.quarantined.items():
+            self.metrics.rejections.labels(reason).inc(count)
+            self.counts[f"rejected_{reason}"] += count
+        for outcome in result.tickets:
+            self.metrics.tickets.labels(outcome.result).inc()
+
+    def _verify(self, message: _Message, device: str, accepted: list[Accepted], rejected: list[Rejected]) -> None:
         try:
-            if not device:
-                raise ProtocolError("bad_topic", f"topic {message.topic!r} is not tc/v1/<device>/ev")
             parts = split_messages(message.payload)
         except ProtocolError as error:
             self._reject(message, device, error, message.payload, rejected)
@@ -210,11 +260,35 @@ class Ingest:
                 self._reject(message, device, error, part, rejected)
                 continue
             accepted.append(Accepted(event, part, message.received_ms))
-            self.counts["accepted"] += 1
+
+    def _status(self, message: _Message, device: str, statuses: list[tuple[Status, int]],
+                rejected: list[Rejected]) -> None:
+        if not message.payload:
+            return  # a cleared retained status
+        try:
+            statuses.append((parse_status(device, message.payload), message.received_ms))
+        except ProtocolError as error:
+            self._reject(message, device, error, message.payload, rejected)
+
+    def _ticket(self, message: _Message, terminal: str, tickets: list[TicketIn], rejected: list[Rejected]) -> None:
+        try:
+            if len(message.payload) > _MAX_TICKET_BYTES:
+                raise TicketError("oversized", f"ticket of {len(message.payload)} bytes, limit {_MAX_TICKET_BYTES}")
+            try:
+                data = json.loads(message.payload)
+            except (ValueError, UnicodeDecodeError) as error:
+                raise TicketError("ticket_invalid", f"not JSON: {error}") from None
+            ticket = parse_ticket(data, timezone=self.rules.timezone)
+            if ticket.terminal != terminal:
+                raise TicketError("ticket_invalid", f"ticket of terminal {ticket.terminal!r} on the topic of "
+                                  f"{terminal!r}")
+        except TicketError as error:
+            self._reject(message, "", ProtocolError(error.reason, error.detail), message.payload, rejected)
+            return
+        tickets.append(TicketIn(ticket, message.topic, message.payload, message.received_ms))
 
     def _reject(self, message: _Message, device: str, error: ProtocolError, data: bytes,
                 rejected: list[Rejected]) -> None:
-        self.counts[f"rejected_{error.reason}"] += 1
         log.warning("rejected %s from %s: %s", error.reason, message.topic, error)
         rejected.append(Rejected(message.topic, device, error.reason, str(error), data, message.received_ms))
 

@@ -1,36 +1,43 @@
-"""Durable storage of verified events: the interface ingest needs, and its SQLite implementation.
+"""Durable storage: the small interface the rest of the gateway needs, and its SQLite implementation.
 
-One `commit` per ingest batch, in one transaction: events are unique on
-(device, seq) and keep their exact signed bytes; a retransmission of stored
-bytes is counted, not stored twice; the same seq with other bytes is a replay
-and goes to quarantine with every other rejected message. Acks may be sent once
-`commit` has returned.
+Everything above this module (pipeline, ledger, tickets, rates, alerts, api) talks
+to a `Tx`: `execute`, `one` and `all` with `?` parameters and SQL that SQLite and
+PostgreSQL both understand (ON CONFLICT, RETURNING, no engine-only functions). A
+PostgreSQL store only has to provide the same three calls, its own DDL, and
+translate `?` to its parameter style; nothing that uses a store changes.
 """
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from gateway.protocol import Event, Operation, Verdict
+__all__ = ["Device", "Tx", "Store", "SQLiteStore", "SCHEMA_VERSION", "StoreError"]
 
-__all__ = ["Device", "Accepted", "Rejected", "DeviceAck", "CommitResult", "Store", "SQLiteStore"]
+SCHEMA_VERSION = 1
+KEY_CACHE_S = 30.0
+"""A key changed by `trace-gateway device add` in another process is used within this many seconds."""
+
+
+class StoreError(RuntimeError):
+    """A database the gateway cannot use (e.g. made by a newer version)."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class Device:
-    """A registered counter device."""
+    """A registered counter device and where it stands."""
 
     device: str
     key: bytes = field(repr=False)
     """The 32-byte COSE_Mac0 key; never logged."""
     terminal: str
-    """The counter (POS terminal) it serves."""
+    """The counter (POS terminal) it serves; terminal ids are unique across institutions."""
     institution: str
     """定点医药机构 code (12 characters on the platform)."""
     institution_type: str = "pharmacy"
@@ -39,205 +46,212 @@ class Device:
     """Administrative division code, e.g. 440300."""
 
 
-@dataclass(frozen=True)
-class Accepted:
-    """An event whose MAC verified and whose fields passed the schema."""
+class Tx(Protocol):
+    """One database transaction; `?` marks parameters."""
 
-    event: Event
-    signed: bytes
-    """The exact COSE_Mac0 bytes as received."""
-    received_ms: int
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
+        """Run a statement; the number of rows it changed."""
+        ...
 
+    def one(self, sql: str, parameters: Sequence[Any] = ()) -> tuple[Any, ...] | None: ...
 
-@dataclass(frozen=True)
-class Rejected:
-    """A message the gateway will not accept; kept in quarantine for inspection."""
-
-    topic: str
-    device: str
-    reason: str
-    detail: str
-    message: bytes
-    received_ms: int
-
-
-@dataclass
-class DeviceAck:
-    """What one device is told after a commit."""
-
-    acked_seq: int
-    """Every seq from 1 to this one is stored."""
-    verdicts: list[tuple[int, Verdict]] = field(default_factory=list)
-
-
-@dataclass
-class CommitResult:
-    acks: dict[str, DeviceAck] = field(default_factory=dict)
-    stored: int = 0
-    duplicates: int = 0
-    replays: int = 0
-    quarantined: int = 0
+    def all(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
 
 
 class Store(Protocol):
-    """What ingest needs from storage; SQLite here, PostgreSQL later, ingest unchanged."""
+    """What the gateway needs from a database."""
 
-    def device_key(self, device: str) -> bytes | None: ...
+    def device_key(self, device: str) -> bytes | None:
+        """The registered key, from a cache refreshed when a device is (re-)registered."""
+        ...
 
-    def commit(self, accepted: Iterable[Accepted], rejected: Iterable[Rejected]) -> CommitResult: ...
+    def transaction(self) -> AbstractContextManager[Tx]:
+        """A write transaction: committed when the block ends, rolled back when it raises."""
+        ...
+
+    def reading(self) -> AbstractContextManager[Tx]:
+        """A consistent read-only view for queries (API, CLI) that never blocks ingest."""
+        ...
 
     def close(self) -> None: ...
 
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS devices (
+CREATE TABLE devices (
     device TEXT PRIMARY KEY, key BLOB NOT NULL, terminal TEXT NOT NULL, institution TEXT NOT NULL,
-    institution_type TEXT NOT NULL DEFAULT 'pharmacy', region TEXT NOT NULL DEFAULT '');
-CREATE TABLE IF NOT EXISTS events (
+    institution_type TEXT NOT NULL, region TEXT NOT NULL);
+CREATE TABLE device_state (
+    device TEXT PRIMARY KEY, acked_seq INTEGER NOT NULL DEFAULT 0, max_seq INTEGER NOT NULL DEFAULT 0,
+    stored INTEGER NOT NULL DEFAULT 0, duplicates INTEGER NOT NULL DEFAULT 0,
+    last_event_ms INTEGER NOT NULL DEFAULT 0, online INTEGER NOT NULL DEFAULT 0, status_ms INTEGER NOT NULL DEFAULT 0,
+    offline_since_ms INTEGER NOT NULL DEFAULT 0,
+    firmware TEXT NOT NULL DEFAULT '', uptime_s INTEGER NOT NULL DEFAULT 0, backlog INTEGER NOT NULL DEFAULT 0,
+    free_heap INTEGER NOT NULL DEFAULT 0, clock INTEGER NOT NULL DEFAULT 0, last_seq INTEGER NOT NULL DEFAULT 0,
+    boot INTEGER NOT NULL DEFAULT 0, alarms INTEGER NOT NULL DEFAULT 0, mode INTEGER NOT NULL DEFAULT 0,
+    journal_used INTEGER NOT NULL DEFAULT 0, journal_capacity INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE events (
     id INTEGER PRIMARY KEY, device TEXT NOT NULL, seq INTEGER NOT NULL, received_ms INTEGER NOT NULL,
     signed BLOB NOT NULL, boot INTEGER NOT NULL, device_time_ms INTEGER NOT NULL, clock INTEGER NOT NULL,
+    event_ms INTEGER NOT NULL, terminal TEXT NOT NULL, institution TEXT NOT NULL,
     op INTEGER NOT NULL, kind INTEGER NOT NULL, code TEXT NOT NULL, pid TEXT NOT NULL, serial TEXT NOT NULL,
     lot TEXT NOT NULL, expiry TEXT NOT NULL, err INTEGER NOT NULL, ticket TEXT NOT NULL, split_qty INTEGER NOT NULL,
-    verdict INTEGER NOT NULL, UNIQUE (device, seq));
-CREATE INDEX IF NOT EXISTS events_by_code ON events (code) WHERE err = 0;
-CREATE TABLE IF NOT EXISTS device_progress (
-    device TEXT PRIMARY KEY, acked_seq INTEGER NOT NULL, max_seq INTEGER NOT NULL,
-    duplicates INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS quarantine (
+    list_code TEXT NOT NULL, verdict INTEGER NOT NULL, ticket_id INTEGER, line_id INTEGER,
+    matching INTEGER NOT NULL DEFAULT 0, UNIQUE (device, seq));
+CREATE INDEX events_by_code ON events (code) WHERE err = 0;
+CREATE INDEX events_unmatched ON events (terminal, event_ms) WHERE ticket_id IS NULL AND err = 0 AND op IN (1, 6);
+CREATE INDEX events_by_ticket ON events (terminal, ticket) WHERE ticket_id IS NULL AND ticket <> '';
+CREATE TABLE quarantine (
     id INTEGER PRIMARY KEY, received_ms INTEGER NOT NULL, topic TEXT NOT NULL, device TEXT NOT NULL,
     reason TEXT NOT NULL, detail TEXT NOT NULL, message BLOB NOT NULL, digest BLOB NOT NULL UNIQUE,
     times INTEGER NOT NULL DEFAULT 1, last_ms INTEGER NOT NULL);
+CREATE INDEX quarantine_by_device ON quarantine (device, reason, last_ms);
+CREATE TABLE products (
+    pid TEXT PRIMARY KEY, list_code TEXT NOT NULL, name TEXT NOT NULL, pack_size INTEGER NOT NULL,
+    code_required INTEGER NOT NULL);
+CREATE INDEX products_by_list_code ON products (list_code);
+CREATE TABLE tickets (
+    id INTEGER PRIMARY KEY, terminal TEXT NOT NULL, institution TEXT NOT NULL, number TEXT NOT NULL,
+    time_ms INTEGER NOT NULL, received_ms INTEGER NOT NULL, digest BLOB NOT NULL, UNIQUE (terminal, number));
+CREATE INDEX tickets_by_time ON tickets (terminal, time_ms);
+CREATE TABLE ticket_lines (
+    id INTEGER PRIMARY KEY, ticket_id INTEGER NOT NULL, line_no INTEGER NOT NULL, list_code TEXT NOT NULL,
+    quantity INTEGER NOT NULL, split INTEGER NOT NULL, required INTEGER NOT NULL, needed INTEGER NOT NULL,
+    scans INTEGER NOT NULL DEFAULT 0, checked INTEGER NOT NULL DEFAULT 0, due_ms INTEGER NOT NULL);
+CREATE INDEX ticket_lines_by_ticket ON ticket_lines (ticket_id);
+CREATE INDEX ticket_lines_due ON ticket_lines (due_ms) WHERE checked = 0;
+CREATE TABLE codes (
+    code TEXT PRIMARY KEY, whole_net INTEGER NOT NULL, split_net INTEGER NOT NULL, sales INTEGER NOT NULL,
+    last_event INTEGER NOT NULL, last_institution TEXT NOT NULL, last_type TEXT NOT NULL, last_region TEXT NOT NULL,
+    last_ms INTEGER NOT NULL);
+CREATE TABLE code_inbound (code TEXT NOT NULL, institution TEXT NOT NULL, PRIMARY KEY (code, institution));
+CREATE TABLE stock (
+    institution TEXT NOT NULL, pid TEXT NOT NULL, inbound INTEGER NOT NULL DEFAULT 0, sold INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (institution, pid));
+CREATE TABLE rate_hours (
+    institution TEXT NOT NULL, terminal TEXT NOT NULL, hour INTEGER NOT NULL,
+    scans INTEGER NOT NULL DEFAULT 0, valid_scans INTEGER NOT NULL DEFAULT 0, sale_scans INTEGER NOT NULL DEFAULT 0,
+    duplicate_sales INTEGER NOT NULL DEFAULT 0, matched_scans INTEGER NOT NULL DEFAULT 0,
+    mismatched_scans INTEGER NOT NULL DEFAULT 0, units_required INTEGER NOT NULL DEFAULT 0,
+    units_covered INTEGER NOT NULL DEFAULT 0, stored INTEGER NOT NULL DEFAULT 0, uploaded INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (institution, terminal, hour));
+CREATE INDEX rate_hours_by_hour ON rate_hours (hour);
+CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY, type TEXT NOT NULL, severity TEXT NOT NULL, state TEXT NOT NULL,
+    institution TEXT NOT NULL, terminal TEXT NOT NULL, device TEXT NOT NULL, subject TEXT NOT NULL,
+    detail TEXT NOT NULL, count INTEGER NOT NULL, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL,
+    changed_ms INTEGER NOT NULL, note TEXT NOT NULL DEFAULT '', events TEXT NOT NULL, tickets TEXT NOT NULL);
+CREATE INDEX alerts_live ON alerts (type, subject) WHERE state <> 'resolved';
+CREATE INDEX alerts_by_state ON alerts (state, last_ms);
 """
 
 
+class _SQLiteTx:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
+        return self._db.execute(sql, parameters).rowcount
+
+    def one(self, sql: str, parameters: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self._db.execute(sql, parameters).fetchone()
+        return row
+
+    def all(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return list(self._db.execute(sql, parameters).fetchall())
+
+
 class SQLiteStore:
-    """The store in one SQLite file, WAL mode; safe to call from one ingest thread and readers."""
+    """The store in one SQLite file, WAL mode, synchronous=FULL: a committed event survives a power cut.
+
+    One connection writes (serialised by a lock); a second one reads, so API
+    queries see the last commit and never wait for an ingest batch.
+    """
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # an acked event must survive a power cut of the gateway
-        self._db.executescript(_SCHEMA)
+        self._db = self._connect()
+        self._migrate()
+        self._reader = self._connect()
         self._lock = threading.Lock()
-        self._keys: dict[str, bytes] = {}
+        self._read_lock = threading.Lock()
+        self._keys: dict[str, tuple[bytes, float]] = {}
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")  # an acked event must survive a power cut of the gateway
+        return db
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: schema version {version} is newer than this gateway's {SCHEMA_VERSION}; "
+                             "upgrade the gateway or restore the backup taken before the upgrade")
+        if version == 0:
+            self._db.execute("BEGIN IMMEDIATE")
+            if self._db.execute("PRAGMA user_version").fetchone()[0] == 0:  # another process may have won
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._db.execute("COMMIT")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SQLiteTx(self._db)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @contextmanager
+    def reading(self) -> Iterator[Tx]:
+        with self._read_lock:
+            self._reader.execute("BEGIN")
+            try:
+                yield _SQLiteTx(self._reader)
+            finally:
+                self._reader.execute("ROLLBACK")
 
     def add_device(self, device: Device) -> None:
-        with self._lock:
-            self._db.execute(
+        """Register a device, or move it (new key, terminal or institution): its history stays where it was made."""
+        with self.transaction() as tx:
+            tx.execute(
                 "INSERT INTO devices (device, key, terminal, institution, institution_type, region) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device) DO UPDATE SET key = excluded.key, "
+                "VALUES (?,?,?,?,?,?) ON CONFLICT (device) DO UPDATE SET key = excluded.key, "
                 "terminal = excluded.terminal, institution = excluded.institution, "
                 "institution_type = excluded.institution_type, region = excluded.region",
                 (device.device, device.key, device.terminal, device.institution, device.institution_type,
                  device.region),
             )
-            self._keys.pop(device.device, None)
+            tx.execute("INSERT INTO device_state (device) VALUES (?) ON CONFLICT (device) DO NOTHING",
+                       (device.device,))
+        self._keys.pop(device.device, None)
 
     def device_key(self, device: str) -> bytes | None:
-        key = self._keys.get(device)
-        if key is None:
-            with self._lock:
-                row = self._db.execute("SELECT key FROM devices WHERE device = ?", (device,)).fetchone()
-            if row is None:
-                return None
-            key = self._keys[device] = bytes(row[0])
+        cached = self._keys.get(device)
+        now = time.monotonic()
+        if cached is not None and now - cached[1] < KEY_CACHE_S:
+            return cached[0]
+        with self.reading() as tx:
+            row = tx.one("SELECT key FROM devices WHERE device = ?", (device,))
+        if row is None:
+            self._keys.pop(device, None)
+            return None
+        key = bytes(row[0])
+        self._keys[device] = (key, now)
         return key
 
-    def commit(self, accepted: Iterable[Accepted], rejected: Iterable[Rejected]) -> CommitResult:
-        result = CommitResult()
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for item in accepted:
-                    self._store_event(item, result)
-                for refusal in rejected:
-                    self._quarantine(refusal)
-                    result.quarantined += 1
-                for device, ack in result.acks.items():
-                    ack.acked_seq = self._advance(device)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        return result
-
-    def _store_event(self, item: Accepted, result: CommitResult) -> None:
-        event = item.event
-        ack = result.acks.setdefault(event.device, DeviceAck(acked_seq=0))
-        row = self._db.execute(
-            "SELECT signed, verdict FROM events WHERE device = ? AND seq = ?", (event.device, event.seq)
-        ).fetchone()
-        if row is not None:
-            if bytes(row[0]) == item.signed:
-                result.duplicates += 1
-                self._db.execute("UPDATE device_progress SET duplicates = duplicates + 1 WHERE device = ?",
-                                 (event.device,))
-                ack.verdicts.append((event.seq, Verdict(row[1])))
-            else:
-                result.replays += 1
-                self._quarantine(Rejected(topic=f"tc/v1/{event.device}/ev", device=event.device, reason="replay",
-                                          detail=f"seq {event.seq} already stored with other bytes",
-                                          message=item.signed, received_ms=item.received_ms))
-            return
-        verdict = self._verdict(event)
-        self._db.execute(
-            "INSERT INTO events (device, seq, received_ms, signed, boot, device_time_ms, clock, op, kind, code, pid, "
-            "serial, lot, expiry, err, ticket, split_qty, verdict) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (event.device, event.seq, item.received_ms, item.signed, event.boot, event.time_ms, event.clock,
-             int(event.op), event.kind, event.code, event.pid, event.serial, event.lot, event.expiry, event.err,
-             event.ticket, event.split_qty, int(verdict)),
-        )
-        self._db.execute(
-            "INSERT INTO device_progress (device, acked_seq, max_seq) VALUES (?, 0, ?) "
-            "ON CONFLICT (device) DO UPDATE SET max_seq = max(max_seq, excluded.max_seq)",
-            (event.device, event.seq),
-        )
-        result.stored += 1
-        ack.verdicts.append((event.seq, verdict))
-
-    def _verdict(self, event: Event) -> Verdict:
-        """The counter's verdict; a whole-pack sale of a code already sold is a duplicate."""
-        if event.err:
-            return Verdict.INVALID_CODE
-        if event.op == Operation.SALE and not event.split_qty:
-            sold = self._db.execute(
-                "SELECT count(*) FROM events WHERE code = ? AND err = 0 AND op = ?", (event.code, int(Operation.SALE))
-            ).fetchone()[0]
-            returned = self._db.execute(
-                "SELECT count(*) FROM events WHERE code = ? AND err = 0 AND op = ?",
-                (event.code, int(Operation.SALE_RETURN)),
-            ).fetchone()[0]
-            if sold > returned:
-                return Verdict.DUPLICATE_SALE
-        return Verdict.OK
-
-    def _advance(self, device: str) -> int:
-        """Move the device's contiguous stored seq forward over what is now present; return it."""
-        row = self._db.execute("SELECT acked_seq FROM device_progress WHERE device = ?", (device,)).fetchone()
-        acked = row[0] if row else 0
-        while self._db.execute("SELECT 1 FROM events WHERE device = ? AND seq = ?", (device, acked + 1)).fetchone():
-            acked += 1
-        self._db.execute("UPDATE device_progress SET acked_seq = ? WHERE device = ?", (acked, device))
-        return int(acked)
-
-    def _quarantine(self, refusal: Rejected) -> None:
-        """Keep the bytes once; a device that resends them only raises the count (the table stays bounded)."""
-        digest = hashlib.sha256(refusal.topic.encode() + b"\0" + refusal.message).digest()
-        self._db.execute(
-            "INSERT INTO quarantine (received_ms, topic, device, reason, detail, message, digest, last_ms) "
-            "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (digest) DO UPDATE SET times = times + 1, last_ms = excluded.last_ms",
-            (refusal.received_ms, refusal.topic, refusal.device, refusal.reason, refusal.detail, refusal.message,
-             digest, refusal.received_ms),
-        )
-
-    def query(self, sql: str, parameters: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Read-only SQL for reports and tests."""
-        with self._lock:
-            return list(self._db.execute(sql, parameters).fetchall())
+        with self.reading() as tx:
+            return tx.all(sql, parameters)
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
             self._db.close()
+            self._reader.close()

@@ -16,6 +16,7 @@ FIRMWARE = ROOT / "firmware"
 HARNESS = ROOT / "tests" / "firmware"
 VECTORS = ROOT / "tests" / "vectors"
 sys.path.insert(0, str(HARNESS))
+sys.path.insert(0, str(ROOT))  # the real `gateway` package, not the tests/gateway folder, whatever the launcher
 
 from tools.paths import micropython_env  # noqa: E402
 

@@ -10,7 +10,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gateway.store import Device, SQLiteStore
-from tools.broker import Broker
+from tools.broker import Broker, free_port
+
+READ_TOKEN = "test-read-token"
+WRITE_TOKEN = "test-write-token"
 
 
 class GatewayProcess:
@@ -20,18 +23,41 @@ class GatewayProcess:
         self.folder = folder
         self.broker = broker
         self.config = folder / "gateway.toml"
+        self.api_port = free_port()
         self.config.write_text(
             f'data_dir = "{folder / "data"}"\nlog_level = "WARNING"\n'
             f'[ingest]\nbroker_port = {broker.port}\nclient_id = "gw-{folder.name}"\n'
+            f'[api]\nport = {self.api_port}\ntoken = "{READ_TOKEN}"\nwrite_token = "{WRITE_TOKEN}"\n'
+            f'[rules]\nsweep_interval_s = 1\n'
         )
         self.database = folder / "data" / "gateway.sqlite3"
         self.process: subprocess.Popen[bytes] | None = None
         self.log = folder / "gateway.log"
 
-    def register(self, device: str, key: bytes, terminal: str = "T01", institution: str = "P44030000001") -> None:
+    def register(self, device: str, key: bytes, terminal: str = "T01", institution: str = "P44030000001",
+                 institution_type: str = "pharmacy", region: str = "440300") -> None:
         store = SQLiteStore(self.database)
-        store.add_device(Device(device=device, key=key, terminal=terminal, institution=institution))
+        store.add_device(Device(device=device, key=key, terminal=terminal, institution=institution,
+                                institution_type=institution_type, region=region))
         store.close()
+
+    def api(self, method: str, path: str, body: bytes | None = None, *, write: bool = False) -> tuple[int, object]:
+        """Call the gateway's HTTP API; (status, decoded JSON or text)."""
+        import json
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(f"http://127.0.0.1:{self.api_port}{path}", data=body, method=method)
+        request.add_header("Authorization", f"Bearer {WRITE_TOKEN if write else READ_TOKEN}")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                status, raw = answer.status, answer.read()
+        except urllib.error.HTTPError as error:
+            status, raw = error.code, error.read()
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, raw.decode()
 
     def start(self) -> None:
         with open(self.log, "ab") as log:

@@ -112,7 +112,7 @@ def _duplicates(gateway):
 
     store = SQLiteStore(gateway.database)
     try:
-        return store.query("SELECT duplicates FROM device_progress WHERE device = 'dev-0001'")[0][0]
+        return store.query("SELECT duplicates FROM device_state WHERE device = 'dev-0001'")[0][0]
     finally:
         store.close()
 

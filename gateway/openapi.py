@@ -1,0 +1,149 @@
+"""The OpenAPI 3.1 description of the HTTP API, served at /openapi.json (a test keeps it equal to api.ROUTES)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["document"]
+
+
+def _query(name: str, description: str, kind: str = "string", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": {"type": kind, **extra}}
+
+
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_AUTH_ERRORS = {"401": _ERROR, "403": _ERROR}
+
+
+def _json(ref: str, description: str = "ok") -> dict[str, Any]:
+    schema = {"$ref": f"#/components/schemas/{ref}"}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ARRAY_OF_OBJECTS = {"type": "array", "items": {"type": "object"}}
+
+
+def _listing(name: str, item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": {name: {"type": "array", "items": item}}}
+
+
+def _open(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"summary": summary, "security": [], "responses": responses, **extra}
+
+
+def _guarded(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"summary": summary, "responses": {**responses, **_AUTH_ERRORS}, **extra}
+
+
+_RATE_FIELDS = {
+    "scope": {"type": "string"}, "institution": {"type": "string"}, "terminal": {"type": "string"},
+    "period": {"type": "string"},
+    "coverage": {"type": ["number", "null"], "description": "扫码核查率: units_covered / units_required"},
+    "valid_scan_rate": {"type": ["number", "null"], "description": "valid_scans / scans"},
+    "duplicate_rate": {"type": ["number", "null"], "description": "药品销售重复率: duplicate_sales / sale_scans"},
+    "consistency_error_rate": {"type": ["number", "null"],
+                               "description": "单据一致性错误率: mismatched_scans / matched_scans"},
+    "upload_rate": {"type": ["number", "null"], "description": "上传率: uploaded / stored"},
+    "missing_seqs": {"type": "integer", "description": "seqs devices wrote that are not stored (device loss)"},
+    **{name: {"type": "integer"} for name in ("scans", "valid_scans", "sale_scans", "duplicate_sales", "matched_scans",
+                                              "mismatched_scans", "units_required", "units_covered", "stored",
+                                              "uploaded")},
+}
+_ALERT_FIELDS = {
+    "id": {"type": "integer"}, "type": {"type": "string"},
+    "severity": {"type": "string", "enum": ["warning", "high", "critical"]},
+    "state": {"type": "string", "enum": ["open", "acknowledged", "resolved"]},
+    "institution": {"type": "string"}, "terminal": {"type": "string"}, "device": {"type": "string"},
+    "subject": {"type": "string"}, "detail": {"type": "string"}, "count": {"type": "integer"},
+    "first_ms": {"type": "integer"}, "last_ms": {"type": "integer"}, "changed_ms": {"type": "integer"},
+    "note": {"type": "string"},
+    "events": {"type": "array", "items": {"type": "integer"}, "description": "evidence: stored event ids"},
+    "tickets": {"type": "array", "items": {"type": "integer"}, "description": "evidence: ticket ids"},
+}
+_TICKET = {
+    "type": "object", "required": ["number", "terminal", "time", "lines"], "additionalProperties": False,
+    "properties": {
+        "number": {"type": "string", "maxLength": 40, "description": "POS document number (rtal_docno)"},
+        "terminal": {"type": "string", "maxLength": 64},
+        "time": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "integer"}],
+                 "description": "ISO 8601 (no offset: the configured zone) or ms since the epoch"},
+        "institution": {"type": "string", "description": "needed when no registered device serves the terminal"},
+        "lines": {"type": "array", "minItems": 1, "maxItems": 200, "items": {
+            "type": "object", "required": ["list_code", "quantity"], "additionalProperties": False,
+            "properties": {"list_code": {"type": "string", "maxLength": 50},
+                           "quantity": {"type": "integer", "minimum": 1,
+                                        "description": "packs (whole-pack line) or units (split line)"},
+                           "split": {"type": "boolean", "default": False}}}},
+    },
+}
+
+
+def document() -> dict[str, Any]:
+    rates_parameters = [
+        _query("scope", "terminal or institution", enum=["terminal", "institution"], default="terminal"),
+        _query("day", "calendar day YYYY-MM-DD in the configured zone (default today)", format="date"),
+        _query("window_h", "rolling window of whole hours ending now (instead of day)", "integer", minimum=1),
+        _query("institution", "only this institution"), _query("terminal", "only this terminal"),
+        _query("region", "only institutions of this region"),
+        _query("institution_type", "pharmacy or hospital", enum=["pharmacy", "hospital"]),
+    ]
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "trace-gateway", "version": "1",
+                 "description": "Scan events, supervision rates and alerts of the traceability-code gateway."},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "read token for GET, write token for everything"}},
+            "schemas": {
+                "Error": {"type": "object", "properties": {"error": {"type": "string"}}},
+                "Rates": {"type": "object", "properties": {
+                    "period": {"type": "string"}, "start_ms": {"type": "integer"}, "end_ms": {"type": "integer"},
+                    "rates": {"type": "array", "items": {"type": "object", "properties": _RATE_FIELDS}}}},
+                "Alert": {"type": "object", "properties": _ALERT_FIELDS},
+                "Alerts": _listing("alerts", {"$ref": "#/components/schemas/Alert"}),
+                "Devices": _listing("devices", {"type": "object"}),
+                "Quarantine": {"type": "object", "properties": {"reasons": {"type": "object"},
+                                                                "messages": _ARRAY_OF_OBJECTS}},
+                "Ticket": _TICKET,
+                "TicketResult": {"type": "object", "properties": {"id": {"type": "integer"},
+                                                                  "result": {"enum": ["stored", "repeated"]}}},
+            },
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/livez": {"get": _open("the process answers", {"200": {"description": "alive"}})},
+            "/readyz": {"get": _open("database reachable and broker connected",
+                                     {"200": {"description": "ready"}, "503": {"description": "not ready"}})},
+            "/openapi.json": {"get": _open("this document", {"200": {"description": "OpenAPI 3.1"}})},
+            "/metrics": {"get": _guarded("Prometheus metrics", {"200": {"description": "text exposition format"}})},
+            "/api/v1/rates": {"get": _guarded("rates per terminal or institution", {"200": _json("Rates"),
+                                              "422": _ERROR}, parameters=rates_parameters)},
+            "/api/v1/alerts": {"get": _guarded("alerts, newest first", {"200": _json("Alerts")}, parameters=[
+                _query("state", "open, acknowledged, resolved, or live (open and acknowledged)"),
+                _query("type", "alert type"), _query("institution", "only this institution"),
+                _query("limit", "at most this many (1-1000)", "integer", default=100)])},
+            "/api/v1/alerts/{id}": {
+                "get": _guarded("one alert", {"200": _json("Alert"), "404": _ERROR}, parameters=[_ID]),
+                "post": _guarded("acknowledge or resolve", {"200": _json("Alert"), "404": _ERROR, "409": _ERROR,
+                                                            "422": _ERROR}, parameters=[_ID], requestBody={
+                    "required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["state"], "properties": {
+                            "state": {"enum": ["acknowledged", "resolved"]}, "note": {"type": "string"}}}}}}),
+            },
+            "/api/v1/devices": {"get": _guarded("devices with their last status", {"200": _json("Devices")},
+                                                parameters=[_query("institution", "only this institution")])},
+            "/api/v1/quarantine": {"get": _guarded("refused messages, with their bytes", {"200": _json("Quarantine")},
+                                                   parameters=[_query("limit", "at most this many", "integer")])},
+            "/api/v1/tickets": {"post": _guarded(
+                "take a POS sale ticket", {"201": _json("TicketResult", "stored"),
+                                           "200": _json("TicketResult", "already stored with the same content"),
+                                           "409": _ERROR, "422": _ERROR},
+                requestBody={"required": True, "content": {"application/json": {"schema": {
+                    "$ref": "#/components/schemas/Ticket"}}}})},
+            "/api/v1/catalog": {"put": _guarded(
+                "import products from CSV (all rows or none)", {"200": {"description": "imported"}, "422": _ERROR},
+                requestBody={"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}})},
+        },
+    }

@@ -1,0 +1,236 @@
+"""One commit of an ingest batch: store events, verdicts, ledger, tickets, rates, alerts, all in one transaction.
+
+Events are unique on (device, seq) and keep their exact signed bytes; a
+retransmission of stored bytes is counted, not stored twice; the same seq with
+other bytes is a replay and goes to quarantine with every other refused message.
+Acks and verdicts may be sent once `commit` has returned: what they say is durable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from gateway import alerts, catalog, devices, ledger, rates, tickets
+from gateway.devices import Status
+from gateway.protocol import Event, Operation, Verdict
+from gateway.rules import Rules
+from gateway.scans import SALES, StoredScan
+from gateway.store import Store, Tx
+from gateway.tickets import Matching, Ticket, TicketError
+
+__all__ = ["Accepted", "Rejected", "TicketIn", "TicketOutcome", "DeviceAck", "CommitResult", "commit", "sweep"]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An event whose MAC verified and whose fields passed the schema."""
+
+    event: Event
+    signed: bytes
+    """The exact COSE_Mac0 bytes as received."""
+    received_ms: int
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A message the gateway will not accept; kept in quarantine for inspection."""
+
+    topic: str
+    device: str
+    reason: str
+    detail: str
+    message: bytes
+    received_ms: int
+
+
+@dataclass(frozen=True)
+class TicketIn:
+    """A parsed POS ticket and the message it came in (quarantined if the ticket is refused)."""
+
+    ticket: Ticket
+    topic: str
+    message: bytes
+    received_ms: int
+
+
+@dataclass(frozen=True)
+class TicketOutcome:
+    entry: TicketIn
+    result: str
+    """stored, repeated (the same content again), or refused."""
+    ticket_id: int = 0
+    error: str = ""
+    reason: str = ""
+
+
+@dataclass
+class DeviceAck:
+    """What one device is told after a commit."""
+
+    acked_seq: int
+    """Every seq from 1 to this one is stored."""
+    verdicts: list[tuple[int, Verdict]] = field(default_factory=list)
+
+
+@dataclass
+class CommitResult:
+    acks: dict[str, DeviceAck] = field(default_factory=dict)
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+    """Reason -> messages quarantined in this commit (replays and refused tickets included)."""
+    tickets: list[TicketOutcome] = field(default_factory=list)
+    """One per ticket given, in order."""
+
+
+def commit(store: Store, rules: Rules, *, accepted: Iterable[Accepted] = (), rejected: Iterable[Rejected] = (),
+           statuses: Iterable[tuple[Status, int]] = (), tickets_in: Iterable[TicketIn] = ()) -> CommitResult:
+    """Everything of one batch in one transaction; acks and verdicts in the result."""
+    result = CommitResult()
+    with store.transaction() as tx:
+        batch = _Batch(tx, rules, result)
+        for item in accepted:
+            batch.event(item)
+        for refusal in rejected:
+            batch.quarantine(refusal)
+        for status, received_ms in statuses:
+            if not devices.record_status(tx, status, rules, now_ms=received_ms):
+                batch.quarantine(Rejected(f"tc/v1/{status.device}/status", status.device, "unknown_device",
+                                          "status of an unregistered device", b"", received_ms))
+        for entry in tickets_in:
+            batch.ticket(entry)
+        for device, ack in result.acks.items():
+            ack.acked_seq = _advance(tx, device)
+    return result
+
+
+def sweep(store: Store, rules: Rules, *, now_ms: int) -> None:
+    """The time-based rules: offline devices, ticket lines left unscanned."""
+    with store.transaction() as tx:
+        devices.check_offline(tx, rules, now_ms=now_ms)
+        tickets.check_due_lines(tx, now_ms)
+
+
+class _Batch:
+    def __init__(self, tx: Tx, rules: Rules, result: CommitResult) -> None:
+        self.tx = tx
+        self.rules = rules
+        self.result = result
+        self._places: dict[str, tuple[str, str, str, str]] = {}
+        self._catalog_empty = tx.one("SELECT 1 FROM products LIMIT 1") is None
+
+    def _place(self, device: str) -> tuple[str, str, str, str]:
+        if device not in self._places:
+            row = self.tx.one("SELECT terminal, institution, institution_type, region FROM devices WHERE device = ?",
+                              (device,))
+            self._places[device] = (row[0], row[1], row[2], row[3]) if row else ("", "", "", "")
+        return self._places[device]
+
+    def event(self, item: Accepted) -> None:
+        tx, event, result = self.tx, item.event, self.result
+        ack = result.acks.setdefault(event.device, DeviceAck(acked_seq=0))
+        row = tx.one("SELECT signed, verdict FROM events WHERE device = ? AND seq = ?", (event.device, event.seq))
+        if row is not None:
+            if bytes(row[0]) == item.signed:
+                result.duplicates += 1
+                tx.execute("UPDATE device_state SET duplicates = duplicates + 1 WHERE device = ?", (event.device,))
+                ack.verdicts.append((event.seq, Verdict(row[1])))
+            else:
+                self.quarantine(Rejected(f"tc/v1/{event.device}/ev", event.device, "replay",
+                                         f"seq {event.seq} already stored with other bytes", item.signed,
+                                         item.received_ms))
+            return
+        terminal, institution, institution_type, region = self._place(event.device)
+        product = catalog.product_of(tx, event.pid) if not event.err else None
+        event_ms = event.time_ms if event.clock and event.time_ms else item.received_ms
+        stored = tx.one(
+            "INSERT INTO events (device, seq, received_ms, signed, boot, device_time_ms, clock, event_ms, terminal, "
+            "institution, op, kind, code, pid, serial, lot, expiry, err, ticket, split_qty, list_code, verdict) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0) RETURNING id",
+            (event.device, event.seq, item.received_ms, item.signed, event.boot, event.time_ms, event.clock, event_ms,
+             terminal, institution, int(event.op), event.kind, event.code, event.pid, event.serial, event.lot,
+             event.expiry, event.err, event.ticket, event.split_qty, product.list_code if product else ""))
+        assert stored is not None
+        tx.execute("INSERT INTO device_state (device, max_seq, stored, last_event_ms) VALUES (?, ?, 1, ?) "
+                   "ON CONFLICT (device) DO UPDATE SET stored = device_state.stored + 1, "
+                   "max_seq = CASE WHEN device_state.max_seq > excluded.max_seq THEN device_state.max_seq "
+                   "ELSE excluded.max_seq END, last_event_ms = excluded.last_event_ms",
+                   (event.device, event.seq, item.received_ms))
+        scan = StoredScan(id=int(stored[0]), device=event.device, terminal=terminal, institution=institution,
+                          institution_type=institution_type, region=region, op=event.op, code=event.code,
+                          pid=event.pid, err=event.err, ticket=event.ticket, split_qty=event.split_qty,
+                          event_ms=event_ms, list_code=product.list_code if product else "",
+                          pack_size=product.pack_size if product else 0)
+        verdict = self._judge(scan, known=product is not None)
+        tx.execute("UPDATE events SET verdict = ? WHERE id = ?", (int(verdict), scan.id))
+        result.stored += 1
+        ack.verdicts.append((event.seq, verdict))
+
+    def _judge(self, scan: StoredScan, *, known: bool) -> Verdict:
+        """Book the scan everywhere it counts; the counter's verdict."""
+        is_sale = scan.op in SALES
+        rates.bump(self.tx, scan.institution, scan.terminal, scan.event_ms, scans=1, stored=1,
+                   valid_scans=int(not scan.err), sale_scans=int(is_sale and not scan.err))
+        if scan.err:
+            return Verdict.INVALID_CODE
+        duplicate = ledger.apply(self.tx, scan, self.rules)
+        matching = tickets.match_scan(self.tx, scan, self.rules, duplicate=duplicate) if is_sale else Matching.NONE
+        if duplicate:
+            rates.bump(self.tx, scan.institution, scan.terminal, scan.event_ms, duplicate_sales=1)
+            return Verdict.DUPLICATE_SALE
+        if matching == Matching.MISMATCH:
+            return Verdict.PRODUCT_MISMATCH
+        if not known and not self._catalog_empty and scan.op != Operation.STOCKTAKE:
+            return Verdict.UNKNOWN_PRODUCT
+        return Verdict.OK
+
+    def ticket(self, entry: TicketIn) -> None:
+        try:
+            ticket_id, new = tickets.record_ticket(self.tx, entry.ticket, self.rules, received_ms=entry.received_ms)
+        except TicketError as error:
+            self.result.tickets.append(TicketOutcome(entry, "refused", error=error.detail, reason=error.reason))
+            self.quarantine(Rejected(entry.topic, "", error.reason, error.detail, entry.message, entry.received_ms))
+        else:
+            self.result.tickets.append(TicketOutcome(entry, "stored" if new else "repeated", ticket_id))
+
+    def quarantine(self, refusal: Rejected) -> None:
+        """Keep the bytes once; a device that resends them only raises the count (the table stays bounded)."""
+        digest = hashlib.sha256(refusal.topic.encode() + b"\0" + refusal.message).digest()
+        self.tx.execute(
+            "INSERT INTO quarantine (received_ms, topic, device, reason, detail, message, digest, last_ms) "
+            "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (digest) DO UPDATE SET times = quarantine.times + 1, "
+            "last_ms = excluded.last_ms",
+            (refusal.received_ms, refusal.topic, refusal.device, refusal.reason, refusal.detail, refusal.message,
+             digest, refusal.received_ms))
+        self.result.quarantined[refusal.reason] = self.result.quarantined.get(refusal.reason, 0) + 1
+        if refusal.reason == "bad_mac" and refusal.device:
+            self._mac_failures(refusal)
+
+    def _mac_failures(self, refusal: Rejected) -> None:
+        since = refusal.received_ms - self.rules.mac_failure_window_s * 1000
+        row = self.tx.one("SELECT sum(times), max(id) FROM quarantine WHERE device = ? AND reason = 'bad_mac' "
+                          "AND last_ms >= ?", (refusal.device, since))
+        failures = int(row[0] or 0) if row else 0
+        if failures >= self.rules.mac_failure_burst:
+            terminal, institution, _, _ = self._place(refusal.device)
+            alerts.raise_alert(self.tx, "mac_failures", subject=refusal.device, now_ms=refusal.received_ms,
+                               institution=institution, terminal=terminal, device=refusal.device,
+                               detail=f"{failures} messages with a bad MAC in {self.rules.mac_failure_window_s} s "
+                               "(wrong key, or someone else publishing as this device)")
+
+
+def _advance(tx: Tx, device: str) -> int:
+    """Move the device's contiguous stored seq forward over what is now present; return it."""
+    row = tx.one("SELECT acked_seq FROM device_state WHERE device = ?", (device,))
+    acked = int(row[0]) if row else 0
+    while tx.one("SELECT 1 FROM events WHERE device = ? AND seq = ?", (device, acked + 1)):
+        following = tx.all("SELECT seq FROM events WHERE device = ? AND seq > ? ORDER BY seq LIMIT 500",
+                           (device, acked))
+        for (seq,) in following:
+            if seq != acked + 1:
+                break
+            acked = seq
+    tx.execute("UPDATE device_state SET acked_seq = ? WHERE device = ?", (acked, device))
+    return acked

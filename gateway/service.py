@@ -1,0 +1,82 @@
+"""The running gateway: store, ingest, API, the time-based rules and the systemd watchdog, until SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import threading
+import time
+from pathlib import Path
+
+from gateway import pipeline, systemd
+from gateway.api import ApiServer
+from gateway.config import Settings
+from gateway.ingest import Ingest
+from gateway.metrics import Metrics
+from gateway.store import SQLiteStore
+
+__all__ = ["run", "token_file"]
+
+log = logging.getLogger("gateway")
+
+
+def token_file(path: Path) -> str:
+    """The token kept in `path`, made (owner-only) on first use."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(24)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(token + "\n")
+    log.info("made API token %s", path)
+    return token
+
+
+def run(settings: Settings) -> int:
+    store = SQLiteStore(settings.database)
+    metrics = Metrics(store)
+    ingest = Ingest(settings.ingest, store, settings.rules, metrics)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda number, frame: stop.set())
+    signal.signal(signal.SIGINT, lambda number, frame: stop.set())
+    api = None
+    if settings.api.enabled:
+        api = ApiServer(settings.api, store, settings.rules, metrics,
+                        read_token=settings.api.token or token_file(settings.data_dir / "api-token"),
+                        write_token=settings.api.write_token or token_file(settings.data_dir / "api-write-token"),
+                        ready=lambda: {"broker": ingest.connected, "ingest": ingest.alive})
+        api.start()
+    ingest.start()
+    log.info("gateway running, database %s, API %s", settings.database,
+             f"http://{settings.api.host}:{api.port}" if api else "off")
+    print("ready", flush=True)
+    systemd.notify("READY=1\nSTATUS=ingesting")
+    _loop(settings, store, ingest, stop)
+    systemd.notify("STOPPING=1")
+    ingest.stop()
+    if api:
+        api.stop()
+    store.close()
+    log.info("gateway stopped: %s", dict(ingest.counts))
+    return 0
+
+
+def _loop(settings: Settings, store: SQLiteStore, ingest: Ingest, stop: threading.Event) -> None:
+    """Run the sweeps on time, and ping the watchdog only while ingest and the database work."""
+    ping_s = systemd.watchdog_interval_s()
+    next_sweep = 0.0
+    while not stop.wait(min(1.0, ping_s) if ping_s else 1.0):
+        now = time.monotonic()
+        healthy = ingest.alive
+        if now >= next_sweep:
+            next_sweep = now + settings.rules.sweep_interval_s
+            try:
+                pipeline.sweep(store, settings.rules, now_ms=time.time_ns() // 1_000_000)
+            except Exception:  # a failed sweep is retried next time; a database that keeps failing stops the pings
+                log.exception("sweep failed")
+                healthy = False
+        if ping_s and healthy:
+            systemd.notify("WATCHDOG=1")

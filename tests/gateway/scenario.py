@@ -1,0 +1,98 @@
+"""A small world for the supervision rules: a real SQLite store, registered counters, scans decoded by the
+firmware's own decoder, tickets, and a clock the test moves."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from gateway import alerts, catalog, devices, pipeline, rates
+from gateway.protocol import Event, Operation, Verdict
+from gateway.rules import Rules
+from gateway.store import Device, SQLiteStore
+from gateway.tickets import parse_ticket
+from tcagent import codes
+
+ZONE = ZoneInfo("Asia/Shanghai")
+DAY = datetime(2026, 11, 22, tzinfo=ZONE)
+CATALOG = """pid,list_code,name,pack_size,code_required
+8123456,XA01,Amoxicillin capsules 0.25g x 24,24,1
+8654321,XB02,Ibuprofen tablets 0.2g x 20,20,1
+06901234567892,XC03,Imported insulin pen,1,1
+8111111,XD04,Herbal granules (exempt),10,0
+"""
+
+
+def code(serial: int, prefix: str = "8123456") -> str:
+    return f"{prefix}{serial:013d}"
+
+
+def at(hour: int, minute: int = 0, second: int = 0) -> int:
+    """ms since the epoch at this time of the scenario's day (Asia/Shanghai)."""
+    return int(DAY.replace(hour=hour, minute=minute, second=second).timestamp() * 1000)
+
+
+class Scenario:
+    def __init__(self, folder, rules: Rules | None = None, *, with_catalog: bool = True) -> None:
+        self.rules = rules or Rules()
+        self.store = SQLiteStore(folder / "gateway.sqlite3")
+        self.seqs: dict[str, int] = {}
+        self.places: dict[str, Device] = {}
+        if with_catalog:
+            with self.store.transaction() as tx:
+                catalog.replace_products(tx, catalog.read_csv(CATALOG))
+
+    def counter(self, device: str, terminal: str, institution: str, *, kind: str = "pharmacy",
+                region: str = "440300") -> None:
+        place = Device(device=device, key=bytes(32), terminal=terminal, institution=institution,
+                       institution_type=kind, region=region)
+        self.places[device] = place
+        self.store.add_device(place)
+
+    def scan(self, device: str, text: str, when: int, *, op: Operation = Operation.SALE, ticket: str = "",
+             split: int = 0, clock: int = 1) -> Verdict:
+        """One scan at `device`, committed; the verdict its counter hears."""
+        seq = self.seqs[device] = self.seqs.get(device, 0) + 1
+        scan = codes.decode(text.encode())
+        event = Event(device=device, seq=seq, boot=1, time_ms=when if clock else 0, uptime_ms=seq, clock=clock,
+                      op=op, raw=scan.raw, aim=scan.aim, kind=scan.kind, code=scan.code, pid=scan.pid,
+                      serial=scan.serial, lot=scan.lot, expiry=scan.expiry, err=scan.err, ticket=ticket,
+                      split_qty=split)
+        result = pipeline.commit(self.store, self.rules,
+                                 accepted=[pipeline.Accepted(event, f"{device}/{seq}".encode(), when)])
+        return result.acks[device].verdicts[-1][1]
+
+    def ticket(self, terminal: str, number: str, when: int, *lines: tuple[str, int] | tuple[str, int, bool],
+               institution: str = "") -> pipeline.TicketOutcome:
+        body = {"number": number, "terminal": terminal, "time": when,
+                "lines": [{"list_code": line[0], "quantity": line[1], "split": bool(line[2:] and line[2])}
+                          for line in lines]}
+        if institution:
+            body["institution"] = institution
+        entry = pipeline.TicketIn(parse_ticket(body), "test", b"{}", when)
+        return pipeline.commit(self.store, self.rules, tickets_in=[entry]).tickets[0]
+
+    def status(self, device: str, when: int, **fields: object) -> None:
+        status = devices.Status(device=device, online=bool(fields.pop("online", True)), **fields)  # type: ignore[arg-type]
+        pipeline.commit(self.store, self.rules, statuses=[(status, when)])
+
+    def sweep(self, when: int) -> None:
+        pipeline.sweep(self.store, self.rules, now_ms=when)
+
+    def alerts(self, kind: str = "", state: str = "") -> list[alerts.Alert]:
+        with self.store.reading() as tx:
+            return alerts.list_alerts(tx, kind=kind, state=state)
+
+    def alert_types(self) -> list[str]:
+        return sorted(alert.type for alert in self.alerts())
+
+    def rates(self, scope: str = "terminal", **filters: str) -> dict[str, rates.RateRow]:
+        with self.store.reading() as tx:
+            rows = rates.query(tx, rates.day_period(DAY.date(), self.rules.timezone), scope=scope, **filters)
+        return {row.terminal or row.institution: row for row in rows}
+
+    def event_ids(self, device: str) -> list[int]:
+        return [row[0] for row in self.store.query("SELECT id FROM events WHERE device = ? ORDER BY seq", (device,))]
+
+    def close(self) -> None:
+        self.store.close()

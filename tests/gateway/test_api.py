@@ -1,0 +1,131 @@
+"""The HTTP API over a real socket: tokens, every endpoint, errors, and the OpenAPI document matching the routes."""
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from scenario import Scenario, at, code
+
+from gateway.api import ROUTES, ApiServer, ApiSettings
+from gateway.metrics import Metrics
+
+READ, WRITE = "read-token", "write-token"
+
+
+@pytest.fixture
+def served(tmp_path):
+    world = Scenario(tmp_path)
+    world.counter("dev-a", "A1", "P-A")
+    ready = {"broker": True}
+    server = ApiServer(ApiSettings(port=0), world.store, world.rules, Metrics(world.store), read_token=READ,
+                       write_token=WRITE, ready=lambda: ready)
+    server.start()
+    base = f"http://127.0.0.1:{server.port}"
+
+    def call(method, path, body=None, token=READ, kind="application/json"):
+        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+        request = urllib.request.Request(base + path, data=data, method=method)
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        request.add_header("Content-Type", kind)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                raw = answer.read()
+                status = answer.status
+        except urllib.error.HTTPError as error:
+            raw, status = error.read(), error.code
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, raw.decode()
+
+    yield world, call, ready
+    server.stop()
+    world.close()
+
+
+def test_health_needs_no_token_and_readiness_follows_the_broker(served):
+    world, call, ready = served
+    assert call("GET", "/livez", token=None) == (200, {"status": "alive"})
+    assert call("GET", "/readyz", token=None) == (200, {"broker": True, "database": True})
+    ready["broker"] = False
+    assert call("GET", "/readyz", token=None)[0] == 503
+
+
+def test_tokens(served):
+    world, call, ready = served
+    assert call("GET", "/api/v1/devices", token=None)[0] == 401
+    assert call("GET", "/api/v1/devices", token="guess")[0] == 401
+    assert call("GET", "/api/v1/devices", token=WRITE)[0] == 200
+    status, body = call("POST", "/api/v1/tickets", {"number": "T1"}, token=READ)
+    assert status == 403 and "write token" in body["error"]
+
+
+def test_tickets_rates_alerts_and_state_changes(served):
+    world, call, ready = served
+    ticket = {"number": "T1", "terminal": "A1", "time": at(9), "lines": [{"list_code": "XA01", "quantity": 2}]}
+    assert call("POST", "/api/v1/tickets", ticket, token=WRITE) == (201, {"id": 1, "result": "stored"})
+    assert call("POST", "/api/v1/tickets", ticket, token=WRITE) == (200, {"id": 1, "result": "repeated"})
+    status, body = call("POST", "/api/v1/tickets", {**ticket, "lines": [{"list_code": "XA01", "quantity": 3}]},
+                        token=WRITE)
+    assert status == 409 and "ticket_conflict" in body["error"]
+    status, body = call("POST", "/api/v1/tickets", {**ticket, "time": "soon"}, token=WRITE)
+    assert status == 422 and "time" in body["error"]
+    assert call("POST", "/api/v1/tickets", b"{not json", token=WRITE)[0] == 400
+    world.scan("dev-a", code(1), at(9, 1), ticket="T1")
+    world.scan("dev-a", code(1), at(9, 2), ticket="T1")
+    status, body = call("GET", "/api/v1/rates?day=2026-11-22")
+    assert status == 200 and body["period"] == "2026-11-22"
+    [row] = body["rates"]
+    assert (row["terminal"], row["coverage"], row["duplicate_rate"]) == ("A1", 0.5, 0.5)
+    assert call("GET", "/api/v1/rates?scope=institution&day=2026-11-22")[1]["rates"][0]["institution"] == "P-A"
+    assert call("GET", "/api/v1/rates?window_h=0")[0] == 422
+    assert call("GET", "/api/v1/rates?day=22.11.2026")[0] == 422
+    assert call("GET", "/api/v1/rates?scope=galaxy")[0] == 422
+    [alert] = call("GET", "/api/v1/alerts?state=open")[1]["alerts"]
+    assert alert["type"] == "repeat_sale" and len(alert["events"]) == 2
+    assert call("GET", f"/api/v1/alerts/{alert['id']}")[1]["subject"] == code(1)
+    status, changed = call("POST", f"/api/v1/alerts/{alert['id']}", {"state": "acknowledged", "note": "checking"},
+                           token=WRITE)
+    assert status == 200 and (changed["state"], changed["note"]) == ("acknowledged", "checking")
+    assert call("POST", f"/api/v1/alerts/{alert['id']}", {"state": "resolved"}, token=WRITE)[1]["state"] == "resolved"
+    assert call("POST", f"/api/v1/alerts/{alert['id']}", {"state": "acknowledged"}, token=WRITE)[0] == 409
+    assert call("POST", "/api/v1/alerts/999", {"state": "resolved"}, token=WRITE)[0] == 404
+    assert call("POST", f"/api/v1/alerts/{alert['id']}", {"nope": 1}, token=WRITE)[0] == 422
+
+
+def test_catalog_devices_quarantine_metrics(served):
+    world, call, ready = served
+    csv = b"pid,list_code,name,pack_size\n8999999,XZ09,New,10\n"
+    assert call("PUT", "/api/v1/catalog", csv, token=WRITE, kind="text/csv") == (200, {"imported": 1})
+    status, body = call("PUT", "/api/v1/catalog", b"pid,name\n", token=WRITE, kind="text/csv")
+    assert status == 422 and "nothing imported" in body["error"]
+    [device] = call("GET", "/api/v1/devices")[1]["devices"]
+    assert device["device"] == "dev-a" and device["terminal"] == "A1"
+    world.ticket("A1", "T1", at(9), ("XA01", 1))
+    world.ticket("A1", "T1", at(9), ("XA01", 2))
+    quarantine = call("GET", "/api/v1/quarantine")[1]
+    assert quarantine["reasons"] == {"ticket_conflict": {"messages": 1, "times": 1}}
+    assert quarantine["messages"][0]["message_hex"] == b"{}".hex()
+    status, text = call("GET", "/metrics")
+    assert status == 200 and 'tracegw_devices{state="never_seen"} 1.0' in text
+    assert "tracegw_ack_latency_seconds_bucket" in text and "tracegw_missing_seqs 0.0" in text
+
+
+def test_unknown_paths_and_methods(served):
+    world, call, ready = served
+    assert call("GET", "/api/v1/nothing")[0] == 404
+    assert call("DELETE", "/api/v1/devices")[0] in (404, 405, 501)
+    assert call("PUT", "/api/v1/devices", b"", token=WRITE)[0] == 405
+
+
+def test_the_openapi_document_lists_exactly_the_routes(served):
+    world, call, ready = served
+    status, document = call("GET", "/openapi.json", token=None)
+    assert status == 200 and document["openapi"].startswith("3.1")
+    documented = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
+    assert documented == {(method, path) for method, path, _, _ in ROUTES}
+    for method, path, _, access in ROUTES:
+        operation = document["paths"][path][method.lower()]
+        assert (operation.get("security") == []) == (access == "none"), path

@@ -25,6 +25,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gateway import pipeline
+from gateway.commands import CommandType, sign_command
 from gateway.devices import Status, parse_status
 from gateway.metrics import Metrics
 from gateway.pipeline import Accepted, Rejected, TicketIn
@@ -39,6 +40,7 @@ log = logging.getLogger("gateway.ingest")
 _MAX_BATCH_ITEMS = 64
 _SESSION_EXPIRY_S = 7 * 24 * 3600
 _MAX_TICKET_BYTES = 65536
+_CLOCK_COMMAND_EVERY_S = 60.0
 TOPICS = ("tc/v1/+/ev", "tc/v1/+/status", "tc/v1/pos/+/ticket")
 """Device events, device status (retained), POS tickets (JSON, as the HTTP API takes them)."""
 
@@ -57,6 +59,9 @@ class IngestSettings:
     """Messages per commit; keep it below the broker's max_inflight_messages (100 in the shipped config)."""
     batch_wait_ms: int = 20
     """How long a batch waits for more messages after its first."""
+    set_clocks: bool = True
+    """Send a signed time command (id = the gateway's ms clock) to a device whose status says its clock was never
+    synced, at most once a minute per device. Off when another tool sends commands with its own ids."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,7 @@ class Ingest:
         self.metrics = metrics
         self.counts: Counter[str] = Counter()
         self._inbox: queue.Queue[_Message] = queue.Queue()
+        self._clock_sent: dict[str, float] = {}
         self._stopping = threading.Event()
         self._connected = threading.Event()
         self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=settings.client_id,
@@ -227,6 +233,9 @@ class Ingest:
         self._count(result)
         for device, ack in result.acks.items():
             self._client.publish(f"tc/v1/{device}/ack", encode_ack(ack.acked_seq, ack.verdicts), qos=1)
+        for status, _ in statuses:
+            if status.online and status.clock == 0 and self.settings.set_clocks:
+                self._set_clock(status.device)
         for outcome in result.tickets:
             answer = {"number": outcome.entry.ticket.number, "result": outcome.result, "error": outcome.error}
             self._client.publish(outcome.entry.topic.rsplit("/", 1)[0] + "/result",
@@ -235,6 +244,17 @@ class Ingest:
         for message in batch:
             self._client.ack(message.mid, message.qos)
             self.metrics.ack_latency.observe((now - message.received_ms) / 1000)
+
+    def _set_clock(self, device: str) -> None:
+        now = time.monotonic()
+        key = self.store.device_key(device)
+        if key is None or now - self._clock_sent.get(device, -_CLOCK_COMMAND_EVERY_S) < _CLOCK_COMMAND_EVERY_S:
+            return
+        self._clock_sent[device] = now
+        now_ms = _now_ms()
+        self._client.publish(f"tc/v1/{device}/cmd", sign_command(key, now_ms, CommandType.TIME, now_ms,
+                                                                 issued_ms=now_ms), qos=1)
+        log.info("sent the time to %s, whose clock was never synced", device)
 
     def _count(self, result: pipeline.CommitResult) -> None:
         self.counts["stored"] += result.stored
@@ -283,6 +303,7 @@ class Ingest:
                 raise TicketError("ticket_invalid", f"ticket of terminal {ticket.terminal!r} on the topic of "
                                   f"{terminal!r}")
         except TicketError as error:
+            self.metrics.tickets.labels("refused").inc()
             self._reject(message, "", ProtocolError(error.reason, error.detail), message.payload, rejected)
             return
         tickets.append(TicketIn(ticket, message.topic, message.payload, message.received_ms))

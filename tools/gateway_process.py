@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -19,7 +20,7 @@ WRITE_TOKEN = "test-write-token"
 class GatewayProcess:
     """`trace-gateway run` as its own process, so it can be killed like a real service."""
 
-    def __init__(self, folder: Path, broker: Broker) -> None:
+    def __init__(self, folder: Path, broker: Broker, *, set_clocks: bool = True) -> None:
         self.folder = folder
         self.broker = broker
         self.config = folder / "gateway.toml"
@@ -27,6 +28,7 @@ class GatewayProcess:
         self.config.write_text(
             f'data_dir = "{folder / "data"}"\nlog_level = "WARNING"\n'
             f'[ingest]\nbroker_port = {broker.port}\nclient_id = "gw-{folder.name}"\n'
+            f'set_clocks = {"true" if set_clocks else "false"}\n'
             f'[api]\nport = {self.api_port}\ntoken = "{READ_TOKEN}"\nwrite_token = "{WRITE_TOKEN}"\n'
             f'[rules]\nsweep_interval_s = 1\n'
         )
@@ -59,11 +61,12 @@ class GatewayProcess:
         except ValueError:
             return status, raw.decode()
 
-    def start(self) -> None:
+    def start(self, env: dict[str, str] | None = None) -> None:
+        """Start and wait for "ready"; `env` adds to the environment (e.g. NOTIFY_SOCKET)."""
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [shutil.which("trace-gateway") or "trace-gateway", "--config", str(self.config), "run"],
-                stdout=subprocess.PIPE, stderr=log,
+                stdout=subprocess.PIPE, stderr=log, env={**os.environ, **(env or {})},
             )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()

@@ -29,6 +29,15 @@ def gateway(tmp_path, broker):
 
 
 @pytest.fixture
+def quiet_gateway(tmp_path, broker):
+    """A gateway that sends no time commands of its own (for tests that number commands themselves)."""
+    (tmp_path / "gateway").mkdir()
+    process = GatewayProcess(tmp_path / "gateway", broker, set_clocks=False)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
 def device_key():
     return os.urandom(32)
 

@@ -72,9 +72,10 @@ def _command(key, command_id, kind, argument):
     return message.encode()
 
 
-def test_gateway_commands_need_a_valid_mac_and_a_fresh_id(gateway, make_device, device_key, broker, watch_status):
+def test_gateway_commands_need_a_valid_mac_and_a_fresh_id(quiet_gateway, make_device, device_key, broker, watch_status):
     import paho.mqtt.publish as publish
 
+    gateway = quiet_gateway
     gateway.register("dev-0001", device_key)
     gateway.start()
     device = make_device()

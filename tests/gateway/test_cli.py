@@ -1,0 +1,79 @@
+"""The operator's commands: registry, catalog, and readable rates, alerts and devices tables."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from scenario import Scenario, at, code
+
+from gateway import views
+
+
+@pytest.fixture
+def configured(tmp_path):
+    world = Scenario(tmp_path / "data")
+    world.counter("dev-a", "A1", "P-A")
+    world.ticket("A1", "T1", at(9), ("XA01", 2))
+    world.scan("dev-a", code(1), at(9, 1), ticket="T1")
+    world.scan("dev-a", code(1), at(9, 2), ticket="T1")
+    world.close()
+    path = tmp_path / "gateway.toml"
+    path.write_text(f'data_dir = "{tmp_path / "data"}"\n')
+
+    def cli(*arguments, check=True):
+        done = subprocess.run([sys.executable, "-m", "gateway.cli", "--config", str(path), *arguments],
+                              capture_output=True, text=True)
+        if check:
+            assert done.returncode == 0, done.stderr
+        return done
+
+    return cli, tmp_path
+
+
+def test_rates_alerts_devices_tables(configured):
+    cli, _ = configured
+    rates = cli("rates", "--day", "2026-11-22").stdout
+    assert "rates per terminal, 2026-11-22 (Asia/Shanghai)" in rates
+    assert rates.splitlines()[1].split()[:5] == ["institution", "terminal", "coverage", "valid", "duplicate"]
+    assert "P-A          A1        50.0%" in rates
+    assert "P-A          *" in cli("rates", "--scope", "institution", "--day", "2026-11-22").stdout
+    as_json = json.loads(cli("rates", "--day", "2026-11-22", "--json").stdout)
+    assert as_json[0]["duplicate_rate"] == 0.5
+    assert "nothing recorded" in cli("rates", "--day", "2020-01-01").stdout
+    alerts = cli("alerts").stdout
+    assert "repeat_sale" in alerts and "open" in alerts
+    alert_id = json.loads(cli("alerts", "--json").stdout)[0]["id"]
+    assert "is acknowledged" in cli("alert", str(alert_id), "acknowledged", "--note", "called the shop").stdout
+    assert "is resolved" in cli("alert", str(alert_id), "resolved").stdout
+    assert "already resolved" in cli("alert", str(alert_id), "resolved", check=False).stderr
+    assert cli("alerts").stdout.strip() == "no alerts"
+    devices = cli("devices").stdout
+    assert "dev-a" in devices and "never" in devices
+
+
+def test_registry_and_catalog_commands(configured):
+    cli, folder = configured
+    key = folder / "dev.key"
+    key.write_text("00" * 32)
+    assert "registered for terminal B1" in cli("device", "add", "--device", "dev-b", "--key-file", str(key),
+                                               "--terminal", "B1", "--institution", "P-B").stdout
+    key.write_text("00" * 16)
+    assert "expected 32 bytes" in cli("device", "add", "--device", "dev-c", "--key-file", str(key), "--terminal",
+                                      "C1", "--institution", "P-C", check=False).stderr
+    products = folder / "products.csv"
+    products.write_text("pid,list_code,name,pack_size\n8000001,XY01,New,5\n")
+    assert "1 products imported" in cli("catalog", "import", str(products)).stdout
+    products.write_text("pid,list_code,name,pack_size\n8000001,XY01,New,none\n")
+    assert "nothing imported" in cli("catalog", "import", str(products), check=False).stderr
+    broken = folder / "broken.toml"
+    broken.write_text("[ingest]\nport = 1\n")
+    done = subprocess.run([sys.executable, "-m", "gateway.cli", "--config", str(broken), "devices"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "ingest.port: unknown key" in done.stderr
+
+
+def test_table_widths_count_chinese_characters_double():
+    text = views.table(["名称", "n"], [["阿莫西林", 1], ["ab", 22]])
+    lines = text.splitlines()
+    assert lines[0] == "名称      n" and lines[2] == "阿莫西林  1" and lines[3] == "ab        22"

@@ -15,11 +15,17 @@ __all__ = ["table", "rates_table", "alerts_table", "devices_table"]
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """Columns padded to their widest cell (CJK characters count double)."""
-    cells = [[str(item) for item in header]] + [[str(item) for item in row] for row in rows]
+    cells = [[str(item) for item in header]] + [[_printable(item) for item in row] for row in rows]
     width = [max(_width(row[column]) for row in cells) for column in range(len(header))]
     lines = ["  ".join(cell + " " * (width[i] - _width(cell)) for i, cell in enumerate(row)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in width))
     return "\n".join(lines)
+
+
+def _printable(item: object) -> str:
+    """GS1's separator (0x1D) shown as <GS>, other control characters as spaces."""
+    text = str(item).replace("\x1d", "<GS>")
+    return "".join(" " if ord(char) < 32 else char for char in text)
 
 
 def _width(text: str) -> int:

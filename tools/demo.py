@@ -5,16 +5,23 @@
    micropython executable, its scan engine a pty: scans go in, signals come out, events are stored.
 3. The broker goes down: the counter keeps taking scans; they arrive once it is back.
 4. What the gateway refuses: a tampered message and one on another device's topic.
+5. The POS ticket of those scans arrives over the HTTP API; the coverage and the other rates, and the
+   duplicate-sale alert, as `trace-gateway rates` and `trace-gateway alerts` print them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
+from gateway import cli
 from gateway.protocol import ProtocolError, parse_event, verify_mac0
 from tools.decode import describe
 from tools.gateway_process import GatewayProcess, running_system
@@ -32,6 +39,12 @@ SAMPLES = [
 ]
 VERDICTS = {0: "ok", 1: "duplicate sale", 2: "invalid code", 3: "unknown product", 4: "mismatch", 5: "rejected"}
 DEVICE = "counter-01"
+CATALOG = """pid,list_code,name,pack_size,code_required
+8123456,XA01,阿莫西林胶囊 0.25g*24,24,1
+06901234567892,XC03,进口胰岛素笔,1,1
+06950123456786,XE05,布洛芬缓释胶囊,20,1
+MA.156.M0.100023.10010001,XF06,一次性输液器,10,1
+"""
 
 
 def section(title: str) -> None:
@@ -70,6 +83,7 @@ def main() -> int:
             "ack_timeout_s": 3, "backoff_max_s": 2})
         try:
             section(f"2. Mosquitto on port {broker.port}, the gateway, and {DEVICE} (firmware on micropython)")
+            print(f"   catalog imported: {gateway.api('PUT', '/api/v1/catalog', CATALOG.encode(), write=True)[1]}")
             device.start()
             device.wait_for(r"^signal online", timeout=20)
             seen = len(device.lines)
@@ -111,9 +125,23 @@ def main() -> int:
                     return 1
                 except ProtocolError as error:
                     print(f"   {label}: refused, reason {error.reason!r}")
+
+            section("5. The POS ticket arrives; rates and alerts (trace-gateway rates / alerts)")
+            ticket = {"number": "T20261122-0001", "terminal": "T01", "time": int(time.time() * 1000),
+                      "lines": [{"list_code": "XA01", "quantity": 1}, {"list_code": "XC03", "quantity": 1},
+                                {"list_code": "XE05", "quantity": 2}, {"list_code": "XF06", "quantity": 2,
+                                                                       "split": True}]}
+            answer = gateway.api("POST", "/api/v1/tickets", json.dumps(ticket).encode(), write=True)
+            print(f"   POST /api/v1/tickets: {answer}")
+            for command in (["rates"], ["alerts"]):
+                print(f"   $ trace-gateway {command[0]}")
+                output = io.StringIO()
+                with contextlib.redirect_stdout(output):
+                    cli.main(["--config", str(gateway.config), *command])
+                print(textwrap.indent(output.getvalue().rstrip(), "   "))
         finally:
             device.stop()
-    print("\nNext: catalog, tickets, coverage rates, alerts and forwarding to the platform (open issues).")
+    print("\nNext: forwarding to the platform, the live dashboard and fleet simulators (open issues).")
     return 0
 
 

@@ -84,14 +84,14 @@ class GatewayProcess:
         store = SQLiteStore(self.database)
         try:
             rows = store.query("SELECT seq, signed, verdict FROM events WHERE device = ? ORDER BY seq", (device,))
-            return [(int(str(seq)), bytes(signed), int(str(verdict))) for seq, signed, verdict in rows]  # type: ignore[call-overload]
+            return [(int(seq), bytes(signed), int(verdict)) for seq, signed, verdict in rows]
         finally:
             store.close()
 
     def count(self, device: str) -> int:
         store = SQLiteStore(self.database)
         try:
-            return int(str(store.query("SELECT count(*) FROM events WHERE device = ?", (device,))[0][0]))
+            return int(store.query("SELECT count(*) FROM events WHERE device = ?", (device,))[0][0])
         finally:
             store.close()
 

@@ -16,3 +16,7 @@ def test_demo_runs_the_whole_path_and_survives_the_broker_outage():
     assert "counter: signal taken seq=9" in out and "stored now 9" in out
     assert "one byte changed: refused, reason 'bad_mac'" in out
     assert "other topic: refused, reason 'kid_mismatch'" in out
+    assert "POST /api/v1/tickets: (201, {'id': 1, 'result': 'stored'})" in out
+    rates_row = next(line.split() for line in out.splitlines() if line.strip().startswith("P44030000001  T01"))
+    assert rates_row[2:5] == ["80.0%", "88.9%", "12.5%"]  # coverage 4/5, valid 8/9, duplicate 1/8
+    assert "repeat_sale" in out and "<GS>21XYZ123" in out

@@ -55,8 +55,9 @@ class IngestSettings:
     password: str = ""
     shared_group: str = ""
     """When set, subscribe as $share/<group>/... so several gateways split the load."""
-    batch_max: int = 50
-    """Messages per commit; keep it below the broker's max_inflight_messages (100 in the shipped config)."""
+    batch_max: int = 500
+    """Messages per commit; keep it below the broker's max_inflight_messages (1000 in the shipped config): the
+    broker stops sending at its in-flight window until the gateway acknowledges, so a larger batch would wait."""
     batch_wait_ms: int = 20
     """How long a batch waits for more messages after its first."""
     set_clocks: bool = True

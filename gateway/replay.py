@@ -34,6 +34,7 @@ __all__ = ["ReplayError", "replay_folder"]
 _OPS = {op.name.lower(): op for op in Operation}
 _SWEEP_MS = 60_000
 _MAX_REPORTED = 100
+_BATCH = 1000
 
 
 class ReplayError(ValueError):
@@ -164,11 +165,21 @@ def replay_folder(folder: Path, rules: Rules, *, database: Path | None = None) -
     if not reader.records:
         raise ReplayError(f"{folder}: no events.jsonl, inbound.jsonl or tickets.jsonl records")
     with tempfile.TemporaryDirectory() as scratch:
-        store = SQLiteStore(database or Path(scratch) / "replay.sqlite3")
+        store = SQLiteStore(database or Path(scratch) / "replay.sqlite3", durable=False)
         try:
             return _run(store, reader, products, rules)
         finally:
             store.close()
+
+
+def _commit(store: SQLiteStore, rules: Rules, pending: list[_Record], reader: _Reader) -> None:
+    """Consecutive events in one transaction, in order (as ingest commits a batch)."""
+    if not pending:
+        return
+    result = pipeline.commit(store, rules, accepted=[pipeline.Accepted(record.value, record.line, record.time_ms)
+                                                     for record in pending])
+    for reason, count in result.quarantined.items():
+        reader.refuse(f"{count} events", reason)
 
 
 def _run(store: SQLiteStore, reader: _Reader, products: list[catalog.Product], rules: Rules) -> dict[str, object]:
@@ -178,20 +189,22 @@ def _run(store: SQLiteStore, reader: _Reader, products: list[catalog.Product], r
         store.add_device(device)
     records = sorted(reader.records, key=lambda record: (record.time_ms, record.order))
     next_sweep = records[0].time_ms + _SWEEP_MS
+    pending: list[_Record] = []
     for record in records:
+        if record.time_ms >= next_sweep or len(pending) >= _BATCH or (pending and record.kind != "event"):
+            _commit(store, rules, pending, reader)
+            pending = []
         if record.time_ms >= next_sweep:
             pipeline.sweep(store, rules, now_ms=record.time_ms)
             next_sweep = record.time_ms + _SWEEP_MS
         if record.kind == "event":
-            result = pipeline.commit(store, rules, accepted=[pipeline.Accepted(record.value, record.line,
-                                                                               record.time_ms)])
-            if result.quarantined:
-                reader.refuse(f"event {record.value.device}/{record.value.seq}", ", ".join(result.quarantined))
-        else:
-            entry = pipeline.TicketIn(record.value, "replay:tickets.jsonl", record.line, record.time_ms)
-            outcome = pipeline.commit(store, rules, tickets_in=[entry]).tickets[0]
-            if outcome.result == "refused":
-                reader.refuse(f"ticket {record.value.number}", f"{outcome.reason}: {outcome.error}")
+            pending.append(record)
+            continue
+        entry = pipeline.TicketIn(record.value, "replay:tickets.jsonl", record.line, record.time_ms)
+        outcome = pipeline.commit(store, rules, tickets_in=[entry]).tickets[0]
+        if outcome.result == "refused":
+            reader.refuse(f"ticket {record.value.number}", f"{outcome.reason}: {outcome.error}")
+    _commit(store, rules, pending, reader)
     last = records[-1].time_ms
     pipeline.sweep(store, rules, now_ms=last + rules.unscanned_after_s * 1000 + 1)
     period = rates.Period(records[0].time_ms, last + 1, "whole replay")

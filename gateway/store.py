@@ -167,8 +167,10 @@ class SQLiteStore:
     queries see the last commit and never wait for an ingest batch.
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, durable: bool = True) -> None:
+        """`durable=False` (scratch stores such as a replay's) skips the fsync of every commit."""
         self.path = Path(path)
+        self._synchronous = "FULL" if durable else "OFF"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = self._connect()
         self._migrate()
@@ -180,7 +182,7 @@ class SQLiteStore:
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")  # an acked event must survive a power cut of the gateway
+        db.execute(f"PRAGMA synchronous={self._synchronous}")  # FULL: an acked event survives a power cut
         return db
 
     def _migrate(self) -> None:

@@ -134,3 +134,23 @@ def test_readiness_follows_the_broker(gateway, broker):
     assert wait_until(lambda: gateway.api("GET", "/readyz")[0] == 503, 15)
     broker.start()
     assert wait_until(lambda: gateway.api("GET", "/readyz")[0] == 200, 30)
+
+
+def test_a_shared_subscription_takes_events_statuses_and_tickets(tmp_path, broker, make_device, device_key, pos):
+    from tools.gateway_process import GatewayProcess
+
+    (tmp_path / "shared").mkdir()
+    gateway = GatewayProcess(tmp_path / "shared", broker, shared_group="gateways")
+    try:
+        gateway.register("dev-0001", device_key)
+        gateway.start()
+        device = make_device()
+        device.start()
+        device.wait_for(r"^signal online", timeout=20)
+        device.scan(box(1))
+        device.wait_for(r"^signal ok seq=1$", timeout=15)
+        pos.send({"number": "T1", "terminal": "T01", "time": 1, "lines": [{"list_code": "XA01", "quantity": 1}]})
+        assert wait_until(lambda: pos.answers, 10) and pos.answers[0]["result"] == "stored"
+        assert wait_until(lambda: gateway.api("GET", "/api/v1/devices")[1]["devices"][0]["firmware"], 10)
+    finally:
+        gateway.stop()

@@ -204,9 +204,10 @@ class ApiServer:
 
 
 def period_from(query: dict[str, str], rules: Rules) -> rates.Period:
-    """The period a rates query asks for: day=YYYY-MM-DD, window_h=N, or today in the configured zone."""
-    if "window_h" in query:
-        hours = _int(query["window_h"], "window_h")
+    """The period a rates query asks for: day=YYYY-MM-DD, window_h=N, period=window (the configured rolling
+    window), or today in the configured zone."""
+    if "window_h" in query or query.get("period") == "window":
+        hours = _int(query.get("window_h", str(rules.rolling_window_h)), "window_h")
         if not 1 <= hours <= 24 * 366:
             raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, "window_h must be 1-8784")
         return rates.window_period(_now_ms(), hours)

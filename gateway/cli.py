@@ -3,7 +3,7 @@
     trace-gateway [--config gateway.toml] run
     trace-gateway device add --device dev-0001 --key-file dev-0001.key --terminal T01 --institution P44030000001
     trace-gateway catalog import products.csv
-    trace-gateway rates [--scope institution] [--day 2026-11-22 | --window-h 24] [--json]
+    trace-gateway rates [--scope institution] [--day 2026-11-22 | --window | --window-h 24] [--json]
     trace-gateway alerts [--state live] [--type repeat_sale] [--json]
     trace-gateway alert ID acknowledged|resolved [--note TEXT]
     trace-gateway devices [--json]
@@ -78,6 +78,8 @@ def import_catalog(settings: config.Settings, options: argparse.Namespace) -> in
 
 def show_rates(settings: config.Settings, options: argparse.Namespace) -> int:
     query = {"day": options.day} if options.day else {"window_h": str(options.window_h)} if options.window_h else {}
+    if options.window:
+        query = {"period": "window"}
     period = period_from(query, settings.rules)
     store = _store(settings)
     with store.reading() as tx:
@@ -160,6 +162,7 @@ def _parser() -> argparse.ArgumentParser:
     rate.add_argument("--scope", choices=["terminal", "institution"], default="terminal")
     rate.add_argument("--day", help="YYYY-MM-DD in the configured zone (default today)")
     rate.add_argument("--window-h", type=int, help="rolling window of this many hours instead of a day")
+    rate.add_argument("--window", action="store_true", help="the configured rolling window (rules.rolling_window_h)")
     rate.add_argument("--institution")
     rate.add_argument("--json", action="store_true")
     alert_list = commands.add_parser("alerts", help="list alerts, newest first")

@@ -85,6 +85,7 @@ def document() -> dict[str, Any]:
         _query("scope", "terminal or institution", enum=["terminal", "institution"], default="terminal"),
         _query("day", "calendar day YYYY-MM-DD in the configured zone (default today)", format="date"),
         _query("window_h", "rolling window of whole hours ending now (instead of day)", "integer", minimum=1),
+        _query("period", "window: the configured rolling window (rules.rolling_window_h)", enum=["window"]),
         _query("institution", "only this institution"), _query("terminal", "only this terminal"),
         _query("region", "only institutions of this region"),
         _query("institution_type", "pharmacy or hospital", enum=["pharmacy", "hospital"]),

@@ -81,6 +81,7 @@ def test_tickets_rates_alerts_and_state_changes(served):
     assert (row["terminal"], row["coverage"], row["duplicate_rate"]) == ("A1", 0.5, 0.5)
     assert call("GET", "/api/v1/rates?scope=institution&day=2026-11-22")[1]["rates"][0]["institution"] == "P-A"
     assert call("GET", "/api/v1/rates?window_h=0")[0] == 422
+    assert call("GET", "/api/v1/rates?period=window")[1]["period"] == "last 24 h"
     assert call("GET", "/api/v1/rates?day=22.11.2026")[0] == 422
     assert call("GET", "/api/v1/rates?scope=galaxy")[0] == 422
     [alert] = call("GET", "/api/v1/alerts?state=open")[1]["alerts"]

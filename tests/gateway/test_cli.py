@@ -41,6 +41,7 @@ def test_rates_alerts_devices_tables(configured):
     as_json = json.loads(cli("rates", "--day", "2026-11-22", "--json").stdout)
     assert as_json[0]["duplicate_rate"] == 0.5
     assert "nothing recorded" in cli("rates", "--day", "2020-01-01").stdout
+    assert "rates per terminal, last 24 h" in cli("rates", "--window").stdout
     alerts = cli("alerts").stdout
     assert "repeat_sale" in alerts and "open" in alerts
     alert_id = json.loads(cli("alerts", "--json").stdout)[0]["id"]

@@ -90,6 +90,20 @@ def test_tickets_verdicts_rates_and_alerts_end_to_end(gateway, make_device, devi
     assert 'tracegw_tickets_total{result="refused"} 2.0' in metrics
 
 
+def test_a_double_read_inside_the_debounce_window_is_one_sale_and_raises_nothing(gateway, make_device, device_key):
+    gateway.register("dev-0001", device_key)
+    gateway.start()
+    device = make_device(debounce_ms=1500)
+    device.start()
+    device.wait_for(r"^signal online", timeout=20)
+    device.scan(box(7))
+    device.scan(box(7))  # the engine read the same label twice
+    device.wait_for(r"^signal ok seq=1$", timeout=15)
+    time.sleep(1)
+    assert gateway.count("dev-0001") == 1 and device.count(r"^signal taken") == 1
+    assert gateway.api("GET", "/api/v1/alerts?state=live")[1]["alerts"] == []
+
+
 def test_device_status_clock_and_offline_reach_the_api(gateway, make_device, device_key):
     gateway.register("dev-0001", device_key)
     gateway.start()

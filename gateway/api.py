@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
-from gateway import alerts, catalog, devices, pipeline, rates
+from gateway import alerts, catalog, devices, outbox, pipeline, rates
 from gateway.metrics import Metrics
 from gateway.openapi import document
 from gateway.rules import Rules
@@ -193,6 +193,28 @@ class ApiServer:
             raise HttpError(status, f"{outcome.reason}: {outcome.error}")
         return (201 if outcome.result == "stored" else 200), {"id": outcome.ticket_id, "result": outcome.result}
 
+    def get_outbox(self, request: _Request) -> tuple[int, Any]:
+        with self.store.reading() as tx:
+            counts = outbox.state_counts(tx)
+            oldest = tx.one("SELECT min(changed_ms) FROM outbox WHERE state IN ('pending', 'sending')")
+            requests = dict(tx.all("SELECT state, count(*) FROM requests GROUP BY state"))
+        return 200, {"rows": counts, "oldest_unsettled_ms": oldest[0] if oldest else None, "requests": requests}
+
+    def get_dead_letters(self, request: _Request) -> tuple[int, Any]:
+        with self.store.reading() as tx:
+            found = outbox.dead_letters(tx, limit=_int(request.query.get("limit", "100"), "limit"))
+        return 200, {"dead_letters": found}
+
+    def requeue_dead_letters(self, request: _Request) -> tuple[int, Any]:
+        body = _json(request.body)
+        ids = body.get("ids") if isinstance(body, dict) else None
+        everything = isinstance(body, dict) and body.get("all") is True
+        if not everything and not (isinstance(ids, list) and all(isinstance(item, int) for item in ids)):
+            raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, 'body must be {"ids": [outbox ids]} or {"all": true}')
+        with self.store.transaction() as tx:
+            count = outbox.requeue(tx, None if everything else ids, now_ms=_now_ms())
+        return 200, {"requeued": count}
+
     def put_catalog(self, request: _Request) -> tuple[int, Any]:
         try:
             products = catalog.read_csv(request.body.decode("utf-8"))
@@ -260,6 +282,9 @@ ROUTES: list[tuple[str, str, Handler, str]] = [
     ("GET", "/api/v1/quarantine", ApiServer.get_quarantine, "read"),
     ("POST", "/api/v1/tickets", ApiServer.post_ticket, "write"),
     ("PUT", "/api/v1/catalog", ApiServer.put_catalog, "write"),
+    ("GET", "/api/v1/outbox", ApiServer.get_outbox, "read"),
+    ("GET", "/api/v1/deadletters", ApiServer.get_dead_letters, "read"),
+    ("POST", "/api/v1/deadletters/requeue", ApiServer.requeue_dead_letters, "write"),
 ]
 """(method, path template, handler, token needed): what openapi.py documents, route for route."""
 _COMPILED = [(method, re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[0-9]+)", path) + "$"), handler, access)

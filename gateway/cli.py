@@ -7,6 +7,8 @@
     trace-gateway alerts [--state live] [--type repeat_sale] [--json]
     trace-gateway alert ID acknowledged|resolved [--note TEXT]
     trace-gateway devices [--json]
+    trace-gateway outbox [--dead]
+    trace-gateway requeue ID ... | --all
     trace-gateway replay DIR [--database FILE]
 """
 
@@ -19,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from gateway import alerts, catalog, config, devices, rates, views
+from gateway import alerts, catalog, config, devices, outbox, rates, views
 from gateway.api import period_from
 from gateway.protocol import DEVICE_ID_PATTERN
 from gateway.store import Device, SQLiteStore, StoreError
@@ -131,6 +133,30 @@ def show_devices(settings: config.Settings, options: argparse.Namespace) -> int:
     return 0
 
 
+def show_outbox(settings: config.Settings, options: argparse.Namespace) -> int:
+    store = _store(settings)
+    with store.reading() as tx:
+        counts = outbox.state_counts(tx)
+        letters = outbox.dead_letters(tx, limit=options.limit) if options.dead else []
+    store.close()
+    print(views.table(list(counts), [list(counts.values())]))
+    if options.dead:
+        print()
+        print(views.table(["id", "event", "code", "infno", "bchno", "error"],
+                          [[item["id"], item["event_id"], item["code"], item["infno"], item["bchno"],
+                            str(item["error"])[:100]] for item in letters]) if letters else "no dead letters")
+    return 0
+
+
+def requeue(settings: config.Settings, options: argparse.Namespace) -> int:
+    store = _store(settings)
+    with store.transaction() as tx:
+        count = outbox.requeue(tx, None if options.all else options.ids, now_ms=time.time_ns() // 1_000_000)
+    store.close()
+    print(f"{count} dead letters sent back to the outbox")
+    return 0
+
+
 def replay(settings: config.Settings, options: argparse.Namespace) -> int:
     from gateway.replay import ReplayError, replay_folder
 
@@ -175,6 +201,12 @@ def _parser() -> argparse.ArgumentParser:
     alert.add_argument("state", choices=["acknowledged", "resolved"])
     alert.add_argument("--note", default="")
     commands.add_parser("devices", help="devices with their last status").add_argument("--json", action="store_true")
+    box = commands.add_parser("outbox", help="outbox rows by state; --dead lists the dead letters")
+    box.add_argument("--dead", action="store_true")
+    box.add_argument("--limit", type=int, default=50)
+    again = commands.add_parser("requeue", help="send dead letters again (after fixing their cause)")
+    again.add_argument("ids", type=int, nargs="*", help="outbox ids (see outbox --dead)")
+    again.add_argument("--all", action="store_true")
     replaying = commands.add_parser("replay", help="load JSONL exports into a fresh store; print rates and alerts")
     replaying.add_argument("folder", help="folder with catalog.csv, devices.jsonl, events.jsonl, tickets.jsonl, "
                            "inbound.jsonl (docs/operations.md)")
@@ -183,7 +215,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 _COMMANDS = {"catalog": import_catalog, "rates": show_rates, "alerts": show_alerts, "alert": change_alert,
-             "devices": show_devices, "replay": replay, "device": add_device}
+             "devices": show_devices, "replay": replay, "device": add_device, "outbox": show_outbox,
+             "requeue": requeue}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.api import ApiSettings
+from gateway.forwarder import ForwardSettings
 from gateway.ingest import IngestSettings
 from gateway.rules import Rules
 
@@ -29,13 +30,14 @@ class Settings:
     ingest: IngestSettings = field(default_factory=IngestSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     rules: Rules = field(default_factory=Rules)
+    forward: ForwardSettings = field(default_factory=ForwardSettings)
 
     @property
     def database(self) -> Path:
         return self.data_dir / "gateway.sqlite3"
 
 
-SECTIONS: dict[str, type] = {"ingest": IngestSettings, "api": ApiSettings, "rules": Rules}
+SECTIONS: dict[str, type] = {"ingest": IngestSettings, "api": ApiSettings, "rules": Rules, "forward": ForwardSettings}
 """TOML table -> the settings class it fills."""
 
 
@@ -45,6 +47,9 @@ def _section(cls: type, values: dict[str, Any], where: str) -> dict[str, Any]:
     for key, value in values.items():
         if key not in known:
             raise ConfigError(f"{where}{key}: unknown key (known: {', '.join(sorted(known))})")
+        if key in ("defaults", "institutions"):
+            result[key] = _text_tables(value, f"{where}{key}", depth=1 if key == "defaults" else 2)
+            continue
         expected: Any = known[key].default
         if isinstance(expected, bool) != isinstance(value, bool) or not isinstance(value, type(expected)):
             raise ConfigError(f"{where}{key}: expected {type(expected).__name__}, got {value!r}")
@@ -54,6 +59,18 @@ def _section(cls: type, values: dict[str, Any], where: str) -> dict[str, Any]:
             raise ConfigError(f"{where}{key}: a TCP port is 0-65535, got {value}")
         result[key] = value
     return result
+
+
+def _text_tables(value: object, where: str, *, depth: int) -> Any:
+    """A table of text values (depth 1), or a table of such tables (depth 2)."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: must be a table")
+    if depth == 1:
+        for key, item in value.items():
+            if not isinstance(item, str):
+                raise ConfigError(f"{where}.{key}: expected text, got {item!r}")
+        return dict(value)
+    return {key: _text_tables(item, f"{where}.{key}", depth=1) for key, item in value.items()}
 
 
 def load(path: Path | None) -> Settings:
@@ -88,4 +105,14 @@ def load(path: Path | None) -> Settings:
     for name in ("rolling_window_h", "sweep_interval_s", "mac_failure_burst"):
         if getattr(sections["rules"], name) < 1:
             raise ConfigError(f"{path}: rules.{name}: must be at least 1")
+    forward = sections["forward"]
+    if forward.signer not in ("none", "tif"):
+        raise ConfigError(f"{path}: forward.signer: none or tif, got {forward.signer!r}")
+    if forward.base_url and not forward.base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{path}: forward.base_url: expected http(s)://..., got {forward.base_url!r}")
+    for name in ("batch_size", "concurrency", "timeout_ms", "breaker_failures"):
+        if getattr(forward, name) < 1:
+            raise ConfigError(f"{path}: forward.{name}: must be at least 1")
+    if forward.batch_size > 500:
+        raise ConfigError(f"{path}: forward.batch_size: at most 500 rows per request")
     return Settings(**top, **sections)

@@ -6,13 +6,14 @@ cardinality does not belong in Prometheus); here are the aggregates.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from gateway import alerts
+from gateway import alerts, outbox
 from gateway.store import Store
 
 __all__ = ["Metrics"]
@@ -37,6 +38,15 @@ class Metrics:
                                          buckets=_LATENCY_BUCKETS, registry=self.registry)
         self.batch_failures = Counter("tracegw_batch_failures_total", "Batches whose commit failed (redelivered)",
                                       registry=self.registry)
+        self.forward_requests = Counter("tracegw_forward_requests_total", "Platform requests by outcome: accepted, "
+                                        "refused (dead letters), retry (transport failure or unknown outcome)",
+                                        ["result"], registry=self.registry)
+        self.forward_rows = Counter("tracegw_forward_rows_total", "Outbox rows settled: accepted or refused",
+                                    ["result"], registry=self.registry)
+        self.forward_latency = Histogram("tracegw_forward_request_seconds", "One platform request",
+                                         buckets=_LATENCY_BUCKETS, registry=self.registry)
+        self.breaker_open = Gauge("tracegw_forward_breaker_open", "1 while the circuit breaker holds requests back",
+                                  registry=self.registry)
         self.registry.register(_StoreCollector(store))
 
     def render(self) -> bytes:
@@ -54,6 +64,9 @@ class _StoreCollector(Collector):
             devices = tx.all("SELECT online, status_ms > 0, backlog, max_seq - stored FROM device_state")
             live = alerts.open_counts(tx)
             quarantined = tx.one("SELECT count(*), coalesce(sum(times), 0) FROM quarantine")
+            rows = outbox.state_counts(tx)
+            oldest = tx.one("SELECT min(changed_ms) FROM outbox WHERE state IN ('pending', 'sending')")
+            open_requests = tx.one("SELECT count(*) FROM requests WHERE state = 'open'")
         states = GaugeMetricFamily("tracegw_devices", "Registered devices by state", labels=["state"])
         online = sum(1 for row in devices if row[1] and row[0])
         offline = sum(1 for row in devices if row[1] and not row[0])
@@ -72,6 +85,15 @@ class _StoreCollector(Collector):
         for (kind, state), count in sorted(live.items()):
             family.add_metric([kind, state], count)
         yield family
-        assert quarantined is not None
+        assert quarantined is not None and oldest is not None and open_requests is not None
         yield GaugeMetricFamily("tracegw_quarantine_messages", "Distinct messages held in quarantine",
                                 value=int(quarantined[0]))
+        depth = GaugeMetricFamily("tracegw_outbox_rows", "Outbox rows by state (pending + sending = the outbox "
+                                  "depth; dead = dead letters)", labels=["state"])
+        for state, count in rows.items():
+            depth.add_metric([state], count)
+        yield depth
+        yield GaugeMetricFamily("tracegw_outbox_oldest_seconds", "Age of the oldest row not yet settled",
+                                value=(time.time() * 1000 - oldest[0]) / 1000 if oldest[0] else 0)
+        yield GaugeMetricFamily("tracegw_forward_requests_open", "Requests stored and not yet settled",
+                                value=int(open_requests[0]))

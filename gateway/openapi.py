@@ -108,6 +108,10 @@ def document() -> dict[str, Any]:
                 "Quarantine": {"type": "object", "properties": {"reasons": {"type": "object"},
                                                                 "messages": _ARRAY_OF_OBJECTS}},
                 "Ticket": _TICKET,
+                "DeadLetters": _listing("dead_letters", {"type": "object", "properties": {
+                    name: {"type": "string" if name in ("institution", "infno", "bchno", "error", "code", "device")
+                           else "integer"} for name in ("id", "event_id", "institution", "infno", "bchno", "error",
+                                                        "changed_ms", "code", "device", "seq")}}),
                 "TicketResult": {"type": "object", "properties": {"id": {"type": "integer"},
                                                                   "result": {"enum": ["stored", "repeated"]}}},
             },
@@ -143,6 +147,17 @@ def document() -> dict[str, Any]:
                                            "409": _ERROR, "422": _ERROR},
                 requestBody={"required": True, "content": {"application/json": {"schema": {
                     "$ref": "#/components/schemas/Ticket"}}}})},
+            "/api/v1/outbox": {"get": _guarded("outbox rows by state, the oldest unsettled, requests by state",
+                                               {"200": {"description": "counts"}})},
+            "/api/v1/deadletters": {"get": _guarded(
+                "rows the platform (or the local field check) refused, with the reason", {"200": _json("DeadLetters")},
+                parameters=[_query("limit", "at most this many", "integer")])},
+            "/api/v1/deadletters/requeue": {"post": _guarded(
+                "send dead letters again after a fix", {"200": {"description": "how many"}, "422": _ERROR},
+                requestBody={"required": True, "content": {"application/json": {"schema": {"oneOf": [
+                    {"type": "object", "required": ["ids"], "properties": {"ids": {"type": "array",
+                                                                                  "items": {"type": "integer"}}}},
+                    {"type": "object", "required": ["all"], "properties": {"all": {"const": True}}}]}}}})},
             "/api/v1/catalog": {"put": _guarded(
                 "import products from CSV (all rows or none)", {"200": {"description": "imported"}, "422": _ERROR},
                 requestBody={"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}})},

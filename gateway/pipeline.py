@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from gateway import alerts, catalog, devices, ledger, rates, tickets
+from gateway import alerts, catalog, devices, ledger, outbox, rates, tickets
 from gateway.devices import Status
 from gateway.protocol import Event, Operation, Verdict
 from gateway.rules import Rules
@@ -147,11 +147,12 @@ class _Batch:
         event_ms = event.time_ms if event.clock and event.time_ms else item.received_ms
         stored = tx.one(
             "INSERT INTO events (device, seq, received_ms, signed, boot, device_time_ms, clock, event_ms, terminal, "
-            "institution, op, kind, code, pid, serial, lot, expiry, err, ticket, split_qty, list_code, verdict) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0) RETURNING id",
+            "institution, op, kind, code, pid, serial, lot, expiry, made, err, ticket, split_qty, list_code, verdict) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0) RETURNING id",
             (event.device, event.seq, item.received_ms, item.signed, event.boot, event.time_ms, event.clock, event_ms,
              terminal, institution, int(event.op), event.kind, event.code, event.pid, event.serial, event.lot,
-             event.expiry, event.err, event.ticket, event.split_qty, product.list_code if product else ""))
+             event.expiry, event.made, event.err, event.ticket, event.split_qty,
+             product.list_code if product else ""))
         assert stored is not None
         tx.execute("INSERT INTO device_state (device, max_seq, stored, last_event_ms) VALUES (?, ?, 1, ?) "
                    "ON CONFLICT (device) DO UPDATE SET stored = device_state.stored + 1, "
@@ -165,13 +166,14 @@ class _Batch:
                           pack_size=product.pack_size if product else 0)
         verdict = self._judge(scan, known=product is not None)
         tx.execute("UPDATE events SET verdict = ? WHERE id = ?", (int(verdict), scan.id))
+        outbox.enqueue(tx, scan, now_ms=item.received_ms)
         result.stored += 1
         ack.verdicts.append((event.seq, verdict))
 
     def _judge(self, scan: StoredScan, *, known: bool) -> Verdict:
         """Book the scan everywhere it counts; the counter's verdict."""
         is_sale = scan.op in SALES
-        rates.bump(self.tx, scan.institution, scan.terminal, scan.event_ms, scans=1, stored=1,
+        rates.bump(self.tx, scan.institution, scan.terminal, scan.event_ms, scans=1, stored=int(not scan.err),
                    valid_scans=int(not scan.err), sale_scans=int(is_sale and not scan.err))
         if scan.err:
             return Verdict.INVALID_CODE

@@ -15,7 +15,8 @@ The formulas are ours (REFERENCE.md: none is published), as DESIGN.md defines th
   aware (ledger.py).
 - consistency_error_rate (单据一致性错误率) = mismatched_scans / matched_scans: scans tied to a
   ticket whose product is on none of its lines, over scans tied to a ticket whose product is known.
-- upload_rate (上传率) = uploaded / stored (the forwarder counts `uploaded`).
+- upload_rate (上传率) = uploaded / stored: events the platform accepted over valid events stored (the ones
+  that must go up; invalid scans are not trace codes and are not uploaded).
 - missing_seqs: per device, seqs known to exist (highest seq seen in events or status) but not stored.
 """
 

@@ -8,11 +8,13 @@ import secrets
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from gateway import pipeline, systemd
 from gateway.api import ApiServer
 from gateway.config import Settings
+from gateway.forwarder import Forwarder
 from gateway.ingest import Ingest
 from gateway.metrics import Metrics
 from gateway.store import SQLiteStore
@@ -42,21 +44,30 @@ def run(settings: Settings) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda number, frame: stop.set())
     signal.signal(signal.SIGINT, lambda number, frame: stop.set())
+    forwarder = None
+    if settings.forward.enabled:
+        forwarder = Forwarder(settings.forward, store, timezone=settings.rules.timezone,
+                              instance=settings.ingest.client_id, metrics=metrics)
     api = None
     if settings.api.enabled:
         api = ApiServer(settings.api, store, settings.rules, metrics,
                         read_token=settings.api.token or token_file(settings.data_dir / "api-token"),
                         write_token=settings.api.write_token or token_file(settings.data_dir / "api-write-token"),
-                        ready=lambda: {"broker": ingest.connected, "ingest": ingest.alive})
+                        ready=lambda: {"broker": ingest.connected, "ingest": ingest.alive,
+                                       **({"forwarder": forwarder.alive} if forwarder else {})})
         api.start()
     ingest.start()
-    log.info("gateway running, database %s, API %s", settings.database,
-             f"http://{settings.api.host}:{api.port}" if api else "off")
+    if forwarder:
+        forwarder.start()
+    log.info("gateway running, database %s, API %s, forwarding %s", settings.database,
+             f"http://{settings.api.host}:{api.port}" if api else "off", settings.forward.base_url or "off")
     print("ready", flush=True)
     systemd.notify("READY=1\nSTATUS=ingesting")
-    _loop(settings, store, ingest, stop)
+    _loop(settings, store, lambda: ingest.alive and (forwarder is None or forwarder.alive), stop)
     systemd.notify("STOPPING=1")
     ingest.stop()
+    if forwarder:
+        forwarder.stop()
     if api:
         api.stop()
     store.close()
@@ -64,13 +75,13 @@ def run(settings: Settings) -> int:
     return 0
 
 
-def _loop(settings: Settings, store: SQLiteStore, ingest: Ingest, stop: threading.Event) -> None:
-    """Run the sweeps on time, and ping the watchdog only while ingest and the database work."""
+def _loop(settings: Settings, store: SQLiteStore, alive: Callable[[], bool], stop: threading.Event) -> None:
+    """Run the sweeps on time, and ping the watchdog only while ingest, forwarding and the database work."""
     ping_s = systemd.watchdog_interval_s()
     next_sweep = 0.0
     while not stop.wait(min(1.0, ping_s) if ping_s else 1.0):
         now = time.monotonic()
-        healthy = ingest.alive
+        healthy = alive()
         if now >= next_sweep:
             next_sweep = now + settings.rules.sweep_interval_s
             try:

@@ -94,7 +94,8 @@ CREATE TABLE events (
     signed BLOB NOT NULL, boot INTEGER NOT NULL, device_time_ms INTEGER NOT NULL, clock INTEGER NOT NULL,
     event_ms INTEGER NOT NULL, terminal TEXT NOT NULL, institution TEXT NOT NULL,
     op INTEGER NOT NULL, kind INTEGER NOT NULL, code TEXT NOT NULL, pid TEXT NOT NULL, serial TEXT NOT NULL,
-    lot TEXT NOT NULL, expiry TEXT NOT NULL, err INTEGER NOT NULL, ticket TEXT NOT NULL, split_qty INTEGER NOT NULL,
+    lot TEXT NOT NULL, expiry TEXT NOT NULL, made TEXT NOT NULL, err INTEGER NOT NULL, ticket TEXT NOT NULL,
+    split_qty INTEGER NOT NULL,
     list_code TEXT NOT NULL, verdict INTEGER NOT NULL, ticket_id INTEGER, line_id INTEGER,
     matching INTEGER NOT NULL DEFAULT 0, UNIQUE (device, seq));
 CREATE INDEX events_by_code ON events (code) WHERE err = 0;
@@ -111,7 +112,8 @@ CREATE TABLE products (
 CREATE INDEX products_by_list_code ON products (list_code);
 CREATE TABLE tickets (
     id INTEGER PRIMARY KEY, terminal TEXT NOT NULL, institution TEXT NOT NULL, number TEXT NOT NULL,
-    time_ms INTEGER NOT NULL, received_ms INTEGER NOT NULL, digest BLOB NOT NULL, UNIQUE (terminal, number));
+    time_ms INTEGER NOT NULL, received_ms INTEGER NOT NULL, digest BLOB NOT NULL, platform TEXT NOT NULL,
+    UNIQUE (terminal, number));
 CREATE INDEX tickets_by_time ON tickets (terminal, time_ms);
 CREATE TABLE ticket_lines (
     id INTEGER PRIMARY KEY, ticket_id INTEGER NOT NULL, line_no INTEGER NOT NULL, list_code TEXT NOT NULL,
@@ -142,6 +144,19 @@ CREATE TABLE alerts (
     changed_ms INTEGER NOT NULL, note TEXT NOT NULL DEFAULT '', events TEXT NOT NULL, tickets TEXT NOT NULL);
 CREATE INDEX alerts_live ON alerts (type, subject) WHERE state <> 'resolved';
 CREATE INDEX alerts_by_state ON alerts (state, last_ms);
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY, event_id INTEGER NOT NULL UNIQUE, institution TEXT NOT NULL, infno TEXT NOT NULL,
+    state TEXT NOT NULL, ready_ms INTEGER NOT NULL, request_id INTEGER, bchno TEXT NOT NULL DEFAULT '',
+    error TEXT NOT NULL DEFAULT '', changed_ms INTEGER NOT NULL);
+CREATE INDEX outbox_pending ON outbox (ready_ms) WHERE state = 'pending';
+CREATE INDEX outbox_by_state ON outbox (state);
+CREATE INDEX outbox_by_request ON outbox (request_id);
+CREATE TABLE requests (
+    id INTEGER PRIMARY KEY, institution TEXT NOT NULL, infno TEXT NOT NULL, msgid TEXT NOT NULL UNIQUE,
+    body BLOB NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_ms INTEGER NOT NULL,
+    lease_until_ms INTEGER NOT NULL DEFAULT 0, claimed_by TEXT NOT NULL DEFAULT '', created_ms INTEGER NOT NULL,
+    done_ms INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '');
+CREATE INDEX requests_open ON requests (next_ms) WHERE state = 'open';
 """
 
 

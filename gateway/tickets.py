@@ -8,7 +8,8 @@ A ticket arrives as JSON (HTTP `POST /api/v1/tickets` or MQTT `tc/v1/pos/<termin
 
 `quantity` counts packs on a whole-pack line and units on a split (拆零) line. `time` is
 ISO 8601 (without an offset it is read in the configured time zone) or ms since the
-epoch. `institution` may be left out when a registered device serves the terminal.
+epoch. `institution` may be left out when a registered device serves the terminal. An optional `platform` object
+carries sale fields only the POS knows, for the platform upload (POS_FIELDS: mdtrt_sn, setl_id, ...).
 A ticket sent again with the same content is accepted once; with other content it is
 refused (`ticket_conflict`).
 
@@ -35,6 +36,11 @@ from gateway.store import Tx
 
 __all__ = ["TicketLine", "Ticket", "TicketError", "Matching", "parse_ticket", "parse_time", "record_ticket",
            "match_scan", "check_due_lines"]
+
+
+POS_FIELDS = ("mdtrt_sn", "setl_id", "psn_no", "psn_name", "prsc_dr_name", "phar_name", "phar_prac_cert_no",
+              "rx_flag", "rxno", "medins_prod_sel_no", "memo")
+"""3505/3506 row fields a ticket may carry in its `platform` object."""
 
 
 class TicketError(ValueError):
@@ -73,10 +79,12 @@ class Ticket:
     time_ms: int
     lines: tuple[TicketLine, ...]
     institution: str = ""
+    platform: tuple[tuple[str, str], ...] = ()
+    """Sale fields only the POS knows, for the platform's 3505 row (mdtrt_sn, setl_id, prsc_dr_name, ...)."""
 
     def digest(self) -> bytes:
         content = [self.number, self.terminal, self.time_ms, self.institution,
-                   [[line.list_code, line.quantity, line.split] for line in self.lines]]
+                   [[line.list_code, line.quantity, line.split] for line in self.lines], list(self.platform)]
         return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).digest()
 
 
@@ -107,7 +115,7 @@ def parse_ticket(data: object, *, timezone: str = "Asia/Shanghai") -> Ticket:
     """A Ticket from decoded JSON; TicketError naming the first bad field."""
     if not isinstance(data, Mapping):
         raise TicketError("ticket_invalid", f"a ticket is a JSON object, got {type(data).__name__}")
-    unknown = set(data) - {"number", "terminal", "time", "institution", "lines"}
+    unknown = set(data) - {"number", "terminal", "time", "institution", "lines", "platform"}
     if unknown:
         raise TicketError("ticket_invalid", f"unknown keys {sorted(unknown)}")
     raw_lines = data.get("lines")
@@ -124,9 +132,14 @@ def parse_ticket(data: object, *, timezone: str = "Asia/Shanghai") -> Ticket:
         if not isinstance(split, bool):
             raise TicketError("ticket_invalid", f"line {index}: split must be true or false")
         lines.append(TicketLine(_text(line, "list_code", 50), quantity, split))
+    platform = data.get("platform", {})
+    if not isinstance(platform, Mapping) or not all(
+            key in POS_FIELDS and isinstance(value, str) and len(value) <= 200 for key, value in platform.items()):
+        raise TicketError("ticket_invalid", f"platform must map some of {', '.join(POS_FIELDS)} to text")
     return Ticket(number=_text(data, "number", 40), terminal=_text(data, "terminal", 64),
                   time_ms=parse_time(data.get("time"), timezone), lines=tuple(lines),
-                  institution=_text(data, "institution", 64, required=False))
+                  institution=_text(data, "institution", 64, required=False),
+                  platform=tuple(sorted(platform.items())))
 
 
 @dataclass(frozen=True)
@@ -154,9 +167,10 @@ def record_ticket(tx: Tx, ticket: Ticket, rules: Rules, *, received_ms: int) -> 
             raise TicketError("unknown_terminal", f"terminal {ticket.terminal!r} has no registered device; "
                               "give the ticket's institution")
         institution = row[0]
-    row = tx.one("INSERT INTO tickets (terminal, institution, number, time_ms, received_ms, digest) "
-                 "VALUES (?,?,?,?,?,?) RETURNING id",
-                 (ticket.terminal, institution, ticket.number, ticket.time_ms, received_ms, digest))
+    row = tx.one("INSERT INTO tickets (terminal, institution, number, time_ms, received_ms, digest, platform) "
+                 "VALUES (?,?,?,?,?,?,?) RETURNING id",
+                 (ticket.terminal, institution, ticket.number, ticket.time_ms, received_ms, digest,
+                  json.dumps(dict(ticket.platform), ensure_ascii=False)))
     assert row is not None
     ref = _TicketRef(int(row[0]), institution, ticket.terminal, ticket.time_ms)
     required_units = 0

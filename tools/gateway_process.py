@@ -13,6 +13,26 @@ from pathlib import Path
 from gateway.store import Device, SQLiteStore
 from tools.broker import Broker, free_port
 
+FORWARD_DEFAULTS = {
+    "opter": "0001", "opter_name": "收银员", "mdtrtarea_admvs": "440300", "insuplc_admdvs": "440300",
+    "phar_name": "药师甲", "phar_prac_cert_no": "YS0001", "prsc_dr_name": "-", "mdtrt_sn": "-", "rx_flag": "0",
+    "manu_lotnum": "-", "manu_date": "2026-01-01", "spler_name": "供应商甲", "prodentp_name": "生产企业甲",
+    "aprvno": "国药准字H00000000",
+}
+"""Platform values for tests and the demo: what an operator puts in forward.defaults for a pharmacy."""
+
+
+def forward_toml(base_url: str, institutions: dict[str, str], **options: object) -> str:
+    """The [forward] tables for `base_url`, with FORWARD_DEFAULTS and a name per institution code."""
+    lines = ["[forward]", f'base_url = "{base_url}"']
+    lines += [f"{key} = {str(value).lower() if isinstance(value, bool) else value}" if not isinstance(value, str)
+              else f'{key} = "{value}"' for key, value in options.items()]
+    lines += ["[forward.defaults]"] + [f'{key} = "{value}"' for key, value in FORWARD_DEFAULTS.items()]
+    for code, name in institutions.items():
+        lines += [f'[forward.institutions."{code}"]', f'fixmedins_name = "{name}"']
+    return "\n".join(lines) + "\n"
+
+
 READ_TOKEN = "test-read-token"
 WRITE_TOKEN = "test-write-token"
 
@@ -20,7 +40,8 @@ WRITE_TOKEN = "test-write-token"
 class GatewayProcess:
     """`trace-gateway run` as its own process, so it can be killed like a real service."""
 
-    def __init__(self, folder: Path, broker: Broker, *, set_clocks: bool = True, shared_group: str = "") -> None:
+    def __init__(self, folder: Path, broker: Broker, *, set_clocks: bool = True, shared_group: str = "",
+                 extra_toml: str = "") -> None:
         self.folder = folder
         self.broker = broker
         self.config = folder / "gateway.toml"
@@ -30,7 +51,7 @@ class GatewayProcess:
             f'[ingest]\nbroker_port = {broker.port}\nclient_id = "gw-{folder.name}"\n'
             f'set_clocks = {"true" if set_clocks else "false"}\nshared_group = "{shared_group}"\n'
             f'[api]\nport = {self.api_port}\ntoken = "{READ_TOKEN}"\nwrite_token = "{WRITE_TOKEN}"\n'
-            f'[rules]\nsweep_interval_s = 1\n'
+            f'[rules]\nsweep_interval_s = 1\n' + extra_toml
         )
         self.database = folder / "data" / "gateway.sqlite3"
         self.process: subprocess.Popen[bytes] | None = None

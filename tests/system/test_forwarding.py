@@ -1,0 +1,110 @@
+"""Forwarding to the platform under faults, end to end: events published to Mosquitto, stored by the gateway
+process, sent to the platform simulator, each accepted exactly once."""
+
+import os
+import time
+
+import pytest
+
+from system.fixtures import wait_until
+from tools.bench_ingest import publish_all, signed_stream
+from tools.gateway_process import GatewayProcess, forward_toml
+from tools.platform_sim import Faults, PlatformSim
+
+INSTITUTION = "P44030000001"
+CATALOG = b"pid,list_code,name,pack_size,code_required\n8123456,XA01,Amoxicillin,24,1\n"
+
+
+@pytest.fixture
+def platform(tmp_path):
+    sim = PlatformSim(tmp_path / "platform.sqlite3", Faults(hang_ms=1500), seed=7)
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+def _gateway(tmp_path, broker, platform, devices, **forward):
+    options = dict(batch_size=50, concurrency=4, timeout_ms=1000, rate_per_s=0, sale_hold_s=0, backoff_base_ms=200,
+                   backoff_cap_ms=2000, breaker_failures=5, breaker_cooldown_ms=1000)
+    options.update(forward)
+    (tmp_path / "gateway").mkdir()
+    gateway = GatewayProcess(tmp_path / "gateway", broker, set_clocks=False,
+                             extra_toml=forward_toml(platform.url, {INSTITUTION: "第一药房"}, **options))
+    for device, key in devices.items():
+        gateway.register(device, key, institution=INSTITUTION)
+    gateway.start()
+    assert gateway.api("PUT", "/api/v1/catalog", CATALOG, write=True)[0] == 200
+    return gateway
+
+
+def _settled(gateway):
+    rows = gateway.api("GET", "/api/v1/outbox")[1]["rows"]
+    return rows["pending"] == rows["sending"] == 0 and rows["done"] + rows["dead"] > 0
+
+
+def test_5000_events_through_5xx_timeouts_lost_answers_and_an_outage_are_accepted_exactly_once(
+        tmp_path, broker, platform):
+    keys = {f"bench-{number:04d}": os.urandom(32) for number in range(20)}
+    stream = signed_stream(len(keys), 5000, keys)
+    gateway = _gateway(tmp_path, broker, platform, keys)
+    try:
+        platform.set_faults({"error_rate": 0.3, "timeout_rate": 0.1, "drop_rate": 0.05, "outage_start_s": 3,
+                             "outage_s": 60})
+        started = time.monotonic()
+        publish_all(broker.port, stream)
+        assert wait_until(lambda: sum(gateway.count(device) for device in keys) == 5000, 120)
+        assert wait_until(lambda: _settled(gateway), 400, step=1), gateway.api("GET", "/api/v1/outbox")
+        print(f"settled in {time.monotonic() - started:.0f} s: {platform.counts()}")
+        rows = gateway.api("GET", "/api/v1/outbox")[1]["rows"]
+        assert rows == {"pending": 0, "sending": 0, "done": 5000, "dead": 0}
+        sim = platform.counts()
+        assert sim["accepted_rows"] == 5000 == sim["distinct_bchno"] and sim.get("doubles", 0) == 0
+        assert sim["fault_outage"] > 0 and sim["fault_error"] > 0 and sim["fault_timeout"] > 0
+        assert sim["fault_drop"] > 0 and sim["replays"] > 0
+        expected = sorted(f"8123456{number:013d}" for number in range(5000))
+        assert sorted(platform.accepted_codes()) == expected
+        [rate] = gateway.api("GET", "/api/v1/rates?window_h=8784")[1]["rates"]
+        assert rate["upload_rate"] == 1.0
+        metrics = gateway.api("GET", "/metrics")[1]
+        assert 'tracegw_outbox_rows{state="done"} 5000.0' in metrics and "tracegw_forward_requests_total" in metrics
+    finally:
+        gateway.stop()
+
+
+def test_kill_9_with_requests_in_flight_loses_nothing_and_doubles_nothing(tmp_path, broker, platform):
+    keys = {f"bench-{number:04d}": os.urandom(32) for number in range(5)}
+    stream = signed_stream(len(keys), 600, keys)
+    gateway = _gateway(tmp_path, broker, platform, keys, batch_size=10, timeout_ms=3000)
+    try:
+        platform.set_faults({"latency_ms": 300, "drop_rate": 0.2})
+        publish_all(broker.port, stream)
+        for _ in range(3):
+            assert wait_until(lambda: platform.counts().get("requests", 0) > 0, 30)
+            time.sleep(0.5)  # requests are in flight: each takes 300 ms at the platform
+            gateway.stop(kill=True)
+            gateway.start()
+        assert wait_until(lambda: sum(gateway.count(device) for device in keys) == 600, 60)
+        assert wait_until(lambda: _settled(gateway), 120, step=0.5), gateway.api("GET", "/api/v1/outbox")
+        sim = platform.counts()
+        assert gateway.api("GET", "/api/v1/outbox")[1]["rows"]["done"] == 600
+        assert sim["accepted_rows"] == 600 == sim["distinct_bchno"] and sim.get("doubles", 0) == 0
+    finally:
+        gateway.stop()
+
+
+def test_per_row_refusal_is_a_dead_letter_that_can_be_requeued_after_the_fix(tmp_path, broker, platform):
+    keys = {"bench-0000": os.urandom(32)}
+    gateway = _gateway(tmp_path, broker, platform, keys, batch_size=5)
+    try:
+        platform.set_faults({"reject_list_code": "XA01"})
+        publish_all(broker.port, signed_stream(1, 7, keys))
+        assert wait_until(lambda: _settled(gateway), 60, step=0.5)
+        letters = gateway.api("GET", "/api/v1/deadletters")[1]["dead_letters"]
+        assert len(letters) == 7 and all("XA01不存在" in letter["error"] for letter in letters)
+        platform.set_faults({"reject_list_code": ""})  # the platform's catalog was fixed
+        status, answer = gateway.api("POST", "/api/v1/deadletters/requeue", b'{"all": true}', write=True)
+        assert (status, answer) == (200, {"requeued": 7})
+        assert wait_until(lambda: gateway.api("GET", "/api/v1/outbox")[1]["rows"]["done"] == 7, 60, step=0.5)
+        assert platform.counts()["accepted_rows"] == 7
+    finally:
+        gateway.stop()

@@ -1,0 +1,302 @@
+"""trace-platform-sim: the medical-insurance platform's inventory and sales interfaces, with fault injection.
+
+It takes 3501-3506 and their batch variants (3501A-3506A) as REFERENCE.md describes them: the envelope and every
+row are checked against gateway/platform_fields.py; a bad envelope gets `infcode -1`, a bad row a business
+failure (`retRslt "0"`, or its entry in the batch's error list). What it accepts it records in its own SQLite
+file, one row per fixmedins_bchno and upload. A repeated msgid gets the stored answer of the first time and is
+not processed again; a bchno accepted before under another msgid is accepted again and counted as a double (a
+platform that does not deduplicate, which REFERENCE.md says we must not rely on).
+
+Faults, from the command line or `POST /_sim/faults` (JSON of the same names):
+  --latency-ms N        added before answering
+  --error-rate F        answer HTTP 500 without processing
+  --timeout-rate F      hang for --hang-ms without processing, then close without an answer
+  --drop-rate F         process, then close without an answer (the hard case for idempotency)
+  --reject-list-code C  refuse every row of this med_list_codg (per-row rejection)
+  --outage START:LEN    from START s after launch, for LEN s, answer 503 without processing
+  --paas-token T        require x-tif-* headers signed with this token
+
+`GET /_sim/counts` gives accepted rows, distinct bchno, doubles, replays and faults injected, for tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import sqlite3
+import threading
+import time
+from dataclasses import asdict, dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from gateway.platform_fields import BATCH_NODE, ERROR_NODE, ROW_NODE, check_envelope, check_row
+
+__all__ = ["Faults", "PlatformSim", "main"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS answers (msgid TEXT PRIMARY KEY, answer TEXT NOT NULL, received_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS accepted (
+    id INTEGER PRIMARY KEY, bchno TEXT NOT NULL, infno TEXT NOT NULL, msgid TEXT NOT NULL, institution TEXT NOT NULL,
+    codes TEXT NOT NULL, row TEXT NOT NULL, accepted_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS accepted_by_bchno ON accepted (bchno);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+@dataclass
+class Faults:
+    latency_ms: int = 0
+    error_rate: float = 0.0
+    timeout_rate: float = 0.0
+    hang_ms: int = 5000
+    drop_rate: float = 0.0
+    reject_list_code: str = ""
+    outage_start_s: float = -1.0
+    """Seconds after launch (or after the last faults update) when an outage starts; negative: none."""
+    outage_s: float = 0.0
+    paas_token: str = ""
+
+
+class PlatformSim:
+    def __init__(self, database: Path, faults: Faults, *, host: str = "127.0.0.1", port: int = 0,
+                 seed: int | None = None) -> None:
+        self.faults = faults
+        self._faults_since = time.monotonic()
+        self._chance = random.Random(seed)
+        self._db = sqlite3.connect(database, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer((host, port), _handler(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="platform-sim", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        with self._lock:
+            self._db.close()
+
+    def set_faults(self, changes: dict[str, Any]) -> None:
+        with self._lock:
+            for key, value in changes.items():
+                if not hasattr(self.faults, key):
+                    raise ValueError(f"unknown fault {key!r}")
+                setattr(self.faults, key, type(getattr(self.faults, key))(value))
+            self._faults_since = time.monotonic()
+
+    def _count(self, name: str, by: int = 1) -> None:
+        self._db.execute("INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET "
+                         "value = value + excluded.value", (name, by))
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            counters = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
+            rows, distinct = self._db.execute("SELECT count(*), count(DISTINCT bchno) FROM accepted").fetchone()
+            codes = [json.loads(text) for (text,) in self._db.execute("SELECT codes FROM accepted")]
+        return {"accepted_rows": rows, "distinct_bchno": distinct, "codes": sum(len(item) for item in codes),
+                **{name: int(value) for name, value in counters.items()}}
+
+    def accepted_codes(self) -> list[str]:
+        with self._lock:
+            return [code for (text,) in self._db.execute("SELECT codes FROM accepted ORDER BY id")
+                    for code in json.loads(text)]
+
+    def decide(self) -> str:
+        """The fault for the next request: outage, error, timeout, drop, or "" (none)."""
+        with self._lock:
+            faults = self.faults
+            since = time.monotonic() - self._faults_since
+            if faults.outage_start_s >= 0 and faults.outage_start_s <= since < faults.outage_start_s + faults.outage_s:
+                fault = "outage"
+            else:
+                draw = self._chance.random()
+                fault = ("error" if draw < faults.error_rate else
+                         "timeout" if draw < faults.error_rate + faults.timeout_rate else
+                         "drop" if draw < faults.error_rate + faults.timeout_rate + faults.drop_rate else "")
+            if fault:
+                self._count(f"fault_{fault}")
+            return fault
+
+    def signature_ok(self, headers: Any) -> bool:
+        token = self.faults.paas_token
+        if not token:
+            return True
+        timestamp, nonce = headers.get("x-tif-timestamp", ""), headers.get("x-tif-nonce", "")
+        expected = hashlib.sha256(f"{timestamp}{token}{nonce}{timestamp}".encode()).hexdigest()
+        return bool(timestamp and nonce) and headers.get("x-tif-signature", "") == expected
+
+    def process(self, body: bytes) -> dict[str, Any]:
+        """The answer to one request (stored by msgid; a repeat gets the first answer)."""
+        now = time.strftime("%Y%m%d%H%M%S")
+        try:
+            request = json.loads(body)
+        except ValueError as error:
+            return _answer(-1, "", now, f"请求不是JSON: {error}")
+        if not isinstance(request, dict):
+            return _answer(-1, "", now, "请求不是JSON对象")
+        msgid = str(request.get("msgid", ""))
+        with self._lock:
+            self._count("requests")
+            stored = self._db.execute("SELECT answer FROM answers WHERE msgid = ?", (msgid,)).fetchone()
+            if stored is not None:
+                self._count("replays")
+                return dict(json.loads(stored[0]))
+            answer = self._process(request, msgid, now)
+            self._db.execute("INSERT INTO answers (msgid, answer, received_ms) VALUES (?, ?, ?)",
+                             (msgid, json.dumps(answer, ensure_ascii=False), int(time.time() * 1000)))
+            return answer
+
+    def _process(self, request: dict[str, Any], msgid: str, now: str) -> dict[str, Any]:
+        envelope = {key: value for key, value in request.items() if key != "input"}
+        problems = check_envelope(envelope)
+        if problems:
+            self._count("refused_envelope")
+            return _answer(-1, msgid, now, "; ".join(problems))
+        infno_text = str(request["infno"])
+        infno, batch = infno_text[:4], infno_text.endswith("A")
+        node = BATCH_NODE[infno] if batch else ROW_NODE[infno]
+        data = request.get("input", {}).get(node) if isinstance(request.get("input"), dict) else None
+        rows = data if batch else [data]
+        if not isinstance(rows, list) or not rows or not all(isinstance(row, dict) for row in rows):
+            self._count("refused_envelope")
+            return _answer(-1, msgid, now, f"input.{node} 缺失或格式错误")
+        failures = []
+        for row in rows:
+            problems = check_row(infno, row)
+            if row.get("med_list_codg") == self.faults.reject_list_code and self.faults.reject_list_code:
+                problems.append(f"医保目录编码{row['med_list_codg']}不存在")
+            if problems:
+                failures.append({"fixmedins_bchno": row.get("fixmedins_bchno", ""), "err_msg": "; ".join(problems)})
+                self._count("refused_rows")
+                continue
+            bchno = str(row["fixmedins_bchno"])
+            if self._db.execute("SELECT 1 FROM accepted WHERE bchno = ?", (bchno,)).fetchone():
+                self._count("doubles")
+            codes = [item["drug_trac_codg"] for item in row["drugtracinfo"]]
+            self._db.execute("INSERT INTO accepted (bchno, infno, msgid, institution, codes, row, accepted_ms) "
+                             "VALUES (?,?,?,?,?,?,?)", (bchno, infno, msgid, str(request["fixmedins_code"]),
+                                                        json.dumps(codes), json.dumps(row, ensure_ascii=False),
+                                                        int(time.time() * 1000)))
+            self._count("accepted_rows_total")
+        if batch:
+            output: dict[str, Any] = {"result": {"retRslt": "0" if failures else "1",
+                                                 "msgRslt": f"{len(failures)}条失败" if failures else "成功"}}
+            if failures:
+                output[ERROR_NODE[infno]] = failures
+            return _answer(0, msgid, now, "", output)
+        if failures:
+            return _answer(0, msgid, now, "", {"result": {"retRslt": "0", "msgRslt": failures[0]["err_msg"]}})
+        return _answer(0, msgid, now, "", {"result": {"retRslt": "1", "msgRslt": "成功"}})
+
+
+def _answer(infcode: int, msgid: str, now: str, error: str, output: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"infcode": infcode, "inf_refmsgid": msgid, "refmsg_time": now, "respond_time": now, "err_msg": error,
+            "output": output or {}}
+
+
+def _handler(sim: PlatformSim) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the standard library's name
+            pass
+
+        def _send(self, status: int, payload: Any) -> None:
+            data = json.dumps(payload, ensure_ascii=False).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json;charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802
+            if self.path == "/_sim/counts":
+                self._send(200, sim.counts())
+            elif self.path == "/_sim/faults":
+                self._send(200, asdict(sim.faults))
+            else:
+                self._send(404, {"error": "no such path"})
+
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path == "/_sim/faults":
+                try:
+                    sim.set_faults(json.loads(body))
+                except (ValueError, TypeError) as error:
+                    self._send(422, {"error": str(error)})
+                    return
+                self._send(200, asdict(sim.faults))
+                return
+            fault = sim.decide()
+            if sim.faults.latency_ms:
+                time.sleep(sim.faults.latency_ms / 1000)
+            if fault == "outage":
+                self._send(503, {"error": "scheduled outage"})
+            elif fault == "error":
+                self._send(500, {"error": "injected server error"})
+            elif fault == "timeout":
+                time.sleep(sim.faults.hang_ms / 1000)
+                self.close_connection = True
+            elif not sim.signature_ok(self.headers):
+                self._send(200, _answer(-1, "", time.strftime("%Y%m%d%H%M%S"), "签名校验失败 (x-tif-signature)"))
+            else:
+                answer = sim.process(body)
+                if fault == "drop":
+                    self.close_connection = True  # processed, answer lost
+                else:
+                    self._send(200, answer)
+
+    return Handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="trace-platform-sim", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0: a free port (printed)")
+    parser.add_argument("--database", type=Path, default=Path("platform-sim.sqlite3"))
+    parser.add_argument("--latency-ms", type=int, default=0)
+    parser.add_argument("--error-rate", type=float, default=0.0)
+    parser.add_argument("--timeout-rate", type=float, default=0.0)
+    parser.add_argument("--hang-ms", type=int, default=5000)
+    parser.add_argument("--drop-rate", type=float, default=0.0)
+    parser.add_argument("--reject-list-code", default="")
+    parser.add_argument("--outage", default="", help="START:LENGTH in seconds from launch")
+    parser.add_argument("--paas-token", default="")
+    parser.add_argument("--seed", type=int)
+    options = parser.parse_args(argv)
+    faults = Faults(latency_ms=options.latency_ms, error_rate=options.error_rate, timeout_rate=options.timeout_rate,
+                    hang_ms=options.hang_ms, drop_rate=options.drop_rate, reject_list_code=options.reject_list_code,
+                    paas_token=options.paas_token)
+    if options.outage:
+        try:
+            start, length = (float(part) for part in options.outage.split(":"))
+        except ValueError:
+            parser.error(f"--outage wants START:LENGTH in seconds, got {options.outage!r}")
+        faults.outage_start_s, faults.outage_s = start, length
+    sim = PlatformSim(options.database, faults, host=options.host, port=options.port, seed=options.seed)
+    sim.start()
+    print(f"platform simulator on {sim.url} (database {options.database})", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    sim.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -70,6 +70,10 @@ _TICKET = {
         "time": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "integer"}],
                  "description": "ISO 8601 (no offset: the configured zone) or ms since the epoch"},
         "institution": {"type": "string", "description": "needed when no registered device serves the terminal"},
+        "platform": {"type": "object", "additionalProperties": {"type": "string"},
+                     "description": "sale fields for the platform row only the POS knows: mdtrt_sn, setl_id, psn_no, "
+                                    "psn_name, prsc_dr_name, phar_name, phar_prac_cert_no, rx_flag, rxno, "
+                                    "medins_prod_sel_no, memo"},
         "lines": {"type": "array", "minItems": 1, "maxItems": 200, "items": {
             "type": "object", "required": ["list_code", "quantity"], "additionalProperties": False,
             "properties": {"list_code": {"type": "string", "maxLength": 50},

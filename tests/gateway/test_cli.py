@@ -78,3 +78,21 @@ def test_table_widths_count_chinese_characters_double():
     text = views.table(["名称", "n"], [["阿莫西林", 1], ["ab", 22]])
     lines = text.splitlines()
     assert lines[0] == "名称      n" and lines[2] == "阿莫西林  1" and lines[3] == "ab        22"
+
+
+def test_outbox_dead_letters_and_requeue(configured):
+    cli, folder = configured
+    from gateway import outbox
+    from gateway.store import SQLiteStore
+
+    store = SQLiteStore(folder / "data" / "gateway.sqlite3")
+    with store.transaction() as tx:  # no forward.defaults: both sales fail the field check
+        outbox.plan(tx, outbox.Planning(batch_size=5, sale_hold_ms=0, timezone="Asia/Shanghai", values={},
+                                        defaults={}), now_ms=at(23), limit=100)
+    store.close()
+    listing = cli("outbox", "--dead").stdout
+    assert listing.splitlines()[2].split() == ["0", "0", "0", "2"]
+    assert "not sent, fix the data or forward.defaults: manu_lotnum is mandatory and missing" in listing
+    assert "1 dead letters sent back" in cli("requeue", "1").stdout
+    assert "1 dead letters sent back" in cli("requeue", "--all").stdout
+    assert cli("outbox").stdout.splitlines()[2].split() == ["2", "0", "0", "0"]

@@ -230,13 +230,16 @@ def _attach(tx: Tx, ticket: _TicketRef, scan: tuple[Any, ...], *, only_if_fits: 
         return Matching.NONE
     if same:
         line_id, _, needed, scans, required = (with_room or same)[0]
-        if covers:
+        fills = covers and scans < needed
+        if fills:
             tx.execute("UPDATE ticket_lines SET scans = scans + 1 WHERE id = ?", (line_id,))
-        if covers and required and scans < needed:
-            rates.bump(tx, ticket.institution, ticket.terminal, ticket.time_ms, units_covered=1)
+            if required:
+                rates.bump(tx, ticket.institution, ticket.terminal, ticket.time_ms, units_covered=1)
             if scans + 1 == needed:
                 alerts.auto_resolve(tx, "unscanned_sale", f"line:{line_id}", scan_ms, "scanned late")
-        outcome, line_ref = Matching.LINE, line_id
+        # line_id only for the scans that fill the line: they are the codes of its platform row; a scan beyond
+        # the line's quantity (or a duplicate) is tied to the ticket but goes up as a row of its own
+        outcome, line_ref = Matching.LINE, line_id if fills else None
         rates.bump(tx, scan_institution, scan_terminal, scan_ms, matched_scans=1)
     elif list_code:
         outcome, line_ref = Matching.MISMATCH, None

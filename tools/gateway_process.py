@@ -125,12 +125,13 @@ class GatewayProcess:
 
 
 @contextmanager
-def running_system(folder: Path, devices: dict[str, bytes]) -> Iterator[tuple[Broker, GatewayProcess]]:
+def running_system(folder: Path, devices: dict[str, bytes],
+                   extra_toml: str = "") -> Iterator[tuple[Broker, GatewayProcess]]:
     """Mosquitto and the gateway, with `devices` (name -> key) registered; both stopped on exit."""
     broker = Broker(folder / "broker")
     broker.start()
     (folder / "gateway").mkdir(exist_ok=True)
-    gateway = GatewayProcess(folder / "gateway", broker)
+    gateway = GatewayProcess(folder / "gateway", broker, extra_toml=extra_toml)
     try:
         for name, key in devices.items():
             gateway.register(name, key)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from gateway import catalog, outbox, pipeline
+from gateway import catalog, pipeline
 from gateway.forwarder import Forwarder, ForwardSettings
 from gateway.metrics import Metrics
 from gateway.protocol import Event, Operation
@@ -36,7 +36,7 @@ from tools.platform_sim import Faults, PlatformSim
 
 INSTITUTION = "P44030000001"
 _CATALOG = "pid,list_code,name,pack_size\n8123456,XA01,Amoxicillin,24\n"
-_FAULT_MIX = {"error_rate": 0.3, "timeout_rate": 0.1, "drop_rate": 0.05, "hang_ms": 1500}
+_FAULT_MIX: dict[str, object] = {"error_rate": 0.3, "timeout_rate": 0.1, "drop_rate": 0.05, "hang_ms": 1500}
 
 
 class _Events:

@@ -237,8 +237,12 @@ def release_leases(tx: Tx, instance: str) -> int:
 
 
 def state_counts(tx: Tx) -> dict[str, int]:
+    """Rows per state; `retrying` (failed-retryable) counts the sending rows whose request already failed once."""
     counts = {state: 0 for state in ("pending", "sending", "done", "dead")}
     counts.update({state: int(count) for state, count in tx.all("SELECT state, count(*) FROM outbox GROUP BY state")})
+    row = tx.one("SELECT count(*) FROM outbox o JOIN requests r ON r.id = o.request_id "
+                 "WHERE o.state = 'sending' AND r.attempts > 0")
+    counts["retrying"] = int(row[0]) if row else 0
     return counts
 
 

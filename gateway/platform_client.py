@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -60,7 +61,8 @@ class TifSigner:
 class PlatformClient:
     def __init__(self, *, base_url: str, path: str, timeout_s: float, verify: bool | str, signer: Signer,
                  sale_error_node: str = "selinfoErrDetail") -> None:
-        self._client = httpx.Client(base_url=base_url, timeout=timeout_s, verify=verify)
+        tls: bool | ssl.SSLContext = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+        self._client = httpx.Client(base_url=base_url, timeout=timeout_s, verify=tls)
         self._path = path
         self._signer = signer
         self._error_nodes = {**ERROR_NODE, "3505": sale_error_node, "3506": sale_error_node}

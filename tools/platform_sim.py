@@ -26,6 +26,7 @@ import hashlib
 import json
 import random
 import sqlite3
+import ssl
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -63,7 +64,8 @@ class Faults:
 
 class PlatformSim:
     def __init__(self, database: Path, faults: Faults, *, host: str = "127.0.0.1", port: int = 0,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, tls: tuple[Path, Path] | None = None) -> None:
+        """`tls`: (certificate chain, key) PEM files to serve HTTPS."""
         self.faults = faults
         self._faults_since = time.monotonic()
         self._chance = random.Random(seed)
@@ -73,12 +75,18 @@ class PlatformSim:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), _handler(self))
         self._server.daemon_threads = True
+        self._scheme = "http"
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self._scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, name="platform-sim", daemon=True)
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{self._scheme}://{host!s}:{port}"
 
     def start(self) -> None:
         self._thread.start()
@@ -277,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outage", default="", help="START:LENGTH in seconds from launch")
     parser.add_argument("--paas-token", default="")
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate chain (PEM) ...")
+    parser.add_argument("--tls-key", type=Path, help="... and this key")
     options = parser.parse_args(argv)
     faults = Faults(latency_ms=options.latency_ms, error_rate=options.error_rate, timeout_rate=options.timeout_rate,
                     hang_ms=options.hang_ms, drop_rate=options.drop_rate, reject_list_code=options.reject_list_code,
@@ -287,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:
             parser.error(f"--outage wants START:LENGTH in seconds, got {options.outage!r}")
         faults.outage_start_s, faults.outage_s = start, length
-    sim = PlatformSim(options.database, faults, host=options.host, port=options.port, seed=options.seed)
+    tls = (options.tls_cert, options.tls_key) if options.tls_cert and options.tls_key else None
+    sim = PlatformSim(options.database, faults, host=options.host, port=options.port, seed=options.seed, tls=tls)
     sim.start()
     print(f"platform simulator on {sim.url} (database {options.database})", flush=True)
     try:

@@ -69,3 +69,24 @@ def test_the_breaker_opens_after_failures_and_lets_one_probe_through():
     assert breaker.allow()
     breaker.record(True)
     assert not breaker.is_open and breaker.allow() and breaker.opened == 1
+
+
+def test_https_is_verified_with_the_configured_ca(tmp_path):
+    from tools.certs import make_ca_and_server
+
+    files = make_ca_and_server(tmp_path / "tls", ["localhost", "127.0.0.1"])
+    sim = PlatformSim(tmp_path / "sim.sqlite3", Faults(), tls=(files.server_cert, files.server_key))
+    sim.start()
+    try:
+        assert sim.url.startswith("https://")
+        trusted = PlatformClient(base_url=sim.url, path="/x", timeout_s=5, verify=str(files.ca_cert),
+                                 signer=NoSigner())
+        outcome = trusted.send("3505", b"{}")
+        assert outcome.kind == "refused" and "infcode -1" in outcome.message  # reached the platform over TLS
+        untrusted = PlatformClient(base_url=sim.url, path="/x", timeout_s=5, verify=True, signer=NoSigner())
+        refused = untrusted.send("3505", b"{}")
+        assert refused.kind == "retry" and "ConnectError" in refused.message  # unknown CA: nothing sent
+        trusted.close()
+        untrusted.close()
+    finally:
+        sim.stop()

@@ -20,5 +20,5 @@ def test_demo_runs_the_whole_path_and_survives_the_broker_outage():
     rates_row = next(line.split() for line in out.splitlines() if line.strip().startswith("P44030000001  T01"))
     assert rates_row[2:5] == ["80.0%", "88.9%", "12.5%"]  # coverage 4/5, valid 8/9, duplicate 1/8
     assert "repeat_sale" in out and "<GS>21XYZ123" in out
-    assert "outbox: {'pending': 0, 'sending': 0, 'done': 8, 'dead': 0}" in out
+    assert "outbox: {'pending': 0, 'sending': 0, 'done': 8, 'dead': 0, 'retrying': 0}" in out
     assert "platform accepted 8 rows (8 codes) once each: 0 doubles" in out

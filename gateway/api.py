@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
-from gateway import alerts, catalog, devices, outbox, pipeline, rates
+from gateway import alerts, catalog, dashboard, devices, outbox, pipeline, rates
 from gateway.metrics import Metrics
 from gateway.openapi import document
 from gateway.rules import Rules
@@ -48,6 +48,12 @@ class ApiSettings:
     """Write token (also reads); empty: made at first start and kept in <data_dir>/api-write-token."""
 
 
+class _Redirect(Exception):
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
 class HttpError(Exception):
     def __init__(self, status: HTTPStatus, message: str) -> None:
         super().__init__(message)
@@ -68,8 +74,10 @@ class ApiServer:
     """Serves the API from a background thread; `ready` tells /readyz whether ingest is connected."""
 
     def __init__(self, settings: ApiSettings, store: Store, rules: Rules, metrics: Metrics, *,
-                 read_token: str, write_token: str, ready: Callable[[], dict[str, bool]]) -> None:
+                 read_token: str, write_token: str, ready: Callable[[], dict[str, bool]],
+                 board: dashboard.DashboardSettings | None = None) -> None:
         self.settings = settings
+        self.board = board or dashboard.DashboardSettings()
         self.store = store
         self.rules = rules
         self.metrics = metrics
@@ -137,6 +145,20 @@ class ApiServer:
                                institution_type=query.get("institution_type", ""))
         return 200, {"period": period.label, "start_ms": period.start_ms, "end_ms": period.end_ms,
                      "rates": [row.as_dict() for row in rows]}
+
+    def get_series(self, request: _Request) -> tuple[int, Any]:
+        query = request.query
+        period = period_from(query, self.rules)
+        try:
+            with self.store.reading() as tx:
+                points = rates.series(tx, period, step=query.get("step", "hour"), timezone=self.rules.timezone,
+                                      institution=query.get("institution", ""), terminal=query.get("terminal", ""))
+        except ValueError as error:
+            raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, str(error)) from None
+        return 200, {"period": period.label, "points": points}
+
+    def dashboard_settings(self, request: _Request) -> tuple[int, Any]:
+        return 200, dashboard.thresholds(self.board)
 
     def get_alerts(self, request: _Request) -> tuple[int, Any]:
         query = request.query
@@ -275,6 +297,8 @@ ROUTES: list[tuple[str, str, Handler, str]] = [
     ("GET", "/openapi.json", ApiServer.openapi, "none"),
     ("GET", "/metrics", ApiServer.prometheus, "read"),
     ("GET", "/api/v1/rates", ApiServer.get_rates, "read"),
+    ("GET", "/api/v1/rates/series", ApiServer.get_series, "read"),
+    ("GET", "/api/v1/dashboard/settings", ApiServer.dashboard_settings, "read"),
     ("GET", "/api/v1/alerts", ApiServer.get_alerts, "read"),
     ("GET", "/api/v1/alerts/{id}", ApiServer.get_alert, "read"),
     ("POST", "/api/v1/alerts/{id}", ApiServer.change_alert, "write"),
@@ -316,6 +340,12 @@ def _handler_class(api: ApiServer) -> type[BaseHTTPRequestHandler]:
                     raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {_MAX_BODY} bytes")
                 body = self.rfile.read(length) if length else b""
                 status, payload = self._route(method, url.path, url.query, body)
+            except _Redirect as redirect:
+                self.send_response(HTTPStatus.FOUND)
+                self.send_header("Location", redirect.location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             except HttpError as error:
                 status, payload = error.status, {"error": str(error)}
             except Exception:  # a bug must answer 500, not drop the connection
@@ -324,6 +354,13 @@ def _handler_class(api: ApiServer) -> type[BaseHTTPRequestHandler]:
             self._send(int(status), payload)
 
         def _route(self, method: str, path: str, query_text: str, body: bytes) -> tuple[int, Any]:
+            if method == "GET" and (path == "/" or path.startswith("/dashboard")):
+                if path in ("/", "/dashboard"):
+                    raise _Redirect("/dashboard/")
+                found = dashboard.static_file(path)
+                if found is None:
+                    raise HttpError(HTTPStatus.NOT_FOUND, f"no file {path}")
+                return 200, found
             allowed = []
             for route_method, pattern, handler, access in _COMPILED:
                 match = pattern.match(path)
@@ -341,7 +378,9 @@ def _handler_class(api: ApiServer) -> type[BaseHTTPRequestHandler]:
             raise HttpError(HTTPStatus.NOT_FOUND, f"no endpoint {path}; see /openapi.json")
 
         def _send(self, status: int, payload: Any) -> None:
-            if isinstance(payload, bytes):
+            if isinstance(payload, tuple):
+                data, kind = payload
+            elif isinstance(payload, bytes):
                 data, kind = payload, "text/plain; version=0.0.4; charset=utf-8"
             else:
                 data, kind = json.dumps(payload, ensure_ascii=False).encode(), "application/json; charset=utf-8"

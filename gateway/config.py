@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.api import ApiSettings
+from gateway.dashboard import DashboardSettings
 from gateway.forwarder import ForwardSettings
 from gateway.ingest import IngestSettings
 from gateway.rules import Rules
@@ -31,13 +32,15 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     rules: Rules = field(default_factory=Rules)
     forward: ForwardSettings = field(default_factory=ForwardSettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
 
     @property
     def database(self) -> Path:
         return self.data_dir / "gateway.sqlite3"
 
 
-SECTIONS: dict[str, type] = {"ingest": IngestSettings, "api": ApiSettings, "rules": Rules, "forward": ForwardSettings}
+SECTIONS: dict[str, type] = {"ingest": IngestSettings, "api": ApiSettings, "rules": Rules, "forward": ForwardSettings,
+                             "dashboard": DashboardSettings}
 """TOML table -> the settings class it fills."""
 
 
@@ -51,6 +54,8 @@ def _section(cls: type, values: dict[str, Any], where: str) -> dict[str, Any]:
             result[key] = _text_tables(value, f"{where}{key}", depth=1 if key == "defaults" else 2)
             continue
         expected: Any = known[key].default
+        if isinstance(expected, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
         if isinstance(expected, bool) != isinstance(value, bool) or not isinstance(value, type(expected)):
             raise ConfigError(f"{where}{key}: expected {type(expected).__name__}, got {value!r}")
         if isinstance(value, int) and not isinstance(value, bool) and value < 0:

@@ -129,6 +129,13 @@ def document() -> dict[str, Any]:
             "/metrics": {"get": _guarded("Prometheus metrics", {"200": {"description": "text exposition format"}})},
             "/api/v1/rates": {"get": _guarded("rates per terminal or institution", {"200": _json("Rates"),
                                               "422": _ERROR}, parameters=rates_parameters)},
+            "/api/v1/rates/series": {"get": _guarded(
+                "coverage and scan volume per hour or per day", {"200": {"description": "points, oldest first"},
+                                                                 "422": _ERROR},
+                parameters=[_query("step", "hour or day", enum=["hour", "day"], default="hour"),
+                            *rates_parameters[1:5]])},
+            "/api/v1/dashboard/settings": {"get": _guarded("the thresholds the dashboard colours rates against",
+                                                           {"200": {"description": "per rate: good, warn"}})},
             "/api/v1/alerts": {"get": _guarded("alerts, newest first", {"200": _json("Alerts")}, parameters=[
                 _query("state", "open, acknowledged, resolved, or live (open and acknowledged)"),
                 _query("type", "alert type"), _query("institution", "only this institution"),

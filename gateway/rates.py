@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.store import Tx
 
-__all__ = ["COUNTERS", "Period", "RateRow", "bump", "query", "day_period", "window_period", "hour_of"]
+__all__ = ["COUNTERS", "Period", "RateRow", "bump", "query", "series", "day_period", "window_period", "hour_of"]
 
 COUNTERS = ("scans", "valid_scans", "sale_scans", "duplicate_sales", "matched_scans", "mismatched_scans",
             "units_required", "units_covered", "stored", "uploaded")
@@ -160,3 +160,36 @@ def _missing(tx: Tx, scope: str) -> dict[tuple[str, str], int]:
         key = (inst, term if scope == "terminal" else "")
         missing[key] = missing.get(key, 0) + int(count or 0)
     return missing
+
+
+def series(tx: Tx, period: Period, *, step: str, timezone: str, institution: str = "",
+           terminal: str = "") -> list[dict[str, object]]:
+    """Coverage and scan volume per hour or per calendar day of `timezone` over `period`, oldest first."""
+    if step not in ("hour", "day"):
+        raise ValueError(f"step must be hour or day, got {step!r}")
+    where = ["hour >= ?", "hour < ?"]
+    parameters: list[object] = [hour_of(period.start_ms), hour_of(period.end_ms + _HOUR_MS - 1)]
+    for column, value in (("institution", institution), ("terminal", terminal)):
+        if value:
+            where.append(f"{column} = ?")
+            parameters.append(value)
+    rows = tx.all(f"SELECT hour, sum(scans), sum(valid_scans), sum(units_required), sum(units_covered) "
+                  f"FROM rate_hours WHERE {' AND '.join(where)} GROUP BY hour ORDER BY hour", parameters)
+    zone = ZoneInfo(timezone)
+
+    def bucket_of(start_ms: int) -> int:
+        if step == "hour":
+            return start_ms
+        local = datetime.fromtimestamp(start_ms / 1000, zone)
+        return int(datetime(local.year, local.month, local.day, tzinfo=zone).timestamp() * 1000)
+
+    buckets: dict[int, list[int]] = {}
+    for hour in range(hour_of(period.start_ms), hour_of(period.end_ms + _HOUR_MS - 1)):
+        buckets.setdefault(bucket_of(hour * _HOUR_MS), [0, 0, 0, 0])  # empty hours and days show as such
+    for hour, scans, valid, required, covered in rows:
+        bucket = buckets[bucket_of(hour * _HOUR_MS)]
+        for index, value in enumerate((scans, valid, required, covered)):
+            bucket[index] += int(value or 0)
+    return [{"start_ms": start_ms, "scans": scans, "valid_scans": valid, "units_required": required,
+             "units_covered": covered, "coverage": _ratio(covered, required)}
+            for start_ms, (scans, valid, required, covered) in sorted(buckets.items())]

@@ -54,7 +54,8 @@ def run(settings: Settings) -> int:
                         read_token=settings.api.token or token_file(settings.data_dir / "api-token"),
                         write_token=settings.api.write_token or token_file(settings.data_dir / "api-write-token"),
                         ready=lambda: {"broker": ingest.connected, "ingest": ingest.alive,
-                                       **({"forwarder": forwarder.alive} if forwarder else {})})
+                                       **({"forwarder": forwarder.alive} if forwarder else {})},
+                        board=settings.dashboard)
         api.start()
     ingest.start()
     if forwarder:

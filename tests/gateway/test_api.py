@@ -130,3 +130,29 @@ def test_the_openapi_document_lists_exactly_the_routes(served):
     for method, path, _, access in ROUTES:
         operation = document["paths"][path][method.lower()]
         assert (operation.get("security") == []) == (access == "none"), path
+
+
+def test_the_dashboard_files_are_served_without_a_token_and_nothing_else(served):
+    world, call, ready = served
+    status, page = call("GET", "/dashboard/", token=None)
+    assert status == 200 and "vendor/uPlot.iife.min.js" in page and "cdn" not in page.lower()
+    assert call("GET", "/dashboard/labels.json", token=None)[1]["zh"]["coverage"] == "扫码核查率"
+    assert call("GET", "/dashboard/vendor/uPlot.iife.min.js", token=None)[0] == 200
+    for escape in ("/dashboard/../store.py", "/dashboard/%2e%2e/store.py", "/dashboard/nothing.js"):
+        assert call("GET", escape, token=None)[0] == 404
+    assert call("GET", "/api/v1/dashboard/settings")[1]["coverage"] == {"good": 0.98, "warn": 0.9,
+                                                                         "higher_is_better": True}
+
+
+def test_the_series_fills_empty_hours_and_days(served):
+    world, call, ready = served
+    world.ticket("A1", "T1", at(9), ("XA01", 2))
+    world.scan("dev-a", code(1), at(9, 5), ticket="T1")
+    status, body = call("GET", "/api/v1/rates/series?terminal=A1&step=hour&day=2026-11-22")
+    assert status == 200 and len(body["points"]) == 24
+    nine = body["points"][9]
+    assert (nine["scans"], nine["units_required"], nine["coverage"]) == (1, 2, 0.5)
+    assert body["points"][8]["coverage"] is None and body["points"][8]["scans"] == 0
+    days = call("GET", "/api/v1/rates/series?terminal=A1&step=day&day=2026-11-22")[1]["points"]
+    assert len(days) == 1 and days[0]["scans"] == 1
+    assert call("GET", "/api/v1/rates/series?step=week")[0] == 422

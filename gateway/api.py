@@ -172,6 +172,11 @@ class ApiServer:
         with self.store.reading() as tx:
             return 200, _alert_call(lambda: alerts.get_alert(tx, int(request.match["id"]))).as_dict()
 
+    def get_evidence(self, request: _Request) -> tuple[int, Any]:
+        with self.store.reading() as tx:
+            alert = _alert_call(lambda: alerts.get_alert(tx, int(request.match["id"])))
+            return 200, alerts.evidence(tx, alert)
+
     def change_alert(self, request: _Request) -> tuple[int, Any]:
         body = _json(request.body)
         if not isinstance(body, dict) or not isinstance(body.get("state"), str):
@@ -302,6 +307,7 @@ ROUTES: list[tuple[str, str, Handler, str]] = [
     ("GET", "/api/v1/alerts", ApiServer.get_alerts, "read"),
     ("GET", "/api/v1/alerts/{id}", ApiServer.get_alert, "read"),
     ("POST", "/api/v1/alerts/{id}", ApiServer.change_alert, "write"),
+    ("GET", "/api/v1/alerts/{id}/evidence", ApiServer.get_evidence, "read"),
     ("GET", "/api/v1/devices", ApiServer.get_devices, "read"),
     ("GET", "/api/v1/quarantine", ApiServer.get_quarantine, "read"),
     ("POST", "/api/v1/tickets", ApiServer.post_ticket, "write"),

@@ -148,6 +148,9 @@ def document() -> dict[str, Any]:
                         "type": "object", "required": ["state"], "properties": {
                             "state": {"enum": ["acknowledged", "resolved"]}, "note": {"type": "string"}}}}}}),
             },
+            "/api/v1/alerts/{id}/evidence": {"get": _guarded(
+                "the events (device, seq, code, time, verdict) and tickets (with lines) an alert points to",
+                {"200": {"description": "events and tickets"}, "404": _ERROR}, parameters=[_ID])},
             "/api/v1/devices": {"get": _guarded("devices with their last status", {"200": _json("Devices")},
                                                 parameters=[_query("institution", "only this institution")])},
             "/api/v1/quarantine": {"get": _guarded("refused messages, with their bytes", {"200": _json("Quarantine")},

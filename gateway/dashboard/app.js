@@ -4,7 +4,7 @@
 const state = {
   token: localStorage.getItem("tracegw-token") || "",
   lang: localStorage.getItem("tracegw-lang") || "zh",
-  labels: {}, thresholds: {}, data: {}, sort: {}, chart: null,
+  labels: {}, thresholds: {}, data: {}, sort: {}, chart: null, open: {},
   refreshMs: Number(new URLSearchParams(location.search).get("refresh_ms")) || 5000,
 };
 const RATES = ["coverage", "valid_scan_rate", "duplicate_rate", "consistency_error_rate", "upload_rate"];
@@ -78,6 +78,7 @@ function drawTable(id, columns, rows) {
       drawTable(id, columns, state.data[id].rows);
     };
   }
+  if (id === "alerts") bindAlertButtons();
 }
 
 function escape(text) {
@@ -103,7 +104,8 @@ const alertColumns = [
   ["count", "count", (row) => [String(row.count), "number"]],
   ["last_ms", "last", (row) => [escape(when(row.last_ms))]],
   ["detail", "detail", (row) => [escape(row.detail.replace(/\u001d/g, "<GS>")), "detail"]],
-  ["events", "evidence", (row) => [escape(`${t("events")}: ${row.events.join(", ") || "-"}; ${t("tickets")}: ${row.tickets.join(", ") || "-"}`), "detail"]],
+  ["events", "evidence", (row) => [`<a href="#" class="evidence" data-id="${row.id}">${escape(`${t("events")}: ${row.events.length}, ${t("tickets")}: ${row.tickets.length}`)}</a>`
+    + (state.open[row.id] ? `<div class="proof">${state.open[row.id]}</div>` : ""), "detail"]],
   ["id", "", (row) => [
     (row.state === "open" ? `<button class="ack" data-id="${row.id}" data-state="acknowledged">${escape(t("acknowledge"))}</button> ` : "")
     + `<button class="resolve" data-id="${row.id}" data-state="resolved">${escape(t("resolve"))}</button>`]],
@@ -132,7 +134,6 @@ async function refresh() {
     drawTable("terminals", rateColumns(true), terminals.rates);
     drawTable("alerts", alertColumns, alerts.alerts);
     drawTable("devices", deviceColumns, devices.devices);
-    bindAlertButtons();
     updateTerminalChoices(terminals.rates);
     await drawChart();
     $("error").textContent = "";
@@ -144,7 +145,21 @@ async function refresh() {
   }
 }
 
+async function showEvidence(id) {
+  if (state.open[id]) { delete state.open[id]; drawTable("alerts", alertColumns, state.data.alerts.rows); return; }
+  const proof = await api(`/api/v1/alerts/${id}/evidence`);
+  const events = proof.events.map((e) => `${escape(when(e.event_ms))} ${escape(e.device)}#${e.seq} ${escape(e.terminal)} `
+    + `${escape(String(e.code).replace(/\u001d/g, "<GS>"))}${e.ticket ? " " + escape(e.ticket) : ""}${e.split_qty ? " ×" + e.split_qty : ""}`);
+  const tickets = proof.tickets.map((k) => `${escape(k.number)} ${escape(k.terminal)} ${escape(when(k.time_ms))}: `
+    + k.lines.map((l) => `${escape(l.list_code)}×${l.quantity}${l.split ? "(split)" : ""} ${l.scans}/${l.needed}`).join(", "));
+  state.open[id] = [...events, ...tickets].map((line) => `<div>${line}</div>`).join("");
+  drawTable("alerts", alertColumns, state.data.alerts.rows);
+}
+
 function bindAlertButtons() {
+  for (const link of document.querySelectorAll("#alerts a.evidence")) {
+    link.onclick = (event) => { event.preventDefault(); showEvidence(link.dataset.id).catch((error) => { $("error").textContent = error.message; }); };
+  }
   for (const button of document.querySelectorAll("#alerts button")) {
     button.onclick = async () => {
       try {

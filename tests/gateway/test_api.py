@@ -87,6 +87,10 @@ def test_tickets_rates_alerts_and_state_changes(served):
     [alert] = call("GET", "/api/v1/alerts?state=open")[1]["alerts"]
     assert alert["type"] == "repeat_sale" and len(alert["events"]) == 2
     assert call("GET", f"/api/v1/alerts/{alert['id']}")[1]["subject"] == code(1)
+    proof = call("GET", f"/api/v1/alerts/{alert['id']}/evidence")[1]
+    assert [(event["device"], event["seq"], event["verdict"]) for event in proof["events"]] == [("dev-a", 1, 0),
+                                                                                               ("dev-a", 2, 1)]
+    assert call("GET", "/api/v1/alerts/999/evidence")[0] == 404
     status, changed = call("POST", f"/api/v1/alerts/{alert['id']}", {"state": "acknowledged", "note": "checking"},
                            token=WRITE)
     assert status == 200 and (changed["state"], changed["note"]) == ("acknowledged", "checking")

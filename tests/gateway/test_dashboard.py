@@ -100,6 +100,9 @@ def test_the_dashboard_shows_the_scenario_and_follows_it_live(gateway, broker, t
         alerts = page.locator("#alerts tbody tr")
         expect(alerts).to_have_count(3, timeout=15000)  # cross-institution sale, mismatch, unscanned line
         target = alerts.filter(has_text="product_mismatch")
+        target.locator("a.evidence").click()  # the scan and the ticket behind the alert
+        expect(target.locator(".proof")).to_contain_text("dev-a2#2")
+        expect(target.locator(".proof")).to_contain_text("U1 A2")
         target.locator("button.ack").click()
         expect(page.locator("#alerts tbody tr", has_text="product_mismatch")).to_contain_text("已确认")
         [mismatch] = [alert for alert in gateway.api("GET", "/api/v1/alerts?state=live")[1]["alerts"]

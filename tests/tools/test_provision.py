@@ -1,0 +1,127 @@
+"""Provisioning: one command enrols a device; the broker then lets it publish only as itself."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from system.fixtures import wait_until
+
+from tools.broker import Broker
+from tools.gateway_process import GatewayProcess
+from tools.provision import acl_block, write_acl
+from tools.virtual_device import VirtualDevice
+
+
+def provision(tmp_path, device, *extra):
+    done = subprocess.run([sys.executable, "-m", "tools.provision", "--device", device, "--terminal", f"T-{device}",
+                           "--institution", "P44030000001", "--region", "440300", "--broker-host", "127.0.0.1",
+                           "--out", str(tmp_path / "devices"), "--gateway-config", str(tmp_path / "gateway.toml"),
+                           "--passwd", str(tmp_path / "passwd"), "--acl", str(tmp_path / "acl"), *extra],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout), json.loads((tmp_path / "devices" / device / "config.json").read_text())
+
+
+@pytest.fixture
+def enrolled(tmp_path):
+    (tmp_path / "gateway.toml").write_text(f'data_dir = "{tmp_path / "gw-data"}"\n')
+    report, config_a = provision(tmp_path, "dev-a")
+    _, config_b = provision(tmp_path, "dev-b")
+    subprocess.run(["mosquitto_passwd", "-b", str(tmp_path / "passwd"), "gateway", "gw-secret"], check=True)
+    with open(tmp_path / "acl", "a") as acl:
+        acl.write("\nuser gateway\ntopic readwrite tc/v1/#\n")
+    return tmp_path, report, config_a, config_b
+
+
+def test_files_are_owner_only_and_secrets_stay_out_of_the_output(enrolled):
+    folder, report, config_a, config_b = enrolled
+    for path in (folder / "devices" / "dev-a" / "config.json", folder / "passwd", folder / "acl"):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+    assert config_a["key_hex"] not in json.dumps(report) and "mqtt_password" not in report
+    assert len(bytes.fromhex(config_a["key_hex"])) == 32 and config_a["key_hex"] != config_b["key_hex"]
+    assert acl_block("dev-a") in (folder / "acl").read_text()
+    shown, _ = provision(folder, "dev-c", "--show-secrets")
+    assert len(shown["key_hex"]) == 64 and shown["mqtt_password"]
+
+
+def test_reprovisioning_replaces_the_acl_block():
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "acl"
+        write_acl(path, "dev-a")
+        write_acl(path, "dev-b")
+        write_acl(path, "dev-a")
+        assert path.read_text().count("# device dev-a") == 1 and "# device dev-b" in path.read_text()
+
+
+def test_bad_input_is_refused_clearly(tmp_path):
+    (tmp_path / "gateway.toml").write_text("[ingest\n")
+    done = subprocess.run([sys.executable, "-m", "tools.provision", "--device", "bad/id", "--terminal", "T",
+                           "--institution", "P", "--broker-host", "h", "--out", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "must be 1-32 of" in done.stderr
+    done = subprocess.run([sys.executable, "-m", "tools.provision", "--device", "dev-x", "--terminal", "T",
+                           "--institution", "P", "--broker-host", "h", "--out", str(tmp_path),
+                           "--gateway-config", str(tmp_path / "gateway.toml")], capture_output=True, text=True)
+    assert done.returncode == 2 and "not valid TOML" in done.stderr
+
+
+def test_an_enrolled_device_works_and_cannot_publish_as_another(enrolled):
+    folder, _, config_a, config_b = enrolled
+    broker = Broker(folder / "broker", password_file=folder / "passwd", acl_file=folder / "acl")
+    broker.start()
+    (folder / "gw").mkdir()
+    gateway = GatewayProcess(folder / "gw", broker, mqtt_user="gateway", mqtt_password="gw-secret")
+    gateway.config.write_text(gateway.config.read_text().replace(f'"{folder / "gw" / "data"}"',
+                                                                 f'"{folder / "gw-data"}"'))
+    gateway.database = folder / "gw-data" / "gateway.sqlite3"
+    device = VirtualDevice(folder / "run-a", {**config_a, "broker_port": broker.port, "ack_timeout_s": 3})
+    try:
+        gateway.start()
+        device.start()
+        device.wait_for(r"^signal online", timeout=20)
+        device.scan(b"81234560000000000001")
+        device.wait_for(r"^signal ok seq=1$", timeout=15)
+        assert gateway.count("dev-a") == 1
+
+        from tcagent import codes, cose, event
+
+        def signed(name, key_hex, seq):
+            scan = codes.decode(b"81234560000000000099")
+            payload = event.encode(name, seq, 1, 0, 1, 0, 1, scan, "", 0)
+            return cose.sign(cose.MacKey(bytes.fromhex(key_hex)), payload, name.encode())
+
+        impostor = paho.Client(CallbackAPIVersion.VERSION2, client_id="impostor")
+        impostor.username_pw_set("dev-a", config_a["mqtt_password"])
+        impostor.connect("127.0.0.1", broker.port)
+        impostor.loop_start()
+        # dev-a's credentials, dev-b's topic and even dev-b's key: the broker drops it before the gateway
+        impostor.publish("tc/v1/dev-b/ev", signed("dev-b", config_b["key_hex"], 1), qos=1).wait_for_publish(5)
+        impostor.publish("tc/v1/dev-a/ev", signed("dev-a", config_a["key_hex"], 2), qos=1).wait_for_publish(5)
+        assert wait_until(lambda: gateway.count("dev-a") == 2, 10)  # its own topic still works
+        time.sleep(1)
+        assert gateway.count("dev-b") == 0 and gateway.quarantine() == []
+        impostor.loop_stop()
+        impostor.disconnect()
+
+        answers = []
+        refused = paho.Client(CallbackAPIVersion.VERSION2, client_id="guess")
+        refused.username_pw_set("dev-a", "guessed")
+        refused.on_connect = lambda client, userdata, flags, reason, properties: answers.append(reason)
+        refused.connect("127.0.0.1", broker.port)
+        refused.loop_start()
+        assert wait_until(lambda: answers, 5)
+        refused.loop_stop()
+        assert answers[0].is_failure and not refused.is_connected()
+    finally:
+        device.stop()
+        gateway.stop()
+        broker.stop()

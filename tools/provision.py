@@ -1,0 +1,152 @@
+"""trace-provision: enrol a counter device in one step.
+
+    trace-provision --device dev-0007 --terminal T07 --institution P44030000001 --broker-host 10.0.0.2 \\
+        --out devices/ --gateway-config /etc/trace-gateway/gateway.toml \\
+        --passwd /etc/mosquitto/passwd --acl /etc/mosquitto/acl [--tls-dir /etc/mosquitto/tls]
+
+It makes the device's 32-byte COSE key and its MQTT password, writes the device's config file (owner-only),
+registers the device in the gateway's registry (terminal, institution, type, region), adds the password entry
+with Mosquitto's own `mosquitto_passwd`, and writes ACL lines that let the device publish only its events and
+status and read only its acks and commands. With --tls-dir it makes (once) a private CA and the broker's server
+certificate there, and the device config then connects over TLS, trusting that CA. Keys and passwords are never
+printed unless --show-secrets is given. Running it again for the same device id gives it a new key and password
+(re-provisioning) and replaces its ACL block.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from gateway import config as gateway_config
+from gateway.protocol import DEVICE_ID_PATTERN
+from gateway.store import Device, SQLiteStore
+from tools.certs import TlsFiles, make_ca_and_server
+
+__all__ = ["acl_block", "write_acl", "main"]
+
+
+class ProvisionError(Exception):
+    """Something the technician must fix; the message says what."""
+
+
+def acl_block(device: str) -> str:
+    """The ACL lines of one device: its own topics, in the directions the protocol uses them."""
+    return (f"# device {device}\nuser {device}\ntopic write tc/v1/{device}/ev\ntopic write tc/v1/{device}/status\n"
+            f"topic read tc/v1/{device}/ack\ntopic read tc/v1/{device}/cmd\n")
+
+
+def write_acl(path: Path, device: str) -> None:
+    """Add or replace the device's block in the ACL file (other blocks stay as they are)."""
+    text = path.read_text() if path.exists() else ""
+    blocks = [block for block in text.split("\n\n") if block.strip() and not block.startswith(f"# device {device}\n")]
+    blocks.append(acl_block(device).rstrip("\n"))
+    _write_private(path, "\n\n".join(block.strip("\n") for block in blocks) + "\n")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by its owner only (keys and passwords live in these files)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".new")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    os.chmod(temporary, 0o600)
+    temporary.replace(path)
+
+
+def _passwd(path: Path, device: str, password: str) -> None:
+    tool = shutil.which("mosquitto_passwd")
+    if tool is None:
+        raise ProvisionError("mosquitto_passwd not found: apt-get install mosquitto")
+    if not path.exists():
+        _write_private(path, "")
+    done = subprocess.run([tool, "-b", str(path), device, password], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ProvisionError(f"mosquitto_passwd failed for {path}: {done.stderr.strip() or done.stdout.strip()}")
+    os.chmod(path, 0o600)
+
+
+def _tls(folder: Path, hostname: str) -> TlsFiles:
+    files = TlsFiles(folder / "ca.crt", folder / "server.crt", folder / "server.key")
+    if files.ca_cert.exists() and files.server_cert.exists() and files.server_key.exists():
+        return files
+    return make_ca_and_server(folder, sorted({hostname, "localhost", "127.0.0.1"}))
+
+
+def provision(options: argparse.Namespace) -> dict[str, object]:
+    device = options.device
+    if not DEVICE_ID_PATTERN.fullmatch(device):
+        raise ProvisionError(f"device id {device!r} must be 1-32 of [A-Za-z0-9_-] (it is also the MQTT user name)")
+    try:
+        settings = gateway_config.load(options.gateway_config)
+    except gateway_config.ConfigError as error:
+        raise ProvisionError(f"gateway config: {error}") from None
+    key = secrets.token_bytes(32)
+    password = secrets.token_urlsafe(18) if options.passwd else ""
+    folder = options.out / device
+    device_config: dict[str, object] = {
+        "device_id": device, "key_hex": key.hex(), "broker_host": options.broker_host,
+        "broker_port": options.broker_port, "mqtt_password": password,
+    }
+    if options.tls_dir:
+        files = _tls(options.tls_dir, options.broker_host)
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(files.ca_cert, folder / "ca.crt")
+        device_config.update(tls=True, tls_ca="ca.crt", broker_port=options.broker_port or 8883)
+    for extra in options.set or []:
+        name, _, value = extra.partition("=")
+        device_config[name] = json.loads(value) if value[:1] in "[{0123456789-tfn\"" else value
+    _write_private(folder / "config.json", json.dumps(device_config, indent=1) + "\n")
+    store = SQLiteStore(settings.database)
+    try:
+        store.add_device(Device(device=device, key=key, terminal=options.terminal, institution=options.institution,
+                                institution_type=options.type, region=options.region))
+    finally:
+        store.close()
+    if options.passwd:
+        _passwd(options.passwd, device, password)
+    if options.acl:
+        write_acl(options.acl, device)
+    return {"device": device, "config": str(folder / "config.json"), "registry": str(settings.database),
+            "passwd": str(options.passwd or ""), "acl": str(options.acl or ""), "tls": bool(options.tls_dir),
+            **({"key_hex": key.hex(), "mqtt_password": password} if options.show_secrets else {})}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="trace-provision", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--device", required=True)
+    parser.add_argument("--terminal", required=True)
+    parser.add_argument("--institution", required=True)
+    parser.add_argument("--type", choices=["pharmacy", "hospital"], default="pharmacy")
+    parser.add_argument("--region", default="")
+    parser.add_argument("--broker-host", required=True, help="as the device reaches the broker")
+    parser.add_argument("--broker-port", type=int, default=1883)
+    parser.add_argument("--out", type=Path, default=Path("devices"), help="device config goes to OUT/<device>/")
+    parser.add_argument("--gateway-config", type=Path, help="the gateway's TOML (its registry); default: defaults")
+    parser.add_argument("--passwd", type=Path, help="Mosquitto password file to add the device to")
+    parser.add_argument("--acl", type=Path, help="Mosquitto ACL file to add the device's block to")
+    parser.add_argument("--tls-dir", type=Path, help="make (once) a private CA and server certificate here; "
+                        "the device then connects over TLS")
+    parser.add_argument("--set", action="append", metavar="NAME=VALUE", help="another device config value "
+                        "(e.g. wifi_ssid=Shop, uart={\"id\": 1, \"tx\": 17, \"rx\": 16, \"baud\": 9600})")
+    parser.add_argument("--show-secrets", action="store_true", help="print the key and the MQTT password")
+    options = parser.parse_args(argv)
+    try:
+        report = provision(options)
+    except (ProvisionError, OSError) as error:
+        print(f"trace-provision: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, ensure_ascii=False, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -28,7 +28,9 @@ class Broker:
     """One mosquitto process on a loopback port, its data (persistence) in `folder`."""
 
     def __init__(self, folder: Path, *, port: int | None = None, password_file: Path | None = None,
-                 acl_file: Path | None = None, tls: TlsFiles | None = None) -> None:
+                 acl_file: Path | None = None, tls: TlsFiles | None = None, bind: str = "127.0.0.1") -> None:
+        """`bind`: 0.0.0.0 when a real board on the network must reach this broker."""
+        self.bind = bind
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -48,7 +50,7 @@ class Broker:
             auth += [f"listener {self.tls_port} 127.0.0.1", f"cafile {self.tls.ca_cert}",
                      f"certfile {self.tls.server_cert}", f"keyfile {self.tls.server_key}"]
         text = CONFIG_TEMPLATE.read_text().format(
-            port=self.port, bind="127.0.0.1", user=getpass.getuser(),
+            port=self.port, bind=self.bind, user=getpass.getuser(),
             allow_anonymous="false" if self.password_file else "true",
             auth_lines="\n".join(auth), data_dir=self.folder,
         )

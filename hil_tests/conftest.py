@@ -96,7 +96,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     for report in reports:
         name = report.nodeid.split("::")[-1]
         figures = ", ".join(f"{key} {value}" for key, value in FIGURES.get(report.nodeid, {}).items())
-        rows.append((name, report.outcome.upper(), f"{report.duration:.1f}", figures))
+        rows.append((name, report.outcome.upper(), f"{getattr(report, 'duration', 0.0):.1f}", figures))
     widths = [max(len(row[index]) for row in rows) for index in range(3)]
     for row in rows:
         terminalreporter.write_line("  ".join(cell.ljust(widths[index]) if index < 3 else cell

@@ -84,11 +84,14 @@ class Debouncer:
 def control(line):
     """Read a control barcode: (CONTROL_*, value), (0, reason) for a malformed one, None for a scan.
 
-    TC:MODE:SALE (or the op number 1-6), TC:TKT:<ticket number, empty to clear>, TC:QTY:<units 1-9999>.
+    TC:MODE:SALE (or the op number 1-6), TC:TKT:<ticket number, empty to clear>, TC:QTY:<units 1-9999>,
+    with or without an AIM identifier in front.
     """
-    if not line.startswith(CONTROL_PREFIX):
+    # an engine with AIM identifiers on sends "]C0TC:..." for a printed control barcode
+    start = 3 if len(line) > 3 and line[0] == 0x5D else 0
+    if not line.startswith(CONTROL_PREFIX, start):
         return None
-    text = line[len(CONTROL_PREFIX):].decode("ascii", "ignore") if _ascii(line) else ""
+    text = line[start + len(CONTROL_PREFIX):].decode("ascii", "ignore") if _ascii(line) else ""
     split = text.find(":")
     key = text[:split] if split >= 0 else text
     value = text[split + 1 :] if split >= 0 else ""

@@ -46,6 +46,10 @@ def test_identical_reread_inside_the_window_is_dropped_sliding(fw):
     (b"TC:QTY:0", [0, "split quantity must be 1-9999"]),
     (b"TC:QTY:12345", [0, "split quantity must be 1-9999"]),
     (b"TC:NOPE", [0, "unknown control barcode"]),
+    (b"]C0TC:MODE:PURCHASE", [1, 3]),
+    (b"]C0TC:QTY:2", [3, 2]),
+    (b"]C081234567890123456789", None),
+    (b"]C0", None),
     (b"81234567890123456789", None),
 ])
 def test_control_barcodes(fw, line, expected):

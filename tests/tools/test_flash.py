@@ -1,0 +1,102 @@
+"""trace-flash: the Linux install runs, the board tree is right, and each mistake gets its own clear error."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import tty
+
+import pytest
+import serial
+
+from tools import flash
+from tools.paths import micropython, micropython_env
+
+CONFIG = {"device_id": "dev-0007", "key_hex": "11" * 32, "broker_host": "127.0.0.1", "broker_port": 9}
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "devices" / "dev-0007" / "config.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(CONFIG))
+    return path
+
+
+def run(*arguments):
+    done = subprocess.run([sys.executable, "-m", "tools.flash", *arguments], capture_output=True, text=True,
+                          timeout=180)
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_linux_install_starts_the_agent_and_its_unit_verifies(tmp_path, config):
+    root = tmp_path / "root"
+    code, output = run("linux", "--config", str(config), "--root", str(root), "--prefix", "/opt/tcagent")
+    assert code == 0, output
+    prefix = root / "opt" / "tcagent"
+    assert (prefix / "main.py").exists() and (prefix / "tcagent" / "agent.py").exists()
+    assert oct((prefix / "config.json").stat().st_mode & 0o777) == "0o600"
+    unit = (root / "etc" / "systemd" / "system" / "tcagent.service").read_text()
+    assert "Restart=always" in unit and "ExecStart=" in unit
+    analyzer = shutil.which("systemd-analyze")
+    if analyzer:
+        copy = tmp_path / "tcagent.service"
+        copy.write_text(unit.replace("/opt/tcagent", str(prefix)).replace(
+            unit.split("ExecStart=")[1].split()[0], micropython()))
+        done = subprocess.run([analyzer, "verify", str(copy)], capture_output=True, text=True)
+        assert done.returncode == 0 and "tcagent.service" not in done.stderr, done.stderr
+    master, slave = os.openpty()
+    tty.setraw(master)
+    installed = json.loads((prefix / "config.json").read_text())
+    installed.update(uart={"port": os.ttyname(slave)}, data_dir=str(tmp_path / "agent-data"))
+    (prefix / "config.json").write_text(json.dumps(installed))
+    agent = subprocess.Popen([micropython(), str(prefix / "main.py"), str(prefix / "config.json")],
+                             env=micropython_env(prefix), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        line = b""
+        while time.monotonic() < deadline and not line.startswith(b"log agent"):
+            line = agent.stdout.readline()
+        assert line.startswith(b"log agent"), line  # the installed tree runs on the unix port
+    finally:
+        agent.kill()
+        agent.wait()
+
+
+def test_the_board_tree_is_compiled_with_main_as_source(tmp_path, config):
+    tree = flash.agent_tree(tmp_path / "build", config)
+    assert (tree / "main.py").read_text().startswith('"""Boot entry')
+    assert (tree / "tcagent" / "agent.mpy").exists() and not list((tree / "tcagent").rglob("*.py"))
+    assert json.loads((tree / "config.json").read_text())["device_id"] == "dev-0007"
+
+
+def test_clear_errors(tmp_path, config):
+    code, output = run("esp32", "--port", "/dev/ttyNOPE9", "--config", str(config), "--skip-firmware")
+    assert code == 2 and "does not exist: is the board plugged in" in output
+    code, output = run("esp32", "--config", str(config), "--skip-firmware")
+    assert code == 2 and "--port is needed" in output
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"device_id": "x"}))
+    master, slave = os.openpty()
+    port = os.ttyname(slave)
+    code, output = run("esp32", "--port", port, "--config", str(broken), "--skip-firmware")
+    assert code == 2 and "key_hex is missing" in output
+    with serial.Serial(port, exclusive=True):
+        code, output = run("esp32", "--port", port, "--config", str(config), "--skip-firmware")
+    assert code == 2 and "is busy" in output
+    code, output = run("pico", "--port", port, "--config", str(config), "--firmware", str(config),
+                       "--mount", str(tmp_path))
+    assert code == 2 and ".uf2" in output
+    image = tmp_path / "RPI_PICO_W.uf2"
+    image.write_bytes(b"UF2")
+    code, output = run("pico", "--port", port, "--config", str(config), "--firmware", str(image),
+                       "--mount", str(tmp_path))
+    assert code == 2 and "not the Pico's BOOTSEL drive" in output
+
+
+def test_a_port_that_is_not_a_micropython_board(tmp_path, config):
+    master, slave = os.openpty()  # answers nothing, as a board without MicroPython would
+    code, output = run("esp32", "--port", os.ttyname(slave), "--config", str(config), "--skip-firmware")
+    assert code == 2 and "does not answer as a MicroPython board" in output

@@ -1,0 +1,244 @@
+"""trace-flash: put MicroPython and the scanner agent on a device, one command per board.
+
+    trace-flash esp32 --port /dev/ttyUSB0 --firmware ESP32_GENERIC-v1.24.1.bin --config devices/dev-0007/config.json
+    trace-flash pico  --port /dev/ttyACM0 --firmware RPI_PICO_W-v1.24.1.uf2 --mount /media/$USER/RPI-RP2 \\
+                      --config devices/dev-0007/config.json
+    trace-flash linux --config devices/dev-0007/config.json [--root /] [--prefix /opt/tcagent] [--python]
+
+- esp32 (and S3 with --chip esp32s3): esptool erases the flash and writes the MicroPython image; then the agent,
+  compiled with mpy-cross, and its config are copied with mpremote, and the board is reset.
+- pico (Pico W): the UF2 image is copied to the board's BOOTSEL drive (hold BOOTSEL while plugging in; give
+  the drive's mount point), then the agent and config as for the ESP32 once the board's serial port appears.
+- linux: the agent for the unix port (or CPython with --python) is installed under --prefix with its config,
+  and a systemd unit `tcagent.service` restarts it after a crash or a reboot command.
+
+--skip-firmware copies only the agent and config (a board that already runs MicroPython). Errors say what to do
+about a missing port, a busy one, or a device that is not answering as a MicroPython board.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tools.paths import FIRMWARE, compile_firmware
+
+__all__ = ["FlashError", "agent_tree", "install_linux", "main"]
+
+_UNIT = """[Unit]
+Description=Drug traceability-code scanner agent ({device})
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+WorkingDirectory={prefix}
+ExecStart={interpreter} {prefix}/main.py {prefix}/config.json
+Environment=MICROPYPATH={prefix}
+Environment=PYTHONPATH={prefix}
+# exit status 75 is the agent's reboot command; anything else a crash: both come back
+Restart=always
+RestartSec=2
+User={user}
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+class FlashError(Exception):
+    """What the technician must fix, in words."""
+
+
+def _port(port: str) -> str:
+    if not port:
+        raise FlashError("--port is needed: the board's serial port (ls /dev/ttyUSB* /dev/ttyACM*)")
+    if not Path(port).exists():
+        raise FlashError(f"{port} does not exist: is the board plugged in, and is it this port? "
+                         "(ls /dev/ttyUSB* /dev/ttyACM*)")
+    try:
+        import serial
+
+        with serial.Serial(port, 115200, timeout=0.2, exclusive=True):
+            pass
+    except ImportError:
+        raise FlashError("pyserial is missing: pip install mpremote") from None
+    except Exception as error:  # pyserial raises SerialException (and OSError subclasses) with the reason
+        text = str(error)
+        if "busy" in text.lower() or "lock" in text.lower():
+            raise FlashError(f"{port} is busy: close the serial monitor (screen, minicom, Thonny, another "
+                             f"mpremote) that holds it ({text})") from None
+        raise FlashError(f"{port} cannot be opened: {text} (are you in the dialout group?)") from None
+    return port
+
+
+def _run(command: list[str], what: str, *, timeout: int = 300) -> str:
+    tool = shutil.which(command[0])
+    if tool is None:
+        raise FlashError(f"{command[0]} not found: pip install esptool mpremote (the dev extras)")
+    done = subprocess.run([tool, *command[1:]], capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise FlashError(f"{what} failed: {(done.stderr or done.stdout).strip()[-600:]}")
+    return done.stdout
+
+
+def _mpremote(port: str, *arguments: str) -> str:
+    try:
+        return _run(["mpremote", "connect", port, *arguments], f"mpremote {' '.join(arguments)}", timeout=120)
+    except FlashError as error:
+        if "raw repl" in str(error).lower() or "could not enter" in str(error).lower():
+            raise FlashError(f"{port} does not answer as a MicroPython board (no raw REPL): flash MicroPython "
+                             "first (without --skip-firmware), or check that this is the board's port") from None
+        raise
+    except subprocess.TimeoutExpired:
+        raise FlashError(f"{port} did not answer within 120 s: not a MicroPython board, or busy") from None
+
+
+def agent_tree(target: Path, config: Path) -> Path:
+    """The files a board gets: tcagent compiled to .mpy, main.py as source (boards run it at boot), config.json."""
+    compile_firmware(target / "compiled")
+    tree = target / "board"
+    shutil.copytree(target / "compiled" / "tcagent", tree / "tcagent")
+    shutil.copyfile(FIRMWARE / "main.py", tree / "main.py")
+    shutil.copyfile(config, tree / "config.json")
+    return tree
+
+
+def _check_config(path: Path) -> dict[str, object]:
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise FlashError(f"{path}: not a readable JSON config ({error}); make one with trace-provision") from None
+    for key in ("device_id", "key_hex", "broker_host"):
+        if not values.get(key):
+            raise FlashError(f"{path}: {key} is missing; make the config with trace-provision")
+    return dict(values)
+
+
+def _probe_repl(port: str, timeout_s: float = 4.0) -> None:
+    """Interrupt whatever runs and ask for the raw REPL; a MicroPython board answers within a second or two."""
+    import serial
+
+    with serial.Serial(port, 115200, timeout=0.2) as console:
+        console.write(b"\r\x03\x03\x01")
+        seen = b""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and b"raw REPL" not in seen:
+            seen += console.read(256)
+        console.write(b"\x02")  # back to the friendly REPL
+    if b"raw REPL" not in seen:
+        raise FlashError(f"{port} does not answer as a MicroPython board (no raw REPL within {timeout_s:.0f} s): "
+                         "flash MicroPython first (without --skip-firmware), or check that this is the board's port")
+
+
+def _copy_agent(port: str, config: Path) -> None:
+    _probe_repl(port)
+    with tempfile.TemporaryDirectory() as scratch:
+        tree = agent_tree(Path(scratch), config)
+        _mpremote(port, "fs", "cp", "-r", str(tree / "tcagent"), ":")
+        _mpremote(port, "fs", "cp", str(tree / "main.py"), ":main.py")
+        _mpremote(port, "fs", "cp", str(tree / "config.json"), ":config.json")
+        if (config.parent / "ca.crt").exists():
+            _mpremote(port, "fs", "cp", str(config.parent / "ca.crt"), ":ca.crt")
+    _mpremote(port, "reset")
+
+
+def flash_esp32(options: argparse.Namespace) -> None:
+    port = _port(options.port)
+    _check_config(options.config)
+    if not options.skip_firmware:
+        image = Path(options.firmware or "")
+        if not image.is_file():
+            raise FlashError("--firmware must be the MicroPython .bin for the board (micropython.org/download)")
+        offset = "0x1000" if options.chip == "esp32" else "0x0"
+        _run(["esptool.py", "--chip", options.chip, "--port", port, "erase_flash"], "erasing the flash")
+        _run(["esptool.py", "--chip", options.chip, "--port", port, "--baud", "460800", "write_flash", "-z", offset,
+              str(image)], "writing MicroPython")
+        time.sleep(2)
+    _copy_agent(port, options.config)
+
+
+def flash_pico(options: argparse.Namespace) -> None:
+    _check_config(options.config)
+    if not options.skip_firmware:
+        image = Path(options.firmware or "")
+        if image.suffix != ".uf2" or not image.is_file():
+            raise FlashError("--firmware must be the MicroPython .uf2 for the Pico W")
+        mount = Path(options.mount or "")
+        if not (mount / "INFO_UF2.TXT").exists():
+            raise FlashError(f"{mount} is not the Pico's BOOTSEL drive: hold BOOTSEL while plugging the board "
+                             "in, and give the drive's mount point (--mount /media/$USER/RPI-RP2)")
+        shutil.copyfile(image, mount / image.name)
+        deadline = time.monotonic() + 30
+        while not Path(options.port).exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+    _copy_agent(_port(options.port), options.config)
+
+
+def install_linux(config: Path, *, root: Path, prefix: str, use_python: bool, user: str) -> Path:
+    """Install the agent for the unix port (or CPython) under root/prefix and its systemd unit; the unit's path."""
+    values = _check_config(config)
+    target = root / prefix.lstrip("/")
+    if (target / "tcagent").exists():
+        shutil.rmtree(target / "tcagent")
+    shutil.copytree(FIRMWARE / "tcagent", target / "tcagent", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copyfile(FIRMWARE / "main.py", target / "main.py")
+    shutil.copyfile(config, target / "config.json")
+    os.chmod(target / "config.json", 0o600)
+    if (config.parent / "ca.crt").exists():
+        shutil.copyfile(config.parent / "ca.crt", target / "ca.crt")
+    interpreter = sys.executable if use_python else (shutil.which("micropython") or "/usr/local/bin/micropython")
+    unit = root / "etc" / "systemd" / "system" / "tcagent.service"
+    unit.parent.mkdir(parents=True, exist_ok=True)
+    unit.write_text(_UNIT.format(device=values["device_id"], prefix=prefix, interpreter=interpreter, user=user))
+    return unit
+
+
+def flash_linux(options: argparse.Namespace) -> None:
+    unit = install_linux(options.config, root=options.root, prefix=options.prefix, use_python=options.python,
+                         user=options.user)
+    print(f"installed {options.root / options.prefix.lstrip('/')} and {unit}")
+    if options.root == Path("/") and shutil.which("systemctl"):
+        _run(["systemctl", "daemon-reload"], "systemctl daemon-reload")
+        _run(["systemctl", "enable", "--now", "tcagent"], "enabling tcagent.service")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="trace-flash", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    boards = parser.add_subparsers(dest="board", required=True)
+    for name in ("esp32", "pico"):
+        board = boards.add_parser(name)
+        board.add_argument("--port", default="/dev/ttyACM0" if name == "pico" else "")
+        board.add_argument("--firmware", help="the MicroPython image (.bin for ESP32, .uf2 for the Pico W)")
+        board.add_argument("--config", type=Path, required=True)
+        board.add_argument("--skip-firmware", action="store_true", help="MicroPython is already on the board")
+        if name == "esp32":
+            board.add_argument("--chip", default="esp32", choices=["esp32", "esp32s3"])
+        else:
+            board.add_argument("--mount", help="mount point of the BOOTSEL drive (RPI-RP2)")
+    linux = boards.add_parser("linux")
+    linux.add_argument("--config", type=Path, required=True)
+    linux.add_argument("--root", type=Path, default=Path("/"), help="install into this tree (default: the system)")
+    linux.add_argument("--prefix", default="/opt/tcagent")
+    linux.add_argument("--python", action="store_true", help="run on CPython (ARM boards without the unix port)")
+    linux.add_argument("--user", default="root", help="the service's user (needs the scanner's serial port)")
+    options = parser.parse_args(argv)
+    try:
+        {"esp32": flash_esp32, "pico": flash_pico, "linux": flash_linux}[options.board](options)
+    except FlashError as error:
+        print(f"trace-flash: {error}", file=sys.stderr)
+        return 2
+    print(f"done: {options.board} ready with {options.config}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

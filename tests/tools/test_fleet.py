@@ -1,0 +1,44 @@
+"""The fleet simulator against a real gateway: everything it sends is acknowledged and stored once, and the
+gateway's rates and alerts account exactly for the fraud it injected."""
+
+import pytest
+
+from tools.fleet import Fleet, catalog_csv, run
+from tools.gateway_process import WRITE_TOKEN
+
+
+@pytest.fixture
+def running(gateway):
+    gateway.start()
+    assert gateway.api("PUT", "/api/v1/catalog", catalog_csv().encode(), write=True)[0] == 200
+    return gateway
+
+
+def test_a_fleet_with_fraud_is_seen_for_what_it_is(running, broker):
+    fleet = Fleet(devices=40, institutions=8, seed=3, fraud={"repeat": 0.05, "cross": 0.05, "distant": 0.04,
+                                                             "mismatch": 0.05, "unscanned": 0.05})
+    fleet.register(str(running.database))
+    fleet.connect("127.0.0.1", broker.port)
+    try:
+        report = run(fleet, api=f"http://127.0.0.1:{running.api_port}", token=WRITE_TOKEN, seconds=6,
+                     checkouts_per_min=20, offline_rate=0.05)
+    finally:
+        fleet.close()
+    print(report)
+    injected = report["injected"]
+    assert report["unacknowledged"] == 0 and report["tickets"] == {201: report["checkouts"]}
+    assert sum(running.count(device.name) for device in fleet.devices) == report["events"]
+    assert injected.get("repeat", 0) and injected.get("mismatch", 0) and injected.get("unscanned", 0)
+    rows = running.api("GET", "/api/v1/rates?scope=institution&window_h=2")[1]["rates"]
+    duplicates = sum(row["duplicate_sales"] for row in rows)
+    uncovered = sum(row["units_required"] - row["units_covered"] for row in rows)
+    stolen = injected.get("repeat", 0) + injected.get("cross", 0) + injected.get("distant", 0)
+    assert duplicates == stolen
+    assert uncovered == stolen + injected.get("mismatch", 0) + injected.get("unscanned", 0)
+    assert sum(row["mismatched_scans"] for row in rows) == injected["mismatch"]
+    alerts = running.api("GET", "/api/v1/alerts?state=live&limit=1000")[1]["alerts"]
+    kinds = {alert["type"] for alert in alerts}
+    assert "repeat_sale" in kinds and "product_mismatch" in kinds
+    assert ("distant_sale" in kinds) == bool(injected.get("distant"))
+    assert sum(alert["count"] for alert in alerts if alert["type"] in (
+        "repeat_sale", "returned_drug", "cross_institution_sale")) == stolen

@@ -9,10 +9,14 @@
    duplicate-sale alert, as `trace-gateway rates` and `trace-gateway alerts` print them.
 6. The upload to the platform simulator (3505 rows, one per ticket line), through injected errors and lost
    answers: each row accepted once.
+7. Live: three counters (the firmware on micropython) at two pharmacies, a POS simulator scanning and billing
+   checkouts with some duplicates, mismatches and unscanned items, the per-terminal table redrawn in place;
+   Ctrl-C ends it cleanly and the data stays on disk.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
@@ -21,12 +25,15 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections import Counter
 from pathlib import Path
 
-from gateway import cli
+from gateway import cli, views
 from gateway.protocol import ProtocolError, parse_event, verify_mac0
+from tools import pos_sim
+from tools.broker import Broker
 from tools.decode import describe
-from tools.gateway_process import GatewayProcess, forward_toml, running_system
+from tools.gateway_process import READ_TOKEN, WRITE_TOKEN, GatewayProcess, forward_toml, running_system
 from tools.platform_sim import Faults, PlatformSim
 from tools.virtual_device import VirtualDevice
 
@@ -76,20 +83,28 @@ def show_signals(device: VirtualDevice, since: int) -> int:
     return len(device.lines)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tools.demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--live-seconds", type=float, default=60, help="length of the live part (Ctrl-C ends it)")
+    options = parser.parse_args(argv)
     decode_samples()
     key = os.urandom(32)
-    with tempfile.TemporaryDirectory(prefix="tracecode-demo-") as scratch:
-        platform = PlatformSim(Path(scratch) / "platform.sqlite3", Faults(error_rate=0.2, drop_rate=0.1), seed=1)
-        platform.start()
-        try:
-            return _run(Path(scratch), key, platform)
-        finally:
-            platform.stop()
+    scratch = Path(tempfile.mkdtemp(prefix="tracecode-demo-"))
+    platform = PlatformSim(scratch / "platform.sqlite3", Faults(error_rate=0.2, drop_rate=0.1), seed=1)
+    platform.start()
+    try:
+        status = _run(scratch, key, platform, options.live_seconds)
+    finally:
+        platform.stop()
+    print(f"\nThe data stays in {scratch}: the gateway's database {scratch / 'gateway' / 'data' / 'gateway.sqlite3'},"
+          f" the platform simulator's {scratch / 'platform.sqlite3'}. Look at it with\n"
+          f"   .venv/bin/trace-gateway --config {scratch / 'gateway' / 'gateway.toml'} rates --window-h 2\n"
+          f"   .venv/bin/trace-gateway --config {scratch / 'gateway' / 'gateway.toml'} alerts")
+    return status
 
 
-def _run(scratch: Path, key: bytes, platform: PlatformSim) -> int:
-    forwarding = forward_toml(platform.url, {"P44030000001": "示范大药房"}, sale_hold_s=30, batch_size=10,
+def _run(scratch: Path, key: bytes, platform: PlatformSim, live_seconds: float) -> int:
+    forwarding = forward_toml(platform.url, {"P44030000001": "示范大药房", "P44030000002": "第二药房"}, sale_hold_s=30, batch_size=10,
                               rate_per_s=0, backoff_base_ms=200, backoff_cap_ms=2000, timeout_ms=2000)
     with running_system(scratch, {DEVICE: key}, forwarding) as (broker, gateway):
         device = VirtualDevice(scratch / DEVICE, {
@@ -167,10 +182,67 @@ def _run(scratch: Path, key: bytes, platform: PlatformSim) -> int:
                   f"{counts.get('doubles', 0)} doubles; {counts.get('fault_error', 0)} errors and "
                   f"{counts.get('fault_drop', 0)} lost answers injected, {counts.get('replays', 0)} retries "
                   "recognised by their msgid")
+            if live_seconds > 0:
+                _live(scratch, broker, gateway, platform, device, live_seconds)
         finally:
             device.stop()
-    print("\nNext: the live dashboard, fleet and POS simulators, PostgreSQL (open issues).")
     return 0
+
+
+def _live(scratch: Path, broker: Broker, gateway: GatewayProcess, platform: PlatformSim, first: VirtualDevice,
+          seconds: float) -> None:
+    section(f"7. Live: three counters, their POS and the platform for {seconds:.0f} s (Ctrl-C ends it); "
+            f"dashboard: http://127.0.0.1:{gateway.api_port}/dashboard/ (token {READ_TOKEN})")
+    gateway.api("PUT", "/api/v1/catalog", pos_sim.catalog_csv().encode(), write=True)
+    lanes = [pos_sim.Lane("T01", first)]
+    others: list[VirtualDevice] = []
+    for name, terminal, institution in (("counter-02", "T02", "P44030000001"), ("counter-03", "T03", "P44030000002")):
+        key = os.urandom(32)
+        gateway.register(name, key, terminal=terminal, institution=institution)
+        scanner = VirtualDevice(scratch / name, {"device_id": name, "key_hex": key.hex(), "broker_host": "127.0.0.1",
+                                                 "broker_port": broker.port, "ack_timeout_s": 3, "backoff_max_s": 2})
+        scanner.start()
+        others.append(scanner)
+        lanes.append(pos_sim.Lane(terminal, scanner))
+    for scanner in others:
+        scanner.wait_for(r"^signal online", timeout=20)
+    pos = pos_sim.PosSimulator(f"http://127.0.0.1:{gateway.api_port}", WRITE_TOKEN, lanes, seed=7, duplicate=0.08,
+                               mismatch=0.06, unscanned=0.06)
+    live = sys.stdout.isatty()
+    drawn = 0
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < seconds:
+            pos.checkout()
+            table = _live_table(gateway, platform, pos, time.monotonic() - started)
+            if live:
+                print(f"\x1b[{drawn}F\x1b[J" if drawn else "", end="")
+                print(table, flush=True)
+                drawn = table.count("\n") + 1
+        if not live:
+            print(_live_table(gateway, platform, pos, time.monotonic() - started), flush=True)
+    except KeyboardInterrupt:
+        print("\n   stopping: the counters, the gateway, the broker and the platform simulator shut down cleanly")
+    finally:
+        for scanner in others:
+            scanner.stop()
+
+
+def _live_table(gateway: GatewayProcess, platform: PlatformSim, pos: pos_sim.PosSimulator, elapsed: float) -> str:
+    rows = gateway.api("GET", "/api/v1/rates?window_h=2")[1]["rates"]  # type: ignore[index]
+    alerts = gateway.api("GET", "/api/v1/alerts?state=live&limit=200")[1]["alerts"]  # type: ignore[index]
+
+    def percent(value: float | None) -> str:
+        return "-" if value is None else f"{value * 100:.0f}%"
+
+    table = views.table(
+        ["terminal", "institution", "coverage", "scans", "duplicates", "mismatched", "uploaded", "stored"],
+        [[row["terminal"], row["institution"], percent(row["coverage"]), row["scans"], row["duplicate_sales"],
+          row["mismatched_scans"], row["uploaded"], row["stored"]] for row in rows])
+    kinds = Counter(alert["type"] for alert in alerts)
+    return (f"   after {elapsed:4.0f} s: {pos.checkouts} checkouts, injected {dict(pos.injected)}; platform accepted "
+            f"{platform.counts().get('accepted_rows', 0)} rows\n" + textwrap.indent(table, "   ")
+            + f"\n   live alerts: {dict(kinds) or 'none'}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job, on embedded defaults. For now: decode sample scans, sign one event, verify it as the gateway would.
+# The main job, on embedded defaults: the whole system with real firmware, broker, gateway and platform simulator.
 set -euo pipefail
 source "$(dirname "$0")/setup-env.sh"
 cd "$root"

@@ -7,8 +7,8 @@ from conftest import ROOT
 
 
 def test_demo_runs_the_whole_path_and_survives_the_broker_outage():
-    result = subprocess.run([sys.executable, "-m", "tools.demo"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run([sys.executable, "-m", "tools.demo", "--live-seconds", "12"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "expired" in out and "gs1_check_digit" in out
@@ -22,3 +22,6 @@ def test_demo_runs_the_whole_path_and_survives_the_broker_outage():
     assert "repeat_sale" in out and "<GS>21XYZ123" in out
     assert "outbox: {'pending': 0, 'sending': 0, 'done': 8, 'dead': 0, 'retrying': 0}" in out
     assert "platform accepted 8 rows (8 codes) once each: 0 doubles" in out
+    live = out[out.index("== 7. Live"):]
+    assert "checkouts, injected" in live and "terminal  institution   coverage" in live
+    assert "T01" in live and "live alerts:" in live and "The data stays in" in out

@@ -104,8 +104,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(scratch: Path, key: bytes, platform: PlatformSim, live_seconds: float) -> int:
-    forwarding = forward_toml(platform.url, {"P44030000001": "示范大药房", "P44030000002": "第二药房"}, sale_hold_s=30, batch_size=10,
-                              rate_per_s=0, backoff_base_ms=200, backoff_cap_ms=2000, timeout_ms=2000)
+    forwarding = forward_toml(platform.url, {"P44030000001": "示范大药房", "P44030000002": "第二药房"},
+                              sale_hold_s=30, batch_size=10, rate_per_s=0, backoff_base_ms=200, backoff_cap_ms=2000,
+                              timeout_ms=2000)
     with running_system(scratch, {DEVICE: key}, forwarding) as (broker, gateway):
         device = VirtualDevice(scratch / DEVICE, {
             "device_id": DEVICE, "key_hex": key.hex(), "broker_host": "127.0.0.1", "broker_port": broker.port,

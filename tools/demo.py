@@ -92,8 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="tracecode-demo-"))
     platform = PlatformSim(scratch / "platform.sqlite3", Faults(error_rate=0.2, drop_rate=0.1), seed=1)
     platform.start()
+    status = 0
     try:
         status = _run(scratch, key, platform, options.live_seconds)
+    except KeyboardInterrupt:  # Ctrl-C before the live part: everything was stopped on the way out
+        print("\n   stopped by Ctrl-C")
     finally:
         platform.stop()
     print(f"\nThe data stays in {scratch}: the gateway's database {scratch / 'gateway' / 'data' / 'gateway.sqlite3'},"
@@ -211,15 +214,18 @@ def _live(scratch: Path, broker: Broker, gateway: GatewayProcess, platform: Plat
                                mismatch=0.06, unscanned=0.06)
     live = sys.stdout.isatty()
     drawn = 0
-    started = time.monotonic()
+    started = printed = time.monotonic()
     try:
         while time.monotonic() - started < seconds:
             pos.checkout()
             table = _live_table(gateway, platform, pos, time.monotonic() - started)
-            if live:
+            if live:  # redrawn in place
                 print(f"\x1b[{drawn}F\x1b[J" if drawn else "", end="")
                 print(table, flush=True)
                 drawn = table.count("\n") + 1
+            elif time.monotonic() - printed >= 10:  # a log or a pipe: a table every 10 s
+                print(table, flush=True)
+                printed = time.monotonic()
         if not live:
             print(_live_table(gateway, platform, pos, time.monotonic() - started), flush=True)
     except KeyboardInterrupt:

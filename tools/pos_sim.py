@@ -57,7 +57,8 @@ class PosSimulator:
 
     def checkout(self) -> dict[str, object]:
         """One customer at a random counter; returns the ticket posted."""
-        counter = self.chance.choice(self.counters)
+        first_round = self.checkouts < len(self.counters)  # every counter gets a customer early on
+        counter = self.counters[self.checkouts] if first_round else self.chance.choice(self.counters)
         self.checkouts += 1
         number = f"{counter.terminal}-{self.checkouts:05d}"
         items = [self.chance.choice(PRODUCTS) for _ in range(self.chance.randint(1, 3))]

@@ -196,8 +196,11 @@ async function drawChart() {
     axes: [{}, { scale: "%", values: (u, ticks) => ticks.map((v) => `${v}%`) }, { scale: "n", side: 1, grid: { show: false } }],
     scales: { "%": { range: [0, 100] } },
   };
+  const key = `${terminal}|${step}|${state.lang}`;
+  if (state.chart && state.chartKey === key) return state.chart.setData(data);  // keep the canvas, new points
   if (state.chart) state.chart.destroy();
   state.chart = new uPlot(options, data, $("chart"));
+  state.chartKey = key;
 }
 
 function exportCsv(id) {

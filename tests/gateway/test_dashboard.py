@@ -112,8 +112,9 @@ def test_the_dashboard_shows_the_scenario_and_follows_it_live(gateway, broker, t
         page.select_option("#chart-terminal", "A1")
         canvas = page.locator("#chart canvas")
         expect(canvas).to_have_count(1, timeout=10000)
-        box = canvas.bounding_box()
-        assert box and box["width"] > 200 and box["height"] > 100
+        expect(canvas).to_be_visible()
+        width, height = page.eval_on_selector("#chart canvas", "canvas => [canvas.width, canvas.height]")
+        assert width > 200 and height > 100
 
         with page.expect_download() as download:
             page.locator("button.csv[data-table=terminals]").click()

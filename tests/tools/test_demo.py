@@ -25,3 +25,34 @@ def test_demo_runs_the_whole_path_and_survives_the_broker_outage():
     live = out[out.index("== 7. Live"):]
     assert "checkouts, injected" in live and "terminal  institution   coverage" in live
     assert "T01" in live and "live alerts:" in live and "The data stays in" in out
+
+
+def test_the_demo_stops_cleanly_on_ctrl_c_and_shows_three_terminals():
+    import os
+    import signal
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "tools.demo", "--live-seconds", "600"], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    seen = []
+    deadline = time.monotonic() + 180
+    try:
+        for line in process.stdout:
+            seen.append(line)
+            if "== 7. Live" in line:
+                live_started = time.monotonic()
+            if "T03" in line and any("== 7. Live" in earlier for earlier in seen):
+                break
+            assert time.monotonic() < deadline, "".join(seen[-30:])
+        assert time.monotonic() - live_started < 60  # rates for three terminals within a minute of the live part
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends to the whole group
+        rest, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    out = "".join(seen) + rest
+    assert process.returncode == 0, out[-3000:]
+    assert "stopping: the counters, the gateway, the broker and the platform simulator shut down cleanly" in out
+    assert "The data stays in" in out and "Traceback" not in out
+    children = subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True).stdout.split()
+    assert children == [], children  # nothing of the demo is left running

@@ -103,6 +103,7 @@ def test_an_enrolled_device_works_and_cannot_publish_as_another(enrolled):
         impostor.username_pw_set("dev-a", config_a["mqtt_password"])
         impostor.connect("127.0.0.1", broker.port)
         impostor.loop_start()
+        assert wait_until(impostor.is_connected, 10)
         # dev-a's credentials, dev-b's topic and even dev-b's key: the broker drops it before the gateway
         impostor.publish("tc/v1/dev-b/ev", signed("dev-b", config_b["key_hex"], 1), qos=1).wait_for_publish(5)
         impostor.publish("tc/v1/dev-a/ev", signed("dev-a", config_a["key_hex"], 2), qos=1).wait_for_publish(5)
@@ -121,6 +122,39 @@ def test_an_enrolled_device_works_and_cannot_publish_as_another(enrolled):
         assert wait_until(lambda: answers, 5)
         refused.loop_stop()
         assert answers[0].is_failure and not refused.is_connected()
+    finally:
+        device.stop()
+        gateway.stop()
+        broker.stop()
+
+
+def test_over_the_tls_listener_with_the_provisioned_ca(tmp_path):
+    from tools.certs import TlsFiles
+
+    (tmp_path / "gateway.toml").write_text(f'data_dir = "{tmp_path / "gw-data"}"\n')
+    report, config = provision(tmp_path, "dev-t", "--tls-dir", str(tmp_path / "tls"))
+    assert report["tls"] and config["tls"] is True and config["tls_ca"] == "ca.crt"
+    assert (tmp_path / "devices" / "dev-t" / "ca.crt").read_bytes() == (tmp_path / "tls" / "ca.crt").read_bytes()
+    subprocess.run(["mosquitto_passwd", "-b", str(tmp_path / "passwd"), "gateway", "gw-secret"], check=True)
+    with open(tmp_path / "acl", "a") as acl:
+        acl.write("\nuser gateway\ntopic readwrite tc/v1/#\n")
+    tls = TlsFiles(tmp_path / "tls" / "ca.crt", tmp_path / "tls" / "server.crt", tmp_path / "tls" / "server.key")
+    broker = Broker(tmp_path / "broker", password_file=tmp_path / "passwd", acl_file=tmp_path / "acl", tls=tls)
+    broker.start()
+    (tmp_path / "gw").mkdir()
+    gateway = GatewayProcess(tmp_path / "gw", broker, mqtt_user="gateway", mqtt_password="gw-secret")
+    gateway.config.write_text(gateway.config.read_text().replace(f'"{tmp_path / "gw" / "data"}"',
+                                                                 f'"{tmp_path / "gw-data"}"'))
+    gateway.database = tmp_path / "gw-data" / "gateway.sqlite3"
+    device = VirtualDevice(tmp_path / "run-t", {**config, "broker_port": broker.tls_port, "ack_timeout_s": 3,
+                                                "tls_ca": str(tmp_path / "devices" / "dev-t" / "ca.crt")})
+    try:
+        gateway.start()
+        device.start()
+        device.wait_for(r"^signal online", timeout=20)
+        device.scan(b"81234560000000000001")
+        device.wait_for(r"^signal ok seq=1$", timeout=15)
+        assert gateway.count("dev-t") == 1
     finally:
         device.stop()
         gateway.stop()

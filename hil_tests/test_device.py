@@ -154,7 +154,12 @@ def test_the_acl_stops_a_device_publishing_as_another(system, target, record):
     client.connect("127.0.0.1", system["broker"].port)
     client.loop_start()
     assert _wait(client.is_connected, 10)
-    client.publish("tc/v1/other/ev", b"\xd1\x84", qos=1).wait_for_publish(5)
+    try:  # Mosquitto drops the message, and may drop the connection of a 3.1.1 client that tried
+        client.publish("tc/v1/other/ev", b"\xd1\x84", qos=1).wait_for_publish(5)
+    except RuntimeError:
+        pass
+    time.sleep(0.5)
+    assert _wait(client.is_connected, 10)  # paho reconnects
     client.publish(f"tc/v1/{DEVICE}/ev", b"\xd1\x84", qos=1).wait_for_publish(5)  # its own topic: reaches it
     assert _wait(lambda: len(system["gateway"].quarantine()) >= 1, 10)
     time.sleep(1)

@@ -19,12 +19,16 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from gateway import alerts, catalog, config, devices, outbox, rates, views
 from gateway.api import period_from
 from gateway.protocol import DEVICE_ID_PATTERN
-from gateway.store import Device, SQLiteStore, StoreError
+from gateway.store import Device, SQLiteStore, StoreError, Tx
+
+T = TypeVar("T")
 
 
 class JsonFormatter(logging.Formatter):
@@ -46,6 +50,16 @@ def _logging(level: str) -> None:
 
 def _store(settings: config.Settings) -> SQLiteStore:
     return SQLiteStore(settings.database)
+
+
+def _read(settings: config.Settings, query: Callable[[Tx], T]) -> T:
+    """`query` on a read view of the gateway's database."""
+    store = _store(settings)
+    try:
+        with store.reading() as tx:
+            return query(tx)
+    finally:
+        store.close()
 
 
 def add_device(settings: config.Settings, options: argparse.Namespace) -> int:
@@ -83,10 +97,8 @@ def show_rates(settings: config.Settings, options: argparse.Namespace) -> int:
     if options.window:
         query = {"period": "window"}
     period = period_from(query, settings.rules)
-    store = _store(settings)
-    with store.reading() as tx:
-        rows = rates.query(tx, period, scope=options.scope, institution=options.institution or "")
-    store.close()
+    rows = _read(settings, lambda tx: rates.query(tx, period, scope=options.scope,
+                                                 institution=options.institution or ""))
     if options.json:
         print(json.dumps([row.as_dict() for row in rows], ensure_ascii=False, indent=1))
     else:
@@ -96,10 +108,8 @@ def show_rates(settings: config.Settings, options: argparse.Namespace) -> int:
 
 
 def show_alerts(settings: config.Settings, options: argparse.Namespace) -> int:
-    store = _store(settings)
-    with store.reading() as tx:
-        found = alerts.list_alerts(tx, state=options.state, kind=options.type or "", limit=options.limit)
-    store.close()
+    found = _read(settings, lambda tx: alerts.list_alerts(tx, state=options.state, kind=options.type or "",
+                                                          limit=options.limit))
     if options.json:
         print(json.dumps([alert.as_dict() for alert in found], ensure_ascii=False, indent=1))
     else:
@@ -122,10 +132,7 @@ def change_alert(settings: config.Settings, options: argparse.Namespace) -> int:
 
 
 def show_devices(settings: config.Settings, options: argparse.Namespace) -> int:
-    store = _store(settings)
-    with store.reading() as tx:
-        found = devices.list_devices(tx)
-    store.close()
+    found = _read(settings, devices.list_devices)
     if options.json:
         print(json.dumps([device.as_dict() for device in found], ensure_ascii=False, indent=1))
     else:
@@ -134,11 +141,8 @@ def show_devices(settings: config.Settings, options: argparse.Namespace) -> int:
 
 
 def show_outbox(settings: config.Settings, options: argparse.Namespace) -> int:
-    store = _store(settings)
-    with store.reading() as tx:
-        counts = outbox.state_counts(tx)
-        letters = outbox.dead_letters(tx, limit=options.limit) if options.dead else []
-    store.close()
+    counts = _read(settings, outbox.state_counts)
+    letters = _read(settings, lambda tx: outbox.dead_letters(tx, limit=options.limit)) if options.dead else []
     print(views.table(list(counts), [list(counts.values())]))
     if options.dead:
         print()

@@ -24,15 +24,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tools.virtual_device import VirtualDevice
+from tools.virtual_device import LineLog, VirtualDevice
 
 __all__ = ["Target", "VirtualTarget", "SerialTarget", "make_target"]
 
 
 class Target:
-    """What every device under test offers; output lines accumulate in `lines`."""
+    """What every device under test offers; output lines accumulate in `log` (and `lines`, the same list)."""
 
     kind = ""
+    log: LineLog
     lines: list[str]
 
     def start(self, config: dict[str, Any]) -> None:
@@ -48,14 +49,13 @@ class Target:
         raise NotImplementedError
 
     def when(self, pattern: str, *, timeout: float = 10, start: int = 0) -> float:
-        raise NotImplementedError
+        return self.log.when(pattern, timeout=timeout, start=start)
 
     def wait_for(self, pattern: str, *, timeout: float = 10, start: int = 0) -> re.Match[str]:
-        raise NotImplementedError
+        return self.log.wait_for(pattern, timeout=timeout, start=start)
 
     def count(self, pattern: str) -> int:
-        expression = re.compile(pattern)
-        return sum(1 for line in list(self.lines) if expression.search(line))
+        return self.log.count(pattern)
 
 
 class VirtualTarget(Target):
@@ -64,11 +64,12 @@ class VirtualTarget(Target):
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.device: VirtualDevice | None = None
-        self.lines = []
+        self.log = LineLog()
+        self.lines = self.log.lines
 
     def start(self, config: dict[str, Any]) -> None:
         self.device = VirtualDevice(self.folder, config)
-        self.lines = self.device.lines
+        self.log, self.lines = self.device.log, self.device.lines
         self.device.start()
 
     def _device(self) -> VirtualDevice:
@@ -88,12 +89,6 @@ class VirtualTarget(Target):
         if self.device is not None:
             self.device.stop()
 
-    def when(self, pattern: str, *, timeout: float = 10, start: int = 0) -> float:
-        return self._device().when(pattern, timeout=timeout, start=start)
-
-    def wait_for(self, pattern: str, *, timeout: float = 10, start: int = 0) -> re.Match[str]:
-        return self._device().wait_for(pattern, timeout=timeout, start=start)
-
 
 class SerialTarget(Target):
     kind = "serial"
@@ -107,8 +102,8 @@ class SerialTarget(Target):
             raise RuntimeError("--target serial:PORT needs --scanner PORT: the USB-UART adapter wired to the "
                                "board's scan-engine UART")
         self.port, self.scanner_port, self.reset_how, self.baud = port, scanner, reset, baud
-        self.lines = []
-        self._changed = threading.Condition()
+        self.log = LineLog()
+        self.lines = self.log.lines
         self._console: Any = None
         self._scanner: Any = None
         self._backup = Path(tempfile.mkdtemp(prefix="hil-backup-")) / "config.json"
@@ -149,9 +144,7 @@ class SerialTarget(Target):
                 continue
             while b"\n" in pending:
                 raw, pending = pending.split(b"\n", 1)
-                with self._changed:
-                    self.lines.append(raw.decode("utf-8", "replace").rstrip("\r"))
-                    self._changed.notify_all()
+                self.log.add(raw.decode("utf-8", "replace").rstrip("\r"))
 
     def scan(self, line: bytes | str) -> None:
         data = line.encode() if isinstance(line, str) else line
@@ -175,27 +168,6 @@ class SerialTarget(Target):
         if self._backup.exists():
             self._mpremote("fs", "cp", str(self._backup), ":config.json")
             self._mpremote("reset")
-
-    def when(self, pattern: str, *, timeout: float = 10, start: int = 0) -> float:
-        self.wait_for(pattern, timeout=timeout, start=start)
-        return time.monotonic()
-
-    def wait_for(self, pattern: str, *, timeout: float = 10, start: int = 0) -> re.Match[str]:
-        expression = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        index = start
-        with self._changed:
-            while True:
-                while index < len(self.lines):
-                    found = expression.search(self.lines[index])
-                    if found:
-                        return found
-                    index += 1
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"no line matching {pattern!r} from the board within {timeout} s; "
-                                       f"last lines: {self.lines[-5:]}")
-                self._changed.wait(left)
 
 
 def make_target(spec: str, folder: Path, *, scanner: str = "", reset: str = "rts") -> Target:

@@ -78,6 +78,7 @@ class Fleet:
             self.devices.append(FleetDevice(
                 name=f"fleet-{number:05d}", key=os.urandom(32), terminal=f"F{number:05d}",
                 institution=f"F{place:011d}", kind=kind, region="440300" if place % 4 else "110100"))
+        self.by_name = {device.name: device for device in self.devices}
         self.injected: Counter[str] = Counter()
         self.verdicts: Counter[int] = Counter()
         self.sold: list[tuple[FleetDevice, str]] = []
@@ -116,7 +117,7 @@ class Fleet:
         name = message.topic.split("/")[2]
         ack = cbor2.loads(message.payload)
         with self._lock:
-            device = next((item for item in self.devices if item.name == name), None)
+            device = self.by_name.get(name)
             if device is None:
                 return
             device.acked = max(device.acked, int(ack[1]))

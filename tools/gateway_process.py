@@ -41,20 +41,23 @@ class GatewayProcess:
     """`trace-gateway run` as its own process, so it can be killed like a real service."""
 
     def __init__(self, folder: Path, broker: Broker, *, set_clocks: bool = True, shared_group: str = "",
-                 extra_toml: str = "", mqtt_user: str = "", mqtt_password: str = "") -> None:
+                 extra_toml: str = "", mqtt_user: str = "", mqtt_password: str = "",
+                 data_dir: Path | None = None) -> None:
+        """`data_dir`: where the database lives (default folder/data), e.g. the registry trace-provision wrote."""
         self.folder = folder
+        data = data_dir or folder / "data"
         self.broker = broker
         self.config = folder / "gateway.toml"
         self.api_port = free_port()
         self.config.write_text(
-            f'data_dir = "{folder / "data"}"\nlog_level = "WARNING"\n'
+            f'data_dir = "{data}"\nlog_level = "WARNING"\n'
             f'[ingest]\nbroker_port = {broker.port}\nclient_id = "gw-{folder.name}"\n'
             f'set_clocks = {"true" if set_clocks else "false"}\nshared_group = "{shared_group}"\n'
             f'username = "{mqtt_user}"\npassword = "{mqtt_password}"\n'
             f'[api]\nport = {self.api_port}\ntoken = "{READ_TOKEN}"\nwrite_token = "{WRITE_TOKEN}"\n'
             f'[rules]\nsweep_interval_s = 1\n' + extra_toml
         )
-        self.database = folder / "data" / "gateway.sqlite3"
+        self.database = data / "gateway.sqlite3"
         self.process: subprocess.Popen[bytes] | None = None
         self.log = folder / "gateway.log"
 

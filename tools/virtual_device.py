@@ -15,10 +15,71 @@ import sys
 import threading
 import time
 import tty
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tools.paths import FIRMWARE, compile_firmware, micropython, micropython_env
+
+
+class LineLog:
+    """An agent's output lines as they arrive, with their arrival times, and waiting for one of them.
+
+    Shared by the virtual device (a process's stdout) and the HIL suite's serial target (a board's console).
+    """
+
+    def __init__(self, ended: Callable[[], bool] = lambda: False) -> None:
+        self.lines: list[str] = []
+        self.stamps: list[float] = []  # time.monotonic() when each line arrived
+        self._changed = threading.Condition()
+        self._ended = ended
+
+    def add(self, line: str) -> None:
+        with self._changed:
+            self.lines.append(line)
+            self.stamps.append(time.monotonic())
+            self._changed.notify_all()
+
+    def wake(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def when(self, pattern: str, *, timeout: float = 10, start: int = 0) -> float:
+        """The arrival time (time.monotonic) of the first line from index `start` on matching `pattern`."""
+        self.wait_for(pattern, timeout=timeout, start=start)
+        expression = re.compile(pattern)
+        with self._changed:
+            for index in range(start, len(self.lines)):
+                if expression.search(self.lines[index]):
+                    return self.stamps[index]
+        raise AssertionError("unreachable: wait_for found the line")
+
+    def wait_for(self, pattern: str, *, timeout: float = 10, start: int = 0) -> re.Match[str]:
+        """The first line from index `start` on that matches `pattern`, waiting up to `timeout` s."""
+        expression = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        index = start
+        with self._changed:
+            while True:
+                while index < len(self.lines):
+                    found = expression.search(self.lines[index])
+                    if found:
+                        return found
+                    index += 1
+                left = deadline - time.monotonic()
+                if left <= 0 or self._ended():
+                    tail = "\n".join(self.lines[-20:])
+                    raise TimeoutError(f"no output line matching {pattern!r} within {timeout} s; last lines:\n{tail}")
+                self._changed.wait(min(left, 0.5))
+
+    def count(self, pattern: str) -> int:
+        expression = re.compile(pattern)
+        with self._changed:
+            return sum(1 for line in self.lines if expression.search(line))
+
+    def snapshot(self) -> list[str]:
+        with self._changed:
+            return list(self.lines)
 
 
 class VirtualDevice:
@@ -33,10 +94,9 @@ class VirtualDevice:
         self.interpreter = interpreter
         self.heap = heap
         self.compiled = compiled
-        self.lines: list[str] = []
-        self.stamps: list[float] = []  # time.monotonic() when each line arrived
-        self._changed = threading.Condition()
         self.process: subprocess.Popen[bytes] | None = None
+        self.log = LineLog(lambda: self.process is not None and self.process.poll() is not None)
+        self.lines = self.log.lines
         self._master = -1
 
     def start(self) -> None:
@@ -67,12 +127,8 @@ class VirtualDevice:
     def _collect(self, process: subprocess.Popen[bytes]) -> None:
         assert process.stdout is not None
         for raw in process.stdout:
-            with self._changed:
-                self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
-                self.stamps.append(time.monotonic())
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
+            self.log.add(raw.decode("utf-8", "replace").rstrip("\n"))
+        self.log.wake()
 
     def scan(self, line: bytes | str, suffix: bytes = b"\r\n") -> None:
         """What the scan engine sends for one read."""
@@ -82,44 +138,18 @@ class VirtualDevice:
         os.write(self._master, data)
 
     def when(self, pattern: str, *, timeout: float = 10, start: int = 0) -> float:
-        """The arrival time (time.monotonic) of the first line from index `start` on matching `pattern`."""
-        self.wait_for(pattern, timeout=timeout, start=start)
-        expression = re.compile(pattern)
-        with self._changed:
-            for index in range(start, len(self.lines)):
-                if expression.search(self.lines[index]):
-                    return self.stamps[index]
-        raise AssertionError("unreachable: wait_for found the line")
+        return self.log.when(pattern, timeout=timeout, start=start)
 
     def wait_for(self, pattern: str, *, timeout: float = 10, start: int = 0) -> re.Match[str]:
-        """The first output line from index `start` on that matches `pattern`, waiting up to `timeout` s."""
-        expression = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        index = start
-        with self._changed:
-            while True:
-                while index < len(self.lines):
-                    found = expression.search(self.lines[index])
-                    if found:
-                        return found
-                    index += 1
-                left = deadline - time.monotonic()
-                if left <= 0 or (self.process is not None and self.process.poll() is not None
-                                 and index >= len(self.lines)):
-                    tail = "\n".join(self.lines[-20:])
-                    raise TimeoutError(f"no output line matching {pattern!r} within {timeout} s; last lines:\n{tail}")
-                self._changed.wait(min(left, 0.5))
+        return self.log.wait_for(pattern, timeout=timeout, start=start)
 
     def taken(self) -> list[int]:
         """Seqs the device signalled as taken (on flash), in order."""
-        with self._changed:
-            lines = list(self.lines)
-        return [int(match.group(1)) for line in lines if (match := re.match(r"signal taken seq=(\d+)", line))]
+        return [int(match.group(1)) for line in self.log.snapshot()
+                if (match := re.match(r"signal taken seq=(\d+)", line))]
 
     def count(self, pattern: str) -> int:
-        expression = re.compile(pattern)
-        with self._changed:
-            return sum(1 for line in self.lines if expression.search(line))
+        return self.log.count(pattern)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -138,6 +138,16 @@ def _forwarder(world, url, **settings):
                      metrics=Metrics(world.store))
 
 
+def _forward_all(world, url, timeout=30):
+    """Run a forwarder until the outbox is settled; (row counts, the stopped forwarder)."""
+    forwarder = _forwarder(world, url)
+    forwarder.start()
+    try:
+        return _wait_settled(world, timeout), forwarder
+    finally:
+        forwarder.stop()
+
+
 def _wait_settled(world, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -153,12 +163,7 @@ def test_per_row_refusals_become_dead_letters_and_the_rest_is_accepted(world, pl
     for serial in range(8):
         world.scan("dev-a", code(serial), at(9, serial))
     world.scan("dev-a", code(50, "8654321"), at(9, 30))  # XB02: the platform refuses this row
-    forwarder = _forwarder(world, platform.url)
-    forwarder.start()
-    try:
-        counts = _wait_settled(world)
-    finally:
-        forwarder.stop()
+    counts, forwarder = _forward_all(world, platform.url)
     assert (counts["done"], counts["dead"]) == (8, 1)
     with world.store.reading() as tx:
         [letter] = outbox.dead_letters(tx)
@@ -171,12 +176,7 @@ def test_unknown_outcomes_are_retried_with_the_same_msgid_and_never_doubled(worl
                          "reject_list_code": ""})
     for serial in range(60):
         world.scan("dev-a", code(serial), at(9, serial // 60, serial % 60))
-    forwarder = _forwarder(world, platform.url)
-    forwarder.start()
-    try:
-        counts = _wait_settled(world, timeout=90)
-    finally:
-        forwarder.stop()
+    counts, forwarder = _forward_all(world, platform.url, timeout=90)
     sim = platform.counts()
     assert counts["done"] == 60 and sim["accepted_rows"] == 60 == sim["distinct_bchno"]
     assert sim.get("doubles", 0) == 0 and sim["replays"] >= 1  # a dropped answer was asked again, same msgid
@@ -186,11 +186,6 @@ def test_unknown_outcomes_are_retried_with_the_same_msgid_and_never_doubled(worl
 def test_the_breaker_opens_during_an_outage_and_probes_back(world, platform):
     platform.set_faults({"outage_start_s": 0, "outage_s": 1.5, "reject_list_code": ""})
     world.scan("dev-a", code(1), at(9))
-    forwarder = _forwarder(world, platform.url)
-    forwarder.start()
-    try:
-        counts = _wait_settled(world)
-    finally:
-        forwarder.stop()
+    counts, forwarder = _forward_all(world, platform.url)
     assert counts["done"] == 1 and forwarder.breaker.opened >= 1
     assert platform.counts()["fault_outage"] >= 3

@@ -28,14 +28,19 @@ def provision(tmp_path, device, *extra):
     return json.loads(done.stdout), json.loads((tmp_path / "devices" / device / "config.json").read_text())
 
 
+def _add_gateway_user(folder):
+    """The gateway's own broker user, with every device's topics (as docs/technician-guide.md says)."""
+    subprocess.run(["mosquitto_passwd", "-b", str(folder / "passwd"), "gateway", "gw-secret"], check=True)
+    with open(folder / "acl", "a") as acl:
+        acl.write("\nuser gateway\ntopic readwrite tc/v1/#\n")
+
+
 @pytest.fixture
 def enrolled(tmp_path):
     (tmp_path / "gateway.toml").write_text(f'data_dir = "{tmp_path / "gw-data"}"\n')
     report, config_a = provision(tmp_path, "dev-a")
     _, config_b = provision(tmp_path, "dev-b")
-    subprocess.run(["mosquitto_passwd", "-b", str(tmp_path / "passwd"), "gateway", "gw-secret"], check=True)
-    with open(tmp_path / "acl", "a") as acl:
-        acl.write("\nuser gateway\ntopic readwrite tc/v1/#\n")
+    _add_gateway_user(tmp_path)
     return tmp_path, report, config_a, config_b
 
 
@@ -79,10 +84,8 @@ def test_an_enrolled_device_works_and_cannot_publish_as_another(enrolled):
     broker = Broker(folder / "broker", password_file=folder / "passwd", acl_file=folder / "acl")
     broker.start()
     (folder / "gw").mkdir()
-    gateway = GatewayProcess(folder / "gw", broker, mqtt_user="gateway", mqtt_password="gw-secret")
-    gateway.config.write_text(gateway.config.read_text().replace(f'"{folder / "gw" / "data"}"',
-                                                                 f'"{folder / "gw-data"}"'))
-    gateway.database = folder / "gw-data" / "gateway.sqlite3"
+    gateway = GatewayProcess(folder / "gw", broker, mqtt_user="gateway", mqtt_password="gw-secret",
+                             data_dir=folder / "gw-data")  # the registry trace-provision wrote
     device = VirtualDevice(folder / "run-a", {**config_a, "broker_port": broker.port, "ack_timeout_s": 3})
     try:
         gateway.start()
@@ -140,17 +143,13 @@ def test_over_the_tls_listener_with_the_provisioned_ca(tmp_path):
     report, config = provision(tmp_path, "dev-t", "--tls-dir", str(tmp_path / "tls"))
     assert report["tls"] and config["tls"] is True and config["tls_ca"] == "ca.crt"
     assert (tmp_path / "devices" / "dev-t" / "ca.crt").read_bytes() == (tmp_path / "tls" / "ca.crt").read_bytes()
-    subprocess.run(["mosquitto_passwd", "-b", str(tmp_path / "passwd"), "gateway", "gw-secret"], check=True)
-    with open(tmp_path / "acl", "a") as acl:
-        acl.write("\nuser gateway\ntopic readwrite tc/v1/#\n")
+    _add_gateway_user(tmp_path)
     tls = TlsFiles(tmp_path / "tls" / "ca.crt", tmp_path / "tls" / "server.crt", tmp_path / "tls" / "server.key")
     broker = Broker(tmp_path / "broker", password_file=tmp_path / "passwd", acl_file=tmp_path / "acl", tls=tls)
     broker.start()
     (tmp_path / "gw").mkdir()
-    gateway = GatewayProcess(tmp_path / "gw", broker, mqtt_user="gateway", mqtt_password="gw-secret")
-    gateway.config.write_text(gateway.config.read_text().replace(f'"{tmp_path / "gw" / "data"}"',
-                                                                 f'"{tmp_path / "gw-data"}"'))
-    gateway.database = tmp_path / "gw-data" / "gateway.sqlite3"
+    gateway = GatewayProcess(tmp_path / "gw", broker, mqtt_user="gateway", mqtt_password="gw-secret",
+                             data_dir=tmp_path / "gw-data")  # the registry trace-provision wrote
     device = VirtualDevice(tmp_path / "run-t", {**config, "broker_port": broker.tls_port, "ack_timeout_s": 3,
                                                 "tls_ca": str(tmp_path / "devices" / "dev-t" / "ca.crt")})
     try:

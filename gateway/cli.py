@@ -26,7 +26,7 @@ from typing import TypeVar
 from gateway import alerts, catalog, config, devices, outbox, rates, views
 from gateway.api import period_from
 from gateway.protocol import DEVICE_ID_PATTERN
-from gateway.store import Device, SQLiteStore, StoreError, Tx
+from gateway.store import Device, Store, StoreError, Tx, open_store
 
 T = TypeVar("T")
 
@@ -48,8 +48,8 @@ def _logging(level: str) -> None:
     logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
-def _store(settings: config.Settings) -> SQLiteStore:
-    return SQLiteStore(settings.database)
+def _store(settings: config.Settings) -> Store:
+    return open_store(settings.store_location)
 
 
 def _read(settings: config.Settings, query: Callable[[Tx], T]) -> T:

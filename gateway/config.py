@@ -27,6 +27,8 @@ class ConfigError(ValueError):
 class Settings:
     data_dir: Path = Path("data")
     """Folder for the SQLite database (gateway.sqlite3) and the API token files."""
+    database: str = ""
+    """A postgresql:// URL (several instances share it), or a SQLite file; empty: data_dir/gateway.sqlite3."""
     log_level: str = "INFO"
     ingest: IngestSettings = field(default_factory=IngestSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
@@ -35,8 +37,8 @@ class Settings:
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
 
     @property
-    def database(self) -> Path:
-        return self.data_dir / "gateway.sqlite3"
+    def store_location(self) -> str:
+        return self.database or str(self.data_dir / "gateway.sqlite3")
 
 
 SECTIONS: dict[str, type] = {"ingest": IngestSettings, "api": ApiSettings, "rules": Rules, "forward": ForwardSettings,
@@ -98,11 +100,13 @@ def load(path: Path | None) -> Settings:
     for key, value in values.items():
         if key == "data_dir" and isinstance(value, str) and value:
             top[key] = Path(value)
+        elif key == "database" and isinstance(value, str):
+            top[key] = value
         elif key == "log_level" and isinstance(value, str) and value.upper() in _LOG_LEVELS:
             top[key] = value.upper()
         else:
             raise ConfigError(f"{path}: {key}: unknown key or bad value {value!r} (top-level keys: data_dir, "
-                              f"log_level one of {', '.join(_LOG_LEVELS)})")
+                              f"database, log_level one of {', '.join(_LOG_LEVELS)})")
     try:
         ZoneInfo(sections["rules"].timezone)
     except (ZoneInfoNotFoundError, ValueError):

@@ -229,7 +229,7 @@ class Ingest:
                              message.payload, rejected)
         started = time.perf_counter()
         result = pipeline.commit(self.store, self.rules, accepted=accepted, rejected=rejected, statuses=statuses,
-                                 tickets_in=tickets)
+                                 tickets_in=tickets, instance=self.settings.client_id)
         self.metrics.commit_duration.observe(time.perf_counter() - started)
         self._count(result)
         for device, ack in result.acks.items():

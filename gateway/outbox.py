@@ -58,7 +58,8 @@ ORDER BY o.id LIMIT ?
 
 def plan(tx: Tx, planning: Planning, *, now_ms: int, limit: int) -> int:
     """Turn ready pending rows into stored requests (rows failing the field rules become dead letters);
-    the number of requests made."""
+    the number of requests made. One instance plans at a time (the others wait, then see the rows taken)."""
+    tx.lock(["outbox:plan"])
     rows = tx.all(_PENDING, (now_ms, now_ms - planning.sale_hold_ms, limit))
     groups: dict[tuple[str, int], list[tuple[Any, ...]]] = {}
     for row in rows:
@@ -98,8 +99,8 @@ def _request(tx: Tx, institution: str, infno: str, items: list[tuple[list[int], 
              values: Mapping[str, str], planning: Planning, now_ms: int) -> int:
     outbox_ids = [ident for ids, _ in items for ident in ids]
     row = tx.one("INSERT INTO requests (institution, infno, msgid, body, state, next_ms, created_ms) "
-                 "VALUES (?, ?, ?, x'', 'open', ?, ?) RETURNING id",
-                 (institution, infno, f"planning-{outbox_ids[0]}", now_ms, now_ms))
+                 "VALUES (?, ?, ?, ?, 'open', ?, ?) RETURNING id",
+                 (institution, infno, f"planning-{outbox_ids[0]}", b"", now_ms, now_ms))
     assert row is not None
     request_id = int(row[0])
     msgid = mapping.msgid_for(institution, request_id, now_ms, planning.timezone)
@@ -173,19 +174,21 @@ class Claimed:
 
 
 def claim(tx: Tx, *, instance: str, now_ms: int, lease_ms: int) -> Claimed | None:
-    """The open request due first, leased to `instance` for `lease_ms`."""
-    row = tx.one("SELECT id, msgid, infno, body, attempts FROM requests WHERE state = 'open' AND next_ms <= ? "
-                 "AND lease_until_ms <= ? ORDER BY next_ms, id LIMIT 1", (now_ms, now_ms))
-    if row is None:
-        return None
-    tx.execute("UPDATE requests SET lease_until_ms = ?, claimed_by = ? WHERE id = ?",
-               (now_ms + lease_ms, instance, row[0]))
-    return Claimed(int(row[0]), row[1], row[2], bytes(row[3]), int(row[4]))
+    """The open request due first, leased to `instance` for `lease_ms`. The lease is taken only if no other
+    instance took it since the look-up (the update re-checks), so two workers never send one request at once."""
+    rows = tx.all("SELECT id, msgid, infno, body, attempts FROM requests WHERE state = 'open' AND next_ms <= ? "
+                  "AND lease_until_ms <= ? ORDER BY next_ms, id LIMIT 8", (now_ms, now_ms))
+    for row in rows:
+        if tx.execute("UPDATE requests SET lease_until_ms = ?, claimed_by = ? WHERE id = ? AND state = 'open' "
+                      "AND lease_until_ms <= ?", (now_ms + lease_ms, instance, row[0], now_ms)):
+            return Claimed(int(row[0]), row[1], row[2], bytes(row[3]), int(row[4]))
+    return None
 
 
 def settle_done(tx: Tx, request_id: int, failed: Mapping[str, str], *, now_ms: int) -> tuple[int, int]:
     """The platform accepted the request; rows it names in `failed` (bchno -> reason) become dead letters.
     (rows done, rows dead)."""
+    tx.lock([f"request:{request_id}"])  # an instance whose lease ran out may settle the same request
     rows = tx.all("SELECT o.id, o.bchno, e.institution, e.terminal, e.event_ms FROM outbox o "
                   "JOIN events e ON e.id = o.event_id WHERE o.request_id = ? AND o.state = 'sending'", (request_id,))
     done = dead = 0

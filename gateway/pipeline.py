@@ -4,6 +4,11 @@ Events are unique on (device, seq) and keep their exact signed bytes; a
 retransmission of stored bytes is counted, not stored twice; the same seq with
 other bytes is a replay and goes to quarantine with every other refused message.
 Acks and verdicts may be sent once `commit` has returned: what they say is durable.
+
+Several gateway instances may commit to one PostgreSQL database at once (a shared subscription hands one
+device's messages to any of them). A batch first locks what it judges (its devices, their terminals, the
+codes it scans, the terminals of its tickets) so two instances never judge one code or one ticket side by
+side, and the whole batch runs again if the database reports a conflict.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from gateway.devices import Status
 from gateway.protocol import Event, Operation, Verdict
 from gateway.rules import Rules
 from gateway.scans import SALES, StoredScan
-from gateway.store import Store, Tx
+from gateway.store import Store, Tx, retrying
 from gateway.tickets import Matching, Ticket, TicketError
 
 __all__ = ["Accepted", "Rejected", "TicketIn", "TicketOutcome", "DeviceAck", "CommitResult", "commit", "sweep"]
@@ -86,11 +91,20 @@ class CommitResult:
 
 
 def commit(store: Store, rules: Rules, *, accepted: Iterable[Accepted] = (), rejected: Iterable[Rejected] = (),
-           statuses: Iterable[tuple[Status, int]] = (), tickets_in: Iterable[TicketIn] = ()) -> CommitResult:
-    """Everything of one batch in one transaction; acks and verdicts in the result."""
+           statuses: Iterable[tuple[Status, int]] = (), tickets_in: Iterable[TicketIn] = (),
+           instance: str = "") -> CommitResult:
+    """Everything of one batch in one transaction; acks and verdicts in the result. `instance` (the gateway's
+    client id) is kept with each stored event."""
+    batch_items = (list(accepted), list(rejected), list(statuses), list(tickets_in))
+    return retrying(lambda: _commit_once(store, rules, *batch_items, instance))
+
+
+def _commit_once(store: Store, rules: Rules, accepted: list[Accepted], rejected: list[Rejected],
+                 statuses: list[tuple[Status, int]], tickets_in: list[TicketIn], instance: str) -> CommitResult:
     result = CommitResult()
     with store.transaction() as tx:
-        batch = _Batch(tx, rules, result)
+        tx.lock(_keys(tx, accepted, rejected, statuses, tickets_in))
+        batch = _Batch(tx, rules, result, instance)
         for item in accepted:
             batch.event(item)
         for refusal in rejected:
@@ -106,16 +120,38 @@ def commit(store: Store, rules: Rules, *, accepted: Iterable[Accepted] = (), rej
     return result
 
 
+def _keys(tx: Tx, accepted: list[Accepted], rejected: list[Rejected], statuses: list[tuple[Status, int]],
+          tickets_in: list[TicketIn]) -> list[str]:
+    """What this batch must hold alone: its devices, their terminals, its codes, its tickets' terminals."""
+    names = {item.event.device for item in accepted} | {item.device for item in rejected if item.device}
+    names |= {status.device for status, _ in statuses}
+    keys = {f"device:{name}" for name in names}
+    keys |= {f"code:{item.event.code}" for item in accepted if item.event.code}
+    terminals = {entry.ticket.terminal for entry in tickets_in}
+    listed = sorted(names)
+    for start in range(0, len(listed), 500):
+        part = listed[start:start + 500]
+        terminals |= {row[0] for row in tx.all(
+            f"SELECT terminal FROM devices WHERE device IN ({','.join('?' * len(part))})", part)}
+    return sorted(keys | {f"terminal:{terminal}" for terminal in terminals})
+
+
 def sweep(store: Store, rules: Rules, *, now_ms: int) -> None:
-    """The time-based rules: offline devices, ticket lines left unscanned."""
-    with store.transaction() as tx:
-        devices.check_offline(tx, rules, now_ms=now_ms)
-        tickets.check_due_lines(tx, now_ms)
+    """The time-based rules: offline devices, ticket lines left unscanned (one instance at a time, holding the
+    terminals whose lines it checks)."""
+    def once() -> None:
+        with store.transaction() as tx:
+            tx.lock(["sweep", *(f"terminal:{terminal}" for terminal in tickets.due_terminals(tx, now_ms))])
+            devices.check_offline(tx, rules, now_ms=now_ms)
+            tickets.check_due_lines(tx, now_ms)
+
+    retrying(once)
 
 
 class _Batch:
-    def __init__(self, tx: Tx, rules: Rules, result: CommitResult) -> None:
+    def __init__(self, tx: Tx, rules: Rules, result: CommitResult, instance: str) -> None:
         self.tx = tx
+        self.instance = instance
         self.rules = rules
         self.result = result
         self._places: dict[str, tuple[str, str, str, str]] = {}
@@ -147,12 +183,12 @@ class _Batch:
         event_ms = event.time_ms if event.clock and event.time_ms else item.received_ms
         stored = tx.one(
             "INSERT INTO events (device, seq, received_ms, signed, boot, device_time_ms, clock, event_ms, terminal, "
-            "institution, op, kind, code, pid, serial, lot, expiry, made, err, ticket, split_qty, list_code, verdict) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0) RETURNING id",
+            "institution, op, kind, code, pid, serial, lot, expiry, made, err, ticket, split_qty, list_code, verdict, "
+            "instance) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,?) RETURNING id",
             (event.device, event.seq, item.received_ms, item.signed, event.boot, event.time_ms, event.clock, event_ms,
              terminal, institution, int(event.op), event.kind, event.code, event.pid, event.serial, event.lot,
              event.expiry, event.made, event.err, event.ticket, event.split_qty,
-             product.list_code if product else ""))
+             product.list_code if product else "", self.instance))
         assert stored is not None
         tx.execute("INSERT INTO device_state (device, max_seq, stored, last_event_ms) VALUES (?, ?, 1, ?) "
                    "ON CONFLICT (device) DO UPDATE SET stored = device_state.stored + 1, "
@@ -234,5 +270,5 @@ def _advance(tx: Tx, device: str) -> int:
             if seq != acked + 1:
                 break
             acked = seq
-    tx.execute("UPDATE device_state SET acked_seq = ? WHERE device = ?", (acked, device))
+    tx.execute("UPDATE device_state SET acked_seq = ? WHERE device = ? AND acked_seq < ?", (acked, device, acked))
     return acked

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import signal
 import threading
@@ -17,7 +18,7 @@ from gateway.config import Settings
 from gateway.forwarder import Forwarder
 from gateway.ingest import Ingest
 from gateway.metrics import Metrics
-from gateway.store import SQLiteStore
+from gateway.store import Store, open_store
 
 __all__ = ["run", "token_file"]
 
@@ -38,7 +39,7 @@ def token_file(path: Path) -> str:
 
 
 def run(settings: Settings) -> int:
-    store = SQLiteStore(settings.database)
+    store = open_store(settings.store_location)
     metrics = Metrics(store)
     ingest = Ingest(settings.ingest, store, settings.rules, metrics)
     stop = threading.Event()
@@ -60,7 +61,7 @@ def run(settings: Settings) -> int:
     ingest.start()
     if forwarder:
         forwarder.start()
-    log.info("gateway running, database %s, API %s, forwarding %s", settings.database,
+    log.info("gateway running, database %s, API %s, forwarding %s", _shown(settings.store_location),
              f"http://{settings.api.host}:{api.port}" if api else "off", settings.forward.base_url or "off")
     print("ready", flush=True)
     systemd.notify("READY=1\nSTATUS=ingesting")
@@ -76,7 +77,12 @@ def run(settings: Settings) -> int:
     return 0
 
 
-def _loop(settings: Settings, store: SQLiteStore, alive: Callable[[], bool], stop: threading.Event) -> None:
+def _shown(location: str) -> str:
+    """The store's location without a password."""
+    return re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", location)
+
+
+def _loop(settings: Settings, store: Store, alive: Callable[[], bool], stop: threading.Event) -> None:
     """Run the sweeps on time, and ping the watchdog only while ingest, forwarding and the database work."""
     ping_s = systemd.watchdog_interval_s()
     next_sweep = 0.0

@@ -2,9 +2,9 @@
 
 Everything above this module (pipeline, ledger, tickets, rates, alerts, api) talks
 to a `Tx`: `execute`, `one` and `all` with `?` parameters and SQL that SQLite and
-PostgreSQL both understand (ON CONFLICT, RETURNING, no engine-only functions). A
-PostgreSQL store only has to provide the same three calls, its own DDL, and
-translate `?` to its parameter style; nothing that uses a store changes.
+PostgreSQL both understand (ON CONFLICT, RETURNING, no engine-only functions), and
+`lock` for work that several gateway instances must not interleave. The PostgreSQL
+store (`gateway.pgstore`) provides the same calls over the same tables.
 """
 
 from __future__ import annotations
@@ -12,21 +12,30 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-__all__ = ["Device", "Tx", "Store", "SQLiteStore", "SCHEMA_VERSION", "StoreError"]
+__all__ = ["Device", "Tx", "Store", "SQLiteStore", "SCHEMA_VERSION", "SCHEMA", "MIGRATIONS", "StoreError", "Conflict",
+           "open_store", "retrying"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 KEY_CACHE_S = 30.0
 """A key changed by `trace-gateway device add` in another process is used within this many seconds."""
 
 
 class StoreError(RuntimeError):
     """A database the gateway cannot use (e.g. made by a newer version)."""
+
+
+class Conflict(StoreError):
+    """Another gateway instance changed the same rows at the same time; the transaction was rolled back.
+    Run it again (`retrying`)."""
+
+
+CONFLICT_RETRIES = 8
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +66,11 @@ class Tx(Protocol):
 
     def all(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
 
+    def lock(self, keys: Iterable[str]) -> None:
+        """Hold these keys until the transaction ends, so no other gateway instance works on them meanwhile.
+        Take all of a transaction's keys in one call, first (the store orders them: no deadlock)."""
+        ...
+
 
 class Store(Protocol):
     """What the gateway needs from a database."""
@@ -73,10 +87,43 @@ class Store(Protocol):
         """A consistent read-only view for queries (API, CLI) that never blocks ingest."""
         ...
 
+    def add_device(self, device: Device) -> None: ...
+
+    def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
     def close(self) -> None: ...
 
 
-_SCHEMA = """
+Result = TypeVar("Result")
+
+
+def retrying(work: Callable[[], Result]) -> Result:
+    """Run `work` (one or more whole transactions) again while it meets a `Conflict` with another instance."""
+    for attempt in range(CONFLICT_RETRIES):
+        try:
+            return work()
+        except Conflict:
+            if attempt == CONFLICT_RETRIES - 1:
+                raise
+            time.sleep(0.005 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def open_store(location: str, *, durable: bool = True) -> Store:
+    """The store at `location`: a postgresql:// URL, otherwise the path of a SQLite file."""
+    if location.startswith(("postgresql://", "postgres://")):
+        from gateway.pgstore import PostgresStore
+
+        return PostgresStore(location)
+    return SQLiteStore(location, durable=durable)
+
+
+MIGRATIONS: dict[int, list[str]] = {
+    2: ["ALTER TABLE events ADD COLUMN instance TEXT NOT NULL DEFAULT ''"],
+}
+"""Version -> the statements (SQL both engines run) that bring a database from the version before to it."""
+
+SCHEMA = """
 CREATE TABLE devices (
     device TEXT PRIMARY KEY, key BLOB NOT NULL, terminal TEXT NOT NULL, institution TEXT NOT NULL,
     institution_type TEXT NOT NULL, region TEXT NOT NULL);
@@ -158,11 +205,23 @@ CREATE TABLE requests (
     done_ms INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '');
 CREATE INDEX requests_open ON requests (next_ms) WHERE state = 'open';
 """
+"""Version 1 of the tables; `MIGRATIONS` take it to `SCHEMA_VERSION`."""
+
+
+def upgrade_statements(version: int) -> list[str]:
+    """What brings a database at `version` (0: empty) to SCHEMA_VERSION."""
+    statements = [part.strip() for part in SCHEMA.split(";") if part.strip()] if version == 0 else []
+    for step in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+        statements += MIGRATIONS[step]
+    return statements
 
 
 class _SQLiteTx:
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
+
+    def lock(self, keys: Iterable[str]) -> None:
+        """Nothing to do: a SQLite file has one writer at a time (BEGIN IMMEDIATE)."""
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
         return self._db.execute(sql, parameters).rowcount
@@ -175,64 +234,16 @@ class _SQLiteTx:
         return list(self._db.execute(sql, parameters).fetchall())
 
 
-class SQLiteStore:
-    """The store in one SQLite file, WAL mode, synchronous=FULL: a committed event survives a power cut.
+class Registry:
+    """What both stores do the same way on top of `transaction` and `reading`."""
 
-    One connection writes (serialised by a lock); a second one reads, so API
-    queries see the last commit and never wait for an ingest batch.
-    """
+    _keys: dict[str, tuple[bytes, float]]
 
-    def __init__(self, path: Path | str, *, durable: bool = True) -> None:
-        """`durable=False` (scratch stores such as a replay's) skips the fsync of every commit."""
-        self.path = Path(path)
-        self._synchronous = "FULL" if durable else "OFF"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = self._connect()
-        self._migrate()
-        self._reader = self._connect()
-        self._lock = threading.Lock()
-        self._read_lock = threading.Lock()
-        self._keys: dict[str, tuple[bytes, float]] = {}
+    def transaction(self) -> AbstractContextManager[Tx]:
+        raise NotImplementedError
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={self._synchronous}")  # FULL: an acked event survives a power cut
-        return db
-
-    def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"{self.path}: schema version {version} is newer than this gateway's {SCHEMA_VERSION}; "
-                             "upgrade the gateway or restore the backup taken before the upgrade")
-        if version == 0:
-            self._db.execute("BEGIN IMMEDIATE")
-            if self._db.execute("PRAGMA user_version").fetchone()[0] == 0:  # another process may have won
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            self._db.execute("COMMIT")
-
-    @contextmanager
-    def transaction(self) -> Iterator[Tx]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield _SQLiteTx(self._db)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    @contextmanager
-    def reading(self) -> Iterator[Tx]:
-        with self._read_lock:
-            self._reader.execute("BEGIN")
-            try:
-                yield _SQLiteTx(self._reader)
-            finally:
-                self._reader.execute("ROLLBACK")
+    def reading(self) -> AbstractContextManager[Tx]:
+        raise NotImplementedError
 
     def add_device(self, device: Device) -> None:
         """Register a device, or move it (new key, terminal or institution): its history stays where it was made."""
@@ -267,6 +278,65 @@ class SQLiteStore:
         """Read-only SQL for reports and tests."""
         with self.reading() as tx:
             return tx.all(sql, parameters)
+
+
+class SQLiteStore(Registry):
+    """The store in one SQLite file, WAL mode, synchronous=FULL: a committed event survives a power cut.
+
+    One connection writes (serialised by a lock); a second one reads, so API
+    queries see the last commit and never wait for an ingest batch.
+    """
+
+    def __init__(self, path: Path | str, *, durable: bool = True) -> None:
+        """`durable=False` (scratch stores such as a replay's) skips the fsync of every commit."""
+        self.path = Path(path)
+        self._synchronous = "FULL" if durable else "OFF"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = self._connect()
+        self._migrate()
+        self._reader = self._connect()
+        self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._keys: dict[str, tuple[bytes, float]] = {}
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={self._synchronous}")  # FULL: an acked event survives a power cut
+        return db
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: schema version {version} is newer than this gateway's {SCHEMA_VERSION}; "
+                             "upgrade the gateway or restore the backup taken before the upgrade")
+        if version < SCHEMA_VERSION:
+            self._db.execute("BEGIN IMMEDIATE")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]  # another process may have moved it
+            for statement in upgrade_statements(version):
+                self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._db.execute("COMMIT")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SQLiteTx(self._db)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @contextmanager
+    def reading(self) -> Iterator[Tx]:
+        with self._read_lock:
+            self._reader.execute("BEGIN")
+            try:
+                yield _SQLiteTx(self._reader)
+            finally:
+                self._reader.execute("ROLLBACK")
 
     def close(self) -> None:
         with self._lock, self._read_lock:

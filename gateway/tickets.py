@@ -35,7 +35,7 @@ from gateway.scans import StoredScan
 from gateway.store import Tx
 
 __all__ = ["TicketLine", "Ticket", "TicketError", "Matching", "parse_ticket", "parse_time", "record_ticket",
-           "match_scan", "check_due_lines"]
+           "due_terminals", "match_scan", "check_due_lines"]
 
 
 POS_FIELDS = ("mdtrt_sn", "setl_id", "psn_no", "psn_name", "prsc_dr_name", "phar_name", "phar_prac_cert_no",
@@ -254,6 +254,12 @@ def _attach(tx: Tx, ticket: _TicketRef, scan: tuple[Any, ...], *, only_if_fits: 
     tx.execute("UPDATE events SET ticket_id = ?, line_id = ?, matching = ? WHERE id = ?",
                (ticket.id, line_ref, int(outcome), scan_id))
     return outcome
+
+
+def due_terminals(tx: Tx, now_ms: int) -> list[str]:
+    """Terminals with ticket lines due for the unscanned check."""
+    return [row[0] for row in tx.all("SELECT DISTINCT t.terminal FROM ticket_lines l JOIN tickets t "
+                                     "ON t.id = l.ticket_id WHERE l.checked = 0 AND l.due_ms <= ?", (now_ms,))]
 
 
 def check_due_lines(tx: Tx, now_ms: int, *, limit: int = 1000) -> int:

@@ -18,6 +18,8 @@ VECTORS = ROOT / "tests" / "vectors"
 sys.path.insert(0, str(HARNESS))
 sys.path.insert(0, str(ROOT))  # the real `gateway` package, not the tests/gateway folder, whatever the launcher
 
+import stores  # noqa: E402
+
 from tools.paths import micropython_env  # noqa: E402
 
 import fwrpc  # noqa: E402  (needs the harness folder on sys.path)
@@ -119,6 +121,27 @@ def fw(request):
     if request.param == "cpython":
         return CPythonFirmware()
     return request.getfixturevalue("micropython_firmware")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--store", choices=("sqlite", "postgresql"), default="sqlite",
+                     help="the database the gateway tests use (postgresql: a throwaway cluster, Debian's postgresql)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def store_backend(request):
+    """Starts the PostgreSQL cluster for `--store postgresql`; every test store is then a fresh database on it."""
+    if request.config.getoption("--store") != "postgresql":
+        yield "sqlite"
+        return
+    from tools.pg_cluster import PgCluster
+
+    cluster = PgCluster(durable=False)
+    cluster.start()
+    stores.use_postgres(cluster)
+    yield "postgresql"
+    stores.use_postgres(None)
+    cluster.stop()
 
 
 def load_vector(name):

@@ -87,11 +87,11 @@ class Fleet:
         self._lock = threading.Lock()
         self._client: paho.Client | None = None
 
-    def register(self, store_path: str) -> None:
+    def register(self, location: str) -> None:
         """Put every device in the gateway's registry (as trace-provision would)."""
-        from gateway.store import Device, SQLiteStore
+        from gateway.store import Device, open_store
 
-        store = SQLiteStore(store_path)
+        store = open_store(location)
         for device in self.devices:
             store.add_device(Device(device=device.name, key=device.key, terminal=device.terminal,
                                     institution=device.institution, institution_type=device.kind,
@@ -257,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker", default="127.0.0.1:1883")
     parser.add_argument("--api", default="http://127.0.0.1:8080")
     parser.add_argument("--write-token", required=True)
-    parser.add_argument("--database", required=True, help="the gateway's SQLite file, to register the devices")
+    parser.add_argument("--database", required=True,
+                        help="the gateway's SQLite file or postgresql:// URL, to register the devices")
     parser.add_argument("--devices", type=int, default=100)
     parser.add_argument("--institutions", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=30)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gateway.store import Device, SQLiteStore
+from gateway.store import Device, Store, open_store
 from tools.broker import Broker, free_port
 
 FORWARD_DEFAULTS = {
@@ -42,28 +42,31 @@ class GatewayProcess:
 
     def __init__(self, folder: Path, broker: Broker, *, set_clocks: bool = True, shared_group: str = "",
                  extra_toml: str = "", mqtt_user: str = "", mqtt_password: str = "",
-                 data_dir: Path | None = None) -> None:
-        """`data_dir`: where the database lives (default folder/data), e.g. the registry trace-provision wrote."""
+                 data_dir: Path | None = None, database: str = "", client_id: str = "") -> None:
+        """`data_dir`: the token files and the SQLite database (default folder/data), e.g. the registry
+        trace-provision wrote; `database`: a postgresql:// URL instead (several instances share it)."""
         self.folder = folder
         data = data_dir or folder / "data"
         self.broker = broker
         self.config = folder / "gateway.toml"
         self.api_port = free_port()
         self.config.write_text(
-            f'data_dir = "{data}"\nlog_level = "WARNING"\n'
-            f'[ingest]\nbroker_port = {broker.port}\nclient_id = "gw-{folder.name}"\n'
+            f'data_dir = "{data}"\ndatabase = "{database}"\nlog_level = "WARNING"\n'
+            f'[ingest]\nbroker_port = {broker.port}\nclient_id = "{client_id or "gw-" + folder.name}"\n'
             f'set_clocks = {"true" if set_clocks else "false"}\nshared_group = "{shared_group}"\n'
             f'username = "{mqtt_user}"\npassword = "{mqtt_password}"\n'
             f'[api]\nport = {self.api_port}\ntoken = "{READ_TOKEN}"\nwrite_token = "{WRITE_TOKEN}"\n'
             f'[rules]\nsweep_interval_s = 1\n' + extra_toml
         )
-        self.database = data / "gateway.sqlite3"
+        self.data_dir = data
+        self.location = database or str(data / "gateway.sqlite3")
+        """The store, for `open_store`."""
         self.process: subprocess.Popen[bytes] | None = None
         self.log = folder / "gateway.log"
 
     def register(self, device: str, key: bytes, terminal: str = "T01", institution: str = "P44030000001",
                  institution_type: str = "pharmacy", region: str = "440300") -> None:
-        store = SQLiteStore(self.database)
+        store = open_store(self.location)
         store.add_device(Device(device=device, key=key, terminal=terminal, institution=institution,
                                 institution_type=institution_type, region=region))
         store.close()
@@ -106,24 +109,24 @@ class GatewayProcess:
 
     def events(self, device: str) -> list[tuple[int, bytes, int]]:
         """(seq, signed bytes, verdict) of every stored event of `device`, by seq."""
-        store = SQLiteStore(self.database)
-        try:
+        with self.store() as store:
             rows = store.query("SELECT seq, signed, verdict FROM events WHERE device = ? ORDER BY seq", (device,))
-            return [(int(seq), bytes(signed), int(verdict)) for seq, signed, verdict in rows]
-        finally:
-            store.close()
+        return [(int(seq), bytes(signed), int(verdict)) for seq, signed, verdict in rows]
 
     def count(self, device: str) -> int:
-        store = SQLiteStore(self.database)
-        try:
+        with self.store() as store:
             return int(store.query("SELECT count(*) FROM events WHERE device = ?", (device,))[0][0])
-        finally:
-            store.close()
 
     def quarantine(self) -> list[tuple[object, ...]]:
-        store = SQLiteStore(self.database)
-        try:
+        with self.store() as store:
             return store.query("SELECT reason, detail, times FROM quarantine")
+
+    @contextmanager
+    def store(self) -> Iterator[Store]:
+        """The gateway's database, opened beside the running process."""
+        store = open_store(self.location)
+        try:
+            yield store
         finally:
             store.close()
 

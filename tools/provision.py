@@ -26,7 +26,7 @@ from pathlib import Path
 
 from gateway import config as gateway_config
 from gateway.protocol import DEVICE_ID_PATTERN
-from gateway.store import Device, SQLiteStore
+from gateway.store import Device, open_store
 from tools.certs import TlsFiles, make_ca_and_server
 
 __all__ = ["acl_block", "write_acl", "main"]
@@ -104,7 +104,7 @@ def provision(options: argparse.Namespace) -> dict[str, object]:
         name, _, value = extra.partition("=")
         device_config[name] = json.loads(value) if value[:1] in "[{0123456789-tfn\"" else value
     _write_private(folder / "config.json", json.dumps(device_config, indent=1) + "\n")
-    store = SQLiteStore(settings.database)
+    store = open_store(settings.store_location)
     try:
         store.add_device(Device(device=device, key=key, terminal=options.terminal, institution=options.institution,
                                 institution_type=options.type, region=options.region))
@@ -114,7 +114,7 @@ def provision(options: argparse.Namespace) -> dict[str, object]:
         _passwd(options.passwd, device, password)
     if options.acl:
         write_acl(options.acl, device)
-    return {"device": device, "config": str(folder / "config.json"), "registry": str(settings.database),
+    return {"device": device, "config": str(folder / "config.json"), "registry": settings.store_location,
             "passwd": str(options.passwd or ""), "acl": str(options.acl or ""), "tls": bool(options.tls_dir),
             **({"key_hex": key.hex(), "mqtt_password": password} if options.show_secrets else {})}
 

@@ -1,15 +1,17 @@
-"""A small world for the supervision rules: a real SQLite store, registered counters, scans decoded by the
-firmware's own decoder, tickets, and a clock the test moves."""
+"""A small world for the supervision rules: a real store (SQLite, or PostgreSQL with --store postgresql),
+registered counters, scans decoded by the firmware's own decoder, tickets, and a clock the test moves."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from stores import fresh_location
+
 from gateway import alerts, catalog, devices, pipeline, rates
 from gateway.protocol import Event, Operation, Verdict
 from gateway.rules import Rules
-from gateway.store import Device, SQLiteStore
+from gateway.store import Device, open_store
 from gateway.tickets import parse_ticket
 from tcagent import codes
 
@@ -33,9 +35,11 @@ def at(hour: int, minute: int = 0, second: int = 0) -> int:
 
 
 class Scenario:
-    def __init__(self, folder, rules: Rules | None = None, *, with_catalog: bool = True) -> None:
+    def __init__(self, folder, rules: Rules | None = None, *, with_catalog: bool = True, location: str = "") -> None:
+        """A new store in `folder` (or a new PostgreSQL database), or the existing one at `location`."""
         self.rules = rules or Rules()
-        self.store = SQLiteStore(folder / "gateway.sqlite3")
+        self.location = location or fresh_location(folder)
+        self.store = open_store(self.location)
         self.seqs: dict[str, int] = {}
         self.places: dict[str, Device] = {}
         if with_catalog:

@@ -1,14 +1,15 @@
 """Alert states and folding: one live alert per type and subject; open -> acknowledged -> resolved."""
 
 import pytest
+from stores import fresh_location
 
 from gateway import alerts
-from gateway.store import SQLiteStore
+from gateway.store import open_store
 
 
 @pytest.fixture
 def store(tmp_path):
-    store = SQLiteStore(tmp_path / "gateway.sqlite3")
+    store = open_store(fresh_location(tmp_path))
     yield store
     store.close()
 

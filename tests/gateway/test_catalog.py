@@ -1,9 +1,10 @@
 """The product catalog from CSV: all rows or none, every bad line named."""
 
 import pytest
+from stores import fresh_location
 
 from gateway import catalog
-from gateway.store import SQLiteStore
+from gateway.store import open_store
 
 
 def test_english_and_chinese_headers_and_gtin13():
@@ -30,7 +31,7 @@ def test_every_bad_line_is_named_and_nothing_is_imported():
 
 
 def test_import_updates_and_lookups(tmp_path):
-    store = SQLiteStore(tmp_path / "gateway.sqlite3")
+    store = open_store(fresh_location(tmp_path))
     with store.transaction() as tx:
         catalog.replace_products(tx, catalog.read_csv("pid,list_code,name,pack_size,code_required\n"
                                                       "8123456,XA01,A,24,1\n8111111,XD04,Herbal,10,0\n"))

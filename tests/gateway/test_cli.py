@@ -19,7 +19,7 @@ def configured(tmp_path):
     world.scan("dev-a", code(1), at(9, 2), ticket="T1")
     world.close()
     path = tmp_path / "gateway.toml"
-    path.write_text(f'data_dir = "{tmp_path / "data"}"\n')
+    path.write_text(f'data_dir = "{tmp_path / "data"}"\ndatabase = "{world.location}"\n')
 
     def cli(*arguments, check=True):
         done = subprocess.run([sys.executable, "-m", "gateway.cli", "--config", str(path), *arguments],
@@ -28,6 +28,7 @@ def configured(tmp_path):
             assert done.returncode == 0, done.stderr
         return done
 
+    cli.location = world.location
     return cli, tmp_path
 
 
@@ -81,11 +82,11 @@ def test_table_widths_count_chinese_characters_double():
 
 
 def test_outbox_dead_letters_and_requeue(configured):
-    cli, folder = configured
+    cli, _ = configured
     from gateway import outbox
-    from gateway.store import SQLiteStore
+    from gateway.store import open_store
 
-    store = SQLiteStore(folder / "data" / "gateway.sqlite3")
+    store = open_store(cli.location)
     with store.transaction() as tx:  # no forward.defaults: both sales fail the field check
         outbox.plan(tx, outbox.Planning(batch_size=5, sale_hold_ms=0, timezone="Asia/Shanghai", values={},
                                         defaults={}), now_ms=at(23), limit=100)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from scenario import Scenario, code
+from stores import fresh_database
 
 from gateway.protocol import Verdict
 from tcagent import codes, cose, event
@@ -42,9 +43,9 @@ def _signed_now(key):
 @pytest.fixture
 def gateway(tmp_path, broker):
     (tmp_path / "gateway").mkdir()
-    process = GatewayProcess(tmp_path / "gateway", broker)
+    process = GatewayProcess(tmp_path / "gateway", broker, database=fresh_database())
     base = (time.time_ns() // 1_000_000) - 3 * HOUR
-    world = Scenario(process.database.parent)
+    world = Scenario(tmp_path, location=process.location)
     world.counter("dev-a", "A1", "P-A")
     world.counter("dev-a2", "A2", "P-A")
     world.counter("dev-b", "B1", "P-B")

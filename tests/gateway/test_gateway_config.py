@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_defaults_need_no_file():
     settings = config.load(None)
-    assert settings.database == Path("data/gateway.sqlite3")
+    assert settings.store_location == str(Path("data/gateway.sqlite3"))
     assert (settings.ingest.broker_port, settings.api.port, settings.rules.timezone) == (1883, 8080, "Asia/Shanghai")
 
 

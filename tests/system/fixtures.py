@@ -6,6 +6,7 @@ import os
 import time
 
 import pytest
+from stores import fresh_database
 
 from tools.broker import Broker
 from tools.gateway_process import GatewayProcess
@@ -23,7 +24,7 @@ def broker(tmp_path):
 @pytest.fixture
 def gateway(tmp_path, broker):
     (tmp_path / "gateway").mkdir()
-    process = GatewayProcess(tmp_path / "gateway", broker)
+    process = GatewayProcess(tmp_path / "gateway", broker, database=fresh_database())
     yield process
     process.stop()
 
@@ -32,7 +33,7 @@ def gateway(tmp_path, broker):
 def quiet_gateway(tmp_path, broker):
     """A gateway that sends no time commands of its own (for tests that number commands themselves)."""
     (tmp_path / "gateway").mkdir()
-    process = GatewayProcess(tmp_path / "gateway", broker, set_clocks=False)
+    process = GatewayProcess(tmp_path / "gateway", broker, set_clocks=False, database=fresh_database())
     yield process
     process.stop()
 

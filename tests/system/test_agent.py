@@ -109,13 +109,8 @@ def test_gateway_commands_need_a_valid_mac_and_a_fresh_id(quiet_gateway, make_de
 
 
 def _duplicates(gateway):
-    from gateway.store import SQLiteStore
-
-    store = SQLiteStore(gateway.database)
-    try:
+    with gateway.store() as store:
         return store.query("SELECT duplicates FROM device_state WHERE device = 'dev-0001'")[0][0]
-    finally:
-        store.close()
 
 
 @pytest.mark.parametrize("interpreter", ["micropython", "cpython"])

@@ -5,6 +5,7 @@ import os
 import time
 
 import pytest
+from stores import fresh_database
 
 from system.fixtures import wait_until
 from tools.bench_ingest import publish_all, signed_stream
@@ -28,7 +29,7 @@ def _gateway(tmp_path, broker, platform, devices, **forward):
                    backoff_cap_ms=2000, breaker_failures=5, breaker_cooldown_ms=1000)
     options.update(forward)
     (tmp_path / "gateway").mkdir()
-    gateway = GatewayProcess(tmp_path / "gateway", broker, set_clocks=False,
+    gateway = GatewayProcess(tmp_path / "gateway", broker, set_clocks=False, database=fresh_database(),
                              extra_toml=forward_toml(platform.url, {INSTITUTION: "第一药房"}, **options))
     for device, key in devices.items():
         gateway.register(device, key, institution=INSTITUTION)

@@ -9,6 +9,7 @@ import time
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from stores import fresh_database
 
 from system.fixtures import wait_until
 
@@ -154,7 +155,7 @@ def test_a_shared_subscription_takes_events_statuses_and_tickets(tmp_path, broke
     from tools.gateway_process import GatewayProcess
 
     (tmp_path / "shared").mkdir()
-    gateway = GatewayProcess(tmp_path / "shared", broker, shared_group="gateways")
+    gateway = GatewayProcess(tmp_path / "shared", broker, shared_group="gateways", database=fresh_database())
     try:
         gateway.register("dev-0001", device_key)
         gateway.start()

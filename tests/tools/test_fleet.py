@@ -17,7 +17,7 @@ def running(gateway):
 def test_a_fleet_with_fraud_is_seen_for_what_it_is(running, broker):
     fleet = Fleet(devices=40, institutions=8, seed=3, fraud={"repeat": 0.05, "cross": 0.05, "distant": 0.04,
                                                              "mismatch": 0.05, "unscanned": 0.05})
-    fleet.register(str(running.database))
+    fleet.register(running.location)
     fleet.connect("127.0.0.1", broker.port)
     try:
         report = run(fleet, api=f"http://127.0.0.1:{running.api_port}", token=WRITE_TOKEN, seconds=6,

@@ -81,7 +81,7 @@ def raise_alert(tx: Tx, kind: str, *, subject: str, detail: str, now_ms: int, in
     live = tx.one("SELECT id, events, tickets FROM alerts WHERE type = ? AND subject = ? AND state <> 'resolved'",
                   (kind, subject))
     if live is not None:
-        tx.execute("UPDATE alerts SET count = count + 1, last_ms = ?, detail = ?, events = ?, tickets = ? WHERE id = ?",
+        tx.write("UPDATE alerts SET count = count + 1, last_ms = ?, detail = ?, events = ?, tickets = ? WHERE id = ?",
                    (now_ms, detail, _merge(live[1], events), _merge(live[2], tickets), live[0]))
         return int(live[0])
     row = tx.one(
@@ -96,7 +96,7 @@ def raise_alert(tx: Tx, kind: str, *, subject: str, detail: str, now_ms: int, in
 
 def auto_resolve(tx: Tx, kind: str, subject: str, now_ms: int, note: str) -> None:
     """Resolve the live alert of this type and subject, if any, because its condition cleared."""
-    tx.execute("UPDATE alerts SET state = 'resolved', changed_ms = ?, note = ? "
+    tx.write("UPDATE alerts SET state = 'resolved', changed_ms = ?, note = ? "
                "WHERE type = ? AND subject = ? AND state <> 'resolved'", (now_ms, note, kind, subject))
 
 
@@ -166,7 +166,7 @@ def change_state(tx: Tx, alert_id: int, state: str, *, note: str, now_ms: int) -
         raise AlertError(f"alert {alert_id} is already resolved")
     if current.state == state:
         return current
-    tx.execute("UPDATE alerts SET state = ?, changed_ms = ?, note = ? WHERE id = ?",
+    tx.write("UPDATE alerts SET state = ?, changed_ms = ?, note = ? WHERE id = ?",
                (state, now_ms, note[:500], alert_id))
     return get_alert(tx, alert_id)
 

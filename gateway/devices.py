@@ -76,7 +76,7 @@ def record_status(tx: Tx, status: Status, rules: Rules, *, now_ms: int) -> bool:
     was_online = bool(previous and previous[0])
     offline_since = 0 if status.online else (now_ms if was_online or not previous or not previous[1] else previous[1])
     if status.online:
-        tx.execute("UPDATE device_state SET online = 1, status_ms = ?, offline_since_ms = 0, firmware = ?, "
+        tx.write("UPDATE device_state SET online = 1, status_ms = ?, offline_since_ms = 0, firmware = ?, "
                    "uptime_s = ?, backlog = ?, free_heap = ?, clock = ?, last_seq = ?, boot = ?, alarms = ?, mode = ?, "
                    "journal_used = ?, journal_capacity = ?, "
                    "max_seq = CASE WHEN max_seq > ? THEN max_seq ELSE ? END WHERE device = ?",
@@ -85,7 +85,7 @@ def record_status(tx: Tx, status: Status, rules: Rules, *, now_ms: int) -> bool:
                     status.journal_capacity, status.last_seq, status.last_seq, status.device))
         alerts.auto_resolve(tx, "device_offline", status.device, now_ms, "back online")
     else:
-        tx.execute("UPDATE device_state SET online = 0, status_ms = ?, offline_since_ms = ? WHERE device = ?",
+        tx.write("UPDATE device_state SET online = 0, status_ms = ?, offline_since_ms = ? WHERE device = ?",
                    (now_ms, offline_since, status.device))
         return True
     if status.backlog > rules.backlog_alert or status.alarms & _ALARM_JOURNAL_FULL:

@@ -59,7 +59,7 @@ def _sale(tx: Tx, scan: StoredScan, rules: Rules) -> bool:
     else:
         duplicate = whole_net > 0 or split_net > 0
     opens_pack = not units or split_net == 0
-    tx.execute(
+    tx.write(
         "INSERT INTO codes (code, whole_net, split_net, sales, last_event, last_institution, last_type, last_region, "
         "last_ms) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?) ON CONFLICT (code) DO UPDATE SET "
         "whole_net = codes.whole_net + excluded.whole_net, split_net = codes.split_net + excluded.split_net, "
@@ -123,7 +123,7 @@ def _sale_return(tx: Tx, scan: StoredScan) -> None:
     else:
         closes_pack = whole_net > 0
         whole_net = max(0, whole_net - 1)
-    tx.execute("UPDATE codes SET whole_net = ?, split_net = ? WHERE code = ?", (whole_net, split_net, scan.code))
+    tx.write("UPDATE codes SET whole_net = ?, split_net = ? WHERE code = ?", (whole_net, split_net, scan.code))
     if closes_pack:
         _stock(tx, scan, sold=-1)
 

@@ -30,7 +30,7 @@ def enqueue(tx: Tx, scan: StoredScan, *, now_ms: int) -> None:
     infno = mapping.INTERFACE.get(scan.op)
     if scan.err or not scan.code or infno is None:
         return
-    tx.execute("INSERT INTO outbox (event_id, institution, infno, state, ready_ms, changed_ms) "
+    tx.write("INSERT INTO outbox (event_id, institution, infno, state, ready_ms, changed_ms) "
                "VALUES (?, ?, ?, 'pending', ?, ?)", (scan.id, scan.institution, infno, now_ms, now_ms))
 
 
@@ -83,7 +83,7 @@ def plan(tx: Tx, planning: Planning, *, now_ms: int, limit: int) -> int:
         if problems:
             _dead(tx, outbox_ids, "not sent, fix the data or forward.defaults: " + "; ".join(problems), now_ms)
             continue
-        tx.execute(f"UPDATE outbox SET bchno = ? WHERE id IN ({','.join('?' * len(outbox_ids))})",
+        tx.write(f"UPDATE outbox SET bchno = ? WHERE id IN ({','.join('?' * len(outbox_ids))})",
                    (source.bchno, *outbox_ids))
         ready.setdefault((institution, infno), []).append((outbox_ids, built))
     made = 0
@@ -109,13 +109,13 @@ def _request(tx: Tx, institution: str, infno: str, items: list[tuple[list[int], 
                             batch=planning.batch_size > 1)
     problems = check_envelope({key: value for key, value in body.items() if key != "input"})
     if problems:
-        tx.execute("DELETE FROM requests WHERE id = ?", (request_id,))
+        tx.write("DELETE FROM requests WHERE id = ?", (request_id,))
         _dead(tx, outbox_ids, f"not sent, set forward.institutions.\"{institution}\" or forward.defaults: "
               + "; ".join(problems), now_ms)
         return 0
-    tx.execute("UPDATE requests SET msgid = ?, body = ? WHERE id = ?",
+    tx.write("UPDATE requests SET msgid = ?, body = ? WHERE id = ?",
                (msgid, json.dumps(body, ensure_ascii=False).encode(), request_id))
-    tx.execute(f"UPDATE outbox SET state = 'sending', request_id = ?, changed_ms = ? "
+    tx.write(f"UPDATE outbox SET state = 'sending', request_id = ?, changed_ms = ? "
                f"WHERE id IN ({','.join('?' * len(outbox_ids))})", (request_id, now_ms, *outbox_ids))
     return 1
 
@@ -160,7 +160,7 @@ def _event_source(tx: Tx, row: tuple[Any, ...]) -> mapping.RowSource | str | Non
 
 def _dead(tx: Tx, outbox_ids: Iterable[int], error: str, now_ms: int) -> None:
     ids = list(outbox_ids)
-    tx.execute(f"UPDATE outbox SET state = 'dead', error = ?, request_id = NULL, changed_ms = ? "
+    tx.write(f"UPDATE outbox SET state = 'dead', error = ?, request_id = NULL, changed_ms = ? "
                f"WHERE id IN ({','.join('?' * len(ids))})", (error[:2000], now_ms, *ids))
 
 
@@ -197,10 +197,10 @@ def settle_done(tx: Tx, request_id: int, failed: Mapping[str, str], *, now_ms: i
             _dead(tx, [outbox_id], f"platform refused: {failed[bchno]}", now_ms)
             dead += 1
         else:
-            tx.execute("UPDATE outbox SET state = 'done', changed_ms = ? WHERE id = ?", (now_ms, outbox_id))
+            tx.write("UPDATE outbox SET state = 'done', changed_ms = ? WHERE id = ?", (now_ms, outbox_id))
             rates.bump(tx, institution, terminal, event_ms, uploaded=1)
             done += 1
-    tx.execute("UPDATE requests SET state = 'done', done_ms = ?, lease_until_ms = 0 WHERE id = ?",
+    tx.write("UPDATE requests SET state = 'done', done_ms = ?, lease_until_ms = 0 WHERE id = ?",
                (now_ms, request_id))
     return done, dead
 
@@ -211,14 +211,14 @@ def settle_rejected(tx: Tx, request_id: int, reason: str, *, now_ms: int) -> int
                                     (request_id,))]
     if ids:
         _dead(tx, ids, f"platform refused: {reason}", now_ms)
-    tx.execute("UPDATE requests SET state = 'refused', done_ms = ?, lease_until_ms = 0, last_error = ? WHERE id = ?",
+    tx.write("UPDATE requests SET state = 'refused', done_ms = ?, lease_until_ms = 0, last_error = ? WHERE id = ?",
                (now_ms, reason[:2000], request_id))
     return len(ids)
 
 
 def settle_retry(tx: Tx, request_id: int, error: str, *, next_ms: int) -> None:
     """Outcome unknown or transient: the same request (same msgid, same body) goes again at `next_ms`."""
-    tx.execute("UPDATE requests SET attempts = attempts + 1, next_ms = ?, lease_until_ms = 0, last_error = ? "
+    tx.write("UPDATE requests SET attempts = attempts + 1, next_ms = ?, lease_until_ms = 0, last_error = ? "
                "WHERE id = ?", (next_ms, error[:2000], request_id))
 
 

@@ -4,6 +4,7 @@ What keeps several instances correct on one database:
 - unique constraints: an event once per (device, seq), one live alert per (type, subject), one msgid per request;
 - `Tx.lock`: transaction-scoped advisory locks on the batch's devices, terminals and codes, taken in one
   sorted call, so two instances never judge sales of one code, or scans of one ticket, side by side;
+- writes whose outcome is not read (`Tx.write`) go out in pipeline mode, without a round trip each;
 - deadlocks, serialization failures and unique-key races come back as `store.Conflict`; callers re-run
   the whole transaction (`store.retrying`).
 """
@@ -53,9 +54,11 @@ def _lock_id(key: str) -> int:
 
 
 class _PostgresTx:
-    def __init__(self, connection: psycopg.Connection[tuple[Any, ...]], statements: dict[str, str]) -> None:
+    def __init__(self, connection: psycopg.Connection[tuple[Any, ...]], statements: dict[str, str],
+                 pipeline: psycopg.Pipeline | None = None) -> None:
         self._connection = connection
         self._statements = statements
+        self._pipeline = pipeline
 
     def _sql(self, sql: str) -> str:
         translated = self._statements.get(sql)
@@ -65,7 +68,13 @@ class _PostgresTx:
         return translated
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
-        return self._connection.execute(self._sql(sql), parameters).rowcount
+        cursor = self._connection.execute(self._sql(sql), parameters)
+        if self._pipeline is not None:
+            self._pipeline.sync()  # the row count is known once the answers up to here are in
+        return cursor.rowcount
+
+    def write(self, sql: str, parameters: Sequence[Any] = ()) -> None:
+        self._connection.execute(self._sql(sql), parameters)
 
     def one(self, sql: str, parameters: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         return self._connection.execute(self._sql(sql), parameters).fetchone()
@@ -76,7 +85,8 @@ class _PostgresTx:
     def lock(self, keys: Iterable[str]) -> None:
         ids = sorted({_lock_id(key) for key in keys})
         if ids:
-            self._connection.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", (ids,))
+            self._connection.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k",
+                                     (ids,)).fetchone()  # held once this returns
 
 
 class PostgresStore(Registry):
@@ -125,8 +135,8 @@ class PostgresStore(Registry):
         with self._lock:
             self._writer = self._usable(self._writer)
             try:
-                with self._writer.transaction():
-                    yield _PostgresTx(self._writer, self._statements)
+                with self._writer.pipeline() as pipeline, self._writer.transaction():
+                    yield _PostgresTx(self._writer, self._statements, pipeline)
             except _CONFLICTS as error:
                 raise Conflict(f"{type(error).__name__}: {str(error).strip()}") from error
 

@@ -105,6 +105,7 @@ def _commit_once(store: Store, rules: Rules, accepted: list[Accepted], rejected:
     with store.transaction() as tx:
         tx.lock(_keys(tx, accepted, rejected, statuses, tickets_in))
         batch = _Batch(tx, rules, result, instance)
+        batch.look_up(accepted)
         for item in accepted:
             batch.event(item)
         for refusal in rejected:
@@ -155,7 +156,26 @@ class _Batch:
         self.rules = rules
         self.result = result
         self._places: dict[str, tuple[str, str, str, str]] = {}
+        self._products: dict[str, catalog.Product | None] = {}
+        self._stored: dict[tuple[str, int], tuple[bytes, int]] = {}
+        """(device, seq) -> (signed, verdict) of this batch's events already in the store, and of those it stores."""
         self._catalog_empty = tx.one("SELECT 1 FROM products LIMIT 1") is None
+
+    def look_up(self, accepted: list[Accepted]) -> None:
+        """Which of the batch's events are stored already: one query per device, not one per event."""
+        seqs: dict[str, set[int]] = {}
+        for item in accepted:
+            seqs.setdefault(item.event.device, set()).add(item.event.seq)
+        for device, wanted in seqs.items():
+            listed = sorted(wanted)
+            for row in self.tx.all(f"SELECT seq, signed, verdict FROM events WHERE device = ? "
+                                   f"AND seq IN ({','.join('?' * len(listed))})", (device, *listed)):
+                self._stored[(device, int(row[0]))] = (bytes(row[1]), int(row[2]))
+
+    def _product(self, pid: str) -> catalog.Product | None:
+        if pid not in self._products:
+            self._products[pid] = catalog.product_of(self.tx, pid)
+        return self._products[pid]
 
     def _place(self, device: str) -> tuple[str, str, str, str]:
         if device not in self._places:
@@ -167,11 +187,11 @@ class _Batch:
     def event(self, item: Accepted) -> None:
         tx, event, result = self.tx, item.event, self.result
         ack = result.acks.setdefault(event.device, DeviceAck(acked_seq=0))
-        row = tx.one("SELECT signed, verdict FROM events WHERE device = ? AND seq = ?", (event.device, event.seq))
+        row = self._stored.get((event.device, event.seq))
         if row is not None:
-            if bytes(row[0]) == item.signed:
+            if row[0] == item.signed:
                 result.duplicates += 1
-                tx.execute("UPDATE device_state SET duplicates = duplicates + 1 WHERE device = ?", (event.device,))
+                tx.write("UPDATE device_state SET duplicates = duplicates + 1 WHERE device = ?", (event.device,))
                 ack.verdicts.append((event.seq, Verdict(row[1])))
             else:
                 self.quarantine(Rejected(f"tc/v1/{event.device}/ev", event.device, "replay",
@@ -179,7 +199,7 @@ class _Batch:
                                          item.received_ms))
             return
         terminal, institution, institution_type, region = self._place(event.device)
-        product = catalog.product_of(tx, event.pid) if not event.err else None
+        product = self._product(event.pid) if not event.err else None
         event_ms = event.time_ms if event.clock and event.time_ms else item.received_ms
         stored = tx.one(
             "INSERT INTO events (device, seq, received_ms, signed, boot, device_time_ms, clock, event_ms, terminal, "
@@ -190,7 +210,7 @@ class _Batch:
              event.expiry, event.made, event.err, event.ticket, event.split_qty,
              product.list_code if product else "", self.instance))
         assert stored is not None
-        tx.execute("INSERT INTO device_state (device, max_seq, stored, last_event_ms) VALUES (?, ?, 1, ?) "
+        tx.write("INSERT INTO device_state (device, max_seq, stored, last_event_ms) VALUES (?, ?, 1, ?) "
                    "ON CONFLICT (device) DO UPDATE SET stored = device_state.stored + 1, "
                    "max_seq = CASE WHEN device_state.max_seq > excluded.max_seq THEN device_state.max_seq "
                    "ELSE excluded.max_seq END, last_event_ms = excluded.last_event_ms",
@@ -201,7 +221,8 @@ class _Batch:
                           event_ms=event_ms, list_code=product.list_code if product else "",
                           pack_size=product.pack_size if product else 0)
         verdict = self._judge(scan, known=product is not None)
-        tx.execute("UPDATE events SET verdict = ? WHERE id = ?", (int(verdict), scan.id))
+        tx.write("UPDATE events SET verdict = ? WHERE id = ?", (int(verdict), scan.id))
+        self._stored[(event.device, event.seq)] = (item.signed, int(verdict))
         outbox.enqueue(tx, scan, now_ms=item.received_ms)
         result.stored += 1
         ack.verdicts.append((event.seq, verdict))
@@ -236,7 +257,7 @@ class _Batch:
     def quarantine(self, refusal: Rejected) -> None:
         """Keep the bytes once; a device that resends them only raises the count (the table stays bounded)."""
         digest = hashlib.sha256(refusal.topic.encode() + b"\0" + refusal.message).digest()
-        self.tx.execute(
+        self.tx.write(
             "INSERT INTO quarantine (received_ms, topic, device, reason, detail, message, digest, last_ms) "
             "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (digest) DO UPDATE SET times = quarantine.times + 1, "
             "last_ms = excluded.last_ms",
@@ -270,5 +291,5 @@ def _advance(tx: Tx, device: str) -> int:
             if seq != acked + 1:
                 break
             acked = seq
-    tx.execute("UPDATE device_state SET acked_seq = ? WHERE device = ? AND acked_seq < ?", (acked, device, acked))
+    tx.write("UPDATE device_state SET acked_seq = ? WHERE device = ? AND acked_seq < ?", (acked, device, acked))
     return acked

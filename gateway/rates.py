@@ -49,7 +49,7 @@ def bump(tx: Tx, institution: str, terminal: str, at_ms: int, **deltas: int) -> 
             raise ValueError(f"unknown rate counter {name!r}")
     columns = ", ".join(names)
     updates = ", ".join(f"{name} = rate_hours.{name} + excluded.{name}" for name in names)
-    tx.execute(
+    tx.write(
         f"INSERT INTO rate_hours (institution, terminal, hour, {columns}) VALUES (?, ?, ?{', ?' * len(names)}) "
         f"ON CONFLICT (institution, terminal, hour) DO UPDATE SET {updates}",
         (institution, terminal, hour_of(at_ms), *(deltas[name] for name in names)),

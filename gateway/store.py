@@ -62,6 +62,12 @@ class Tx(Protocol):
         """Run a statement; the number of rows it changed."""
         ...
 
+    def write(self, sql: str, parameters: Sequence[Any] = ()) -> None:
+        """Run a statement whose outcome the caller does not read: PostgreSQL sends it on without waiting for
+        the answer (pipeline mode), so a batch's writes cost no round trips; an error still fails the
+        transaction."""
+        ...
+
     def one(self, sql: str, parameters: Sequence[Any] = ()) -> tuple[Any, ...] | None: ...
 
     def all(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
@@ -225,6 +231,9 @@ class _SQLiteTx:
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
         return self._db.execute(sql, parameters).rowcount
+
+    def write(self, sql: str, parameters: Sequence[Any] = ()) -> None:
+        self._db.execute(sql, parameters)
 
     def one(self, sql: str, parameters: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         row: tuple[Any, ...] | None = self._db.execute(sql, parameters).fetchone()

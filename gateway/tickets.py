@@ -178,7 +178,7 @@ def record_ticket(tx: Tx, ticket: Ticket, rules: Rules, *, received_ms: int) -> 
         required = catalog.line_requires_code(tx, line.list_code)
         needed = 1 if line.split else line.quantity
         required_units += needed if required else 0
-        tx.execute("INSERT INTO ticket_lines (ticket_id, line_no, list_code, quantity, split, required, needed, "
+        tx.write("INSERT INTO ticket_lines (ticket_id, line_no, list_code, quantity, split, required, needed, "
                    "due_ms) VALUES (?,?,?,?,?,?,?,?)",
                    (ref.id, line_no, line.list_code, line.quantity, int(line.split), int(required), needed,
                     ticket.time_ms + rules.unscanned_after_s * 1000))
@@ -232,7 +232,7 @@ def _attach(tx: Tx, ticket: _TicketRef, scan: tuple[Any, ...], *, only_if_fits: 
         line_id, _, needed, scans, required = (with_room or same)[0]
         fills = covers and scans < needed
         if fills:
-            tx.execute("UPDATE ticket_lines SET scans = scans + 1 WHERE id = ?", (line_id,))
+            tx.write("UPDATE ticket_lines SET scans = scans + 1 WHERE id = ?", (line_id,))
             if required:
                 rates.bump(tx, ticket.institution, ticket.terminal, ticket.time_ms, units_covered=1)
             if scans + 1 == needed:
@@ -251,7 +251,7 @@ def _attach(tx: Tx, ticket: _TicketRef, scan: tuple[Any, ...], *, only_if_fits: 
                            detail=f"scanned product {list_code} is not on the ticket (billed: {', '.join(billed)})")
     else:
         outcome, line_ref = Matching.UNKNOWN_PRODUCT, None
-    tx.execute("UPDATE events SET ticket_id = ?, line_id = ?, matching = ? WHERE id = ?",
+    tx.write("UPDATE events SET ticket_id = ?, line_id = ?, matching = ? WHERE id = ?",
                (ticket.id, line_ref, int(outcome), scan_id))
     return outcome
 
@@ -269,7 +269,7 @@ def check_due_lines(tx: Tx, now_ms: int, *, limit: int = 1000) -> int:
         "FROM ticket_lines l JOIN tickets t ON t.id = l.ticket_id WHERE l.checked = 0 AND l.due_ms <= ? "
         "ORDER BY l.due_ms LIMIT ?", (now_ms, limit))
     for line_id, ticket_id, list_code, needed, scans, required, institution, terminal, number in rows:
-        tx.execute("UPDATE ticket_lines SET checked = 1 WHERE id = ?", (line_id,))
+        tx.write("UPDATE ticket_lines SET checked = 1 WHERE id = ?", (line_id,))
         if required and scans < needed:
             alerts.raise_alert(tx, "unscanned_sale", subject=f"line:{line_id}", now_ms=now_ms,
                                institution=institution, terminal=terminal, tickets=[ticket_id],

@@ -133,16 +133,21 @@ class AckWatcher:
 
 
 def gateway_run(folder: Path, stream: list[tuple[str, int, bytes]], keys: dict[str, bytes],
-                rate: float = 0.0) -> tuple[float, list[float]]:
-    """(acked events per second, publish -> ack latencies in ms) through the real gateway process."""
+                rate: float = 0.0, *, database: str = "", instances: int = 1) -> tuple[float, list[float]]:
+    """(acked events per second, publish -> ack latencies in ms) through real gateway processes: one on its
+    SQLite file, or `instances` on the PostgreSQL `database` sharing one subscription."""
     broker = Broker(folder / "broker")
     broker.start()
-    (folder / "gateway").mkdir()
-    gateway = GatewayProcess(folder / "gateway", broker, set_clocks=False)
+    gateways = []
+    for number in range(instances):
+        (folder / f"gateway-{number}").mkdir()
+        gateways.append(GatewayProcess(folder / f"gateway-{number}", broker, set_clocks=False, database=database,
+                                       shared_group="bench" if instances > 1 else ""))
     try:
         for device, key in keys.items():
-            gateway.register(device, key)
-        gateway.start()
+            gateways[0].register(device, key)
+        for gateway in gateways:
+            gateway.start()
         expected: dict[str, int] = {}
         for device, seq, _ in stream:
             expected[device] = max(seq, expected.get(device, 0))
@@ -155,11 +160,12 @@ def gateway_run(folder: Path, stream: list[tuple[str, int, bytes]], keys: dict[s
         elapsed = time.monotonic() - started
         watcher.close()
         latencies = [(watcher.covered_at[key] - at) * 1000 for key, at in sent.items()]
-        if gateway.count(stream[0][0]) != expected[stream[0][0]]:
+        if gateways[0].count(stream[0][0]) != expected[stream[0][0]]:
             raise RuntimeError("the store does not hold what the acks say")
         return len(stream) / elapsed, latencies
     finally:
-        gateway.stop()
+        for gateway in gateways:
+            gateway.stop()
         broker.stop()
 
 

@@ -19,6 +19,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cbor2
@@ -31,13 +32,16 @@ from tools.broker import Broker
 from tools.gateway_process import GatewayProcess
 
 
-def signed_stream(devices: int, count: int, keys: dict[str, bytes]) -> list[tuple[str, int, bytes]]:
-    """(device, seq, COSE_Mac0) round-robin over the devices, each device's seqs from 1."""
+def signed_stream(devices: int, count: int, keys: dict[str, bytes],
+                  code_of: Callable[[int], str] = lambda number: f"8123456{number:013d}",
+                  ) -> list[tuple[str, int, bytes]]:
+    """(device, seq, COSE_Mac0) sales round-robin over the devices, each device's seqs from 1; event `number`
+    sells the box `code_of(number)` (by default each its own)."""
     stream = []
     for number in range(count):
         device = f"bench-{number % devices:04d}"
         seq = number // devices + 1
-        scan = codes.decode(f"8123456{number:013d}".encode())
+        scan = codes.decode(code_of(number).encode())
         payload = event.encode(device, seq, 1, 1767225600000 + number, number, 1, 1, scan, "", 0)
         stream.append((device, seq, cose.sign(cose.MacKey(keys[device]), payload, device.encode())))
     return stream

@@ -1,14 +1,29 @@
 #!/usr/bin/env bash
-# Run every test: firmware on CPython and on the micropython executable, gateway, tools; then the HIL suite
-# against a virtual device. Extra arguments go to pytest and skip the HIL run (e.g. tools/test.sh -k cbor).
+# Run every test: firmware on CPython and on the micropython executable, gateway, tools; the gateway suite
+# again on PostgreSQL; then the HIL suite against a virtual device. Extra arguments go to pytest and skip the HIL run (e.g. tools/test.sh -k cbor).
 set -euo pipefail
 source "$(dirname "$0")/setup-env.sh"
 cd "$root"
+# PostgreSQL's server binaries (the tests start a throwaway cluster of their own on a free port)
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && ! command -v pg_config >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing postgresql (apt-get)" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    else
+        echo "PostgreSQL is missing: sudo apt-get install postgresql" >&2
+        exit 1
+    fi
+fi
 set +e
 python -m pytest "$@"
 status=$?
 [ "$status" -eq 5 ] && { echo "pytest collected no tests" >&2; exit 1; }
 if [ "$#" -eq 0 ]; then
+    # the gateway suite once more on PostgreSQL (tests/system/test_scale_out.py ran on it already)
+    python -m pytest tests/gateway tests/system/test_gateway_faults.py tests/system/test_gateway_service.py \
+        tests/system/test_forwarding.py --store postgresql -q
+    pg=$?
+    [ "$status" -eq 0 ] && status=$pg
     # the hardware-in-the-loop suite against the firmware on the micropython executable (a real board:
     # python -m pytest hil_tests --target serial:/dev/ttyUSB0 --scanner /dev/ttyUSB1, see hil_tests/README.md)
     mkdir -p artifacts

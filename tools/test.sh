@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every test: firmware on CPython and on the micropython executable, gateway, tools; the gateway suite
-# again on PostgreSQL; then the HIL suite against a virtual device. Extra arguments go to pytest and skip the HIL run (e.g. tools/test.sh -k cbor).
+# again on PostgreSQL; then the HIL suite against a virtual device. Extra arguments go to pytest and skip the
+# PostgreSQL and HIL runs (e.g. tools/test.sh -k cbor).
 set -euo pipefail
 source "$(dirname "$0")/setup-env.sh"
 cd "$root"

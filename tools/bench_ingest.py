@@ -1,14 +1,18 @@
 """trace-bench-ingest: the gateway's durable, acknowledged ingest rate next to a bare paho subscriber.
 
-Both runs get the same stream: N events signed by the firmware's own code for D devices, published QoS 1 by
-one paho client through a fresh Mosquitto (the shipped configuration) as fast as the broker takes them.
+Every run gets the same kind of stream: events signed by the firmware's own code for D devices, published QoS 1
+by one paho client through a fresh Mosquitto (the shipped configuration).
 
-- baseline: a bare paho MQTT 5 subscriber that only counts the messages (no verification, no disk);
-- gateway: `trace-gateway run` as its own process; an event counts once the device's ack covers its seq, so
-  the figure is events verified, committed to SQLite (synchronous=FULL), acknowledged and answered;
-- ack latency: publish -> the ack covering the event, at a steady rate below saturation, p50/p99.
+- baseline: a bare paho MQTT 5 subscriber that only counts the messages (no verification, no disk), fed as fast
+  as the broker takes them;
+- saturated: `trace-gateway run` as its own process, fed as fast as possible; an event counts once the device's
+  ack covers its seq, so the figure is events verified, committed (SQLite synchronous=FULL, or PostgreSQL with
+  fsync and synchronous_commit on), acknowledged and answered; on PostgreSQL also N instances on one shared
+  subscription, against one;
+- load: publish -> ack latency (p50/p99) and the acked rate at steady offered loads, e.g. 100 and 1,000/s;
+  `--plot` draws throughput and latency against offered load.
 
-It prints the machine's core count and the ratio gateway / baseline from the same run.
+It prints the machine's core count and the ratios from the same run.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cbor2
 import paho.mqtt.client as paho
@@ -173,40 +178,110 @@ def gateway_run(folder: Path, stream: list[tuple[str, int, bytes]], keys: dict[s
         broker.stop()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="trace-bench-ingest", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=20000)
-    parser.add_argument("--devices", type=int, default=50)
-    parser.add_argument("--latency-rate", type=float, default=200.0, help="events/s for the latency run")
-    parser.add_argument("--latency-events", type=int, default=3000)
-    parser.add_argument("--json", action="store_true")
-    options = parser.parse_args(argv)
+def _store_run(folder: Path, stream: list[tuple[str, int, bytes]], keys: dict[str, bytes], store: str,
+               rate: float = 0.0, instances: int = 1) -> tuple[float, list[float]]:
+    """One gateway_run on a fresh SQLite file, or on a fresh durable PostgreSQL cluster."""
+    folder.mkdir(parents=True)
+    if store == "sqlite":
+        return gateway_run(folder, stream, keys, rate)
+    from tools.pg_cluster import PgCluster
+
+    with PgCluster(durable=True) as cluster:
+        return gateway_run(folder, stream, keys, rate, database=cluster.create_database("bench"),
+                           instances=instances)
+
+
+def measure(folder: Path, options: argparse.Namespace) -> dict[str, Any]:
     keys = {f"bench-{number:04d}": os.urandom(32) for number in range(options.devices)}
     stream = signed_stream(options.devices, options.events, keys)
+    bare = baseline(folder, stream)
+    runs: list[dict[str, Any]] = []
+    for store in options.stores.split(","):
+        for instances in ([1] if store == "sqlite" else sorted({1, options.instances})):
+            rate, _ = _store_run(folder / f"{store}-x{instances}", stream, keys, store, instances=instances)
+            runs.append({"store": store, "instances": instances, "offered": 0, "events": len(stream),
+                         "acked_per_s": round(rate), "ratio_to_bare": round(rate / bare, 3)})
+        for offered in sorted(options.loads):
+            steady = signed_stream(options.devices, max(200, int(offered * options.load_seconds)), keys)
+            rate, latencies = _store_run(folder / f"{store}-at-{offered:g}", steady, keys, store, offered)
+            runs.append({"store": store, "instances": 1, "offered": offered, "events": len(steady),
+                         "acked_per_s": round(rate), "p50_ms": round(percentile(latencies, 0.5), 2),
+                         "p99_ms": round(percentile(latencies, 0.99), 2)})
+    return {"cores": os.cpu_count(), "events": options.events, "devices": options.devices,
+            "bare_paho_msgs_per_s": round(bare), "runs": runs}
+
+
+def plot(figures: dict[str, Any], path: Path) -> None:
+    """Acked rate and p50/p99 latency against offered load, one colour per store."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (rates, latency) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for store, colour in (("sqlite", "tab:blue"), ("postgresql", "tab:orange")):
+        points = [run for run in figures["runs"] if run["store"] == store and run["offered"]]
+        if not points:
+            continue
+        offered = [run["offered"] for run in points]
+        rates.plot(offered, [run["acked_per_s"] for run in points], "o-", color=colour, label=store)
+        latency.plot(offered, [run["p50_ms"] for run in points], "o--", color=colour, label=f"{store} p50")
+        latency.plot(offered, [run["p99_ms"] for run in points], "o-", color=colour, label=f"{store} p99")
+        saturated = [run["acked_per_s"] for run in figures["runs"] if run["store"] == store and not run["offered"]
+                     and run["instances"] == 1]
+        if saturated:
+            rates.axhline(saturated[0], color=colour, linestyle=":", label=f"{store}, saturated")
+    top = max(run["offered"] for run in figures["runs"]) or 1
+    rates.plot([0, top], [0, top], color="grey", linewidth=0.8, label="offered = acked")
+    rates.axhline(figures["bare_paho_msgs_per_s"], color="black", linestyle=":", label="bare paho subscriber")
+    rates.set(xlabel="offered load (events/s)", ylabel="acked events/s", title="durable, acknowledged ingest")
+    latency.set(xlabel="offered load (events/s)", ylabel="publish -> ack (ms)", yscale="log",
+                title="scan -> ack latency")
+    latency.axhline(100, color="red", linewidth=0.8, label="100 ms")
+    for axes in (rates, latency):
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7)
+    figure.suptitle(f"trace-bench-ingest, {figures['cores']} cores, {figures['devices']} devices, QoS 1", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _report(figures: dict[str, Any]) -> None:
+    print(f"cores: {figures['cores']}; {figures['events']} events from {figures['devices']} devices, QoS 1")
+    print(f"bare paho subscriber: {figures['bare_paho_msgs_per_s']} msgs/s (baseline)")
+    print(f"{'store':<11}{'instances':>9}{'offered/s':>11}{'acked/s':>9}{'ratio':>8}{'p50 ms':>9}{'p99 ms':>9}")
+    for run in figures["runs"]:
+        print(f"{run['store']:<11}{run['instances']:>9}{run['offered'] or 'max':>11}{run['acked_per_s']:>9}"
+              f"{run.get('ratio_to_bare', ''):>8}{run.get('p50_ms', ''):>9}{run.get('p99_ms', ''):>9}")
+    for store in ("postgresql",):
+        saturated = {run["instances"]: run["acked_per_s"] for run in figures["runs"]
+                     if run["store"] == store and not run["offered"]}
+        if len(saturated) > 1:
+            many = max(saturated)
+            print(f"{store}: {many} instances / 1 instance = {saturated[many] / saturated[1]:.2f}x")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="trace-bench-ingest", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=20000, help="events of the saturated runs")
+    parser.add_argument("--devices", type=int, default=50)
+    parser.add_argument("--stores", default="sqlite", help="sqlite, postgresql or sqlite,postgresql")
+    parser.add_argument("--instances", type=int, default=2, help="PostgreSQL: also this many instances")
+    parser.add_argument("--loads", type=lambda text: [float(part) for part in text.split(",") if part],
+                        default=[100.0, 1000.0], help="offered loads for the latency runs, events/s")
+    parser.add_argument("--load-seconds", type=float, default=5.0, help="length of each latency run")
+    parser.add_argument("--plot", type=Path, help="write throughput and latency against offered load (PNG)")
+    parser.add_argument("--json", action="store_true")
+    options = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as scratch:
-        folder = Path(scratch)
-        bare = baseline(folder, stream)
-        (folder / "saturated").mkdir()
-        durable, _ = gateway_run(folder / "saturated", stream, keys)
-        (folder / "steady").mkdir()
-        steady = signed_stream(options.devices, options.latency_events, keys)
-        _, latencies = gateway_run(folder / "steady", steady, keys, options.latency_rate)
-    figures = {
-        "cores": os.cpu_count(), "events": options.events, "devices": options.devices,
-        "bare_paho_msgs_per_s": round(bare), "gateway_acked_events_per_s": round(durable),
-        "ratio": round(durable / bare, 3), "latency_rate": options.latency_rate,
-        "ack_latency_p50_ms": round(percentile(latencies, 0.5), 2),
-        "ack_latency_p99_ms": round(percentile(latencies, 0.99), 2),
-    }
+        figures = measure(Path(scratch), options)
+    if options.plot:
+        plot(figures, options.plot)
     if options.json:
         print(json.dumps(figures))
     else:
-        print(f"cores: {figures['cores']}; {options.events} events from {options.devices} devices, QoS 1")
-        print(f"bare paho subscriber:      {figures['bare_paho_msgs_per_s']:>7} msgs/s (baseline)")
-        print(f"gateway, durable + acked:  {figures['gateway_acked_events_per_s']:>7} events/s "
-              f"(ratio {figures['ratio']})")
-        print(f"ack latency at {options.latency_rate:.0f} events/s: p50 {figures['ack_latency_p50_ms']} ms, "
-              f"p99 {figures['ack_latency_p99_ms']} ms")
+        _report(figures)
     return 0
 
 

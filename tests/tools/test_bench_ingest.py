@@ -1,14 +1,20 @@
-"""The ingest benchmark runs end to end on a small stream (its figures are for docs/benchmarks.md, not asserted)."""
+"""The ingest benchmark runs end to end on small streams, on both stores, with its plot (its figures are for
+docs/benchmarks.md, not asserted)."""
 
 import json
 
 from tools import bench_ingest
 
 
-def test_the_benchmark_reports_both_rates_and_the_latency(capsys):
-    assert bench_ingest.main(["--events", "300", "--devices", "5", "--latency-events", "60", "--latency-rate", "100",
-                              "--json"]) == 0
+def test_the_benchmark_reports_rates_ratios_latencies_and_draws_its_plot(capsys, tmp_path):
+    plot = tmp_path / "ingest.png"
+    assert bench_ingest.main(["--events", "300", "--devices", "5", "--stores", "sqlite,postgresql",
+                              "--loads", "50,100", "--load-seconds", "1", "--plot", str(plot), "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)
-    assert figures["cores"] >= 1 and figures["events"] == 300
-    assert figures["bare_paho_msgs_per_s"] > 0 and figures["gateway_acked_events_per_s"] > 0
-    assert 0 < figures["ack_latency_p50_ms"] <= figures["ack_latency_p99_ms"]
+    assert figures["cores"] >= 1 and figures["events"] == 300 and figures["bare_paho_msgs_per_s"] > 0
+    runs = {(run["store"], run["instances"], run["offered"]): run for run in figures["runs"]}
+    assert set(runs) == {("sqlite", 1, 0), ("sqlite", 1, 50), ("sqlite", 1, 100), ("postgresql", 1, 0),
+                         ("postgresql", 2, 0), ("postgresql", 1, 50), ("postgresql", 1, 100)}
+    assert all(run["acked_per_s"] > 0 for run in runs.values())
+    assert all(0 < run["p50_ms"] <= run["p99_ms"] for run in runs.values() if run["offered"])
+    assert plot.read_bytes().startswith(b"\x89PNG")

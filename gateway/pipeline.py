@@ -116,6 +116,7 @@ def _commit_once(store: Store, rules: Rules, accepted: list[Accepted], rejected:
                                           "status of an unregistered device", b"", received_ms))
         for entry in tickets_in:
             batch.ticket(entry)
+        batch.book_counts()
         for device, ack in result.acks.items():
             ack.acked_seq = _advance(tx, device)
     return result
@@ -158,6 +159,8 @@ class _Batch:
         self._places: dict[str, tuple[str, str, str, str]] = {}
         self._products: dict[str, catalog.Product | None] = {}
         self._stored: dict[tuple[str, int], tuple[bytes, int]] = {}
+        self._counts: dict[str, tuple[int, int, int]] = {}
+        """Device -> (events stored, highest seq, last receipt) in this batch, written once by `book_counts`."""
         """(device, seq) -> (signed, verdict) of this batch's events already in the store, and of those it stores."""
         self._catalog_empty = tx.one("SELECT 1 FROM products LIMIT 1") is None
 
@@ -171,6 +174,14 @@ class _Batch:
             for row in self.tx.all(f"SELECT seq, signed, verdict FROM events WHERE device = ? "
                                    f"AND seq IN ({','.join('?' * len(listed))})", (device, *listed)):
                 self._stored[(device, int(row[0]))] = (bytes(row[1]), int(row[2]))
+
+    def book_counts(self) -> None:
+        for device, (stored, max_seq, last_ms) in self._counts.items():
+            self.tx.write("INSERT INTO device_state (device, max_seq, stored, last_event_ms) VALUES (?, ?, ?, ?) "
+                          "ON CONFLICT (device) DO UPDATE SET stored = device_state.stored + excluded.stored, "
+                          "max_seq = CASE WHEN device_state.max_seq > excluded.max_seq THEN device_state.max_seq "
+                          "ELSE excluded.max_seq END, last_event_ms = excluded.last_event_ms",
+                          (device, max_seq, stored, last_ms))
 
     def _product(self, pid: str) -> catalog.Product | None:
         if pid not in self._products:
@@ -210,11 +221,8 @@ class _Batch:
              event.expiry, event.made, event.err, event.ticket, event.split_qty,
              product.list_code if product else "", self.instance))
         assert stored is not None
-        tx.write("INSERT INTO device_state (device, max_seq, stored, last_event_ms) VALUES (?, ?, 1, ?) "
-                   "ON CONFLICT (device) DO UPDATE SET stored = device_state.stored + 1, "
-                   "max_seq = CASE WHEN device_state.max_seq > excluded.max_seq THEN device_state.max_seq "
-                   "ELSE excluded.max_seq END, last_event_ms = excluded.last_event_ms",
-                   (event.device, event.seq, item.received_ms))
+        stored_before, max_seq, _ = self._counts.get(event.device, (0, 0, 0))
+        self._counts[event.device] = (stored_before + 1, max(max_seq, event.seq), item.received_ms)
         scan = StoredScan(id=int(stored[0]), device=event.device, terminal=terminal, institution=institution,
                           institution_type=institution_type, region=region, op=event.op, code=event.code,
                           pid=event.pid, err=event.err, ticket=event.ticket, split_qty=event.split_qty,

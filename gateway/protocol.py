@@ -179,6 +179,9 @@ _FIELD_NAMES = {
     EventKey.TIME: "time_ms", EventKey.UPTIME: "uptime_ms", EventKey.SPLIT_QTY: "split_qty",
 }
 
+_FIELDS = {int(key): (key, "" if key == EventKey.VERSION else _FIELD_NAMES.get(key, key.name.lower()))
+           for key in EventKey}
+"""CBOR key -> (its EventKey, the Event field it fills; "" for the version, which is checked, not kept)."""
 
 def parse_event(signed: Signed) -> Event:
     """Read and validate the event map inside a verified message; its device must be the signer."""
@@ -190,12 +193,12 @@ def parse_event(signed: Signed) -> Event:
         raise ProtocolError("schema", f"event must be a map, got {type(fields).__name__}")
     values: dict[str, object] = {}
     for key, value in fields.items():
-        if not isinstance(key, int) or isinstance(key, bool) or key not in EventKey._value2member_map_:
+        known = _FIELDS.get(key) if type(key) is int else None
+        if known is None:
             raise ProtocolError("schema", f"unknown event key {key!r}")
-        name = EventKey(key)
-        _check_field(name, value)
-        if name != EventKey.VERSION:
-            values[_FIELD_NAMES.get(name, name.name.lower())] = value
+        _check_field(known[0], value)
+        if known[1]:
+            values[known[1]] = value
     missing = [key.name.lower() for key in _REQUIRED if key not in fields]
     if missing:
         raise ProtocolError("schema", f"event lacks {', '.join(missing)}")

@@ -5,10 +5,12 @@ by one paho client through a fresh Mosquitto (the shipped configuration).
 
 - baseline: a bare paho MQTT 5 subscriber that only counts the messages (no verification, no disk), fed as fast
   as the broker takes them;
-- saturated: `trace-gateway run` as its own process, fed as fast as possible; an event counts once the device's
-  ack covers its seq, so the figure is events verified, committed (SQLite synchronous=FULL, or PostgreSQL with
-  fsync and synchronous_commit on), acknowledged and answered; on PostgreSQL also N instances on one shared
-  subscription, against one;
+- saturated, live: `trace-gateway run` as its own process, fed as fast as possible while it runs; an event
+  counts once the device's ack covers its seq, so the figure is events verified, committed (SQLite
+  synchronous=FULL, or PostgreSQL with fsync and synchronous_commit on), acknowledged and answered; on
+  PostgreSQL also N instances on one shared subscription, against one;
+- saturated, backlog: the same stream queued by the broker while the gateway (or the bare subscriber) was away,
+  then taken from its first message to its last: the publisher no longer shares the CPU;
 - load: publish -> ack latency (p50/p99) and the acked rate at steady offered loads, e.g. 100 and 1,000/s;
   `--plot` draws throughput and latency against offered load.
 
@@ -30,6 +32,8 @@ from typing import Any
 import cbor2
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from tcagent import codes, cose, event
 from tools.bench_agent import percentile
@@ -79,35 +83,50 @@ def publish_all(port: int, stream: list[tuple[str, int, bytes]], rate: float = 0
     return sent
 
 
-def baseline(folder: Path, stream: list[tuple[str, int, bytes]]) -> float:
-    """Messages per second a bare paho subscriber receives."""
-    broker = Broker(folder / "baseline-broker")
+def baseline(folder: Path, stream: list[tuple[str, int, bytes]], *, backlog: bool = False) -> float:
+    """Messages per second a bare paho subscriber receives: while they are published, or (`backlog`) from a
+    backlog the broker queued for its session while it was away, from its first message to its last."""
+    broker = Broker(folder / ("backlog-broker" if backlog else "baseline-broker"))
     broker.start()
     try:
         done = threading.Event()
-        received = [0]
+        received: list[float] = []
 
         def on_message(client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
-            received[0] += 1
-            if received[0] == len(stream):
+            received.append(time.monotonic())
+            if len(received) == len(stream):
                 done.set()
 
         subscriber = _client("bench-bare")
         subscriber.on_message = on_message
-        subscriber.connect("127.0.0.1", broker.port)
+        _connect_persistent(subscriber, broker.port)
         subscriber.subscribe("tc/v1/+/ev", qos=1)
         subscriber.loop_start()
         time.sleep(0.5)
+        if backlog:
+            subscriber.disconnect()
+            subscriber.loop_stop()
+            publish_all(broker.port, stream)
+            _connect_persistent(subscriber, broker.port)
+            subscriber.loop_start()
         started = time.monotonic()
-        publish_all(broker.port, stream)
+        if not backlog:
+            publish_all(broker.port, stream)
         if not done.wait(300):
-            raise RuntimeError(f"bare subscriber got {received[0]} of {len(stream)}")
-        elapsed = time.monotonic() - started
+            raise RuntimeError(f"bare subscriber got {len(received)} of {len(stream)}")
         subscriber.loop_stop()
         subscriber.disconnect()
-        return len(stream) / elapsed
+        if backlog:
+            return (len(stream) - 1) / (received[-1] - received[0])
+        return len(stream) / (time.monotonic() - started)
     finally:
         broker.stop()
+
+
+def _connect_persistent(client: paho.Client, port: int) -> None:
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    properties.SessionExpiryInterval = 3600
+    client.connect("127.0.0.1", port, clean_start=False, properties=properties)
 
 
 class AckWatcher:
@@ -142,9 +161,12 @@ class AckWatcher:
 
 
 def gateway_run(folder: Path, stream: list[tuple[str, int, bytes]], keys: dict[str, bytes],
-                rate: float = 0.0, *, database: str = "", instances: int = 1) -> tuple[float, list[float]]:
+                rate: float = 0.0, *, database: str = "", instances: int = 1,
+                backlog: bool = False) -> tuple[float, list[float]]:
     """(acked events per second, publish -> ack latencies in ms) through real gateway processes: one on its
-    SQLite file, or `instances` on the PostgreSQL `database` sharing one subscription."""
+    SQLite file, or `instances` on the PostgreSQL `database` sharing one subscription. `backlog`: the stream is
+    published while the gateways are stopped (the broker queues it for their sessions), and the rate runs from
+    the first ack to the last, so the publisher does not share the CPU with the measurement."""
     broker = Broker(folder / "broker")
     broker.start()
     gateways = []
@@ -162,8 +184,15 @@ def gateway_run(folder: Path, stream: list[tuple[str, int, bytes]], keys: dict[s
             expected[device] = max(seq, expected.get(device, 0))
         watcher = AckWatcher(broker.port, expected)
         time.sleep(0.5)
+        if backlog:
+            for gateway in gateways:
+                gateway.stop()
+            sent = publish_all(broker.port, stream)
+            for gateway in gateways:
+                gateway.start()
         started = time.monotonic()
-        sent = publish_all(broker.port, stream, rate)
+        if not backlog:
+            sent = publish_all(broker.port, stream, rate)
         if not watcher.done.wait(600):
             raise RuntimeError(f"acks incomplete: {sum(watcher.acked.values())} of {len(stream)}")
         elapsed = time.monotonic() - started
@@ -171,6 +200,10 @@ def gateway_run(folder: Path, stream: list[tuple[str, int, bytes]], keys: dict[s
         latencies = [(watcher.covered_at[key] - at) * 1000 for key, at in sent.items()]
         if gateways[0].count(stream[0][0]) != expected[stream[0][0]]:
             raise RuntimeError("the store does not hold what the acks say")
+        if backlog:
+            first = min(watcher.covered_at.values())
+            later = sum(1 for at in watcher.covered_at.values() if at > first)
+            return later / (max(watcher.covered_at.values()) - first), latencies
         return len(stream) / elapsed, latencies
     finally:
         for gateway in gateways:
@@ -179,36 +212,40 @@ def gateway_run(folder: Path, stream: list[tuple[str, int, bytes]], keys: dict[s
 
 
 def _store_run(folder: Path, stream: list[tuple[str, int, bytes]], keys: dict[str, bytes], store: str,
-               rate: float = 0.0, instances: int = 1) -> tuple[float, list[float]]:
+               rate: float = 0.0, instances: int = 1, backlog: bool = False) -> tuple[float, list[float]]:
     """One gateway_run on a fresh SQLite file, or on a fresh durable PostgreSQL cluster."""
     folder.mkdir(parents=True)
     if store == "sqlite":
-        return gateway_run(folder, stream, keys, rate)
+        return gateway_run(folder, stream, keys, rate, backlog=backlog)
     from tools.pg_cluster import PgCluster
 
     with PgCluster(durable=True) as cluster:
         return gateway_run(folder, stream, keys, rate, database=cluster.create_database("bench"),
-                           instances=instances)
+                           instances=instances, backlog=backlog)
 
 
 def measure(folder: Path, options: argparse.Namespace) -> dict[str, Any]:
     keys = {f"bench-{number:04d}": os.urandom(32) for number in range(options.devices)}
     stream = signed_stream(options.devices, options.events, keys)
-    bare = baseline(folder, stream)
+    bare = {"live": baseline(folder, stream), "backlog": baseline(folder, stream, backlog=True)}
     runs: list[dict[str, Any]] = []
     for store in options.stores.split(","):
-        for instances in ([1] if store == "sqlite" else sorted({1, options.instances})):
-            rate, _ = _store_run(folder / f"{store}-x{instances}", stream, keys, store, instances=instances)
-            runs.append({"store": store, "instances": instances, "offered": 0, "events": len(stream),
-                         "acked_per_s": round(rate), "ratio_to_bare": round(rate / bare, 3)})
+        for mode in ("live", "backlog"):
+            for instances in ([1] if store == "sqlite" else sorted({1, options.instances})):
+                rate, _ = _store_run(folder / f"{store}-{mode}-x{instances}", stream, keys, store,
+                                     instances=instances, backlog=mode == "backlog")
+                runs.append({"store": store, "mode": mode, "instances": instances, "offered": 0,
+                             "events": len(stream), "acked_per_s": round(rate),
+                             "ratio_to_bare": round(rate / bare[mode], 3)})
         for offered in sorted(options.loads):
             steady = signed_stream(options.devices, max(200, int(offered * options.load_seconds)), keys)
             rate, latencies = _store_run(folder / f"{store}-at-{offered:g}", steady, keys, store, offered)
-            runs.append({"store": store, "instances": 1, "offered": offered, "events": len(steady),
+            runs.append({"store": store, "mode": "live", "instances": 1, "offered": offered, "events": len(steady),
                          "acked_per_s": round(rate), "p50_ms": round(percentile(latencies, 0.5), 2),
                          "p99_ms": round(percentile(latencies, 0.99), 2)})
     return {"cores": os.cpu_count(), "events": options.events, "devices": options.devices,
-            "bare_paho_msgs_per_s": round(bare), "runs": runs}
+            "bare_paho_msgs_per_s": round(bare["live"]), "bare_paho_backlog_msgs_per_s": round(bare["backlog"]),
+            "runs": runs}
 
 
 def plot(figures: dict[str, Any], path: Path) -> None:
@@ -228,7 +265,7 @@ def plot(figures: dict[str, Any], path: Path) -> None:
         latency.plot(offered, [run["p50_ms"] for run in points], "o--", color=colour, label=f"{store} p50")
         latency.plot(offered, [run["p99_ms"] for run in points], "o-", color=colour, label=f"{store} p99")
         saturated = [run["acked_per_s"] for run in figures["runs"] if run["store"] == store and not run["offered"]
-                     and run["instances"] == 1]
+                     and run["instances"] == 1 and run["mode"] == "live"]
         if saturated:
             rates.axhline(saturated[0], color=colour, linestyle=":", label=f"{store}, saturated")
     top = max(run["offered"] for run in figures["runs"]) or 1
@@ -249,17 +286,20 @@ def plot(figures: dict[str, Any], path: Path) -> None:
 
 def _report(figures: dict[str, Any]) -> None:
     print(f"cores: {figures['cores']}; {figures['events']} events from {figures['devices']} devices, QoS 1")
-    print(f"bare paho subscriber: {figures['bare_paho_msgs_per_s']} msgs/s (baseline)")
-    print(f"{'store':<11}{'instances':>9}{'offered/s':>11}{'acked/s':>9}{'ratio':>8}{'p50 ms':>9}{'p99 ms':>9}")
+    print(f"bare paho subscriber: {figures['bare_paho_msgs_per_s']} msgs/s while published (baseline of live), "
+          f"{figures['bare_paho_backlog_msgs_per_s']} msgs/s from a queued backlog (baseline of backlog)")
+    print(f"{'store':<11}{'mode':<9}{'instances':>9}{'offered/s':>11}{'acked/s':>9}{'ratio':>8}{'p50 ms':>9}"
+          f"{'p99 ms':>9}")
     for run in figures["runs"]:
-        print(f"{run['store']:<11}{run['instances']:>9}{run['offered'] or 'max':>11}{run['acked_per_s']:>9}"
-              f"{run.get('ratio_to_bare', ''):>8}{run.get('p50_ms', ''):>9}{run.get('p99_ms', ''):>9}")
-    for store in ("postgresql",):
+        print(f"{run['store']:<11}{run['mode']:<9}{run['instances']:>9}{run['offered'] or 'max':>11}"
+              f"{run['acked_per_s']:>9}{run.get('ratio_to_bare', ''):>8}{run.get('p50_ms', ''):>9}"
+              f"{run.get('p99_ms', ''):>9}")
+    for mode in ("live", "backlog"):
         saturated = {run["instances"]: run["acked_per_s"] for run in figures["runs"]
-                     if run["store"] == store and not run["offered"]}
+                     if run["store"] == "postgresql" and not run["offered"] and run["mode"] == mode}
         if len(saturated) > 1:
             many = max(saturated)
-            print(f"{store}: {many} instances / 1 instance = {saturated[many] / saturated[1]:.2f}x")
+            print(f"postgresql, {mode}: {many} instances / 1 instance = {saturated[many] / saturated[1]:.2f}x")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -118,7 +118,7 @@ def _commit_once(store: Store, rules: Rules, accepted: list[Accepted], rejected:
             batch.ticket(entry)
         batch.book_counts()
         for device, ack in result.acks.items():
-            ack.acked_seq = _advance(tx, device)
+            ack.acked_seq = batch.advance(device)
     return result
 
 
@@ -159,21 +159,54 @@ class _Batch:
         self._places: dict[str, tuple[str, str, str, str]] = {}
         self._products: dict[str, catalog.Product | None] = {}
         self._stored: dict[tuple[str, int], tuple[bytes, int]] = {}
+        """(device, seq) -> (signed, verdict) of this batch's events already in the store, and of those it stores."""
         self._counts: dict[str, tuple[int, int, int]] = {}
         """Device -> (events stored, highest seq, last receipt) in this batch, written once by `book_counts`."""
-        """(device, seq) -> (signed, verdict) of this batch's events already in the store, and of those it stores."""
+        self._acks: dict[str, tuple[int, int]] = {}
+        """Device -> (acked seq, highest stored seq) before this batch."""
         self._catalog_empty = tx.one("SELECT 1 FROM products LIMIT 1") is None
 
     def look_up(self, accepted: list[Accepted]) -> None:
-        """Which of the batch's events are stored already: one query per device, not one per event."""
-        seqs: dict[str, set[int]] = {}
-        for item in accepted:
-            seqs.setdefault(item.event.device, set()).add(item.event.seq)
-        for device, wanted in seqs.items():
-            listed = sorted(wanted)
-            for row in self.tx.all(f"SELECT seq, signed, verdict FROM events WHERE device = ? "
-                                   f"AND seq IN ({','.join('?' * len(listed))})", (device, *listed)):
-                self._stored[(device, int(row[0]))] = (bytes(row[1]), int(row[2]))
+        """Which of the batch's events are stored already, and where its devices' acks stand: a query per
+        400 events and one per 400 devices, not one per event (round trips are what PostgreSQL costs)."""
+        pairs = sorted({(item.event.device, item.event.seq) for item in accepted})
+        for start in range(0, len(pairs), 400):
+            chunk = pairs[start:start + 400]
+            for row in self.tx.all(f"SELECT device, seq, signed, verdict FROM events WHERE (device, seq) IN "
+                                   f"(VALUES {','.join(['(?, ?)'] * len(chunk))})",
+                                   [value for pair in chunk for value in pair]):
+                self._stored[(row[0], int(row[1]))] = (bytes(row[2]), int(row[3]))
+        devices = sorted({device for device, _ in pairs})
+        for start in range(0, len(devices), 400):
+            part = devices[start:start + 400]
+            for device, acked, max_seq in self.tx.all(f"SELECT device, acked_seq, max_seq FROM device_state "
+                                                      f"WHERE device IN ({','.join('?' * len(part))})", part):
+                self._acks[device] = (int(acked), int(max_seq))
+
+    def advance(self, device: str) -> int:
+        """Move the device's ack over its contiguous stored seqs; return it. The batch's own events need no
+        query; events stored by earlier batches beyond them (a device resending out of order) do."""
+        acked, stored_max = self._acks.get(device, (0, 0))
+        before = acked
+        while (device, acked + 1) in self._stored:
+            acked += 1
+        while stored_max > acked:
+            following = self.tx.all("SELECT seq FROM events WHERE device = ? AND seq > ? ORDER BY seq LIMIT 500",
+                                    (device, acked))
+            run = acked
+            for (seq,) in following:
+                if seq != run + 1:
+                    break
+                run = seq
+            if run == acked:
+                break
+            acked = run
+            while (device, acked + 1) in self._stored:
+                acked += 1
+        if acked > before:
+            self.tx.write("UPDATE device_state SET acked_seq = ? WHERE device = ? AND acked_seq < ?",
+                          (acked, device, acked))
+        return acked
 
     def book_counts(self) -> None:
         for device, (stored, max_seq, last_ms) in self._counts.items():
@@ -286,18 +319,3 @@ class _Batch:
                                institution=institution, terminal=terminal, device=refusal.device,
                                detail=f"{failures} messages with a bad MAC in {self.rules.mac_failure_window_s} s "
                                "(wrong key, or someone else publishing as this device)")
-
-
-def _advance(tx: Tx, device: str) -> int:
-    """Move the device's contiguous stored seq forward over what is now present; return it."""
-    row = tx.one("SELECT acked_seq FROM device_state WHERE device = ?", (device,))
-    acked = int(row[0]) if row else 0
-    while tx.one("SELECT 1 FROM events WHERE device = ? AND seq = ?", (device, acked + 1)):
-        following = tx.all("SELECT seq FROM events WHERE device = ? AND seq > ? ORDER BY seq LIMIT 500",
-                           (device, acked))
-        for (seq,) in following:
-            if seq != acked + 1:
-                break
-            acked = seq
-    tx.write("UPDATE device_state SET acked_seq = ? WHERE device = ? AND acked_seq < ?", (acked, device, acked))
-    return acked

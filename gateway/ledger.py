@@ -69,8 +69,8 @@ def _sale(tx: Tx, scan: StoredScan, rules: Rules) -> bool:
          scan.event_ms),
     )
     if opens_pack:
-        sold, inbound = _stock(tx, scan, sold=1)
-        if sold > inbound + rules.stock_margin and _takes_stock(tx, scan.institution):
+        sold, inbound, takes_stock = _stock(tx, scan, sold=1)
+        if sold > inbound + rules.stock_margin and takes_stock:
             alerts.raise_alert(
                 tx, "sales_above_purchases", subject=f"{scan.institution}|{scan.pid}", now_ms=scan.event_ms,
                 institution=scan.institution, terminal=scan.terminal, events=[scan.id],
@@ -107,11 +107,6 @@ def _duplicate_alerts(tx: Tx, scan: StoredScan, rules: Rules, *, last_institutio
                "apart (cloned code suspicion)")
 
 
-def _takes_stock(tx: Tx, institution: str) -> bool:
-    """Whether the institution scans what it takes in: the stock rule starts with its first inbound scan."""
-    return tx.one("SELECT 1 FROM stock WHERE institution = ? AND inbound > 0 LIMIT 1", (institution,)) is not None
-
-
 def _sale_return(tx: Tx, scan: StoredScan) -> None:
     row = tx.one("SELECT whole_net, split_net FROM codes WHERE code = ?", (scan.code,))
     if row is None:
@@ -128,13 +123,15 @@ def _sale_return(tx: Tx, scan: StoredScan) -> None:
         _stock(tx, scan, sold=-1)
 
 
-def _stock(tx: Tx, scan: StoredScan, *, inbound: int = 0, sold: int = 0) -> tuple[int, int]:
-    """Move the institution's stock of the product; (sold, inbound) after the move."""
+def _stock(tx: Tx, scan: StoredScan, *, inbound: int = 0, sold: int = 0) -> tuple[int, int, bool]:
+    """Move the institution's stock of the product; (sold, inbound) after the move, and whether the institution
+    scans what it takes in (the stock rule starts with its first inbound scan), in one round trip."""
     row = tx.one(
         "INSERT INTO stock (institution, pid, inbound, sold) VALUES (?, ?, ?, ?) ON CONFLICT (institution, pid) "
         "DO UPDATE SET inbound = stock.inbound + excluded.inbound, sold = stock.sold + excluded.sold "
-        "RETURNING sold, inbound",
-        (scan.institution, scan.pid, inbound, sold),
+        "RETURNING sold, inbound, EXISTS (SELECT 1 FROM stock AS taken WHERE taken.institution = ? "
+        "AND taken.inbound > 0)",
+        (scan.institution, scan.pid, inbound, sold, scan.institution),
     )
     assert row is not None
-    return int(row[0]), int(row[1])
+    return int(row[0]), int(row[1]), bool(row[2])

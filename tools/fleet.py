@@ -3,12 +3,11 @@
     trace-fleet --broker 127.0.0.1:1883 --api http://127.0.0.1:8080 --write-token ... \\
         --devices 500 --institutions 50 --seconds 60 --checkouts-per-min 2 --fraud repeat=0.01,mismatch=0.02
 
-A light event generator for thousands of devices (the real firmware runs in tools/virtual_device.py for a few):
-each device signs its events with the firmware's own encoder and COSE code (on CPython), publishes QoS 1 on its
-topic, keeps what the gateway has not acknowledged, and publishes it again after --ack-timeout-s, as the agent
-does. Its POS sends each checkout's ticket to the gateway's API. Traffic is a pharmacy's: checkouts of 1-5 items at
-random times, split packs, re-reads the device drops (as its debounce would), offline spells, and at the given
-rates the fraud patterns the gateway must catch:
+A light event generator for thousands of devices: each device signs its events with the firmware's own encoder and
+COSE code (on CPython), publishes QoS 1 on its topic, keeps what the gateway has not acknowledged, and publishes it
+again after --ack-timeout-s, as the agent does. Its POS sends each checkout's ticket to the gateway's API. Traffic
+is a pharmacy's: checkouts of 1-5 items at random times, split packs, re-reads the device drops (as its debounce
+would), offline spells, and at the given rates the fraud patterns the gateway must catch:
 
 - repeat: a box already sold at the same institution sold again (串换/重复结算);
 - cross: a box sold at one institution sold at another (hospital to pharmacy: 回流);
@@ -17,6 +16,11 @@ rates the fraud patterns the gateway must catch:
 - unscanned: a ticket line requiring a code with no scan (无码销售).
 
 It prints what it injected, so the gateway's alerts and rates can be checked against it.
+
+With --firmware N it runs N counters as real firmware processes instead (the agent on the micropython executable,
+its scan engine a pty, tools/virtual_device.py), each with its own key and terminal, and the POS simulator
+(tools/pos_sim.py) scans and bills checkouts at them as a cashier would; --fraud takes repeat, mismatch and
+unscanned there. Both modes sell the catalog `catalog_csv()` gives (import it into the gateway first).
 """
 
 from __future__ import annotations
@@ -25,28 +29,28 @@ import argparse
 import json
 import os
 import random
+import tempfile
 import threading
 import time
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cbor2
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tcagent import codes, cose, event
+from tools import pos_sim
 
-__all__ = ["Fleet", "FleetDevice", "PRODUCTS", "main"]
+__all__ = ["Fleet", "FleetDevice", "PRODUCTS", "catalog_csv", "run", "run_firmware", "main"]
 
-PRODUCTS = [("8123456", "XA01", 24), ("8654321", "XB02", 20), ("8111112", "XE05", 10)]
-"""(7-digit product prefix, insurance list code, pack size): what the fleet sells; import them as a catalog."""
+PRODUCTS = [(prefix, list_code, pack) for prefix, list_code, _, pack in pos_sim.PRODUCTS]
+"""(7-digit product prefix, insurance list code, pack size): what the fleet sells, the POS simulator's catalog."""
 FRAUDS = ("repeat", "cross", "distant", "mismatch", "unscanned")
-
-
-def catalog_csv() -> str:
-    rows = [f"{prefix},{list_code},Product {list_code},{pack},1" for prefix, list_code, pack in PRODUCTS]
-    return "pid,list_code,name,pack_size,code_required\n" + "\n".join(rows) + "\n"
+FIRMWARE_FRAUDS = ("repeat", "mismatch", "unscanned")
+catalog_csv = pos_sim.catalog_csv
 
 
 @dataclass
@@ -251,6 +255,49 @@ def run(fleet: Fleet, *, api: str, token: str, seconds: float, checkouts_per_min
             "verdicts": {str(key): value for key, value in sorted(fleet.verdicts.items())}}
 
 
+def run_firmware(counters: int, *, broker: tuple[str, int], api: str, token: str, database: str, seconds: float,
+                 fraud: dict[str, float], seed: int, folder: Path) -> dict[str, object]:
+    """`counters` real firmware processes, registered in the gateway at `database`, driven by the POS simulator
+    for `seconds`; waits (up to 60 s) until every device's journal is acknowledged."""
+    from gateway.store import Device, open_store
+    from tools.virtual_device import VirtualDevice
+
+    store = open_store(database)
+    lanes = []
+    try:
+        for number in range(counters):
+            name, key = f"fw-{number:03d}", os.urandom(32)
+            store.add_device(Device(device=name, key=key, terminal=f"FW{number:03d}",
+                                    institution=f"P4403{number // 3:07d}", region="440300"))
+            scanner = VirtualDevice(folder / name, {"device_id": name, "key_hex": key.hex(), "broker_host": broker[0],
+                                                    "broker_port": broker[1], "status_interval_s": 2})
+            lanes.append(pos_sim.Lane(f"FW{number:03d}", scanner))
+            scanner.start()
+        for lane in lanes:
+            lane.scanner.wait_for(r"^signal online", timeout=30)
+        pos = pos_sim.PosSimulator(api, token, lanes, seed=seed, duplicate=fraud.get("repeat", 0.0),
+                                   mismatch=fraud.get("mismatch", 0.0), unscanned=fraud.get("unscanned", 0.0))
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            pos.checkout()
+        names = [lane.scanner.config["device_id"] for lane in lanes]
+        marks = ",".join("?" * counters)
+        ended_ms = time.time_ns() // 1_000_000
+        deadline = time.monotonic() + 60
+        backlog = counters
+        while backlog and time.monotonic() < deadline:  # a status sent after the last checkout, with nothing left
+            time.sleep(1)
+            backlog = int(store.query(f"SELECT count(*) FROM device_state WHERE device IN ({marks}) "
+                                      f"AND (backlog > 0 OR status_ms < ?)", [*names, ended_ms])[0][0])
+        events = int(store.query(f"SELECT count(*) FROM events WHERE device IN ({marks})", names)[0][0])
+        return {"mode": "firmware", "devices": counters, "checkouts": pos.checkouts, "events": events,
+                "devices_with_backlog": backlog, "injected": dict(pos.injected)}
+    finally:
+        for lane in lanes:
+            lane.scanner.stop()
+        store.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trace-fleet", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -266,16 +313,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--offline-rate", type=float, default=0.01, help="chance per checkout of an offline spell")
     parser.add_argument("--fraud", default="", help="pattern=rate,... of " + ", ".join(FRAUDS))
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--firmware", type=int, default=0, metavar="N",
+                        help="run N counters as real firmware processes driven by the POS simulator")
     options = parser.parse_args(argv)
     fraud = {}
+    allowed = FIRMWARE_FRAUDS if options.firmware else FRAUDS
     for part in filter(None, options.fraud.split(",")):
         name, _, value = part.partition("=")
-        if name not in FRAUDS:
-            parser.error(f"--fraud: {name!r} is none of {', '.join(FRAUDS)}")
+        if name not in allowed:
+            parser.error(f"--fraud: {name!r} is none of {', '.join(allowed)}")
         fraud[name] = float(value)
+    host, _, port = options.broker.partition(":")
+    if options.firmware:
+        with tempfile.TemporaryDirectory(prefix="trace-fleet-") as scratch:
+            report = run_firmware(options.firmware, broker=(host, int(port or 1883)), api=options.api,
+                                  token=options.write_token, database=options.database, seconds=options.seconds,
+                                  fraud=fraud, seed=options.seed, folder=Path(scratch))
+        print(json.dumps(report, indent=1))
+        return 0
     fleet = Fleet(devices=options.devices, institutions=options.institutions, seed=options.seed, fraud=fraud)
     fleet.register(options.database)
-    host, _, port = options.broker.partition(":")
     fleet.connect(host, int(port or 1883))
     try:
         report = run(fleet, api=options.api, token=options.write_token, seconds=options.seconds,

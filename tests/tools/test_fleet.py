@@ -1,6 +1,8 @@
 """The fleet simulator against a real gateway: everything it sends is acknowledged and stored once, and the
 gateway's rates and alerts account exactly for the fraud it injected."""
 
+import json
+
 import pytest
 
 from tools.fleet import Fleet, catalog_csv, run
@@ -42,3 +44,27 @@ def test_a_fleet_with_fraud_is_seen_for_what_it_is(running, broker):
     assert ("distant_sale" in kinds) == bool(injected.get("distant"))
     assert sum(alert["count"] for alert in alerts if alert["type"] in (
         "repeat_sale", "returned_drug", "cross_institution_sale")) == stolen
+
+
+def test_firmware_counters_driven_by_the_pos_land_every_scan(running, broker, capsys):
+    from tools import fleet
+
+    assert fleet.main(["--broker", f"127.0.0.1:{broker.port}", "--api", f"http://127.0.0.1:{running.api_port}",
+                       "--write-token", WRITE_TOKEN, "--database", running.location, "--firmware", "2",
+                       "--seconds", "4", "--fraud", "repeat=0.3,unscanned=0.2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["mode"] == "firmware" and report["devices"] == 2 and report["checkouts"] >= 2
+    assert report["devices_with_backlog"] == 0 and report["events"] > 0
+    scans = sum(running.count(f"fw-{number:03d}") for number in range(2))
+    assert scans == report["events"]
+    rows = running.api("GET", "/api/v1/rates?scope=terminal&window_h=2")[1]["rates"]
+    assert {row["terminal"] for row in rows} >= {"FW000", "FW001"}
+    assert sum(row["duplicate_sales"] for row in rows) == report["injected"].get("duplicate", 0)
+
+
+def test_firmware_mode_refuses_a_fraud_it_cannot_make(capsys):
+    from tools import fleet
+
+    with pytest.raises(SystemExit):
+        fleet.main(["--write-token", "t", "--database", "x", "--firmware", "1", "--fraud", "distant=0.1"])
+    assert "none of repeat, mismatch, unscanned" in capsys.readouterr().err

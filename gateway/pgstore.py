@@ -12,7 +12,6 @@ What keeps several instances correct on one database:
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -46,9 +45,6 @@ class _WholeNumeric(Loader):
         return float(text) if "." in text else int(text)
 
 
-_PLACEHOLDER = re.compile(r"\?")
-
-
 def _lock_id(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
 
@@ -63,7 +59,7 @@ class _PostgresTx:
     def _sql(self, sql: str) -> str:
         translated = self._statements.get(sql)
         if translated is None:
-            translated = _PLACEHOLDER.sub("%s", sql.replace("%", "%%"))
+            translated = sql.replace("%", "%%").replace("?", "%s")
             self._statements[sql] = translated
         return translated
 

@@ -103,8 +103,8 @@ def _commit_once(store: Store, rules: Rules, accepted: list[Accepted], rejected:
                  statuses: list[tuple[Status, int]], tickets_in: list[TicketIn], instance: str) -> CommitResult:
     result = CommitResult()
     with store.transaction() as tx:
-        tx.lock(_keys(tx, accepted, rejected, statuses, tickets_in))
         batch = _Batch(tx, rules, result, instance)
+        tx.lock(batch.keys(accepted, rejected, statuses, tickets_in))
         batch.look_up(accepted)
         for item in accepted:
             batch.event(item)
@@ -120,22 +120,6 @@ def _commit_once(store: Store, rules: Rules, accepted: list[Accepted], rejected:
         for device, ack in result.acks.items():
             ack.acked_seq = batch.advance(device)
     return result
-
-
-def _keys(tx: Tx, accepted: list[Accepted], rejected: list[Rejected], statuses: list[tuple[Status, int]],
-          tickets_in: list[TicketIn]) -> list[str]:
-    """What this batch must hold alone: its devices, their terminals, its codes, its tickets' terminals."""
-    names = {item.event.device for item in accepted} | {item.device for item in rejected if item.device}
-    names |= {status.device for status, _ in statuses}
-    keys = {f"device:{name}" for name in names}
-    keys |= {f"code:{item.event.code}" for item in accepted if item.event.code}
-    terminals = {entry.ticket.terminal for entry in tickets_in}
-    listed = sorted(names)
-    for start in range(0, len(listed), 500):
-        part = listed[start:start + 500]
-        terminals |= {row[0] for row in tx.all(
-            f"SELECT terminal FROM devices WHERE device IN ({','.join('?' * len(part))})", part)}
-    return sorted(keys | {f"terminal:{terminal}" for terminal in terminals})
 
 
 def sweep(store: Store, rules: Rules, *, now_ms: int) -> None:
@@ -221,12 +205,26 @@ class _Batch:
             self._products[pid] = catalog.product_of(self.tx, pid)
         return self._products[pid]
 
+    def keys(self, accepted: list[Accepted], rejected: list[Rejected], statuses: list[tuple[Status, int]],
+             tickets_in: list[TicketIn]) -> list[str]:
+        """What this batch must hold alone: its devices, their terminals, its codes, its tickets' terminals.
+        Learns where each of its devices stands (terminal, institution) on the way, one query per 500."""
+        names = {item.event.device for item in accepted} | {item.device for item in rejected if item.device}
+        names |= {status.device for status, _ in statuses}
+        listed = sorted(names)
+        for start in range(0, len(listed), 500):
+            part = listed[start:start + 500]
+            for device, *place in self.tx.all("SELECT device, terminal, institution, institution_type, region "
+                                              f"FROM devices WHERE device IN ({','.join('?' * len(part))})", part):
+                self._places[device] = (place[0], place[1], place[2], place[3])
+        keys = {f"device:{name}" for name in names} | {f"code:{item.event.code}" for item in accepted
+                                                        if item.event.code}
+        terminals = {entry.ticket.terminal for entry in tickets_in} | {place[0] for place in self._places.values()}
+        return sorted(keys | {f"terminal:{terminal}" for terminal in terminals})
+
     def _place(self, device: str) -> tuple[str, str, str, str]:
-        if device not in self._places:
-            row = self.tx.one("SELECT terminal, institution, institution_type, region FROM devices WHERE device = ?",
-                              (device,))
-            self._places[device] = (row[0], row[1], row[2], row[3]) if row else ("", "", "", "")
-        return self._places[device]
+        """(terminal, institution, institution type, region) of a device of this batch; blanks if unregistered."""
+        return self._places.get(device, ("", "", "", ""))
 
     def event(self, item: Accepted) -> None:
         tx, event, result = self.tx, item.event, self.result

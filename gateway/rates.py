@@ -127,12 +127,7 @@ def query(tx: Tx, period: Period, *, scope: str = "terminal", institution: str =
     if scope not in ("terminal", "institution"):
         raise ValueError(f"scope must be terminal or institution, got {scope!r}")
     group = "r.institution, r.terminal" if scope == "terminal" else "r.institution"
-    where = ["r.hour >= ?", "r.hour < ?"]
-    parameters: list[object] = [hour_of(period.start_ms), hour_of(period.end_ms + _HOUR_MS - 1)]
-    for column, value in (("r.institution", institution), ("r.terminal", terminal)):
-        if value:
-            where.append(f"{column} = ?")
-            parameters.append(value)
+    where, parameters = _hours_of(period, "r.", institution, terminal)
     for column, value in (("region", region), ("institution_type", institution_type)):
         if value:
             where.append(f"r.institution IN (SELECT institution FROM devices WHERE {column} = ?)")
@@ -151,6 +146,18 @@ def query(tx: Tx, period: Period, *, scope: str = "terminal", institution: str =
     return result
 
 
+def _hours_of(period: Period, alias: str, institution: str, terminal: str) -> tuple[list[str], list[object]]:
+    """WHERE conditions and parameters for the rate_hours rows (columns prefixed by `alias`) of `period`, of one
+    institution or terminal when given."""
+    where = [f"{alias}hour >= ?", f"{alias}hour < ?"]
+    parameters: list[object] = [hour_of(period.start_ms), hour_of(period.end_ms + _HOUR_MS - 1)]
+    for column, value in (("institution", institution), ("terminal", terminal)):
+        if value:
+            where.append(f"{alias}{column} = ?")
+            parameters.append(value)
+    return where, parameters
+
+
 def _missing(tx: Tx, scope: str) -> dict[tuple[str, str], int]:
     """Seqs a device is known to have written but the store lacks, summed per terminal or institution."""
     rows = tx.all("SELECT d.institution, d.terminal, sum(s.max_seq - s.stored) FROM devices d "
@@ -167,12 +174,7 @@ def series(tx: Tx, period: Period, *, step: str, timezone: str, institution: str
     """Coverage and scan volume per hour or per calendar day of `timezone` over `period`, oldest first."""
     if step not in ("hour", "day"):
         raise ValueError(f"step must be hour or day, got {step!r}")
-    where = ["hour >= ?", "hour < ?"]
-    parameters: list[object] = [hour_of(period.start_ms), hour_of(period.end_ms + _HOUR_MS - 1)]
-    for column, value in (("institution", institution), ("terminal", terminal)):
-        if value:
-            where.append(f"{column} = ?")
-            parameters.append(value)
+    where, parameters = _hours_of(period, "", institution, terminal)
     rows = tx.all(f"SELECT hour, sum(scans), sum(valid_scans), sum(units_required), sum(units_covered) "
                   f"FROM rate_hours WHERE {' AND '.join(where)} GROUP BY hour ORDER BY hour", parameters)
     zone = ZoneInfo(timezone)

@@ -42,12 +42,12 @@ from tools.gateway_process import GatewayProcess
 
 
 def signed_stream(devices: int, count: int, keys: dict[str, bytes],
-                  code_of: Callable[[int], str] = lambda number: f"8123456{number:013d}",
+                  code_of: Callable[[int], str] = lambda number: f"8123456{number:013d}", *, first: int = 0,
                   ) -> list[tuple[str, int, bytes]]:
     """(device, seq, COSE_Mac0) sales round-robin over the devices, each device's seqs from 1; event `number`
-    sells the box `code_of(number)` (by default each its own)."""
+    sells the box `code_of(number)` (by default each its own). `first`: where this part of a longer stream starts."""
     stream = []
-    for number in range(count):
+    for number in range(first, first + count):
         device = f"bench-{number % devices:04d}"
         seq = number // devices + 1
         scan = codes.decode(code_of(number).encode())

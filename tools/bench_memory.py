@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tools.bench_ingest import AckWatcher, publish_all
+from tools.bench_ingest import AckWatcher, publish_all, signed_stream
 from tools.broker import Broker
 from tools.gateway_process import GatewayProcess
 
@@ -30,20 +30,6 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-def round_stream(devices: int, first: int, count: int, keys: dict[str, bytes]) -> list[tuple[str, int, bytes]]:
-    """Events first .. first+count-1 of the whole run, round-robin over the devices, each its own box."""
-    from tcagent import codes, cose, event
-
-    stream = []
-    for number in range(first, first + count):
-        device = f"bench-{number % devices:04d}"
-        seq = number // devices + 1
-        scan = codes.decode(f"8123456{number:013d}".encode())
-        payload = event.encode(device, seq, 1, 1767225600000 + number, number, 1, 1, scan, "", 0)
-        stream.append((device, seq, cose.sign(cose.MacKey(keys[device]), payload, device.encode())))
-    return stream
 
 
 @contextmanager
@@ -70,7 +56,7 @@ def measure(folder: Path, *, events: int, per_round: int, devices: int, database
         gateway.start()
         assert gateway.process is not None
         started = time.monotonic()
-        stream = round_stream(devices, 0, per_round, keys)
+        stream = signed_stream(devices, per_round, keys)
         for first in range(0, events, per_round):
             expected: dict[str, int] = {}
             for device, seq, _ in stream:
@@ -79,7 +65,7 @@ def measure(folder: Path, *, events: int, per_round: int, devices: int, database
             publisher = threading.Thread(target=publish_all, args=(broker.port, stream))
             publisher.start()
             following = first + per_round  # signed while this round is ingested
-            stream = round_stream(devices, following, min(per_round, events - following), keys) \
+            stream = signed_stream(devices, min(per_round, events - following), keys, first=following) \
                 if following < events else []
             publisher.join()
             if not watcher.done.wait(600):

@@ -97,6 +97,13 @@ class PlatformSim:
         with self._lock:
             self._db.close()
 
+    def __enter__(self) -> PlatformSim:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def set_faults(self, changes: dict[str, Any]) -> None:
         with self._lock:
             for key, value in changes.items():

@@ -3,16 +3,18 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
-# System packages: Mosquitto is the broker the demo and the tests run (each on its own loopback port).
-if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+# need_package PACKAGE: install a Debian package (as root), or say how and stop.
+need_package() {
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "installing mosquitto (apt-get)" >&2
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null
+        echo "installing $1 (apt-get)" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
     else
-        echo "Mosquitto is missing: sudo apt-get install mosquitto" >&2
+        echo "$1 is missing: sudo apt-get install $1" >&2
         exit 1
     fi
-fi
+}
+# System packages: Mosquitto is the broker the demo and the tests run (each on its own loopback port).
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need_package mosquitto
 python="${PYTHON:-python3}"
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv" || { echo "python3 -m venv failed: install python3-venv (apt-get install python3-venv)" >&2; exit 1; }

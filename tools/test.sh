@@ -6,15 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/setup-env.sh"
 cd "$root"
 # PostgreSQL's server binaries (the tests start a throwaway cluster of their own on a free port)
-if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && ! command -v pg_config >/dev/null; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "installing postgresql (apt-get)" >&2
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-    else
-        echo "PostgreSQL is missing: sudo apt-get install postgresql" >&2
-        exit 1
-    fi
-fi
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || command -v pg_config >/dev/null || need_package postgresql
 set +e
 python -m pytest "$@"
 status=$?

@@ -123,10 +123,8 @@ def test_a_sale_return_names_the_uploaded_sale_and_waits_for_it(world, tmp_path)
 
 @pytest.fixture
 def platform(tmp_path):
-    sim = PlatformSim(tmp_path / "platform.sqlite3", Faults(reject_list_code="XB02"), seed=1)
-    sim.start()
-    yield sim
-    sim.stop()
+    with PlatformSim(tmp_path / "platform.sqlite3", Faults(reject_list_code="XB02"), seed=1) as sim:
+        yield sim
 
 
 def _forwarder(world, url, **settings):

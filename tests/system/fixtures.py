@@ -10,6 +10,7 @@ from stores import fresh_database
 
 from tools.broker import Broker
 from tools.gateway_process import GatewayProcess
+from tools.platform_sim import Faults, PlatformSim
 from tools.virtual_device import VirtualDevice
 
 
@@ -27,6 +28,13 @@ def gateway(tmp_path, broker):
     process = GatewayProcess(tmp_path / "gateway", broker, database=fresh_database())
     yield process
     process.stop()
+
+
+@pytest.fixture
+def platform(tmp_path):
+    """The platform simulator, no faults until a test sets them; a hang, when set, lasts 1.5 s."""
+    with PlatformSim(tmp_path / "platform.sqlite3", Faults(hang_ms=1500), seed=7) as sim:
+        yield sim
 
 
 @pytest.fixture

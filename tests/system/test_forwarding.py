@@ -4,24 +4,14 @@ process, sent to the platform simulator, each accepted exactly once."""
 import os
 import time
 
-import pytest
 from stores import fresh_database
 
 from system.fixtures import wait_until
 from tools.bench_ingest import publish_all, signed_stream
 from tools.gateway_process import GatewayProcess, forward_toml
-from tools.platform_sim import Faults, PlatformSim
 
 INSTITUTION = "P44030000001"
 CATALOG = b"pid,list_code,name,pack_size,code_required\n8123456,XA01,Amoxicillin,24,1\n"
-
-
-@pytest.fixture
-def platform(tmp_path):
-    sim = PlatformSim(tmp_path / "platform.sqlite3", Faults(hang_ms=1500), seed=7)
-    sim.start()
-    yield sim
-    sim.stop()
 
 
 def _gateway(tmp_path, broker, platform, devices, **forward):

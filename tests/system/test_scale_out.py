@@ -14,7 +14,6 @@ from system.fixtures import wait_until
 from tools.bench_ingest import AckWatcher, publish_all, signed_stream
 from tools.gateway_process import GatewayProcess, forward_toml
 from tools.pg_cluster import PgCluster
-from tools.platform_sim import Faults, PlatformSim
 
 EVENTS = 20_000
 DEVICES = 50
@@ -34,14 +33,6 @@ def database():
         return
     with PgCluster(durable=False) as cluster:
         yield cluster.create_database("shared")
-
-
-@pytest.fixture
-def platform(tmp_path):
-    sim = PlatformSim(tmp_path / "platform.sqlite3", Faults(), seed=11)
-    sim.start()
-    yield sim
-    sim.stop()
 
 
 def _code(number):

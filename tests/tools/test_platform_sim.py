@@ -22,10 +22,8 @@ ENVELOPE = {"infno": "3505", "msgid": "P44030000001202611221000000001", "mdtrtar
 
 @pytest.fixture
 def sim(tmp_path):
-    running = PlatformSim(tmp_path / "sim.sqlite3", Faults(), seed=5)
-    running.start()
-    yield running
-    running.stop()
+    with PlatformSim(tmp_path / "sim.sqlite3", Faults(), seed=5) as running:
+        yield running
 
 
 def post(sim, body, timeout=5):

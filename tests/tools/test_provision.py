@@ -79,21 +79,30 @@ def test_bad_input_is_refused_clearly(tmp_path):
     assert done.returncode == 2 and "not valid TOML" in done.stderr
 
 
+def _gateway(folder, broker):
+    """The gateway as the broker's user "gateway", on the registry trace-provision wrote."""
+    (folder / "gw").mkdir()
+    return GatewayProcess(folder / "gw", broker, mqtt_user="gateway", mqtt_password="gw-secret",
+                          data_dir=folder / "gw-data")
+
+
+def _first_scan_is_stored(gateway, device, name):
+    gateway.start()
+    device.start()
+    device.wait_for(r"^signal online", timeout=20)
+    device.scan(b"81234560000000000001")
+    device.wait_for(r"^signal ok seq=1$", timeout=15)
+    assert gateway.count(name) == 1
+
+
 def test_an_enrolled_device_works_and_cannot_publish_as_another(enrolled):
     folder, _, config_a, config_b = enrolled
     broker = Broker(folder / "broker", password_file=folder / "passwd", acl_file=folder / "acl")
     broker.start()
-    (folder / "gw").mkdir()
-    gateway = GatewayProcess(folder / "gw", broker, mqtt_user="gateway", mqtt_password="gw-secret",
-                             data_dir=folder / "gw-data")  # the registry trace-provision wrote
+    gateway = _gateway(folder, broker)
     device = VirtualDevice(folder / "run-a", {**config_a, "broker_port": broker.port, "ack_timeout_s": 3})
     try:
-        gateway.start()
-        device.start()
-        device.wait_for(r"^signal online", timeout=20)
-        device.scan(b"81234560000000000001")
-        device.wait_for(r"^signal ok seq=1$", timeout=15)
-        assert gateway.count("dev-a") == 1
+        _first_scan_is_stored(gateway, device, "dev-a")
 
         from tcagent import codes, cose, event
 
@@ -147,18 +156,11 @@ def test_over_the_tls_listener_with_the_provisioned_ca(tmp_path):
     tls = TlsFiles(tmp_path / "tls" / "ca.crt", tmp_path / "tls" / "server.crt", tmp_path / "tls" / "server.key")
     broker = Broker(tmp_path / "broker", password_file=tmp_path / "passwd", acl_file=tmp_path / "acl", tls=tls)
     broker.start()
-    (tmp_path / "gw").mkdir()
-    gateway = GatewayProcess(tmp_path / "gw", broker, mqtt_user="gateway", mqtt_password="gw-secret",
-                             data_dir=tmp_path / "gw-data")  # the registry trace-provision wrote
+    gateway = _gateway(tmp_path, broker)
     device = VirtualDevice(tmp_path / "run-t", {**config, "broker_port": broker.tls_port, "ack_timeout_s": 3,
                                                 "tls_ca": str(tmp_path / "devices" / "dev-t" / "ca.crt")})
     try:
-        gateway.start()
-        device.start()
-        device.wait_for(r"^signal online", timeout=20)
-        device.scan(b"81234560000000000001")
-        device.wait_for(r"^signal ok seq=1$", timeout=15)
-        assert gateway.count("dev-t") == 1
+        _first_scan_is_stored(gateway, device, "dev-t")
     finally:
         device.stop()
         gateway.stop()

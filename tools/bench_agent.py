@@ -27,7 +27,7 @@ import cbor2
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tools.broker import Broker
+from tools.broker import MqttBroker
 from tools.gateway_process import running_system
 from tools.paths import FIRMWARE, micropython, micropython_env
 from tools.virtual_device import VirtualDevice, prefill_journal
@@ -59,7 +59,7 @@ def steady_latency(device: VirtualDevice, rate: float, count: int) -> dict[str, 
     return {"taken": taken, "verdict": verdict, "control": control}
 
 
-def bare_paho_rate(broker: Broker, count: int, size: int) -> float:
+def bare_paho_rate(broker: MqttBroker, count: int, size: int) -> float:
     """Messages/s a bare paho subscriber receives at QoS 1 from a paho publisher: the broker's own pace."""
     received = threading.Event()
     got = [0]

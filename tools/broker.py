@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Protocol
 
 import gateway
 from tools.certs import TlsFiles
@@ -24,8 +25,35 @@ def free_port() -> int:
         return port
 
 
+def mosquitto_path() -> str | None:
+    """The mosquitto executable, or None when it is not installed."""
+    found = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    return found if os.path.exists(found) else None
+
+
+class MqttBroker(Protocol):
+    """What the gateway process and the demo need of a broker."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def port(self) -> int:
+        """For the counters (MQTT 3.1.1)."""
+
+    @property
+    def gateway_port(self) -> int:
+        """For the gateway (MQTT 5); the same port on Mosquitto."""
+
+    def start(self, timeout_s: float = 10) -> None: ...
+
+    def stop(self, *, kill: bool = False) -> None: ...
+
+
 class Broker:
     """One mosquitto process on a loopback port, its data (persistence) in `folder`."""
+
+    name = "Mosquitto"
 
     def __init__(self, folder: Path, *, port: int | None = None, password_file: Path | None = None,
                  acl_file: Path | None = None, tls: TlsFiles | None = None, bind: str = "127.0.0.1") -> None:
@@ -39,6 +67,10 @@ class Broker:
         self.tls = tls
         self.tls_port = free_port() if tls else 0
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def gateway_port(self) -> int:
+        return self.port
 
     def _config(self) -> Path:
         auth = []
@@ -59,8 +91,8 @@ class Broker:
         return path
 
     def start(self, timeout_s: float = 10) -> None:
-        executable = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not os.path.exists(executable):
+        executable = mosquitto_path()
+        if executable is None:
             raise RuntimeError("mosquitto not found: apt-get install mosquitto")
         log = open(self.folder / "mosquitto.log", "ab")  # noqa: SIM115  (kept open for the process's life)
         self.process = subprocess.Popen([executable, "-c", str(self._config())], stdout=log, stderr=log)

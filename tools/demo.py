@@ -1,8 +1,9 @@
 """The demo on embedded defaults: scans at a virtual counter, through the broker, into the gateway, and back.
 
 1. Sample scans decoded as the device decodes them.
-2. A real Mosquitto, the gateway (`trace-gateway run`) and a counter device running the firmware on the
-   micropython executable, its scan engine a pty: scans go in, signals come out, events are stored.
+2. A real broker (Mosquitto when installed, otherwise the embedded rumqttd from PyPI), the gateway
+   (`trace-gateway run`) and a counter device running the firmware on the micropython executable, its scan
+   engine a pty: scans go in, signals come out, events are stored.
 3. The broker goes down: the counter keeps taking scans; they arrive once it is back.
 4. What the gateway refuses: a tampered message and one on another device's topic.
 5. The POS ticket of those scans arrives over the HTTP API; the coverage and the other rates, and the
@@ -30,8 +31,8 @@ from pathlib import Path
 
 from gateway import cli, views
 from gateway.protocol import ProtocolError, parse_event, verify_mac0
-from tools import pos_sim
-from tools.broker import Broker
+from tools import embedded_broker, pos_sim
+from tools.broker import MqttBroker
 from tools.decode import describe
 from tools.gateway_process import READ_TOKEN, WRITE_TOKEN, GatewayProcess, forward_toml, running_system
 from tools.platform_sim import Faults, PlatformSim
@@ -86,7 +87,14 @@ def show_signals(device: VirtualDevice, since: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tools.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--live-seconds", type=float, default=60, help="length of the live part (Ctrl-C ends it)")
+    parser.add_argument("--broker", choices=("auto", "mosquitto", "embedded"), default="auto",
+                        help="auto: Mosquitto when installed, otherwise the embedded broker (rumqttd from PyPI)")
     options = parser.parse_args(argv)
+    if options.broker == "auto":
+        options.broker = embedded_broker.resolve("auto")
+        if options.broker == "embedded":
+            print("Mosquitto is not installed (apt-get install mosquitto): the demo runs the embedded broker, "
+                  "rumqttd from the PyPI package iotcore, which keeps nothing on disk and has no ACL.")
     decode_samples()
     key = os.urandom(32)
     scratch = Path(tempfile.mkdtemp(prefix="tracecode-demo-"))
@@ -94,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     platform.start()
     status = 0
     try:
-        status = _run(scratch, key, platform, options.live_seconds)
+        status = _run(scratch, key, platform, options.live_seconds, options.broker)
     except KeyboardInterrupt:  # Ctrl-C before the live part: everything was stopped on the way out
         print("\n   stopped by Ctrl-C")
     finally:
@@ -106,16 +114,16 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
-def _run(scratch: Path, key: bytes, platform: PlatformSim, live_seconds: float) -> int:
+def _run(scratch: Path, key: bytes, platform: PlatformSim, live_seconds: float, broker_choice: str) -> int:
     forwarding = forward_toml(platform.url, {"P44030000001": "示范大药房", "P44030000002": "第二药房"},
                               sale_hold_s=30, batch_size=10, rate_per_s=0, backoff_base_ms=200, backoff_cap_ms=2000,
                               timeout_ms=2000)
-    with running_system(scratch, {DEVICE: key}, forwarding) as (broker, gateway):
+    with running_system(scratch, {DEVICE: key}, forwarding, broker_choice) as (broker, gateway):
         device = VirtualDevice(scratch / DEVICE, {
             "device_id": DEVICE, "key_hex": key.hex(), "broker_host": "127.0.0.1", "broker_port": broker.port,
             "ack_timeout_s": 3, "backoff_max_s": 2})
         try:
-            section(f"2. Mosquitto on port {broker.port}, the gateway, and {DEVICE} (firmware on micropython)")
+            section(f"2. {broker.name} on port {broker.port}, the gateway, and {DEVICE} (firmware on micropython)")
             print(f"   catalog imported: {gateway.api('PUT', '/api/v1/catalog', CATALOG.encode(), write=True)[1]}")
             device.start()
             device.wait_for(r"^signal online", timeout=20)
@@ -193,7 +201,7 @@ def _run(scratch: Path, key: bytes, platform: PlatformSim, live_seconds: float) 
     return 0
 
 
-def _live(scratch: Path, broker: Broker, gateway: GatewayProcess, platform: PlatformSim, first: VirtualDevice,
+def _live(scratch: Path, broker: MqttBroker, gateway: GatewayProcess, platform: PlatformSim, first: VirtualDevice,
           seconds: float) -> None:
     section(f"7. Live: three counters, their POS and the platform for {seconds:.0f} s (Ctrl-C ends it); "
             f"dashboard: http://127.0.0.1:{gateway.api_port}/dashboard/ (token {READ_TOKEN})")

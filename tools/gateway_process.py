@@ -11,7 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gateway.store import Device, Store, open_store
-from tools.broker import Broker, free_port
+from tools.broker import MqttBroker, free_port
+from tools.embedded_broker import choose_broker
 
 FORWARD_DEFAULTS = {
     "opter": "0001", "opter_name": "收银员", "mdtrtarea_admvs": "440300", "insuplc_admdvs": "440300",
@@ -40,7 +41,7 @@ WRITE_TOKEN = "test-write-token"
 class GatewayProcess:
     """`trace-gateway run` as its own process, so it can be killed like a real service."""
 
-    def __init__(self, folder: Path, broker: Broker, *, set_clocks: bool = True, shared_group: str = "",
+    def __init__(self, folder: Path, broker: MqttBroker, *, set_clocks: bool = True, shared_group: str = "",
                  extra_toml: str = "", mqtt_user: str = "", mqtt_password: str = "",
                  data_dir: Path | None = None, database: str = "", client_id: str = "") -> None:
         """`data_dir`: the token files and the SQLite database (default folder/data), e.g. the registry
@@ -52,7 +53,7 @@ class GatewayProcess:
         self.api_port = free_port()
         self.config.write_text(
             f'data_dir = "{data}"\ndatabase = "{database}"\nlog_level = "WARNING"\n'
-            f'[ingest]\nbroker_port = {broker.port}\nclient_id = "{client_id or "gw-" + folder.name}"\n'
+            f'[ingest]\nbroker_port = {broker.gateway_port}\nclient_id = "{client_id or "gw-" + folder.name}"\n'
             f'set_clocks = {"true" if set_clocks else "false"}\nshared_group = "{shared_group}"\n'
             f'username = "{mqtt_user}"\npassword = "{mqtt_password}"\n'
             f'[api]\nport = {self.api_port}\ntoken = "{READ_TOKEN}"\nwrite_token = "{WRITE_TOKEN}"\n'
@@ -132,10 +133,10 @@ class GatewayProcess:
 
 
 @contextmanager
-def running_system(folder: Path, devices: dict[str, bytes],
-                   extra_toml: str = "") -> Iterator[tuple[Broker, GatewayProcess]]:
-    """Mosquitto and the gateway, with `devices` (name -> key) registered; both stopped on exit."""
-    broker = Broker(folder / "broker")
+def running_system(folder: Path, devices: dict[str, bytes], extra_toml: str = "",
+                   broker_choice: str = "mosquitto") -> Iterator[tuple[MqttBroker, GatewayProcess]]:
+    """A broker (`choose_broker`) and the gateway, with `devices` (name -> key) registered; both stopped on exit."""
+    broker = choose_broker(folder / "broker", broker_choice)
     broker.start()
     (folder / "gateway").mkdir(exist_ok=True)
     gateway = GatewayProcess(folder / "gateway", broker, extra_toml=extra_toml)

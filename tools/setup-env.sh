@@ -13,8 +13,10 @@ need_package() {
         exit 1
     fi
 }
-# System packages: Mosquitto is the broker the demo and the tests run (each on its own loopback port).
-command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need_package mosquitto
+# have_mosquitto: the broker the tests run (each on its own loopback port) and the demo prefers.
+have_mosquitto() {
+    command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ]
+}
 python="${PYTHON:-python3}"
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv" || { echo "python3 -m venv failed: install python3-venv (apt-get install python3-venv)" >&2; exit 1; }

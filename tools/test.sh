@@ -5,6 +5,7 @@
 set -euo pipefail
 source "$(dirname "$0")/setup-env.sh"
 cd "$root"
+have_mosquitto || need_package mosquitto
 # PostgreSQL's server binaries (the tests start a throwaway cluster of their own on a free port)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || command -v pg_config >/dev/null || need_package postgresql
 set +e

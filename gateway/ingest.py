@@ -215,9 +215,10 @@ class Ingest:
         rejected: list[Rejected] = []
         statuses: list[tuple[Status, int]] = []
         tickets: list[TicketIn] = []
+        kinds: Counter[str] = Counter()
         for message in batch:
             kind, name = _route(message.topic)
-            self.metrics.messages.labels(kind or "other").inc()
+            kinds[kind or "other"] += 1
             if kind == "ev":
                 self._verify(message, name, accepted, rejected)
             elif kind == "status":
@@ -227,6 +228,8 @@ class Ingest:
             else:
                 self._reject(message, "", ProtocolError("bad_topic", f"topic {message.topic!r} is not ours"),
                              message.payload, rejected)
+        for kind, count in kinds.items():
+            self.metrics.messages.labels(kind).inc(count)
         started = time.perf_counter()
         result = pipeline.commit(self.store, self.rules, accepted=accepted, rejected=rejected, statuses=statuses,
                                  tickets_in=tickets, instance=self.settings.client_id)

@@ -149,6 +149,8 @@ class _Batch:
         self._acks: dict[str, tuple[int, int]] = {}
         """Device -> (acked seq, highest stored seq) before this batch."""
         self._catalog_empty = tx.one("SELECT 1 FROM products LIMIT 1") is None
+        self.tally = rates.Tally()
+        """The batch's rate deltas, written once per hour row by `book_counts`."""
 
     def look_up(self, accepted: list[Accepted]) -> None:
         """Which of the batch's events are stored already, and where its devices' acks stand: a query per
@@ -193,6 +195,8 @@ class _Batch:
         return acked
 
     def book_counts(self) -> None:
+        """Write what the batch summed: each device's counts, each hour row's rates."""
+        self.tally.write(self.tx)
         for device, (stored, max_seq, last_ms) in self._counts.items():
             self.tx.write("INSERT INTO device_state (device, max_seq, stored, last_event_ms) VALUES (?, ?, ?, ?) "
                           "ON CONFLICT (device) DO UPDATE SET stored = device_state.stored + excluded.stored, "
@@ -260,7 +264,8 @@ class _Batch:
                           event_ms=event_ms, list_code=product.list_code if product else "",
                           pack_size=product.pack_size if product else 0)
         verdict = self._judge(scan, known=product is not None)
-        tx.write("UPDATE events SET verdict = ? WHERE id = ?", (int(verdict), scan.id))
+        if verdict != Verdict.OK:  # stored as OK (0)
+            tx.write("UPDATE events SET verdict = ? WHERE id = ?", (int(verdict), scan.id))
         self._stored[(event.device, event.seq)] = (item.signed, int(verdict))
         outbox.enqueue(tx, scan, now_ms=item.received_ms)
         result.stored += 1
@@ -269,14 +274,15 @@ class _Batch:
     def _judge(self, scan: StoredScan, *, known: bool) -> Verdict:
         """Book the scan everywhere it counts; the counter's verdict."""
         is_sale = scan.op in SALES
-        rates.bump(self.tx, scan.institution, scan.terminal, scan.event_ms, scans=1, stored=int(not scan.err),
-                   valid_scans=int(not scan.err), sale_scans=int(is_sale and not scan.err))
+        self.tally.add(scan.institution, scan.terminal, scan.event_ms, scans=1, stored=int(not scan.err),
+                       valid_scans=int(not scan.err), sale_scans=int(is_sale and not scan.err))
         if scan.err:
             return Verdict.INVALID_CODE
         duplicate = ledger.apply(self.tx, scan, self.rules)
-        matching = tickets.match_scan(self.tx, scan, self.rules, duplicate=duplicate) if is_sale else Matching.NONE
+        matching = (tickets.match_scan(self.tx, self.tally, scan, self.rules, duplicate=duplicate) if is_sale
+                    else Matching.NONE)
         if duplicate:
-            rates.bump(self.tx, scan.institution, scan.terminal, scan.event_ms, duplicate_sales=1)
+            self.tally.add(scan.institution, scan.terminal, scan.event_ms, duplicate_sales=1)
             return Verdict.DUPLICATE_SALE
         if matching == Matching.MISMATCH:
             return Verdict.PRODUCT_MISMATCH
@@ -286,7 +292,8 @@ class _Batch:
 
     def ticket(self, entry: TicketIn) -> None:
         try:
-            ticket_id, new = tickets.record_ticket(self.tx, entry.ticket, self.rules, received_ms=entry.received_ms)
+            ticket_id, new = tickets.record_ticket(self.tx, self.tally, entry.ticket, self.rules,
+                                                   received_ms=entry.received_ms)
         except TicketError as error:
             self.result.tickets.append(TicketOutcome(entry, "refused", error=error.detail, reason=error.reason))
             self.quarantine(Rejected(entry.topic, "", error.reason, error.detail, entry.message, entry.received_ms))

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 import cbor2
 
@@ -173,56 +174,65 @@ _UINT_LIMITS = {
     EventKey.UPTIME: 2**63 - 1, EventKey.CLOCK: 2, EventKey.OP: 6, EventKey.KIND: 3, EventKey.ERR: 255,
     EventKey.SPLIT_QTY: 65535,
 }
-_REQUIRED = (EventKey.VERSION, EventKey.DEVICE, EventKey.SEQ, EventKey.BOOT, EventKey.TIME, EventKey.UPTIME,
-             EventKey.CLOCK, EventKey.OP, EventKey.RAW, EventKey.KIND, EventKey.ERR)
+_RAW_LIMIT = 514
+_REQUIRED = frozenset((EventKey.VERSION, EventKey.DEVICE, EventKey.SEQ, EventKey.BOOT, EventKey.TIME,
+                       EventKey.UPTIME, EventKey.CLOCK, EventKey.OP, EventKey.RAW, EventKey.KIND, EventKey.ERR))
 _FIELD_NAMES = {
     EventKey.TIME: "time_ms", EventKey.UPTIME: "uptime_ms", EventKey.SPLIT_QTY: "split_qty",
 }
 
-_FIELDS = {int(key): (key, "" if key == EventKey.VERSION else _FIELD_NAMES.get(key, key.name.lower()))
-           for key in EventKey}
-"""CBOR key -> (its EventKey, the Event field it fills; "" for the version, which is checked, not kept)."""
+_FIELDS: dict[int, tuple[str, type, int]] = {
+    int(key): ("" if key == EventKey.VERSION else _FIELD_NAMES.get(key, key.name.lower()),
+               bytes if key == EventKey.RAW else str if key in _TEXT_LIMITS else int,
+               _RAW_LIMIT if key == EventKey.RAW else _TEXT_LIMITS.get(key) or _UINT_LIMITS[key])
+    for key in EventKey
+}
+"""CBOR key -> (the Event field it fills, "" for the version, which is checked, not kept; its type; the
+longest text or bytes, or the largest integer). Plain int keys: this runs for every event."""
+
 
 def parse_event(signed: Signed) -> Event:
     """Read and validate the event map inside a verified message; its device must be the signer."""
+    fields: Any
     try:
         fields = cbor2.loads(signed.payload)
     except (cbor2.CBORDecodeError, ValueError, TypeError) as error:
         raise ProtocolError("malformed_cbor", f"event: {error}") from None
     if not isinstance(fields, dict):
         raise ProtocolError("schema", f"event must be a map, got {type(fields).__name__}")
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     for key, value in fields.items():
         known = _FIELDS.get(key) if type(key) is int else None
         if known is None:
             raise ProtocolError("schema", f"unknown event key {key!r}")
-        _check_field(known[0], value)
-        if known[1]:
-            values[known[1]] = value
-    missing = [key.name.lower() for key in _REQUIRED if key not in fields]
-    if missing:
+        name, kind, limit = known
+        held = type(value)  # (not narrowing `value` to object)
+        if held is not kind or not (0 <= value <= limit if kind is int else len(value) <= limit):
+            raise ProtocolError("schema", _field_error(EventKey(key), value))
+        if name:
+            values[name] = value
+    if not _REQUIRED.issubset(fields):
+        missing = [key.name.lower() for key in sorted(_REQUIRED) if key not in fields]
         raise ProtocolError("schema", f"event lacks {', '.join(missing)}")
     if fields[EventKey.VERSION] != 1:
         raise ProtocolError("schema", f"event schema version {fields[EventKey.VERSION]} is not 1")
     if fields[EventKey.SEQ] < 1 or fields[EventKey.OP] < 1:
         raise ProtocolError("schema", "seq and op start at 1")
-    if fields[EventKey.DEVICE] != signed.kid:
-        raise ProtocolError("kid_mismatch", f"event of {fields[EventKey.DEVICE]!r} signed by {signed.kid!r}")
+    device = fields[EventKey.DEVICE]
+    if not DEVICE_ID_PATTERN.fullmatch(device):
+        raise ProtocolError("schema", f"device id {device!r} is not [A-Za-z0-9_-]{{1,32}}")
+    if device != signed.kid:
+        raise ProtocolError("kid_mismatch", f"event of {device!r} signed by {signed.kid!r}")
     values["op"] = Operation(fields[EventKey.OP])
-    return Event(**values)  # type: ignore[arg-type]
+    return Event(**values)
 
 
-def _check_field(key: EventKey, value: object) -> None:
+def _field_error(key: EventKey, value: object) -> str:
     if key == EventKey.RAW:
-        if not isinstance(value, bytes) or len(value) > 514:
-            raise ProtocolError("schema", "raw must be at most 514 bytes")
-    elif key in _TEXT_LIMITS:
-        if not isinstance(value, str) or len(value) > _TEXT_LIMITS[key]:
-            raise ProtocolError("schema", f"{key.name.lower()} must be text of at most {_TEXT_LIMITS[key]}")
-        if key == EventKey.DEVICE and not DEVICE_ID_PATTERN.fullmatch(value):
-            raise ProtocolError("schema", f"device id {value!r} is not [A-Za-z0-9_-]{{1,32}}")
-    elif not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _UINT_LIMITS[key]:
-        raise ProtocolError("schema", f"{key.name.lower()} must be an integer 0..{_UINT_LIMITS[key]}, got {value!r}")
+        return f"raw must be at most {_RAW_LIMIT} bytes"
+    if key in _TEXT_LIMITS:
+        return f"{key.name.lower()} must be text of at most {_TEXT_LIMITS[key]}"
+    return f"{key.name.lower()} must be an integer 0..{_UINT_LIMITS[key]}, got {value!r}"
 
 
 def encode_ack(acked_seq: int, verdicts: list[tuple[int, Verdict]]) -> bytes:

@@ -28,7 +28,8 @@ from zoneinfo import ZoneInfo
 
 from gateway.store import Tx
 
-__all__ = ["COUNTERS", "Period", "RateRow", "bump", "query", "series", "day_period", "window_period", "hour_of"]
+__all__ = ["COUNTERS", "Period", "RateRow", "Tally", "bump", "query", "series", "day_period", "window_period",
+           "hour_of"]
 
 COUNTERS = ("scans", "valid_scans", "sale_scans", "duplicate_sales", "matched_scans", "mismatched_scans",
             "units_required", "units_covered", "stored", "uploaded")
@@ -39,21 +40,43 @@ def hour_of(at_ms: int) -> int:
     return at_ms // _HOUR_MS
 
 
+class Tally:
+    """Deltas summed per hour row over one transaction and written once per row (`write`): a batch of 500
+    events touches a few rows, so it writes a few rows, not 500."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, str, int], dict[str, int]] = {}
+
+    def add(self, institution: str, terminal: str, at_ms: int, **deltas: int) -> None:
+        """Add `deltas` (names from COUNTERS) to the hour holding `at_ms`."""
+        row = self._rows.setdefault((institution, terminal, hour_of(at_ms)), {})
+        for name, value in deltas.items():
+            if name not in COUNTERS:
+                raise ValueError(f"unknown rate counter {name!r}")
+            if value:
+                row[name] = row.get(name, 0) + value
+
+    def write(self, tx: Tx) -> None:
+        """Add what was summed to `rate_hours`, in key order, and start again from nothing."""
+        for (institution, terminal, hour), deltas in sorted(self._rows.items()):
+            names = [name for name, value in deltas.items() if value]
+            if not names:
+                continue
+            columns = ", ".join(names)
+            updates = ", ".join(f"{name} = rate_hours.{name} + excluded.{name}" for name in names)
+            tx.write(
+                f"INSERT INTO rate_hours (institution, terminal, hour, {columns}) VALUES (?, ?, ?"
+                f"{', ?' * len(names)}) ON CONFLICT (institution, terminal, hour) DO UPDATE SET {updates}",
+                (institution, terminal, hour, *(deltas[name] for name in names)),
+            )
+        self._rows.clear()
+
+
 def bump(tx: Tx, institution: str, terminal: str, at_ms: int, **deltas: int) -> None:
-    """Add `deltas` (names from COUNTERS) to the hour holding `at_ms`."""
-    names = [name for name, value in deltas.items() if value]
-    if not names:
-        return
-    for name in names:
-        if name not in COUNTERS:
-            raise ValueError(f"unknown rate counter {name!r}")
-    columns = ", ".join(names)
-    updates = ", ".join(f"{name} = rate_hours.{name} + excluded.{name}" for name in names)
-    tx.write(
-        f"INSERT INTO rate_hours (institution, terminal, hour, {columns}) VALUES (?, ?, ?{', ?' * len(names)}) "
-        f"ON CONFLICT (institution, terminal, hour) DO UPDATE SET {updates}",
-        (institution, terminal, hour_of(at_ms), *(deltas[name] for name in names)),
-    )
+    """Add `deltas` (names from COUNTERS) to the hour holding `at_ms` now."""
+    tally = Tally()
+    tally.add(institution, terminal, at_ms, **deltas)
+    tally.write(tx)
 
 
 @dataclass(frozen=True)

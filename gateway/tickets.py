@@ -150,8 +150,9 @@ class _TicketRef:
     time_ms: int
 
 
-def record_ticket(tx: Tx, ticket: Ticket, rules: Rules, *, received_ms: int) -> tuple[int, bool]:
-    """Store a ticket and claim the scans already waiting for it; (ticket id, newly stored)."""
+def record_ticket(tx: Tx, tally: rates.Tally, ticket: Ticket, rules: Rules, *,
+                  received_ms: int) -> tuple[int, bool]:
+    """Store a ticket and claim the scans already waiting for it; (ticket id, newly stored). Rates go to `tally`."""
     digest = ticket.digest()
     existing = tx.one("SELECT id, digest FROM tickets WHERE terminal = ? AND number = ?",
                       (ticket.terminal, ticket.number))
@@ -182,8 +183,8 @@ def record_ticket(tx: Tx, ticket: Ticket, rules: Rules, *, received_ms: int) -> 
                    "due_ms) VALUES (?,?,?,?,?,?,?,?)",
                    (ref.id, line_no, line.list_code, line.quantity, int(line.split), int(required), needed,
                     ticket.time_ms + rules.unscanned_after_s * 1000))
-    rates.bump(tx, institution, ticket.terminal, ticket.time_ms, units_required=required_units)
-    _claim_waiting_scans(tx, ref, ticket.number, rules)
+    tally.add(institution, ticket.terminal, ticket.time_ms, units_required=required_units)
+    _claim_waiting_scans(tx, tally, ref, ticket.number, rules)
     return ref.id, True
 
 
@@ -191,24 +192,25 @@ _SCAN_COLUMNS = "id, device, institution, terminal, event_ms, list_code, verdict
 """A duplicate sale (verdict 1) is tied to its ticket but covers no unit: one box scanned twice is one box."""
 
 
-def _claim_waiting_scans(tx: Tx, ticket: _TicketRef, number: str, rules: Rules) -> None:
+def _claim_waiting_scans(tx: Tx, tally: rates.Tally, ticket: _TicketRef, number: str, rules: Rules) -> None:
     for row in tx.all(f"SELECT {_SCAN_COLUMNS} FROM events WHERE terminal = ? AND ticket = ? AND ticket_id IS NULL "
                       "AND err = 0 AND op IN (1, 6) ORDER BY id", (ticket.terminal, number)):
-        _attach(tx, ticket, row, only_if_fits=False)
+        _attach(tx, tally, ticket, row, only_if_fits=False)
     window_ms = rules.match_window_s * 1000
     for row in tx.all(f"SELECT {_SCAN_COLUMNS} FROM events WHERE terminal = ? AND ticket_id IS NULL AND err = 0 "
                       "AND op IN (1, 6) AND event_ms BETWEEN ? AND ? AND ticket = '' AND list_code <> '' ORDER BY id",
                       (ticket.terminal, ticket.time_ms - window_ms, ticket.time_ms + window_ms)):
-        _attach(tx, ticket, row, only_if_fits=True)
+        _attach(tx, tally, ticket, row, only_if_fits=True)
 
 
-def match_scan(tx: Tx, scan: StoredScan, rules: Rules, *, duplicate: bool) -> Matching:
-    """Tie a just-stored valid sale scan to its ticket and line, if that ticket is already here."""
+def match_scan(tx: Tx, tally: rates.Tally, scan: StoredScan, rules: Rules, *, duplicate: bool) -> Matching:
+    """Tie a just-stored valid sale scan to its ticket and line, if that ticket is already here; rates go to
+    `tally`."""
     row = (scan.id, scan.device, scan.institution, scan.terminal, scan.event_ms, scan.list_code, not duplicate)
     if scan.ticket:
         found = tx.one("SELECT id, institution, terminal, time_ms FROM tickets WHERE terminal = ? AND number = ?",
                        (scan.terminal, scan.ticket))
-        return _attach(tx, _TicketRef(*found), row, only_if_fits=False) if found else Matching.NONE
+        return _attach(tx, tally, _TicketRef(*found), row, only_if_fits=False) if found else Matching.NONE
     if not scan.list_code:
         return Matching.NONE
     window_ms = rules.match_window_s * 1000
@@ -217,10 +219,11 @@ def match_scan(tx: Tx, scan: StoredScan, rules: Rules, *, duplicate: bool) -> Ma
         "WHERE t.terminal = ? AND t.time_ms BETWEEN ? AND ? AND l.list_code = ? AND l.scans < l.needed "
         "ORDER BY abs(t.time_ms - ?), t.id LIMIT 1",
         (scan.terminal, scan.event_ms - window_ms, scan.event_ms + window_ms, scan.list_code, scan.event_ms))
-    return _attach(tx, _TicketRef(*found), row, only_if_fits=True) if found else Matching.NONE
+    return _attach(tx, tally, _TicketRef(*found), row, only_if_fits=True) if found else Matching.NONE
 
 
-def _attach(tx: Tx, ticket: _TicketRef, scan: tuple[Any, ...], *, only_if_fits: bool) -> Matching:
+def _attach(tx: Tx, tally: rates.Tally, ticket: _TicketRef, scan: tuple[Any, ...], *,
+            only_if_fits: bool) -> Matching:
     scan_id, device, scan_institution, scan_terminal, scan_ms, list_code, covers = scan
     lines = tx.all("SELECT id, list_code, needed, scans, required FROM ticket_lines WHERE ticket_id = ? "
                    "ORDER BY line_no", (ticket.id,)) if list_code else []
@@ -234,16 +237,16 @@ def _attach(tx: Tx, ticket: _TicketRef, scan: tuple[Any, ...], *, only_if_fits: 
         if fills:
             tx.write("UPDATE ticket_lines SET scans = scans + 1 WHERE id = ?", (line_id,))
             if required:
-                rates.bump(tx, ticket.institution, ticket.terminal, ticket.time_ms, units_covered=1)
+                tally.add(ticket.institution, ticket.terminal, ticket.time_ms, units_covered=1)
             if scans + 1 == needed:
                 alerts.auto_resolve(tx, "unscanned_sale", f"line:{line_id}", scan_ms, "scanned late")
         # line_id only for the scans that fill the line: they are the codes of its platform row; a scan beyond
         # the line's quantity (or a duplicate) is tied to the ticket but goes up as a row of its own
         outcome, line_ref = Matching.LINE, line_id if fills else None
-        rates.bump(tx, scan_institution, scan_terminal, scan_ms, matched_scans=1)
+        tally.add(scan_institution, scan_terminal, scan_ms, matched_scans=1)
     elif list_code:
         outcome, line_ref = Matching.MISMATCH, None
-        rates.bump(tx, scan_institution, scan_terminal, scan_ms, matched_scans=1, mismatched_scans=1)
+        tally.add(scan_institution, scan_terminal, scan_ms, matched_scans=1, mismatched_scans=1)
         billed = sorted({line[1] for line in lines})
         alerts.raise_alert(tx, "product_mismatch", subject=f"ticket:{ticket.id}", now_ms=scan_ms,
                            institution=ticket.institution, terminal=ticket.terminal, device=device,

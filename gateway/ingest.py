@@ -5,6 +5,11 @@ expiry) and PUBACKs are manual: a message is acknowledged to the broker only
 after the batch holding it is committed, so a gateway that dies mid-batch gets
 it again. Nothing is answered with an MQTT error reason: what cannot be
 accepted is quarantined, then acknowledged.
+
+The MQTT session runs in a child process (gateway/mqtt_link.py). Here two
+threads: one verifies a batch (MACs, schemas) while the other commits the batch
+before it, so the verification overlaps SQLite's or PostgreSQL's own work
+(which runs without the GIL). The verifier stays at most one batch ahead.
 """
 
 from __future__ import annotations
@@ -17,17 +22,15 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cbor2
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from gateway import pipeline
 from gateway.commands import CommandType, sign_command
 from gateway.devices import Status, parse_status
 from gateway.metrics import Metrics
+from gateway.mqtt_link import Link, LinkSettings, Received
 from gateway.pipeline import Accepted, Rejected, TicketIn
 from gateway.protocol import MAX_BATCH_BYTES, ProtocolError, encode_ack, parse_event, verify_mac0
 from gateway.rules import Rules
@@ -38,7 +41,6 @@ __all__ = ["IngestSettings", "Ingest", "split_messages", "TOPICS"]
 
 log = logging.getLogger("gateway.ingest")
 _MAX_BATCH_ITEMS = 64
-_SESSION_EXPIRY_S = 7 * 24 * 3600
 _MAX_TICKET_BYTES = 65536
 _CLOCK_COMMAND_EVERY_S = 60.0
 TOPICS = ("tc/v1/+/ev", "tc/v1/+/status", "tc/v1/pos/+/ticket")
@@ -65,13 +67,25 @@ class IngestSettings:
     synced, at most once a minute per device. Off when another tool sends commands with its own ids."""
 
 
-@dataclass(frozen=True)
-class _Message:
+class _Message(NamedTuple):
+    """One MQTT message as received from the link."""
+
     mid: int
     qos: int
     topic: str
     payload: bytes
     received_ms: int
+
+
+@dataclass
+class _Verified:
+    """A batch of messages sorted into what the commit takes."""
+
+    messages: list[_Message]
+    accepted: list[Accepted]
+    rejected: list[Rejected]
+    statuses: list[tuple[Status, int]]
+    tickets: list[TicketIn]
 
 
 def split_messages(payload: bytes) -> list[bytes]:
@@ -125,19 +139,15 @@ class Ingest:
         self.rules = rules
         self.metrics = metrics
         self.counts: Counter[str] = Counter()
-        self._inbox: queue.Queue[_Message] = queue.Queue()
+        self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
+        self._verified: queue.Queue[_Verified] = queue.Queue(maxsize=1)
         self._clock_sent: dict[str, float] = {}
         self._stopping = threading.Event()
-        self._connected = threading.Event()
-        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=settings.client_id,
-                                   protocol=paho.MQTTv5, manual_ack=True)
-        if settings.username:
-            self._client.username_pw_set(settings.username, settings.password or None)
-        self._client.reconnect_delay_set(min_delay=1, max_delay=10)
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_message = self._on_message
-        self._worker = threading.Thread(target=self._work, name="ingest", daemon=True)
+        self._link = Link(LinkSettings(settings.broker_host, settings.broker_port, settings.client_id,
+                                       settings.username, settings.password, tuple(self.subscriptions),
+                                       logging.getLogger().getEffectiveLevel()), self._take)
+        self._threads = [threading.Thread(target=self._verify_batches, name="ingest-verify", daemon=True),
+                         threading.Thread(target=self._commit_batches, name="ingest-commit", daemon=True)]
 
     @property
     def subscriptions(self) -> list[str]:
@@ -146,50 +156,32 @@ class Ingest:
 
     @property
     def connected(self) -> bool:
-        return self._connected.is_set()
+        return self._link.connected
 
     @property
     def alive(self) -> bool:
-        """The worker thread runs (the watchdog pings only while it does)."""
-        return self._worker.is_alive()
+        """Both threads and the link run (the watchdog pings only while they do)."""
+        return self._link.alive and all(thread.is_alive() for thread in self._threads)
 
     def start(self, timeout_s: float = 10) -> None:
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = _SESSION_EXPIRY_S
-        self._client.connect_async(self.settings.broker_host, self.settings.broker_port, keepalive=30,
-                                   clean_start=False, properties=properties)
-        self._client.loop_start()
-        self._worker.start()
-        if not self._connected.wait(timeout_s):
+        self._link.start()
+        for thread in self._threads:
+            thread.start()
+        if not self._link.wait_connected(timeout_s):
             log.warning("broker %s:%d not reachable yet; retrying in the background",
                         self.settings.broker_host, self.settings.broker_port)
 
     def stop(self) -> None:
         self._stopping.set()
-        self._worker.join(timeout=10)
-        self._client.disconnect()
-        self._client.loop_stop()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._link.stop()
 
-    def _on_connect(self, client: paho.Client, userdata: object, flags: object, reason: object,
-                    properties: object) -> None:
-        if getattr(reason, "is_failure", False):
-            log.error("broker refused the gateway: %s", reason)
-            return
-        client.subscribe([(topic, 1) for topic in self.subscriptions])
-        self._connected.set()
-        log.info("connected to %s:%d, subscribed to %s", self.settings.broker_host, self.settings.broker_port,
-                 ", ".join(self.subscriptions))
+    def _take(self, batch: list[Received]) -> None:
+        for item in batch:
+            self._inbox.put(_Message(*item))
 
-    def _on_disconnect(self, client: paho.Client, userdata: object, flags: object, reason: object,
-                       properties: object) -> None:
-        self._connected.clear()
-        if not self._stopping.is_set():
-            log.warning("disconnected from the broker (%s); reconnecting", reason)
-
-    def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
-        self._inbox.put(_Message(message.mid, message.qos, message.topic, bytes(message.payload), _now_ms()))
-
-    def _work(self) -> None:
+    def _verify_batches(self) -> None:
         while not self._stopping.is_set():
             try:
                 first = self._inbox.get(timeout=0.2)
@@ -203,62 +195,85 @@ class Ingest:
                 except queue.Empty:
                     break
             try:
-                self._process(batch)
-            except Exception:  # the batch stays unacknowledged; the broker sends it again after a reconnect
-                log.exception("batch of %d messages failed; not acknowledged", len(batch))
-                self.metrics.batch_failures.inc()
-                self.counts["batch_failures"] += 1
-                self._client.reconnect()
+                verified = self._sort(batch)
+            except Exception:
+                self._failed(batch)
+                continue
+            while not self._stopping.is_set():
+                try:
+                    self._verified.put(verified, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
 
-    def _process(self, batch: list[_Message]) -> None:
-        accepted: list[Accepted] = []
-        rejected: list[Rejected] = []
-        statuses: list[tuple[Status, int]] = []
-        tickets: list[TicketIn] = []
+    def _commit_batches(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                verified = self._verified.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                self._commit(verified)
+            except Exception:
+                self._failed(verified.messages)
+
+    def _failed(self, batch: list[_Message]) -> None:
+        """The batch stays unacknowledged; the broker sends it again after a reconnect."""
+        log.exception("batch of %d messages failed; not acknowledged", len(batch))
+        self.metrics.batch_failures.inc()
+        self.counts["batch_failures"] += 1
+        self._link.reconnect()
+
+    def _sort(self, batch: list[_Message]) -> _Verified:
+        verified = _Verified(batch, [], [], [], [])
         kinds: Counter[str] = Counter()
         for message in batch:
             kind, name = _route(message.topic)
             kinds[kind or "other"] += 1
             if kind == "ev":
-                self._verify(message, name, accepted, rejected)
+                self._verify(message, name, verified.accepted, verified.rejected)
             elif kind == "status":
-                self._status(message, name, statuses, rejected)
+                self._status(message, name, verified.statuses, verified.rejected)
             elif kind == "ticket":
-                self._ticket(message, name, tickets, rejected)
+                self._ticket(message, name, verified.tickets, verified.rejected)
             else:
                 self._reject(message, "", ProtocolError("bad_topic", f"topic {message.topic!r} is not ours"),
-                             message.payload, rejected)
+                             message.payload, verified.rejected)
         for kind, count in kinds.items():
             self.metrics.messages.labels(kind).inc(count)
+        return verified
+
+    def _commit(self, verified: _Verified) -> None:
         started = time.perf_counter()
-        result = pipeline.commit(self.store, self.rules, accepted=accepted, rejected=rejected, statuses=statuses,
-                                 tickets_in=tickets, instance=self.settings.client_id)
+        result = pipeline.commit(self.store, self.rules, accepted=verified.accepted, rejected=verified.rejected,
+                                 statuses=verified.statuses, tickets_in=verified.tickets,
+                                 instance=self.settings.client_id)
         self.metrics.commit_duration.observe(time.perf_counter() - started)
         self._count(result)
-        for device, ack in result.acks.items():
-            self._client.publish(f"tc/v1/{device}/ack", encode_ack(ack.acked_seq, ack.verdicts), qos=1)
-        for status, _ in statuses:
+        publishes = [(f"tc/v1/{device}/ack", encode_ack(ack.acked_seq, ack.verdicts), 1)
+                     for device, ack in result.acks.items()]
+        for status, _ in verified.statuses:
             if status.online and status.clock == 0 and self.settings.set_clocks:
-                self._set_clock(status.device)
+                publishes += self._clock_command(status.device)
         for outcome in result.tickets:
             answer = {"number": outcome.entry.ticket.number, "result": outcome.result, "error": outcome.error}
-            self._client.publish(outcome.entry.topic.rsplit("/", 1)[0] + "/result",
-                                 json.dumps(answer, ensure_ascii=False), qos=1)
+            publishes.append((outcome.entry.topic.rsplit("/", 1)[0] + "/result",
+                              json.dumps(answer, ensure_ascii=False).encode(), 1))
+        self._link.done(publishes, [(message.mid, message.qos) for message in verified.messages])
         now = _now_ms()
-        for message in batch:
-            self._client.ack(message.mid, message.qos)
+        for message in verified.messages:
             self.metrics.ack_latency.observe((now - message.received_ms) / 1000)
 
-    def _set_clock(self, device: str) -> None:
+    def _clock_command(self, device: str) -> list[tuple[str, bytes, int]]:
+        """The signed time for a device whose clock was never synced, at most once a minute; [] otherwise."""
         now = time.monotonic()
         key = self.store.device_key(device)
         if key is None or now - self._clock_sent.get(device, -_CLOCK_COMMAND_EVERY_S) < _CLOCK_COMMAND_EVERY_S:
-            return
+            return []
         self._clock_sent[device] = now
         now_ms = _now_ms()
-        self._client.publish(f"tc/v1/{device}/cmd", sign_command(key, now_ms, CommandType.TIME, now_ms,
-                                                                 issued_ms=now_ms), qos=1)
-        log.info("sent the time to %s, whose clock was never synced", device)
+        log.info("sending the time to %s, whose clock was never synced", device)
+        return [(f"tc/v1/{device}/cmd", sign_command(key, now_ms, CommandType.TIME, now_ms, issued_ms=now_ms), 1)]
 
     def _count(self, result: pipeline.CommitResult) -> None:
         self.counts["stored"] += result.stored

@@ -2,9 +2,10 @@
 history.
 
 The real gateway (`trace-gateway run`, SQLite by default, or `--database postgresql` on a throwaway cluster)
-takes rounds of signed events from D devices through Mosquitto; after each round is acknowledged the process's
-RSS (VmRSS) is read. The baseline is the RSS after the first round, in the same run: the report gives the last
-round's RSS as a ratio of it, and the growth per 100,000 events between the two.
+takes rounds of signed events from D devices through Mosquitto; after each round is acknowledged the RSS of
+its two processes (VmRSS, with the MQTT link's child) is read. The baseline is the RSS after the first round,
+in the same run: the report gives the last round's RSS as a ratio of it, and the growth per 100,000 events
+between the two.
 """
 
 from __future__ import annotations
@@ -26,6 +27,20 @@ from tools.gateway_process import GatewayProcess
 
 
 def rss_bytes(pid: int) -> int:
+    """VmRSS of the process and of its children (the gateway's MQTT link)."""
+    children = [int(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat")
+                if _parent_of(stat) == pid]
+    return _own_rss(pid) + sum(_own_rss(child) for child in children)
+
+
+def _parent_of(stat: Path) -> int:
+    try:
+        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _own_rss(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024

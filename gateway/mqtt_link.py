@@ -174,9 +174,17 @@ def _child(conn: Connection, settings: LinkSettings) -> None:
             log.error("broker refused the gateway: %s", reason)
             return
         client.subscribe([(topic, 1) for topic in settings.subscriptions])
+
+    def on_subscribe(client: paho.Client, userdata: object, mid: int, reasons: list[Any],
+                     properties: object) -> None:
+        refused = [f"{topic} ({reason})" for topic, reason in zip(settings.subscriptions, reasons, strict=False)
+                   if getattr(reason, "is_failure", False)]
+        if refused:
+            log.error("broker refused the subscriptions %s", ", ".join(refused))
+            return
         log.info("connected to %s:%d, subscribed to %s", settings.host, settings.port,
                  ", ".join(settings.subscriptions))
-        send("connected", True)
+        send("connected", True)  # only now: a message published before the SUBACK may not reach a new session
 
     stopping = threading.Event()
     disconnected = threading.Event()
@@ -206,6 +214,7 @@ def _child(conn: Connection, settings: LinkSettings) -> None:
                 os._exit(0)  # the parent is gone
 
     client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
     client.on_disconnect = on_disconnect
     client.on_message = on_message
     properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]

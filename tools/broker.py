@@ -10,7 +10,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Self
 
 import gateway
 from tools.certs import TlsFiles
@@ -50,7 +50,54 @@ class MqttBroker(Protocol):
     def stop(self, *, kill: bool = False) -> None: ...
 
 
-class Broker:
+class BrokerProcess:
+    """A broker as a child process: started until its ports listen, stopped by a signal."""
+
+    folder: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def _launch(self, command: list[str], log_name: str, ports: list[int], timeout_s: float) -> None:
+        log_path = self.folder / log_name
+        log = open(log_path, "ab")  # noqa: SIM115  (kept open for the process's life)
+        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{Path(command[0]).name} exited: {log_path.read_text()[-2000:]}")
+            if all(listening(port) for port in ports):
+                return
+            time.sleep(0.05)
+        self.stop(kill=True)
+        raise RuntimeError(f"{Path(command[0]).name} did not listen on {ports} within {timeout_s} s")
+
+    def stop(self, *, kill: bool = False) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        self.process.wait(timeout=10)
+        self.process = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, timeout_s: float = 10) -> None:
+        raise NotImplementedError
+
+
+def listening(port: int) -> bool:
+    """Something accepts connections on the loopback port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class Broker(BrokerProcess):
     """One mosquitto process on a loopback port, its data (persistence) in `folder`."""
 
     name = "Mosquitto"
@@ -66,7 +113,6 @@ class Broker:
         self.acl_file = acl_file
         self.tls = tls
         self.tls_port = free_port() if tls else 0
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def gateway_port(self) -> int:
@@ -94,29 +140,4 @@ class Broker:
         executable = mosquitto_path()
         if executable is None:
             raise RuntimeError("mosquitto not found: apt-get install mosquitto")
-        log = open(self.folder / "mosquitto.log", "ab")  # noqa: SIM115  (kept open for the process's life)
-        self.process = subprocess.Popen([executable, "-c", str(self._config())], stdout=log, stderr=log)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"mosquitto exited: {(self.folder / 'mosquitto.log').read_text()[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"mosquitto did not listen on port {self.port} within {timeout_s} s")
-
-    def stop(self, *, kill: bool = False) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        self.process.wait(timeout=10)
-        self.process = None
-
-    def __enter__(self) -> Broker:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self._launch([executable, "-c", str(self._config())], "mosquitto.log", [self.port], timeout_s)

@@ -11,14 +11,10 @@ benchmarks and production the broker is Mosquitto (tools/broker.py).
 
 from __future__ import annotations
 
-import signal
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from tools.broker import Broker, MqttBroker, free_port, mosquitto_path
+from tools.broker import Broker, BrokerProcess, MqttBroker, free_port, mosquitto_path
 
 CONFIG = """\
 id = 0
@@ -50,7 +46,7 @@ next_connection_delay_ms = 1
 """
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(BrokerProcess):
     """rumqttd (`python -m iotcore`) on two loopback ports, which it keeps across restarts."""
 
     name = "the embedded broker (rumqttd from the PyPI package iotcore; memory only, no ACL)"
@@ -60,45 +56,12 @@ class EmbeddedBroker:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.gateway_port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 10) -> None:
         config = self.folder / "rumqttd.toml"
         config.write_text(CONFIG.format(port=self.port, gateway_port=self.gateway_port))
-        log = open(self.folder / "rumqttd.log", "ab")  # noqa: SIM115  (kept open for the process's life)
-        self.process = subprocess.Popen([sys.executable, "-m", "iotcore", "--config", str(config)],
-                                        stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"rumqttd exited: {(self.folder / 'rumqttd.log').read_text()[-2000:]}")
-            if all(_listening(port) for port in (self.port, self.gateway_port)):
-                return
-            time.sleep(0.05)
-        self.stop(kill=True)
-        raise RuntimeError(f"rumqttd did not listen on ports {self.port}, {self.gateway_port} within {timeout_s} s")
-
-    def stop(self, *, kill: bool = False) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        self.process.wait(timeout=10)
-        self.process = None
-
-    def __enter__(self) -> EmbeddedBroker:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
+        self._launch([sys.executable, "-m", "iotcore", "--config", str(config)], "rumqttd.log",
+                     [self.port, self.gateway_port], timeout_s)
 
 
 def resolve(choice: str) -> str:

@@ -11,6 +11,7 @@ import threading
 import time
 
 import paho.mqtt.client as paho
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.mqtt_link import Link, LinkSettings
@@ -61,13 +62,24 @@ class Collector:
         return self.messages()
 
 
-def test_messages_come_up_in_batches_and_are_acknowledged_only_when_told(broker):
-    collector = Collector()
+def started_link(broker, collector):
     link = Link(settings(broker), collector)
     link.start()
-    device = Device(broker)
+    assert link.wait_connected(10)
+    return link
+
+
+@pytest.fixture
+def device(broker):
+    counter = Device(broker)
+    yield counter
+    counter.close()
+
+
+def test_messages_come_up_in_batches_and_are_acknowledged_only_when_told(broker, device):
+    collector = Collector()
+    link = started_link(broker, collector)
     try:
-        assert link.wait_connected(10)
         device.publish(300)
         received = collector.wait_for(300)
         assert [payload for _, _, _, payload, _ in received] == [b"event-%d" % n for n in range(300)]
@@ -75,24 +87,21 @@ def test_messages_come_up_in_batches_and_are_acknowledged_only_when_told(broker)
         assert len(collector.batches) < 300  # several messages per pipe send
         link.done([("tc/v1/d1/ack", b"ack-of-100", 1)], [(mid, qos) for mid, qos, *_ in received[:100]])
         assert device.acks.get(timeout=5) == ("tc/v1/d1/ack", b"ack-of-100")
+    finally:
         link.stop()  # 200 messages were never acknowledged: the broker keeps them for the session
-        again = Collector()
-        link = Link(settings(broker), again)
-        link.start()
+    again = Collector()
+    link = started_link(broker, again)
+    try:
         redelivered = again.wait_for(200)
         assert [payload for *_, payload, _ in redelivered] == [b"event-%d" % n for n in range(100, 300)]
     finally:
-        device.close()
         link.stop()
 
 
-def test_a_new_child_when_the_child_dies_and_the_broker_resends_what_it_held(broker):
+def test_a_new_child_when_the_child_dies_and_the_broker_resends_what_it_held(broker, device):
     collector = Collector()
-    link = Link(settings(broker), collector)
-    link.start()
-    device = Device(broker)
+    link = started_link(broker, collector)
     try:
-        assert link.wait_connected(10)
         device.publish(50)
         first = collector.wait_for(50)
         os.kill(link._process.pid, signal.SIGKILL)
@@ -104,7 +113,6 @@ def test_a_new_child_when_the_child_dies_and_the_broker_resends_what_it_held(bro
         assert all(resent[payload] == mid for mid, _, _, payload, _ in first)  # same packet ids after the restart
         assert link.wait_connected(5) and link.alive
     finally:
-        device.close()
         link.stop()
 
 

@@ -23,6 +23,7 @@ class GatewaySession:
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="gw-test", protocol=paho.MQTTv5,
                                   manual_ack=True)
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda client, userdata, mid, reasons, properties: self.connected.set()
         self.client.on_message = self._on_message
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = 3600
@@ -31,9 +32,7 @@ class GatewaySession:
         assert self.connected.wait(5)
 
     def _on_connect(self, client, userdata, flags, reason, properties):
-        client.subscribe([("tc/v1/+/ev", 1)])
-        time.sleep(0.2)  # the SUBACK
-        self.connected.set()
+        client.subscribe([("tc/v1/+/ev", 1)])  # connected once the SUBACK is in
 
     def _on_message(self, client, userdata, message):
         self.received.append(message.payload)

@@ -139,7 +139,8 @@ class Ingest:
         self.rules = rules
         self.metrics = metrics
         self.counts: Counter[str] = Counter()
-        self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[list[_Message]] = queue.SimpleQueue()
+        self._carried: list[_Message] = []
         self._verified: queue.Queue[_Verified] = queue.Queue(maxsize=1)
         self._clock_sent: dict[str, float] = {}
         self._stopping = threading.Event()
@@ -178,22 +179,27 @@ class Ingest:
         self._link.stop()
 
     def _take(self, batch: list[Received]) -> None:
-        for item in batch:
-            self._inbox.put(_Message(*item))
+        self._inbox.put([_Message(*item) for item in batch])
+
+    def _next_batch(self) -> list[_Message]:
+        """Up to batch_max messages: the link's batches joined, waiting batch_wait_ms after the first for more;
+        what goes beyond batch_max starts the next. Raises queue.Empty when nothing came for 0.2 s."""
+        batch, self._carried = self._carried or self._inbox.get(timeout=0.2), []
+        deadline = time.monotonic() + self.settings.batch_wait_ms / 1000
+        while len(batch) < self.settings.batch_max:
+            try:
+                batch += self._inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+        batch, self._carried = batch[:self.settings.batch_max], batch[self.settings.batch_max:]
+        return batch
 
     def _verify_batches(self) -> None:
         while not self._stopping.is_set():
             try:
-                first = self._inbox.get(timeout=0.2)
+                batch = self._next_batch()
             except queue.Empty:
                 continue
-            batch = [first]
-            deadline = time.monotonic() + self.settings.batch_wait_ms / 1000
-            while len(batch) < self.settings.batch_max:
-                try:
-                    batch.append(self._inbox.get(timeout=max(0.0, deadline - time.monotonic())))
-                except queue.Empty:
-                    break
             try:
                 verified = self._sort(batch)
             except Exception:

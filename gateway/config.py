@@ -111,9 +111,12 @@ def load(path: Path | None) -> Settings:
         ZoneInfo(sections["rules"].timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{path}: rules.timezone: unknown time zone {sections['rules'].timezone!r}") from None
-    for name in ("rolling_window_h", "sweep_interval_s", "mac_failure_burst"):
+    for name in ("rolling_window_h", "sweep_interval_s", "mac_failure_burst", "seq_window"):
         if getattr(sections["rules"], name) < 1:
             raise ConfigError(f"{path}: rules.{name}: must be at least 1")
+    for name in ("quarantine_max_rows", "quarantine_max_bytes"):
+        if getattr(sections["ingest"], name) < 1:
+            raise ConfigError(f"{path}: ingest.{name}: must be at least 1")
     forward = sections["forward"]
     if forward.signer not in ("none", "tif"):
         raise ConfigError(f"{path}: forward.signer: none or tif, got {forward.signer!r}")

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import cbor2
-
 from gateway import alerts
-from gateway.protocol import ProtocolError
+from gateway.protocol import ProtocolError, decode_cbor, shown
 from gateway.rules import Rules
 from gateway.store import Tx
 
@@ -46,10 +44,7 @@ def parse_status(device: str, payload: bytes) -> Status:
     """Read a status map; ProtocolError("status_malformed") when it is not one."""
     if len(payload) > 1024:
         raise ProtocolError("oversized", f"status of {len(payload)} bytes, limit 1024")
-    try:
-        fields = cbor2.loads(payload)
-    except (cbor2.CBORDecodeError, ValueError, TypeError) as error:
-        raise ProtocolError("status_malformed", str(error)) from None
+    fields = decode_cbor(payload, "status_malformed", "status")
     if not isinstance(fields, dict) or fields.get(0) != 1 or not isinstance(fields.get(1), bool):
         raise ProtocolError("status_malformed", "expected a version 1 map with the online flag (key 1)")
     values: dict[str, object] = {}
@@ -57,22 +52,28 @@ def parse_status(device: str, payload: bytes) -> Status:
         if key in fields:
             value = fields[key]
             if name == "firmware":
-                good = isinstance(value, str)
-            else:
-                good = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+                good = isinstance(value, str) and "\x00" not in value
+            else:  # a database integer holds at most 2^63-1
+                good = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
             if not good:
-                raise ProtocolError("status_malformed", f"key {key} ({name}) has {value!r}")
+                raise ProtocolError("status_malformed", f"key {key} ({name}) has {shown(value)}")
             values[name] = value[:32] if isinstance(value, str) else value
     return Status(device=device, online=fields[1], **values)  # type: ignore[arg-type]
 
 
-def record_status(tx: Tx, status: Status, rules: Rules, *, now_ms: int) -> bool:
-    """Keep the device's latest status and update its alerts; False when the device is not registered."""
+def record_status(tx: Tx, status: Status, rules: Rules, *, now_ms: int) -> None:
+    """Keep the device's latest status and update its alerts. ProtocolError when the device is not registered,
+    or when its last seq lies beyond the seq window (it would turn into that many missing seqs)."""
     place = tx.one("SELECT institution, terminal FROM devices WHERE device = ?", (status.device,))
     if place is None:
-        return False
+        raise ProtocolError("unknown_device", "status of an unregistered device")
     institution, terminal = place
-    previous = tx.one("SELECT online, offline_since_ms FROM device_state WHERE device = ?", (status.device,))
+    previous = tx.one("SELECT online, offline_since_ms, max_seq FROM device_state WHERE device = ?",
+                      (status.device,))
+    highest = int(previous[2]) if previous else 0
+    if status.last_seq > highest + rules.seq_window:
+        raise ProtocolError("seq_out_of_window", f"status says last seq {status.last_seq}, the highest stored is "
+                            f"{highest} and the window is {rules.seq_window}")
     was_online = bool(previous and previous[0])
     offline_since = 0 if status.online else (now_ms if was_online or not previous or not previous[1] else previous[1])
     if status.online:
@@ -87,7 +88,7 @@ def record_status(tx: Tx, status: Status, rules: Rules, *, now_ms: int) -> bool:
     else:
         tx.write("UPDATE device_state SET online = 0, status_ms = ?, offline_since_ms = ? WHERE device = ?",
                    (now_ms, offline_since, status.device))
-        return True
+        return
     if status.backlog > rules.backlog_alert or status.alarms & _ALARM_JOURNAL_FULL:
         full = " and its journal is full" if status.alarms & _ALARM_JOURNAL_FULL else ""
         alerts.raise_alert(tx, "backlog_high", subject=status.device, now_ms=now_ms, institution=institution,
@@ -101,7 +102,6 @@ def record_status(tx: Tx, status: Status, rules: Rules, *, now_ms: int) -> bool:
                            detail="device clock never synced: event times fall back to the gateway's")
     else:
         alerts.auto_resolve(tx, "clock_unsynced", status.device, now_ms, "clock synced")
-    return True
 
 
 def check_offline(tx: Tx, rules: Rules, *, now_ms: int) -> None:

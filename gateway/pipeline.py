@@ -13,13 +13,13 @@ side, and the whole batch runs again if the database reports a conflict.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from gateway import alerts, catalog, devices, ledger, outbox, rates, tickets
+from gateway import catalog, devices, ledger, outbox, quarantine, rates, tickets
 from gateway.devices import Status
-from gateway.protocol import Event, Operation, Verdict
+from gateway.protocol import Event, Operation, ProtocolError, Verdict
+from gateway.quarantine import Bounds, Rejected
 from gateway.rules import Rules
 from gateway.scans import SALES, StoredScan
 from gateway.store import Store, Tx, retrying
@@ -35,18 +35,6 @@ class Accepted:
     event: Event
     signed: bytes
     """The exact COSE_Mac0 bytes as received."""
-    received_ms: int
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """A message the gateway will not accept; kept in quarantine for inspection."""
-
-    topic: str
-    device: str
-    reason: str
-    detail: str
-    message: bytes
     received_ms: int
 
 
@@ -92,15 +80,16 @@ class CommitResult:
 
 def commit(store: Store, rules: Rules, *, accepted: Iterable[Accepted] = (), rejected: Iterable[Rejected] = (),
            statuses: Iterable[tuple[Status, int]] = (), tickets_in: Iterable[TicketIn] = (),
-           instance: str = "") -> CommitResult:
+           instance: str = "", bounds: Bounds | None = None) -> CommitResult:
     """Everything of one batch in one transaction; acks and verdicts in the result. `instance` (the gateway's
-    client id) is kept with each stored event."""
+    client id) is kept with each stored event; when `bounds` are given, the quarantine is trimmed to them."""
     batch_items = (list(accepted), list(rejected), list(statuses), list(tickets_in))
-    return retrying(lambda: _commit_once(store, rules, *batch_items, instance))
+    return retrying(lambda: _commit_once(store, rules, *batch_items, instance, bounds))
 
 
 def _commit_once(store: Store, rules: Rules, accepted: list[Accepted], rejected: list[Rejected],
-                 statuses: list[tuple[Status, int]], tickets_in: list[TicketIn], instance: str) -> CommitResult:
+                 statuses: list[tuple[Status, int]], tickets_in: list[TicketIn], instance: str,
+                 bounds: Bounds | None) -> CommitResult:
     result = CommitResult()
     with store.transaction() as tx:
         batch = _Batch(tx, rules, result, instance)
@@ -111,12 +100,16 @@ def _commit_once(store: Store, rules: Rules, accepted: list[Accepted], rejected:
         for refusal in rejected:
             batch.quarantine(refusal)
         for status, received_ms in statuses:
-            if not devices.record_status(tx, status, rules, now_ms=received_ms):
-                batch.quarantine(Rejected(f"tc/v1/{status.device}/status", status.device, "unknown_device",
-                                          "status of an unregistered device", b"", received_ms))
+            try:
+                devices.record_status(tx, status, rules, now_ms=received_ms)
+            except ProtocolError as error:
+                batch.quarantine(Rejected(f"tc/v1/{status.device}/status", status.device, error.reason, str(error),
+                                          b"", received_ms))
         for entry in tickets_in:
             batch.ticket(entry)
         batch.book_counts()
+        if bounds is not None:
+            quarantine.trim(tx, bounds)
         for device, ack in result.acks.items():
             ack.acked_seq = batch.advance(device)
     return result
@@ -244,6 +237,12 @@ class _Batch:
                                          f"seq {event.seq} already stored with other bytes", item.signed,
                                          item.received_ms))
             return
+        highest = max(self._acks.get(event.device, (0, 0)))
+        if event.seq > highest + self.rules.seq_window:
+            self.quarantine(Rejected(f"tc/v1/{event.device}/ev", event.device, "seq_out_of_window",
+                                     f"seq {event.seq}: the highest stored is {highest}, the window "
+                                     f"{self.rules.seq_window}", item.signed, item.received_ms))
+            return
         terminal, institution, institution_type, region = self._place(event.device)
         product = self._product(event.pid) if not event.err else None
         event_ms = event.time_ms if event.clock and event.time_ms else item.received_ms
@@ -301,26 +300,8 @@ class _Batch:
             self.result.tickets.append(TicketOutcome(entry, "stored" if new else "repeated", ticket_id))
 
     def quarantine(self, refusal: Rejected) -> None:
-        """Keep the bytes once; a device that resends them only raises the count (the table stays bounded)."""
-        digest = hashlib.sha256(refusal.topic.encode() + b"\0" + refusal.message).digest()
-        self.tx.write(
-            "INSERT INTO quarantine (received_ms, topic, device, reason, detail, message, digest, last_ms) "
-            "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (digest) DO UPDATE SET times = quarantine.times + 1, "
-            "last_ms = excluded.last_ms",
-            (refusal.received_ms, refusal.topic, refusal.device, refusal.reason, refusal.detail, refusal.message,
-             digest, refusal.received_ms))
+        quarantine.keep(self.tx, refusal)
         self.result.quarantined[refusal.reason] = self.result.quarantined.get(refusal.reason, 0) + 1
         if refusal.reason == "bad_mac" and refusal.device:
-            self._mac_failures(refusal)
-
-    def _mac_failures(self, refusal: Rejected) -> None:
-        since = refusal.received_ms - self.rules.mac_failure_window_s * 1000
-        row = self.tx.one("SELECT sum(times), max(id) FROM quarantine WHERE device = ? AND reason = 'bad_mac' "
-                          "AND last_ms >= ?", (refusal.device, since))
-        failures = int(row[0] or 0) if row else 0
-        if failures >= self.rules.mac_failure_burst:
             terminal, institution, _, _ = self._place(refusal.device)
-            alerts.raise_alert(self.tx, "mac_failures", subject=refusal.device, now_ms=refusal.received_ms,
-                               institution=institution, terminal=terminal, device=refusal.device,
-                               detail=f"{failures} messages with a bad MAC in {self.rules.mac_failure_window_s} s "
-                               "(wrong key, or someone else publishing as this device)")
+            quarantine.mac_failures(self.tx, self.rules, refusal, institution=institution, terminal=terminal)

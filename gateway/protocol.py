@@ -19,7 +19,7 @@ import cbor2
 
 __all__ = [
     "EventKey", "Operation", "Verdict", "ProtocolError", "Event", "Signed",
-    "verify_mac0", "parse_event", "encode_ack", "MAX_MESSAGE_BYTES", "DEVICE_ID_PATTERN",
+    "verify_mac0", "parse_event", "encode_ack", "decode_cbor", "shown", "MAX_MESSAGE_BYTES", "DEVICE_ID_PATTERN",
 ]
 
 MAX_MESSAGE_BYTES = 1280
@@ -127,14 +127,32 @@ class Event:
     """Units taken from an opened pack (拆零); 0 for a whole pack."""
 
 
+def decode_cbor(data: bytes, reason: str, what: str) -> Any:
+    """cbor2.loads, where every failure is a ProtocolError(reason): crafted tags and nesting make cbor2 raise
+    far more than CBORDecodeError (OverflowError, decimal errors, AssertionError, RecursionError, ...)."""
+    try:
+        return cbor2.loads(data)
+    except Exception as error:  # one hostile message must never escape as a crash of the batch
+        raise ProtocolError(reason, f"{what}: {type(error).__name__}: {shown(error)}") from None
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """A value for an error message, safely short: a huge integer is not turned into digits (Python refuses
+    beyond 4300, and a 2^64-bit one would take long)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    try:
+        text = str(value) if isinstance(value, BaseException) else repr(value)
+    except Exception as error:  # a repr that fails (e.g. an object a crafted tag made)
+        text = f"<{type(value).__name__}: {type(error).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def verify_mac0(message: bytes, key_for: Callable[[str], bytes | None], *, topic_device: str) -> Signed:
     """Check `message` against the profile and the key of the device named by its topic."""
     if len(message) > MAX_MESSAGE_BYTES:
         raise ProtocolError("oversized", f"{len(message)} bytes, limit {MAX_MESSAGE_BYTES}")
-    try:
-        item = cbor2.loads(message)
-    except (cbor2.CBORDecodeError, ValueError, TypeError) as error:
-        raise ProtocolError("malformed_cbor", str(error)) from None
+    item = decode_cbor(message, "malformed_cbor", "COSE_Mac0")
     if not isinstance(item, cbor2.CBORTag) or item.tag != _TAG_MAC0:
         raise ProtocolError("not_mac0", "not a tagged COSE_Mac0 (tag 17)")
     parts = item.value
@@ -143,12 +161,9 @@ def verify_mac0(message: bytes, key_for: Callable[[str], bytes | None], *, topic
     protected, unprotected, payload, tag = parts
     if not (isinstance(protected, bytes) and isinstance(payload, bytes) and isinstance(tag, bytes)):
         raise ProtocolError("not_mac0", "protected header, payload and tag must be byte strings")
-    try:
-        protected_map = cbor2.loads(protected)
-    except (cbor2.CBORDecodeError, ValueError) as error:
-        raise ProtocolError("not_mac0", f"protected header: {error}") from None
-    if protected_map != _PROTECTED_ALG_HMAC256:
-        raise ProtocolError("not_mac0", f"protected header must be {{1: 5}}, got {protected_map!r}")
+    protected_map = decode_cbor(protected, "not_mac0", "protected header")
+    if type(protected_map) is not dict or protected_map != _PROTECTED_ALG_HMAC256:
+        raise ProtocolError("not_mac0", f"protected header must be {{1: 5}}, got {shown(protected_map)}")
     kid_bytes = unprotected.get(4) if hasattr(unprotected, "get") else None
     if not isinstance(kid_bytes, bytes):
         raise ProtocolError("not_mac0", "kid (header 4) missing or not bytes")
@@ -165,13 +180,16 @@ def verify_mac0(message: bytes, key_for: Callable[[str], bytes | None], *, topic
     return Signed(kid=kid, payload=payload)
 
 
+_LAST_TIME_MS = 4_102_444_800_000
+"""2100-01-01: a device time beyond it is a broken clock, and time arithmetic on it would pass the database's
+64-bit integers."""
 _TEXT_LIMITS = {
     EventKey.DEVICE: 32, EventKey.AIM: 3, EventKey.CODE: 512, EventKey.PID: 64, EventKey.SERIAL: 64,
     EventKey.LOT: 64, EventKey.EXPIRY: 6, EventKey.MADE: 6, EventKey.TICKET: 40,
 }
 _UINT_LIMITS = {
-    EventKey.VERSION: 1, EventKey.SEQ: 2**63 - 1, EventKey.BOOT: 2**32 - 1, EventKey.TIME: 2**63 - 1,
-    EventKey.UPTIME: 2**63 - 1, EventKey.CLOCK: 2, EventKey.OP: 6, EventKey.KIND: 3, EventKey.ERR: 255,
+    EventKey.VERSION: 1, EventKey.SEQ: 2**63 - 1, EventKey.BOOT: 2**32 - 1, EventKey.TIME: _LAST_TIME_MS,
+    EventKey.UPTIME: 2**53, EventKey.CLOCK: 2, EventKey.OP: 6, EventKey.KIND: 3, EventKey.ERR: 255,
     EventKey.SPLIT_QTY: 65535,
 }
 _RAW_LIMIT = 514
@@ -193,11 +211,7 @@ longest text or bytes, or the largest integer). Plain int keys: this runs for ev
 
 def parse_event(signed: Signed) -> Event:
     """Read and validate the event map inside a verified message; its device must be the signer."""
-    fields: Any
-    try:
-        fields = cbor2.loads(signed.payload)
-    except (cbor2.CBORDecodeError, ValueError, TypeError) as error:
-        raise ProtocolError("malformed_cbor", f"event: {error}") from None
+    fields = decode_cbor(signed.payload, "malformed_cbor", "event")
     if not isinstance(fields, dict):
         raise ProtocolError("schema", f"event must be a map, got {type(fields).__name__}")
     values: dict[str, Any] = {}
@@ -209,6 +223,8 @@ def parse_event(signed: Signed) -> Event:
         held = type(value)  # (not narrowing `value` to object)
         if held is not kind or not (0 <= value <= limit if kind is int else len(value) <= limit):
             raise ProtocolError("schema", _field_error(EventKey(key), value))
+        if kind is str and "\x00" in value:  # PostgreSQL's text cannot hold NUL: it would fail the commit
+            raise ProtocolError("schema", f"{EventKey(key).name.lower()} holds a NUL character")
         if name:
             values[name] = value
     if not _REQUIRED.issubset(fields):
@@ -232,7 +248,7 @@ def _field_error(key: EventKey, value: object) -> str:
         return f"raw must be at most {_RAW_LIMIT} bytes"
     if key in _TEXT_LIMITS:
         return f"{key.name.lower()} must be text of at most {_TEXT_LIMITS[key]}"
-    return f"{key.name.lower()} must be an integer 0..{_UINT_LIMITS[key]}, got {value!r}"
+    return f"{key.name.lower()} must be an integer 0..{_UINT_LIMITS[key]}, got {shown(value)}"
 
 
 def encode_ack(acked_seq: int, verdicts: list[tuple[int, Verdict]]) -> bytes:

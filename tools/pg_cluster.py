@@ -13,11 +13,13 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tools.broker import free_port
 
-__all__ = ["PgCluster", "binaries"]
+__all__ = ["PgCluster", "binaries", "throwaway_database"]
 
 SUPERUSER = "postgres"
 
@@ -96,3 +98,14 @@ class PgCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextmanager
+def throwaway_database(kind: str, name: str) -> Iterator[str]:
+    """For `kind` "sqlite": "" (the gateway's own file); for "postgresql": the URL of database `name` on a durable
+    throwaway cluster, stopped on exit."""
+    if kind == "sqlite":
+        yield ""
+        return
+    with PgCluster() as cluster:
+        yield cluster.create_database(name)

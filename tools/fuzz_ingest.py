@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 from gateway.ingest import Admission, IngestSettings, Message
 from gateway.metrics import Metrics
 from gateway.rules import Rules
-from gateway.store import Device, SQLiteStore, Store
+from gateway.store import Device, SQLiteStore, Store, open_store
 from tcagent import codes, cose, event
 
 GOOD_DEVICE = "fuzz-good"
@@ -386,13 +386,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trace-fuzz-ingest", description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=1_000_000, help="hostile messages to send (default 1e6)")
     parser.add_argument("--seed", type=int, default=int(time.time()))
-    parser.add_argument("--store", type=Path, help="SQLite file (default: a temporary one)")
+    parser.add_argument("--database", help="a postgresql:// URL or a SQLite file (default: a temporary SQLite file)")
     options = parser.parse_args(argv)
     logging.getLogger("gateway").setLevel(logging.CRITICAL)  # every refusal is counted here instead
     print(f"cores: {os.cpu_count()}; seed {options.seed}; {options.messages} hostile messages, in batches of "
-          "1-40 with one good event each, through Admission on SQLite", flush=True)
+          f"1-40 with one good event each, through Admission on {options.database or 'SQLite'}", flush=True)
     with tempfile.TemporaryDirectory() as scratch:
-        store = SQLiteStore(options.store or Path(scratch) / "fuzz.sqlite3", durable=False)
+        store = (open_store(options.database) if options.database
+                 else SQLiteStore(Path(scratch) / "fuzz.sqlite3", durable=False))
         harness = Harness(store)
         started = time.monotonic()
 

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from gateway import alerts, outbox
+from gateway import alerts, outbox, quarantine
 from gateway.store import Store
 
 __all__ = ["Metrics"]
@@ -63,7 +63,7 @@ class _StoreCollector(Collector):
         with self._store.reading() as tx:
             devices = tx.all("SELECT online, status_ms > 0, backlog, max_seq - stored FROM device_state")
             live = alerts.open_counts(tx)
-            quarantined = tx.one("SELECT count(*), coalesce(sum(times), 0) FROM quarantine")
+            held = quarantine.counts(tx).values()
             rows = outbox.state_counts(tx)
             oldest = tx.one("SELECT min(changed_ms) FROM outbox WHERE state IN ('pending', 'sending')")
             open_requests = tx.one("SELECT count(*) FROM requests WHERE state = 'open'")
@@ -85,9 +85,14 @@ class _StoreCollector(Collector):
         for (kind, state), count in sorted(live.items()):
             family.add_metric([kind, state], count)
         yield family
-        assert quarantined is not None and oldest is not None and open_requests is not None
+        assert oldest is not None and open_requests is not None
         yield GaugeMetricFamily("tracegw_quarantine_messages", "Distinct messages held in quarantine",
-                                value=int(quarantined[0]))
+                                value=sum(counts.messages for counts in held))
+        yield GaugeMetricFamily("tracegw_quarantine_bytes", "Bytes of the messages held in quarantine",
+                                value=sum(counts.bytes for counts in held))
+        yield GaugeMetricFamily("tracegw_quarantine_dropped_messages", "Distinct messages dropped from quarantine "
+                                "to keep its bounds (their counts kept per reason in the API)",
+                                value=sum(counts.dropped_messages for counts in held))
         depth = GaugeMetricFamily("tracegw_outbox_rows", "Outbox rows by state (pending + sending = the outbox "
                                   "depth; dead = dead letters)", labels=["state"])
         for state, count in rows.items():

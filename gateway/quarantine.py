@@ -14,7 +14,7 @@ from gateway import alerts
 from gateway.rules import Rules
 from gateway.store import Tx
 
-__all__ = ["Rejected", "Bounds", "keep", "trim", "mac_failures"]
+__all__ = ["Rejected", "Bounds", "ReasonCounts", "keep", "trim", "counts", "mac_failures"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,31 @@ class Rejected:
 class Bounds:
     rows: int = 100_000
     bytes: int = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ReasonCounts:
+    """What the quarantine holds and held for one reason."""
+
+    messages: int
+    """Distinct messages held."""
+    times: int
+    """How often they came."""
+    bytes: int
+    """Their size, held."""
+    dropped_messages: int
+    """Distinct messages dropped to keep the bounds (their counts kept)."""
+    dropped_times: int
+
+
+def counts(tx: Tx) -> dict[str, ReasonCounts]:
+    """Reason -> what is held and what was dropped."""
+    held = {reason: (int(messages), int(times), int(size)) for reason, messages, times, size in tx.all(
+        "SELECT reason, count(*), sum(times), coalesce(sum(length(message)), 0) FROM quarantine GROUP BY reason")}
+    dropped = {reason: (int(messages), int(times))
+               for reason, messages, times in tx.all("SELECT reason, messages, times FROM quarantine_dropped")}
+    return {reason: ReasonCounts(*held.get(reason, (0, 0, 0)), *dropped.get(reason, (0, 0)))
+            for reason in sorted(held | dropped)}
 
 
 def keep(tx: Tx, refusal: Rejected) -> None:

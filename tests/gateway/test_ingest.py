@@ -119,6 +119,9 @@ def test_the_quarantine_keeps_its_bounds_and_its_counts(tmp_path):
     dropped = dict(store.query("SELECT reason, messages FROM quarantine_dropped"))
     assert {reason: kept.get(reason, 0) + dropped.get(reason, 0) for reason in kept | dropped} == {
         "not_mac0": 400, "oversized": 10}
+    rendered = Metrics(store).render().decode()
+    assert f"tracegw_quarantine_messages {float(rows)}" in rendered
+    assert f"tracegw_quarantine_dropped_messages {float(410 - rows)}" in rendered
     newest = store.query("SELECT message FROM quarantine ORDER BY id DESC LIMIT 1")[0][0]
     assert bytes(newest).startswith(b"\xd1big 9")  # the oldest went first
     store.close()

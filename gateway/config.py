@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -80,6 +80,20 @@ def _text_tables(value: object, where: str, *, depth: int) -> Any:
     return {key: _text_tables(item, f"{where}.{key}", depth=1) for key, item in value.items()}
 
 
+def _client_id_of_user(ingest: IngestSettings, client_id_given: bool, path: Path) -> IngestSettings:
+    """The broker replaces a client's id with its user name (use_username_as_clientid in the shipped
+    mosquitto.conf.in), so the gateway's session and its `instance` label are its username: a client_id left
+    out takes it, a different one is refused (the gateway would label events with an id the broker never used)."""
+    if not ingest.username:
+        return ingest
+    if not client_id_given:
+        return replace(ingest, client_id=ingest.username)
+    if ingest.client_id != ingest.username:
+        raise ConfigError(f"{path}: ingest.client_id: must equal ingest.username {ingest.username!r} (the broker "
+                          f"uses the user name as the client id), got {ingest.client_id!r}; leave client_id out")
+    return ingest
+
+
 def load(path: Path | None) -> Settings:
     """Settings from the TOML file at `path`, or the embedded defaults when `path` is None."""
     if path is None:
@@ -91,11 +105,13 @@ def load(path: Path | None) -> Settings:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
     sections: dict[str, Any] = {}
+    tables: dict[str, dict[str, Any]] = {}
     for name, cls in SECTIONS.items():
-        table = values.pop(name, {})
+        table = tables[name] = values.pop(name, {})
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: [{name}] must be a table")
         sections[name] = cls(**_section(cls, table, f"{path}: {name}."))
+    sections["ingest"] = _client_id_of_user(sections["ingest"], "client_id" in tables["ingest"], path)
     top: dict[str, Any] = {}
     for key, value in values.items():
         if key == "data_dir" and isinstance(value, str) and value:

@@ -56,8 +56,10 @@ class IngestSettings:
     broker_host: str = "127.0.0.1"
     broker_port: int = 1883
     client_id: str = "trace-gateway-1"
-    """Fixed, so the broker keeps the session (and queues events) while the gateway restarts."""
+    """Fixed, so the broker keeps the session (and queues events) while the gateway restarts. With a username it
+    is the username (the shipped broker config binds client ids to user names); left out, it takes it."""
     username: str = ""
+    """The gateway's broker user, one per instance; empty: anonymous (a broker that binds ids refuses it)."""
     password: str = ""
     shared_group: str = ""
     """When set, subscribe as $share/<group>/... so several gateways split the load."""

@@ -61,16 +61,23 @@ def signed_sale(device: str, seq: int, key: bytes, number: int, code: str) -> by
     return cose.sign(cose.MacKey(key), payload, device.encode())
 
 
-def _client(name: str) -> paho.Client:
+Login = tuple[str, str]
+"""A broker user name and password; on a broker with users the name is also the client id."""
+
+
+def _client(name: str, login: Login | None = None) -> paho.Client:
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{name}-{os.getpid()}", protocol=paho.MQTTv5)
+    if login:
+        client.username_pw_set(*login)
     client.max_inflight_messages_set(100)
     client.max_queued_messages_set(0)
     return client
 
 
-def publish_all(port: int, stream: list[tuple[str, int, bytes]], rate: float = 0.0) -> dict[tuple[str, int], float]:
+def publish_all(port: int, stream: list[tuple[str, int, bytes]], rate: float = 0.0, *,
+                login: Login | None = None) -> dict[tuple[str, int], float]:
     """Publish the stream (at `rate` per second, or as fast as possible); when each was handed to paho."""
-    client = _client("bench-pub")
+    client = _client("bench-pub", login)
     client.connect("127.0.0.1", port)
     client.loop_start()
     sent: dict[tuple[str, int], float] = {}
@@ -137,13 +144,13 @@ def _connect_persistent(client: paho.Client, port: int) -> None:
 class AckWatcher:
     """Follows every device's ack topic; records when each (device, seq) was first covered."""
 
-    def __init__(self, port: int, expected: dict[str, int]) -> None:
+    def __init__(self, port: int, expected: dict[str, int], *, login: Login | None = None) -> None:
         self.expected = expected
         self.acked: dict[str, int] = {}
         self.covered_at: dict[tuple[str, int], float] = {}
         self.done = threading.Event()
         self._lock = threading.Lock()
-        self._client = _client("bench-acks")
+        self._client = _client("bench-acks", login)
         self._client.on_message = self._on_message
         self._client.connect("127.0.0.1", port)
         self._client.subscribe("tc/v1/+/ack", qos=1)

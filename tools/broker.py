@@ -25,6 +25,15 @@ def free_port() -> int:
         return port
 
 
+def add_service_user(password_file: Path, acl_file: Path, user: str, password: str, topic: str = "tc/v1/#") -> None:
+    """Add a broker user that reads and writes `topic` (a gateway instance, a POS, a test client), as
+    docs/technician-guide.md tells operators to; with a password file the user name is also the client id."""
+    password_file.touch(mode=0o600, exist_ok=True)
+    subprocess.run(["mosquitto_passwd", "-b", str(password_file), user, password], check=True, capture_output=True)
+    with open(acl_file, "a") as acl:
+        acl.write(f"\nuser {user}\ntopic readwrite {topic}\n")
+
+
 def mosquitto_path() -> str | None:
     """The mosquitto executable, or None when it is not installed."""
     found = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -104,7 +113,8 @@ class Broker(BrokerProcess):
 
     def __init__(self, folder: Path, *, port: int | None = None, password_file: Path | None = None,
                  acl_file: Path | None = None, tls: TlsFiles | None = None, bind: str = "127.0.0.1") -> None:
-        """`bind`: 0.0.0.0 when a real board on the network must reach this broker."""
+        """`bind`: 0.0.0.0 when a real board on the network must reach this broker. With a `password_file` every
+        client's id is its user name (use_username_as_clientid); without one, clients are anonymous."""
         self.bind = bind
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -130,6 +140,7 @@ class Broker(BrokerProcess):
         text = CONFIG_TEMPLATE.read_text().format(
             port=self.port, bind=self.bind, user=getpass.getuser(),
             allow_anonymous="false" if self.password_file else "true",
+            use_username_as_clientid="true" if self.password_file else "false",
             auth_lines="\n".join(auth), data_dir=self.folder,
         )
         path = self.folder / "mosquitto.conf"

@@ -45,15 +45,17 @@ class GatewayProcess:
                  extra_toml: str = "", mqtt_user: str = "", mqtt_password: str = "",
                  data_dir: Path | None = None, database: str = "", client_id: str = "") -> None:
         """`data_dir`: the token files and the SQLite database (default folder/data), e.g. the registry
-        trace-provision wrote; `database`: a postgresql:// URL instead (several instances share it)."""
+        trace-provision wrote; `database`: a postgresql:// URL instead (several instances share it); `client_id`:
+        default the broker user (a broker with users binds ids to user names), else gw-<folder name>."""
         self.folder = folder
+        self.client_id = client_id or mqtt_user or f"gw-{folder.name}"
         data = data_dir or folder / "data"
         self.broker = broker
         self.config = folder / "gateway.toml"
         self.api_port = free_port()
         self.config.write_text(
             f'data_dir = "{data}"\ndatabase = "{database}"\nlog_level = "WARNING"\n'
-            f'[ingest]\nbroker_port = {broker.gateway_port}\nclient_id = "{client_id or "gw-" + folder.name}"\n'
+            f'[ingest]\nbroker_port = {broker.gateway_port}\nclient_id = "{self.client_id}"\n'
             f'set_clocks = {"true" if set_clocks else "false"}\nshared_group = "{shared_group}"\n'
             f'username = "{mqtt_user}"\npassword = "{mqtt_password}"\n'
             f'[api]\nport = {self.api_port}\ntoken = "{READ_TOKEN}"\nwrite_token = "{WRITE_TOKEN}"\n'

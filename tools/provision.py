@@ -9,8 +9,13 @@ registers the device in the gateway's registry (terminal, institution, type, reg
 with Mosquitto's own `mosquitto_passwd`, and writes ACL lines that let the device publish only its events and
 status and read only its acks and commands. With --tls-dir it makes (once) a private CA and the broker's server
 certificate there, and the device config then connects over TLS, trusting that CA. Keys and passwords are never
-printed unless --show-secrets is given. Running it again for the same device id gives it a new key and password
-(re-provisioning) and replaces its ACL block.
+printed unless --show-secrets is given.
+
+The device id is also its MQTT user name and, on the shipped broker config, its client id. So it refuses an id
+that is the gateway's client id or user name (from --gateway-config), a service user of the ACL file (a `user`
+line outside a device block: gateway instances, POS systems) or any user already in the password file or device
+in the registry. --replace re-provisions an existing device (a new key and password, its ACL block replaced); it
+never applies to a service user.
 """
 
 from __future__ import annotations
@@ -25,11 +30,12 @@ import sys
 from pathlib import Path
 
 from gateway import config as gateway_config
+from gateway.ingest import IngestSettings
 from gateway.protocol import DEVICE_ID_PATTERN
 from gateway.store import Device, open_store
 from tools.certs import TlsFiles, make_ca_and_server
 
-__all__ = ["acl_block", "write_acl", "main"]
+__all__ = ["acl_block", "write_acl", "acl_service_users", "passwd_users", "main"]
 
 
 class ProvisionError(Exception):
@@ -48,6 +54,42 @@ def write_acl(path: Path, device: str) -> None:
     blocks = [block for block in text.split("\n\n") if block.strip() and not block.startswith(f"# device {device}\n")]
     blocks.append(acl_block(device).rstrip("\n"))
     _write_private(path, "\n\n".join(block.strip("\n") for block in blocks) + "\n")
+
+
+def acl_service_users(text: str) -> set[str]:
+    """The users of an ACL file that are not devices: every `user` line but those of `# device` blocks."""
+    lines = [line.strip() for line in text.splitlines()]
+    users = {line.removeprefix("user ").strip() for line in lines if line.startswith("user ")}
+    return users - {line.removeprefix("# device ").strip() for line in lines if line.startswith("# device ")}
+
+
+def passwd_users(text: str) -> set[str]:
+    """The user names of a Mosquitto password file (`name:hash` lines)."""
+    return {line.partition(":")[0] for line in text.splitlines() if ":" in line and not line.startswith("#")}
+
+
+def _read(path: Path | None) -> str:
+    return path.read_text() if path and path.exists() else ""
+
+
+def _refuse_taken_id(options: argparse.Namespace, ingest: IngestSettings, registered: bool) -> None:
+    """A device's id is its broker login and client id: an id a service or another client already holds would let
+    the device take over that login or session, so only a registered device may be re-provisioned (--replace)."""
+    device = options.device
+    config = options.gateway_config or "the default gateway config"
+    service = {user: f"a service user in {options.acl}" for user in acl_service_users(_read(options.acl))}
+    service[ingest.client_id] = f"the gateway's client id in {config}"
+    if ingest.username:
+        service[ingest.username] = f"the gateway's broker user in {config}"
+    if device in service:
+        raise ProvisionError(f"device id {device!r} is {service[device]}; choose another id")
+    in_passwd = device in passwd_users(_read(options.passwd))
+    if in_passwd and not registered:
+        raise ProvisionError(f"device id {device!r} is already a broker user in {options.passwd} but no device in "
+                             f"the gateway's registry (a gateway instance's or a POS's login?); choose another id")
+    if (in_passwd or registered) and not options.replace:
+        raise ProvisionError(f"device id {device!r} is already provisioned; --replace gives it a new key and "
+                             f"password (the device then needs its new config)")
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -88,6 +130,11 @@ def provision(options: argparse.Namespace) -> dict[str, object]:
         settings = gateway_config.load(options.gateway_config)
     except gateway_config.ConfigError as error:
         raise ProvisionError(f"gateway config: {error}") from None
+    store = open_store(settings.store_location)
+    try:
+        _refuse_taken_id(options, settings.ingest, store.device_key(device) is not None)
+    finally:
+        store.close()
     key = secrets.token_bytes(32)
     password = secrets.token_urlsafe(18) if options.passwd else ""
     folder = options.out / device
@@ -137,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
                         "the device then connects over TLS")
     parser.add_argument("--set", action="append", metavar="NAME=VALUE", help="another device config value "
                         "(e.g. wifi_ssid=Shop, uart={\"id\": 1, \"tx\": 17, \"rx\": 16, \"baud\": 9600})")
+    parser.add_argument("--replace", action="store_true", help="re-provision an existing device: a new key and "
+                        "password (never a service user's id)")
     parser.add_argument("--show-secrets", action="store_true", help="print the key and the MQTT password")
     options = parser.parse_args(argv)
     try:

@@ -49,6 +49,20 @@ def test_bad_files_name_the_key(tmp_path, text, message):
         config.load(tmp_path / "missing.toml")
 
 
+def test_the_client_id_is_the_broker_user_name(tmp_path):
+    """The shipped broker config binds client ids to user names: the gateway's must be its user name."""
+    path = tmp_path / "gateway.toml"
+    path.write_text('[ingest]\nusername = "trace-gateway-2"\n')
+    assert config.load(path).ingest.client_id == "trace-gateway-2"
+    path.write_text('[ingest]\nusername = "trace-gateway-2"\nclient_id = "trace-gateway-2"\n')
+    assert config.load(path).ingest.client_id == "trace-gateway-2"
+    path.write_text('[ingest]\nclient_id = "gw-x"\n')  # anonymous: only for a broker without users
+    assert config.load(path).ingest.client_id == "gw-x"
+    path.write_text('[ingest]\nusername = "trace-gateway"\nclient_id = "trace-gateway-1"\n')
+    with pytest.raises(config.ConfigError, match="ingest.client_id: must equal ingest.username 'trace-gateway'"):
+        config.load(path)
+
+
 def test_every_key_is_documented_with_its_default():
     operations = (ROOT / "docs" / "operations.md").read_text()
     example = (ROOT / "gateway" / "gateway.toml.example").read_text()

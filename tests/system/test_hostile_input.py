@@ -16,7 +16,6 @@ from tools.fuzz_ingest import GOOD_DEVICE, HOSTILE_DEVICE, HOSTILE_KEY, POISON, 
 
 from .fixtures import wait_until
 
-
 FLOOD_RATE = 2000
 """Hostile messages a second: a flood one compromised device or script can send, below what the gateway takes
 (trace-fuzz-ingest and docs/benchmarks.md give its capacity); above capacity MQTT's ordering would queue the good

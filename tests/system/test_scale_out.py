@@ -1,6 +1,6 @@
 """Two gateway instances on one shared subscription and one PostgreSQL database, one killed with -9 half way:
 every event stored once, acknowledged, forwarded once, and a code sold twice is caught even when its two sales
-went to different instances."""
+went to different instances. The broker binds client ids to user names, so each instance has its own user."""
 
 import os
 import threading
@@ -12,6 +12,7 @@ from stores import fresh_database
 from gateway.protocol import Verdict
 from system.fixtures import wait_until
 from tools.bench_ingest import AckWatcher, publish_all, signed_stream
+from tools.broker import Broker, add_service_user
 from tools.gateway_process import GatewayProcess, forward_toml
 from tools.pg_cluster import PgCluster
 
@@ -22,6 +23,19 @@ CATALOG = b"pid,list_code,name,pack_size,code_required\n8123456,XA01,Amoxicillin
 RESOLD = {number: number - DEVICES - 1 - number // 100 % 2 for number in range(100, EVENTS, 100)}
 """Event number -> the earlier event whose box it sells again about 50 messages later, on the next device (the
 other institution) or the one after (the same institution)."""
+
+
+LOGINS = {"gw-a": "secret-a", "gw-b": "secret-b", "bench-pub": "secret-pub", "bench-acks": "secret-acks"}
+"""One broker user per client: each instance (its user name is its client id), the publisher, the ack watcher."""
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """Mosquitto with users, as shipped: each client's id is its user name."""
+    for user, password in LOGINS.items():
+        add_service_user(tmp_path / "passwd", tmp_path / "acl", user, password)
+    with Broker(tmp_path / "broker", password_file=tmp_path / "passwd", acl_file=tmp_path / "acl") as running:
+        yield running
 
 
 @pytest.fixture
@@ -48,7 +62,8 @@ def test_two_instances_share_the_load_and_a_kill_9_loses_and_doubles_nothing(tmp
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         instances.append(GatewayProcess(tmp_path / name, broker, set_clocks=False, shared_group="gateways",
-                                        database=database, client_id=f"gw-{name}", extra_toml=forward))
+                                        database=database, mqtt_user=f"gw-{name}",
+                                        mqtt_password=LOGINS[f"gw-{name}"], extra_toml=forward))
     first, second = instances
     institutions = list(INSTITUTIONS)
     for number, (device, key) in enumerate(keys.items()):
@@ -58,8 +73,9 @@ def test_two_instances_share_the_load_and_a_kill_9_loses_and_doubles_nothing(tmp
             instance.start()
         assert first.api("PUT", "/api/v1/catalog", CATALOG, write=True)[0] == 200
         expected = {device: EVENTS // DEVICES for device in keys}
-        watcher = AckWatcher(broker.port, expected)
-        publisher = threading.Thread(target=publish_all, args=(broker.port, stream))
+        watcher = AckWatcher(broker.port, expected, login=("bench-acks", LOGINS["bench-acks"]))
+        publisher = threading.Thread(target=publish_all, args=(broker.port, stream),
+                                     kwargs={"login": ("bench-pub", LOGINS["bench-pub"])})
         publisher.start()
         assert wait_until(lambda: sum(watcher.acked.values()) >= EVENTS // 2, 300, step=0.05)
         second.stop(kill=True)  # half way, with batches in flight

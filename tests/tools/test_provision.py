@@ -12,7 +12,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from system.fixtures import wait_until
 
-from tools.broker import Broker
+from tools import provision as provisioning
+from tools.broker import Broker, add_service_user
 from tools.gateway_process import GatewayProcess
 from tools.provision import acl_block, write_acl
 from tools.virtual_device import VirtualDevice
@@ -30,9 +31,7 @@ def provision(tmp_path, device, *extra):
 
 def _add_gateway_user(folder):
     """The gateway's own broker user, with every device's topics (as docs/technician-guide.md says)."""
-    subprocess.run(["mosquitto_passwd", "-b", str(folder / "passwd"), "gateway", "gw-secret"], check=True)
-    with open(folder / "acl", "a") as acl:
-        acl.write("\nuser gateway\ntopic readwrite tc/v1/#\n")
+    add_service_user(folder / "passwd", folder / "acl", "gateway", "gw-secret")
 
 
 @pytest.fixture
@@ -79,6 +78,43 @@ def test_bad_input_is_refused_clearly(tmp_path):
     assert done.returncode == 2 and "not valid TOML" in done.stderr
 
 
+def _refusal(folder, capsys, device, *extra):
+    """trace-provision's exit status and its one line of error, for `device` on the `enrolled` files."""
+    status = provisioning.main(["--device", device, "--terminal", "T9", "--institution", "P44030000001",
+                                "--broker-host", "127.0.0.1", "--out", str(folder / "devices"),
+                                "--gateway-config", str(folder / "gateway.toml"), "--passwd", str(folder / "passwd"),
+                                "--acl", str(folder / "acl"), *extra])
+    error = capsys.readouterr().err
+    assert status == 2 and error.count("\n") == 1, (status, error)
+    return error
+
+
+def test_ids_of_service_users_are_refused_even_with_replace(enrolled, capsys):
+    """A device's id becomes its broker login and client id: it must never be a service's."""
+    folder = enrolled[0]
+    (folder / "gateway.toml").write_text(f'data_dir = "{folder / "gw-data"}"\n[ingest]\nusername = "gw-east"\n')
+    add_service_user(folder / "passwd", folder / "acl", "pos-t01", "pos-secret")
+    subprocess.run(["mosquitto_passwd", "-b", str(folder / "passwd"), "gw-spare", "x"], check=True)
+    before = {name: (folder / name).read_text() for name in ("passwd", "acl")}
+    for device, reason in [("gw-east", "is the gateway's broker user in"), ("gateway", "is a service user in"),
+                           ("pos-t01", "is a service user in"), ("gw-spare", "is already a broker user in")]:
+        for extra in ((), ("--replace",)):
+            assert reason in _refusal(folder, capsys, device, *extra)
+    (folder / "gateway.toml").write_text(f'data_dir = "{folder / "gw-data"}"\n[ingest]\nclient_id = "gw-anon"\n')
+    assert "is the gateway's client id in" in _refusal(folder, capsys, "gw-anon", "--replace")
+    assert {name: (folder / name).read_text() for name in ("passwd", "acl")} == before
+    assert not (folder / "devices" / "gw-east").exists()
+
+
+def test_an_existing_device_is_reprovisioned_only_with_replace(enrolled, capsys):
+    folder, _, config_a, _ = enrolled
+    assert "--replace gives it a new key" in _refusal(folder, capsys, "dev-a")
+    assert json.loads((folder / "devices" / "dev-a" / "config.json").read_text()) == config_a
+    _, renewed = provision(folder, "dev-a", "--replace")
+    assert renewed["key_hex"] != config_a["key_hex"] and renewed["mqtt_password"] != config_a["mqtt_password"]
+    assert (folder / "acl").read_text().count("# device dev-a\n") == 1
+
+
 def _gateway(folder, broker):
     """The gateway as the broker's user "gateway", on the registry trace-provision wrote."""
     (folder / "gw").mkdir()
@@ -111,6 +147,7 @@ def test_an_enrolled_device_works_and_cannot_publish_as_another(enrolled):
             payload = event.encode(name, seq, 1, 0, 1, 0, 1, scan, "", 0)
             return cose.sign(cose.MacKey(bytes.fromhex(key_hex)), payload, name.encode())
 
+        # its client id becomes "dev-a" (the broker binds ids to user names): it can only bump dev-a itself
         impostor = paho.Client(CallbackAPIVersion.VERSION2, client_id="impostor")
         impostor.username_pw_set("dev-a", config_a["mqtt_password"])
         impostor.connect("127.0.0.1", broker.port)

@@ -73,8 +73,9 @@ class ApiServer:
         self._ready = ready
         self._pool = ThreadPoolExecutor(max(1, settings.workers), thread_name_prefix="api")
         limits = Limits(max_in_flight=max(1, settings.max_in_flight), body_timeout_s=settings.body_timeout_s)
-        app = build_app(self._endpoints(), Tokens(read_token, write_token), limits, self._pool)
-        self._server = BackgroundServer(app, host=settings.host, port=settings.port, backlog=settings.backlog,
+        self.app = build_app(self._endpoints(), Tokens(read_token, write_token), limits, self._pool)
+        """The ASGI app (its routes are ROUTES and the dashboard's pages)."""
+        self._server = BackgroundServer(self.app, host=settings.host, port=settings.port, backlog=settings.backlog,
                                         header_timeout_s=settings.header_timeout_s,
                                         read_timeout_s=settings.body_timeout_s)
 
@@ -122,7 +123,7 @@ class ApiServer:
         return (200 if all(checks.values()) else 503), checks
 
     def openapi(self, request: ApiRequest) -> Answer:
-        return 200, document()
+        return 200, document(BODY_CAPS)
 
     def prometheus(self, request: ApiRequest) -> Answer:
         return 200, self.metrics.render()

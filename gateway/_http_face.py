@@ -59,7 +59,7 @@ class ApiRequest:
     """What a handler gets: everything was checked against the limits and the token before."""
 
     query: Mapping[str, str]
-    """Query parameters, the last value of each."""
+    """Query parameters, the last value of each; an empty one counts as absent."""
     body: bytes
     """The whole body (at most the route's cap); empty for routes without one."""
     path: Mapping[str, int]
@@ -111,8 +111,6 @@ class Limits:
     """Requests being read or handled at once; one more is answered 503 at once."""
     body_timeout_s: float = 60.0
     """A body must have arrived whole within this (408 otherwise)."""
-    workers: int = 4
-    """Threads running handlers (the store's work)."""
 
 
 @dataclass
@@ -156,10 +154,10 @@ def _dispatcher(methods: dict[str, Endpoint], tokens: Tokens, limits: Limits, sl
             path = {name: _path_int(name, value) for name, value in request.path_params.items()
                     if not isinstance(value, str)}
             if endpoint.on_loop:
-                return _answer(*endpoint.handler(ApiRequest(dict(request.query_params), b"", path, request.url.path)))
+                return _answer(*endpoint.handler(ApiRequest(_query(request), b"", path, request.url.path)))
             with slots.slot():
                 body = await _read_body(request, endpoint.body_cap, announced, limits.body_timeout_s)
-                call = ApiRequest(dict(request.query_params), body, path, request.url.path)
+                call = ApiRequest(_query(request), body, path, request.url.path)
                 answer = await asyncio.get_running_loop().run_in_executor(pool, endpoint.handler, call)
             return _answer(*answer)
         except HttpError as error:
@@ -203,6 +201,10 @@ async def _read_body(request: Request, cap: int, announced: int | None, timeout_
     except ClientDisconnect:
         raise HttpError(HTTPStatus.BAD_REQUEST, "the client left before sending its body") from None
     return bytes(body)
+
+
+def _query(request: Request) -> dict[str, str]:
+    return {name: value for name, value in request.query_params.multi_items() if value}
 
 
 def _path_int(name: str, value: object) -> int:

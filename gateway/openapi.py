@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["document"]
@@ -12,9 +13,17 @@ def _query(name: str, description: str, kind: str = "string", **extra: Any) -> d
             "schema": {"type": kind, **extra}}
 
 
-_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+def _limit(most: int) -> dict[str, Any]:
+    return _query("limit", f"at most this many (1-{most}; others are refused with 400)", "integer", minimum=1,
+                  maximum=most, default=100)
+
+
+_ID = {"name": "id", "in": "path", "required": True,
+       "schema": {"type": "integer", "format": "int64", "minimum": 0, "maximum": 2**63 - 1},
+       "description": "a larger number is no item: 404"}
 _ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-_AUTH_ERRORS = {"401": _ERROR, "403": _ERROR}
+_AUTH_ERRORS = {"401": _ERROR, "403": _ERROR, "503": {**_ERROR, "description": "busy: try again (Retry-After)"}}
+_BODY_ERRORS = {"400": _ERROR, "408": _ERROR, "411": _ERROR, "413": {**_ERROR, "description": "body over the cap"}}
 
 
 def _json(ref: str, description: str = "ok") -> dict[str, Any]:
@@ -34,7 +43,9 @@ def _open(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, An
 
 
 def _guarded(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"summary": summary, "responses": {**responses, **_AUTH_ERRORS}, **extra}
+    """An operation that needs a token; one with a body also answers the body's refusals."""
+    body_errors = _BODY_ERRORS if "requestBody" in extra else {}
+    return {"summary": summary, "responses": {**responses, **_AUTH_ERRORS, **body_errors}, **extra}
 
 
 _RATE_FIELDS = {
@@ -62,6 +73,13 @@ _ALERT_FIELDS = {
     "events": {"type": "array", "items": {"type": "integer"}, "description": "evidence: stored event ids"},
     "tickets": {"type": "array", "items": {"type": "integer"}, "description": "evidence: ticket ids"},
 }
+_QUARANTINE_FIELDS = {
+    **{name: {"type": "integer"} for name in ("id", "received_ms", "last_ms", "times")},
+    **{name: {"type": "string"} for name in ("topic", "device", "reason", "detail")},
+    "message_bytes": {"type": "integer", "description": "length of the refused message"},
+    "message_hex": {"type": "string", "description": "the message's bytes in hex (its first 64 KiB)"},
+    "message_truncated": {"type": "boolean", "description": "message_hex holds only the first 64 KiB"},
+}
 _TICKET = {
     "type": "object", "required": ["number", "terminal", "time", "lines"], "additionalProperties": False,
     "properties": {
@@ -84,7 +102,15 @@ _TICKET = {
 }
 
 
-def document() -> dict[str, Any]:
+def document(body_caps: Mapping[tuple[str, str], int] | None = None) -> dict[str, Any]:
+    """The description; `body_caps` ((method, path) -> bytes, the API's BODY_CAPS) go into the request bodies."""
+    described = _described()
+    for (method, path), cap in (body_caps or {}).items():
+        described["paths"][path][method.lower()]["requestBody"]["description"] = f"at most {cap} bytes (413 above)"
+    return described
+
+
+def _described() -> dict[str, Any]:
     rates_parameters = [
         _query("scope", "terminal or institution", enum=["terminal", "institution"], default="terminal"),
         _query("day", "calendar day YYYY-MM-DD in the configured zone (default today)", format="date"),
@@ -109,8 +135,13 @@ def document() -> dict[str, Any]:
                 "Alert": {"type": "object", "properties": _ALERT_FIELDS},
                 "Alerts": _listing("alerts", {"$ref": "#/components/schemas/Alert"}),
                 "Devices": _listing("devices", {"type": "object"}),
-                "Quarantine": {"type": "object", "properties": {"reasons": {"type": "object"},
-                                                                "messages": _ARRAY_OF_OBJECTS}},
+                "Quarantine": {"type": "object", "properties": {
+                    "reasons": {"type": "object", "description": "per reason: messages (rows) and times (copies)"},
+                    "messages": {"type": "array", "items": {"type": "object", "properties": _QUARANTINE_FIELDS}},
+                    "next_before": {"type": ["integer", "null"],
+                                    "description": "pass as `before` for the next page; null: this was the last"},
+                    "truncated": {"type": "boolean", "description": "the byte cap (1 MiB), not limit, ended the page"},
+                }},
                 "Ticket": _TICKET,
                 "DeadLetters": _listing("dead_letters", {"type": "object", "properties": {
                     name: {"type": "string" if name in ("institution", "infno", "bchno", "error", "code", "device")
@@ -136,10 +167,11 @@ def document() -> dict[str, Any]:
                             *rates_parameters[1:5]])},
             "/api/v1/dashboard/settings": {"get": _guarded("the thresholds the dashboard colours rates against",
                                                            {"200": {"description": "per rate: good, warn"}})},
-            "/api/v1/alerts": {"get": _guarded("alerts, newest first", {"200": _json("Alerts")}, parameters=[
+            "/api/v1/alerts": {"get": _guarded("alerts, newest first", {"200": _json("Alerts"), "400": _ERROR},
+                                               parameters=[
                 _query("state", "open, acknowledged, resolved, or live (open and acknowledged)"),
                 _query("type", "alert type"), _query("institution", "only this institution"),
-                _query("limit", "at most this many (1-1000)", "integer", default=100)])},
+                _limit(1000)])},
             "/api/v1/alerts/{id}": {
                 "get": _guarded("one alert", {"200": _json("Alert"), "404": _ERROR}, parameters=[_ID]),
                 "post": _guarded("acknowledge or resolve", {"200": _json("Alert"), "404": _ERROR, "409": _ERROR,
@@ -153,8 +185,11 @@ def document() -> dict[str, Any]:
                 {"200": {"description": "events and tickets"}, "404": _ERROR}, parameters=[_ID])},
             "/api/v1/devices": {"get": _guarded("devices with their last status", {"200": _json("Devices")},
                                                 parameters=[_query("institution", "only this institution")])},
-            "/api/v1/quarantine": {"get": _guarded("refused messages, with their bytes", {"200": _json("Quarantine")},
-                                                   parameters=[_query("limit", "at most this many", "integer")])},
+            "/api/v1/quarantine": {"get": _guarded(
+                "refused messages with their bytes, newest first, paged: at most `limit` rows and 1 MiB",
+                {"200": _json("Quarantine"), "400": _ERROR},
+                parameters=[_limit(100), _query("before", "only ids below this: the previous page's next_before",
+                                                "integer", minimum=1)])},
             "/api/v1/tickets": {"post": _guarded(
                 "take a POS sale ticket", {"201": _json("TicketResult", "stored"),
                                            "200": _json("TicketResult", "already stored with the same content"),
@@ -164,8 +199,8 @@ def document() -> dict[str, Any]:
             "/api/v1/outbox": {"get": _guarded("outbox rows by state, the oldest unsettled, requests by state",
                                                {"200": {"description": "counts"}})},
             "/api/v1/deadletters": {"get": _guarded(
-                "rows the platform (or the local field check) refused, with the reason", {"200": _json("DeadLetters")},
-                parameters=[_query("limit", "at most this many", "integer")])},
+                "rows the platform (or the local field check) refused, with the reason",
+                {"200": _json("DeadLetters"), "400": _ERROR}, parameters=[_limit(1000)])},
             "/api/v1/deadletters/requeue": {"post": _guarded(
                 "send dead letters again after a fix", {"200": {"description": "how many"}, "422": _ERROR},
                 requestBody={"required": True, "content": {"application/json": {"schema": {"oneOf": [

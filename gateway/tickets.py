@@ -95,11 +95,24 @@ def _text(data: Mapping[str, Any], key: str, limit: int, *, required: bool = Tru
     return value
 
 
+EARLIEST_MS = 946_684_800_000
+"""2000-01-01T00:00:00Z: no POS sold a traceable box before."""
+LATEST_MS = 4_102_444_800_000
+"""2100-01-01T00:00:00Z: later is a broken clock or a crafted number (and must not overflow a 64-bit column)."""
+
+
 def parse_time(value: object, timezone: str) -> int:
-    """ms since the epoch from ISO 8601 (no offset: `timezone`) or from ms; TicketError otherwise."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    if isinstance(value, str):
+    """ms since the epoch from ISO 8601 (no offset: `timezone`) or from ms, from 2000 to 2099; TicketError otherwise.
+
+    >>> parse_time("2026-11-22T09:00:00+08:00", "UTC")
+    1795309200000
+    >>> parse_time(1795309200000, "UTC")
+    1795309200000
+    """
+    time_ms: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        time_ms = value
+    elif isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
@@ -107,8 +120,12 @@ def parse_time(value: object, timezone: str) -> int:
         else:
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=ZoneInfo(timezone))
-            return int(moment.timestamp() * 1000)
-    raise TicketError("ticket_invalid", f"time must be ISO 8601 or ms since the epoch, got {value!r}")
+            time_ms = int(moment.timestamp() * 1000)
+    if time_ms is None:
+        raise TicketError("ticket_invalid", f"time must be ISO 8601 or ms since the epoch, got {value!r:.60}")
+    if not EARLIEST_MS <= time_ms < LATEST_MS:
+        raise TicketError("ticket_invalid", f"time must be from 2000 to 2099, got {value!r:.60}")
+    return time_ms
 
 
 def parse_ticket(data: object, *, timezone: str = "Asia/Shanghai") -> Ticket:

@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 from scenario import Scenario, at, code
 
-from gateway.api import ROUTES, ApiServer, ApiSettings
+from gateway.api import BODY_CAPS, ROUTES, ApiServer, ApiSettings
 from gateway.metrics import Metrics
 
 READ, WRITE = "read-token", "write-token"
@@ -40,6 +40,7 @@ def served(tmp_path):
         except ValueError:
             return status, raw.decode()
 
+    call.server = server
     yield world, call, ready
     server.stop()
     world.close()
@@ -160,3 +161,40 @@ def test_the_series_fills_empty_hours_and_days(served):
     days = call("GET", "/api/v1/rates/series?terminal=A1&step=day&day=2026-11-22")[1]["points"]
     assert len(days) == 1 and days[0]["scans"] == 1
     assert call("GET", "/api/v1/rates/series?step=week")[0] == 422
+
+
+def test_the_server_routes_exactly_what_the_document_describes(served):
+    """Every documented path answers (not 404 or 405), and every route of the app is documented or a page."""
+    world, call, ready = served
+    document = call("GET", "/openapi.json", token=None)[1]
+    documented = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
+    routed = {(method, route.path.replace("{id:int}", "{id}")) for route in call.server.app.routes
+              for method in route.methods if method != "HEAD"}
+    pages = {("GET", "/"), ("GET", "/dashboard"), ("GET", "/dashboard/{file:path}")}
+    assert routed == documented | pages
+    for method, path in documented:
+        body = b"{}" if method != "GET" else None
+        status, answer = call(method, path.replace("{id}", "1"), body, token="write-token")
+        assert status not in (404, 405) or "no endpoint" not in str(answer), (method, path)
+
+
+def test_documented_bounds_and_body_caps_are_the_enforced_ones(served):
+    world, call, ready = served
+    document = call("GET", "/openapi.json", token=None)[1]
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            cap = BODY_CAPS.get((method.upper(), path))
+            assert ("requestBody" in operation) == (cap is not None), path
+            if cap:
+                assert operation["requestBody"]["description"] == f"at most {cap} bytes (413 above)"
+                assert "413" in operation["responses"]
+            for parameter in operation.get("parameters", []):
+                schema = parameter["schema"]
+                if parameter["name"] != "limit":
+                    continue
+                assert schema["minimum"] == 1 and "400" in operation["responses"]
+                assert call("GET", f"{path}?limit={schema['maximum']}")[0] == 200
+                assert call("GET", f"{path}?limit={schema['maximum'] + 1}")[0] == 400
+                assert call("GET", f"{path}?limit=0")[0] == 400
+    before = document["paths"]["/api/v1/quarantine"]["get"]["parameters"]
+    assert {parameter["name"] for parameter in before} == {"limit", "before"}

@@ -30,6 +30,9 @@ def test_parse_reads_iso_times_in_the_configured_zone_and_ms():
     ({"lines": [{"list_code": "XA01", "quantity": 1.5}]}, "quantity"),
     ({"lines": [{"list_code": "XA01", "quantity": 1, "split": "yes"}]}, "split"),
     ({"lines": [{"list_code": "XA01", "quantity": 1, "price": 3}]}, "line 1"), ({"extra": 1}, "unknown keys"),
+    ({"time": 10**30}, "time must be from 2000"), ({"time": 1}, "time must be from 2000"),
+    ({"time": -5}, "time"), ({"time": "9999-12-31T23:59:59"}, "time must be from 2000"),
+    ({"time": "1999-12-31T23:59:59+00:00"}, "time"), ({"time": True}, "time"),
 ])
 def test_parse_names_the_bad_field(change, message):
     body = {"number": "T1", "terminal": "A1", "time": at(9), "lines": [{"list_code": "XA01", "quantity": 1}]}

@@ -57,9 +57,11 @@ def test_tickets_verdicts_rates_and_alerts_end_to_end(gateway, make_device, devi
     pos.send({"number": "T1", "terminal": "T01", "time": int(time.time() * 1000),
               "lines": [{"list_code": "XA01", "quantity": 2}]})
     assert wait_until(lambda: pos.answers, 10) and pos.answers[0] == {"number": "T1", "result": "stored", "error": ""}
-    pos.send({"number": "T1", "terminal": "T01", "time": 1, "lines": [{"list_code": "XA01", "quantity": 1}]})
+    pos.send({"number": "T1", "terminal": "T01", "time": int(time.time() * 1000) - 60_000,  # other content
+              "lines": [{"list_code": "XA01", "quantity": 1}]})
     assert wait_until(lambda: len(pos.answers) == 2, 10) and pos.answers[1]["result"] == "refused"
-    pos.send({"number": "T2", "terminal": "T09", "time": 1, "lines": []})  # wrong terminal, no lines: refused
+    # wrong terminal, no lines: refused
+    pos.send({"number": "T2", "terminal": "T09", "time": int(time.time() * 1000), "lines": []})
     device.scan(b"TC:TKT:T1")
     device.scan(box(1))
     device.wait_for(r"^signal ok seq=1$", timeout=15)
@@ -164,7 +166,8 @@ def test_a_shared_subscription_takes_events_statuses_and_tickets(tmp_path, broke
         device.wait_for(r"^signal online", timeout=20)
         device.scan(box(1))
         device.wait_for(r"^signal ok seq=1$", timeout=15)
-        pos.send({"number": "T1", "terminal": "T01", "time": 1, "lines": [{"list_code": "XA01", "quantity": 1}]})
+        pos.send({"number": "T1", "terminal": "T01", "time": int(time.time() * 1000),
+                  "lines": [{"list_code": "XA01", "quantity": 1}]})
         assert wait_until(lambda: pos.answers, 10) and pos.answers[0]["result"] == "stored"
         assert wait_until(lambda: gateway.api("GET", "/api/v1/devices")[1]["devices"][0]["firmware"], 10)
     finally:

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from starlette.responses import RedirectResponse
 
-from gateway import _quarantine_page, alerts, catalog, dashboard, devices, outbox, pipeline, rates
+from gateway import alerts, catalog, dashboard, devices, outbox, pipeline, quarantine, rates
 from gateway._http_face import INT64_MAX, Answer, ApiRequest, Endpoint, HttpError, Limits, Tokens, build_app
 from gateway._http_server import BackgroundServer
 from gateway.metrics import Metrics
@@ -191,9 +191,9 @@ class ApiServer:
     def get_quarantine(self, request: ApiRequest) -> Answer:
         """Newest first; `next_before` pages on, and the byte cap ends a page early (`truncated`)."""
         before = _whole(request.query["before"], "before", 1, INT64_MAX) if "before" in request.query else None
-        limit = _limit(request.query, most=_quarantine_page.MAX_LIMIT)
+        limit = _limit(request.query, most=quarantine.MAX_LIMIT)
         with self.store.reading() as tx:
-            return 200, _quarantine_page.page(tx, before=before, limit=limit)
+            return 200, quarantine.page(tx, before=before, limit=limit)
 
     def post_ticket(self, request: ApiRequest) -> Answer:
         try:

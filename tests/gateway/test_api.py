@@ -112,7 +112,8 @@ def test_catalog_devices_quarantine_metrics(served):
     world.ticket("A1", "T1", at(9), ("XA01", 1))
     world.ticket("A1", "T1", at(9), ("XA01", 2))
     quarantine = call("GET", "/api/v1/quarantine")[1]
-    assert quarantine["reasons"] == {"ticket_conflict": {"messages": 1, "times": 1}}
+    assert quarantine["reasons"] == {"ticket_conflict": {"messages": 1, "times": 1, "bytes": 2, "dropped_messages": 0,
+                                                         "dropped_times": 0}}
     assert quarantine["messages"][0]["message_hex"] == b"{}".hex()
     status, text = call("GET", "/metrics")
     assert status == 200 and 'tracegw_devices{state="never_seen"} 1.0' in text

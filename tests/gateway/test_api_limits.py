@@ -244,7 +244,8 @@ def test_quarantine_pages_with_a_cursor_and_a_byte_cap(port, world):
         assert len(raw) <= 1024 * 1024
         page = json.loads(raw)
         pages += 1
-        assert page["reasons"] == {"malformed_cbor": {"messages": 32, "times": 32}}
+        assert page["reasons"] == {"malformed_cbor": {"messages": 32, "times": 32, "bytes": 2000010,
+                                                  "dropped_messages": 0, "dropped_times": 0}}
         seen += page["messages"]
         before = page["next_before"]
         if before is None:

@@ -136,7 +136,9 @@ def _described() -> dict[str, Any]:
                 "Alerts": _listing("alerts", {"$ref": "#/components/schemas/Alert"}),
                 "Devices": _listing("devices", {"type": "object"}),
                 "Quarantine": {"type": "object", "properties": {
-                    "reasons": {"type": "object", "description": "per reason: messages (rows held), times (copies received), bytes (held), dropped_messages and dropped_times (rows dropped to keep the bounds, counts kept)"},
+                    "reasons": {"type": "object", "description": (
+                        "per reason: messages (rows held), times (copies received), bytes (held), dropped_messages "
+                        "and dropped_times (rows dropped to keep the bounds, counts kept)")},
                     "messages": {"type": "array", "items": {"type": "object", "properties": _QUARANTINE_FIELDS}},
                     "next_before": {"type": ["integer", "null"],
                                     "description": "pass as `before` for the next page; null: this was the last"},

@@ -340,6 +340,73 @@ def _publish_packet(topic, pid, payload):
     return packet
 
 
+class _Feed:
+    """The broker's side of a connection: these bytes, then silence (a live but quiet connection)."""
+
+    def __init__(self, data):
+        import asyncio
+
+        self.data = data
+        self.position = 0
+        self.never = asyncio.Event()
+
+    async def readexactly(self, count):
+        if self.position + count > len(self.data):
+            await self.never.wait()
+        chunk = bytes(self.data[self.position : self.position + count])
+        self.position += count
+        return chunk
+
+
+class _Recorder:
+    def __init__(self):
+        self.data = bytearray()
+
+    def write(self, data):
+        self.data.extend(data)
+
+    async def drain(self):
+        import asyncio
+
+        await asyncio.sleep(0)
+
+    def close(self):
+        pass
+
+
+async def _serve_stream(client, stream):
+    """Run `client`'s reader task over `stream` for a moment: (still running, name of what ended it)."""
+    import asyncio
+
+    client._reader = _Feed(stream)
+    client._writer = _Recorder()
+    client.connected = True
+    reader = asyncio.create_task(client.run())
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+    if not reader.done():
+        reader.cancel()
+        return True, ""
+    try:
+        await reader
+    except Exception as error:  # what ended the reader is the finding
+        return False, type(error).__name__
+    return False, ""
+
+
+def mqtt_malformed(packet):
+    """Feed one inbound packet to a connected client; (reader still running, what ended it, connected)."""
+    import asyncio
+
+    async def scenario():
+        client = mqtt.Client("x", keepalive_s=30)
+        client.on_message = lambda topic, payload: None
+        running, ended = await _serve_stream(client, packet)
+        return [running, ended, client.connected]
+
+    return asyncio.run(scenario())
+
+
 def agent_reader(folder, key, scans, payloads):
     """The agent behind the real MQTT reader task: `payloads` arrive as QoS 1 PUBLISH packets on the ack
     topic, then the connection stays quiet. Reports whether the reader still runs, the PUBACKs it wrote,
@@ -352,50 +419,10 @@ def agent_reader(folder, key, scans, payloads):
     for number in range(len(payloads)):
         stream.extend(_publish_packet(device.topic_ack, number + 1, payloads[number]))
 
-    class Feed:
-        def __init__(self, data):
-            self.data = data
-            self.position = 0
-            self.never = asyncio.Event()
-
-        async def readexactly(self, count):
-            if self.position + count > len(self.data):
-                await self.never.wait()  # a live but quiet connection
-            chunk = bytes(self.data[self.position : self.position + count])
-            self.position += count
-            return chunk
-
-    class Recorder:
-        def __init__(self):
-            self.data = bytearray()
-
-        def write(self, data):
-            self.data.extend(data)
-
-        async def drain(self):
-            await asyncio.sleep(0)
-
-        def close(self):
-            pass
-
     async def scenario():
         client = mqtt.Client(device.device, keepalive_s=30)
-        client._reader = Feed(stream)
-        client._writer = Recorder()
-        client.connected = True
         client.on_message = device.on_message
-        reader = asyncio.create_task(client.run())
-        for _ in range(20):
-            await asyncio.sleep(0.01)
-        running = not reader.done()
-        ended = ""
-        if running:
-            reader.cancel()
-        else:
-            try:
-                await reader
-            except Exception as error:
-                ended = type(error).__name__
+        running, ended = await _serve_stream(client, stream)
         written = bytes(client._writer.data)
         pubacks = []
         position = 0

@@ -17,18 +17,6 @@ _ALARM_FULL = const(1)
 _ALARM_CLOCK = const(2)
 _ALARM_COMMAND_MAC = const(8)
 _ALARM_GUARD_LOST = const(16)
-_COMMAND_TIME = const(1)
-_COMMAND_MODE = const(2)
-_COMMAND_RESEND = const(3)
-_COMMAND_CONFIG = const(4)
-_COMMAND_REBOOT = const(5)
-_COMMAND_KEYS = const(5)  # a command map has keys 0-4 only
-# what the config command may change at run time, with the range it accepts
-_RUNTIME_CONFIG = {"debounce_ms": (0, 60000), "line_timeout_ms": (0, 10000), "gs1_form": (0, 2),
-                   "status_interval_s": (1, 86400), "ack_timeout_s": (1, 3600)}
-_TIME_MIN_MS = const(1577836800000)  # 2020-01-01: a time command outside 2020-2099 is refused
-_TIME_MAX_MS = const(4102444800000)
-_UINT64_LIMIT = const(0x10000000000000000)
 _LOG_MAX = const(120)  # characters of an error kept in a log line
 COUNTERS = ("scans", "invalid", "repeats", "refused_full", "bytes_written", "syncs", "torn_cut", "corrupt",
             "resends", "commands_rejected", "bad_messages", "intake_errors")
@@ -191,12 +179,12 @@ class Agent:
         ack = cbor.loads(payload, max_size=2048, max_depth=4)
         if type(ack) is not dict or ack.get(0) != 1 or type(ack.get(0)) is not int:
             raise ValueError("ack is not a version 1 map")
-        acked = ack.get(1, -1)
+        acked = cbor.uint(ack.get(1))
         verdicts = ack.get(2, [])
-        if not _uint(acked) or type(verdicts) is not list:
+        if acked < 0 or type(verdicts) is not list:
             raise ValueError("ack needs a seq (key 1) and a verdict list (key 2)")
         for item in verdicts:  # checked whole before anything is applied
-            if type(item) is not list or len(item) != 2 or not _uint(item[0]) or not _uint(item[1]):
+            if type(item) is not list or len(item) != 2 or cbor.uint(item[0]) < 0 or cbor.uint(item[1]) < 0:
                 raise ValueError("ack verdict is not [seq, verdict]")
         if acked > self.journal.acked_seq:
             self.journal.ack(acked)
@@ -209,68 +197,9 @@ class Agent:
                 self.hal.signal(name, "seq=%d" % seq)
 
     def _on_command(self, message):
-        try:
-            command_id, kind, argument = self._verified_command(message)
-            clock_floor = self.hal.time_ms() if self.hal.clock == event.CLOCK_NTP else 0
-            if not self.guard.accept(command_id, clock_floor):  # stored before the command is applied
-                raise ValueError("command id %d refused (last %d%s)" % (
-                    command_id, self.guard.last_id, ", guard lost" if self.guard.lost else ""))
-        except Exception:
-            self.counts["commands_rejected"] += 1
-            raise
-        if kind == _COMMAND_TIME:
-            self.hal.set_time(argument)
-        elif kind == _COMMAND_MODE:
-            self.mode = argument
-            self.hal.signal(feedback.MODE, str(argument))
-        elif kind == _COMMAND_RESEND:
-            self.resend_from = min(argument, self.journal.last_seq + 1)
-            self.wake.set()
-        elif kind == _COMMAND_CONFIG:
-            self._apply_config(argument)
-        else:
-            self.journal.close()
-            self.hal.reboot()
-        print("log command %d type %d applied" % (command_id, kind))
+        from tcagent import command  # commands are rare: their code is loaded at the first one, not at boot
 
-    def _verified_command(self, message):
-        """(id, type, argument) of a command whose MAC verifies and whose every field is in range."""
-        try:
-            payload = cose.verify(self.key, cose.parse(message, max_size=2048))
-        except cose.CoseError:
-            self.alarm_command_mac = True
-            raise
-        command = cbor.loads(payload, max_size=2048, max_depth=4)
-        if type(command) is not dict or command.get(0) != 1 or type(command.get(0)) is not int:
-            raise ValueError("command is not a version 1 map")
-        for key in command:
-            if type(key) is not int or not 0 <= key < _COMMAND_KEYS:
-                raise ValueError("command has an unknown key")
-        command_id = command.get(1, -1)
-        kind = command.get(2, -1)
-        argument = command.get(4)
-        if not _uint(command_id) or not _uint(kind) or not _uint(command.get(3, -1)):
-            raise ValueError("command needs an id, a type and an issue time")
-        number = _number(argument)
-        if kind == _COMMAND_TIME:
-            good = _TIME_MIN_MS <= number < _TIME_MAX_MS
-        elif kind == _COMMAND_MODE:
-            good = 1 <= number <= 6
-        elif kind == _COMMAND_RESEND:
-            good = number > 0
-        elif kind == _COMMAND_CONFIG:
-            good = type(argument) is dict and _config_changes_valid(argument)
-        else:
-            good = kind == _COMMAND_REBOOT and argument is None
-        if not good:
-            raise ValueError("command type %d with an argument out of range" % kind)
-        return command_id, kind, argument
-
-    def _apply_config(self, changes):
-        for name in changes:
-            self.config[name] = changes[name]
-        self.debouncer.window_ms = self.config["debounce_ms"]
-        self.framer.timeout_ms = self.config["line_timeout_ms"]
+        command.handle(self, message)
 
     # ---- to the gateway ------------------------------------------------------
 
@@ -299,27 +228,6 @@ class Agent:
             6: store.acked_seq, 7: self.hal.clock, 8: store.last_seq, 9: store.boot, 10: store.used_bytes,
             11: store.capacity, 12: self.alarms(), 13: self.mode, 14: counters,
         })
-
-
-def _uint(value):
-    """True for a CBOR unsigned integer (bool is not one)."""
-    return type(value) is int and 0 <= value < _UINT64_LIMIT
-
-
-def _number(value):
-    """`value` when it is a CBOR unsigned integer, else -1."""
-    if type(value) is int and 0 <= value < _UINT64_LIMIT:
-        return value
-    return -1
-
-
-def _config_changes_valid(changes):
-    for name in changes:
-        bounds = _RUNTIME_CONFIG.get(name) if type(name) is str else None
-        value = _number(changes[name])
-        if bounds is None or not bounds[0] <= value <= bounds[1]:
-            return False
-    return True
 
 
 def _log_bad(source, error):

@@ -2,7 +2,7 @@
 
 import json
 import os
-import selectors
+import select
 import shutil
 import subprocess
 import sys
@@ -66,29 +66,44 @@ class MicroPythonFirmware:
     def __init__(self, path):
         self.path = path
         self.process = None
+        self._output = b""  # bytes read from the worker past the last whole line
 
     def _start(self):
         env = micropython_env(*self.path.split(":"))
         self.process = subprocess.Popen(
             [micropython_executable(), str(HARNESS / "fwrpc.py")],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True, encoding="utf-8",
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
         )
+        self._output = b""
+
+    def _readline(self):
+        """One line of the worker's output, "" when it died or stayed silent for WORKER_TIMEOUT_S.
+
+        Read from the pipe's descriptor with our own buffer: a buffered reader behind a selector would keep
+        the answer that came in one read with firmware chatter (a log line) and then wait for ever.
+        """
+        fd = self.process.stdout.fileno()
+        while b"\n" not in self._output:
+            ready, _, _ = select.select([fd], [], [], WORKER_TIMEOUT_S)
+            data = os.read(fd, 65536) if ready else b""
+            if not data:
+                return ""
+            self._output += data
+        line, self._output = self._output.split(b"\n", 1)
+        return line.decode("utf-8") + "\n"
 
     def call(self, function, *args, **kwargs):
         if self.process is None or self.process.poll() is not None:
             self._start()
         line = _request(function, args, kwargs)
-        self.process.stdin.write(line + "\n")
+        self.process.stdin.write(line.encode("utf-8") + b"\n")
         self.process.stdin.flush()
-        selector = selectors.DefaultSelector()
-        selector.register(self.process.stdout, selectors.EVENT_READ)
         chatter = []
         while True:
-            ready = selector.select(WORKER_TIMEOUT_S)
-            answer = self.process.stdout.readline() if ready else ""
+            answer = self._readline()
             if not answer:
                 self.process.kill()
-                stderr = self.process.stderr.read()
+                stderr = self.process.stderr.read().decode("utf-8", "replace")
                 self.process = None
                 raise RuntimeError(f"micropython worker died or hung on {line[:200]}: {chatter} {stderr[-2000:]}")
             if answer.startswith(fwrpc.ANSWER_MARK):

@@ -6,23 +6,20 @@ commands back here. Nothing in this module waits for the network.
 
 import asyncio
 
-from tcagent import cbor, codes, cose, event, feedback, intake, journal
+from tcagent import cbor, codes, cose, event, feedback, guard, intake, journal
 from tcagent.compat import const
 
 VERSION = "0.2.0"
 RECORD_MAX = const(1280)  # docs/protocol.md: one COSE_Mac0 at most 1,280 bytes
+EVENT_MAX = const(1024)  # docs/protocol.md: an event payload at most 1,024 bytes
 _RECENT = const(8)  # verdicts are signalled only for the last few scans, not for a drained backlog
 _ALARM_FULL = const(1)
 _ALARM_CLOCK = const(2)
 _ALARM_COMMAND_MAC = const(8)
-_COMMAND_TIME = const(1)
-_COMMAND_MODE = const(2)
-_COMMAND_RESEND = const(3)
-_COMMAND_CONFIG = const(4)
-_COMMAND_REBOOT = const(5)
-_RUNTIME_CONFIG = ("debounce_ms", "line_timeout_ms", "gs1_form", "status_interval_s", "ack_timeout_s")
+_ALARM_GUARD_LOST = const(16)
+_LOG_MAX = const(120)  # characters of an error kept in a log line
 COUNTERS = ("scans", "invalid", "repeats", "refused_full", "bytes_written", "syncs", "torn_cut", "corrupt",
-            "resends", "commands_rejected", "bad_messages")
+            "resends", "commands_rejected", "bad_messages", "intake_errors")
 
 
 class Agent:
@@ -51,8 +48,8 @@ class Agent:
         self.wake = asyncio.Event()  # a new record to send, an ack, or a resend command
         self._uptime_ms = 0
         self._last_tick = hal.ticks_ms()
-        self._command_path = hal.data_dir + "/command.id"
-        self.last_command_id = _read_int(self._command_path)
+        self.guard = guard.CommandGuard(hal.data_dir + "/command", self.journal.boot == 1,
+                                        hal.data_dir + "/command.id")
         self.topic_ev = "tc/v1/%s/ev" % self.device
         self.topic_ack = "tc/v1/%s/ack" % self.device
         self.topic_cmd = "tc/v1/%s/cmd" % self.device
@@ -68,7 +65,23 @@ class Agent:
     # ---- the counter ---------------------------------------------------------
 
     def take(self, line):
-        """Handle one framed line: a control barcode, a re-read to drop, or a scan to journal."""
+        """Handle one framed line: a control barcode, a re-read to drop, or a scan to journal.
+
+        Whatever the line holds, the scanner task lives on: a line that fails is counted
+        (`intake_errors`) and signalled as an error (the scan was not taken). A flash failure
+        (OSError) is not swallowed: the journal's writer may hold a torn record, and the restart
+        (watchdog or service manager) cuts it at boot.
+        """
+        try:
+            self._take(line)
+        except OSError:
+            raise
+        except Exception as error:  # the intake boundary: one line must not stop the scanner
+            self.counts["intake_errors"] += 1
+            self.hal.signal(feedback.ERROR, "scan not taken")
+            _log_bad("scanner", error)
+
+    def _take(self, line):
         if self.debouncer.repeat(line, self.hal.ticks_ms(), self.hal.ticks_diff):
             self.counts["repeats"] += 1
             return
@@ -80,6 +93,8 @@ class Agent:
         seq = self.journal.next_seq()
         payload = event.encode(self.device, seq, self.journal.boot, self.hal.time_ms(), self.uptime_ms(),
                                self.hal.clock, self.mode, scan, self.ticket, self.split_qty)
+        if len(payload) > EVENT_MAX:  # the gateway would refuse it for ever and hold the backlog behind it
+            raise ValueError("event of %d bytes over the %d limit" % (len(payload), EVENT_MAX))
         try:
             self.journal.append(seq, cose.sign(self.key, payload, self.kid))
         except journal.JournalFull:
@@ -144,71 +159,47 @@ class Agent:
     # ---- from the gateway ----------------------------------------------------
 
     def on_message(self, topic, payload):
-        """An ack or a command arrived (called by the MQTT client before it sends PUBACK)."""
+        """An ack or a command arrived (called by the MQTT client before it sends PUBACK).
+
+        Never raises: a message of any shape that cannot be applied is counted (`bad_messages`)
+        and dropped, so the MQTT reader goes on to the next one.
+        """
         try:
             if topic == self.topic_ack:
-                self._on_ack(cbor.loads(payload, max_size=8192, max_depth=4))
+                self._on_ack(payload)
             elif topic == self.topic_cmd:
                 self._on_command(payload)
-        except (cbor.CBORError, cose.CoseError, ValueError, TypeError, KeyError, IndexError, MemoryError) as error:
+            else:
+                raise ValueError("not a topic of this device")
+        except Exception as error:  # the handler boundary: whatever the payload held, the reader lives on
             self.counts["bad_messages"] += 1
-            print("log bad message on %s: %s" % (topic, error))
+            _log_bad(topic, error)
 
-    def _on_ack(self, ack):
-        acked = ack[1]
-        if not isinstance(acked, int) or acked < 0:
-            raise ValueError("ack without a seq")
+    def _on_ack(self, payload):
+        ack = cbor.loads(payload, max_size=2048, max_depth=4)
+        if type(ack) is not dict or ack.get(0) != 1 or type(ack.get(0)) is not int:
+            raise ValueError("ack is not a version 1 map")
+        acked = cbor.uint(ack.get(1))
+        verdicts = ack.get(2, [])
+        if acked < 0 or type(verdicts) is not list:
+            raise ValueError("ack needs a seq (key 1) and a verdict list (key 2)")
+        for item in verdicts:  # checked whole before anything is applied
+            if type(item) is not list or len(item) != 2 or cbor.uint(item[0]) < 0 or cbor.uint(item[1]) < 0:
+                raise ValueError("ack verdict is not [seq, verdict]")
         if acked > self.journal.acked_seq:
             self.journal.ack(acked)
             self.wake.set()
             if self.alarm_full and self.journal.free_bytes() > self.journal.segment_bytes:
                 self.alarm_full = False
-        for seq, verdict in ack.get(2, ()):
+        for seq, verdict in verdicts:
             if seq and self.recent[seq % _RECENT] == seq:
-                name = feedback.VERDICTS[verdict] if 0 <= verdict < len(feedback.VERDICTS) else feedback.ERROR
+                name = feedback.VERDICTS[verdict] if verdict < len(feedback.VERDICTS) else feedback.ERROR
                 self.hal.signal(name, "seq=%d" % seq)
 
     def _on_command(self, message):
-        try:
-            payload = cose.verify(self.key, cose.parse(message, max_size=2048))
-        except cose.CoseError:
-            self.counts["commands_rejected"] += 1
-            self.alarm_command_mac = True
-            raise
-        command = cbor.loads(payload, max_size=2048, max_depth=4)
-        command_id = command[1]
-        if not isinstance(command_id, int) or command_id <= self.last_command_id:
-            self.counts["commands_rejected"] += 1
-            raise ValueError("command id %r replayed (last %d)" % (command_id, self.last_command_id))
-        self.last_command_id = command_id
-        _write_int(self._command_path, command_id)
-        kind = command[2]
-        argument = command.get(4)
-        if kind == _COMMAND_TIME and isinstance(argument, int):
-            self.hal.set_time(argument)
-        elif kind == _COMMAND_MODE and isinstance(argument, int) and 1 <= argument <= 6:
-            self.mode = argument
-            self.hal.signal(feedback.MODE, str(argument))
-        elif kind == _COMMAND_RESEND and isinstance(argument, int) and argument > 0:
-            self.resend_from = argument
-            self.wake.set()
-        elif kind == _COMMAND_CONFIG and isinstance(argument, dict):
-            self._apply_config(argument)
-        elif kind == _COMMAND_REBOOT:
-            self.journal.close()
-            self.hal.reboot()
-        else:
-            raise ValueError("command %r with argument %r not understood" % (kind, argument))
-        print("log command %d type %d applied" % (command_id, kind))
+        from tcagent import command  # commands are rare: their code is loaded at the first one, not at boot
 
-    def _apply_config(self, changes):
-        for name in changes:
-            if name not in _RUNTIME_CONFIG or not isinstance(changes[name], int) or changes[name] < 0:
-                raise ValueError("config %r cannot be changed at run time" % name)
-        for name in changes:
-            self.config[name] = changes[name]
-        self.debouncer.window_ms = self.config["debounce_ms"]
-        self.framer.timeout_ms = self.config["line_timeout_ms"]
+        command.handle(self, message)
 
     # ---- to the gateway ------------------------------------------------------
 
@@ -218,6 +209,8 @@ class Agent:
             bits |= _ALARM_CLOCK
         if self.alarm_command_mac:
             bits |= _ALARM_COMMAND_MAC
+        if self.guard.lost:
+            bits |= _ALARM_GUARD_LOST
         return bits
 
     def status(self):
@@ -237,15 +230,6 @@ class Agent:
         })
 
 
-def _read_int(path):
-    try:
-        with open(path) as stream:
-            return int(stream.read().strip() or "0")
-    except (OSError, ValueError):
-        return 0
-
-
-def _write_int(path, value):
-    with open(path, "w") as stream:
-        stream.write(str(value))
-        stream.flush()
+def _log_bad(source, error):
+    """One short log line for a refused input (the message of an exception can quote the whole input)."""
+    print("log bad message on %s: %s %s" % (source, type(error).__name__, str(error)[:_LOG_MAX]))

@@ -56,6 +56,13 @@ class Tag:
         return "Tag(%d, %r)" % (self.tag, self.value)
 
 
+def uint(value):
+    """`value` when it is an unsigned integer of the profile (bool is not one), else -1."""
+    if type(value) is int and 0 <= value < _UINT64_LIMIT:
+        return value
+    return -1
+
+
 # ---- encoding ---------------------------------------------------------------
 
 

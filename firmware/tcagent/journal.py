@@ -16,14 +16,15 @@ meta file records before any segment is deleted. The meta file also reserves
 seqs in blocks of 64 before they are used; when the journal turns out damaged
 at boot (a segment missing or unreadable), numbering resumes past the
 reservation: a visible gap, never a reused seq. The meta file is written in two
-alternating copies (meta.a, meta.b) with a generation number, so a cut during
-its write leaves the other copy intact.
+alternating copies (meta.a, meta.b) with a generation number (tcagent.copies),
+so a cut during its write leaves the other copy intact.
 """
 
 import binascii
 import os
 import struct
 
+from tcagent import copies
 from tcagent.compat import const
 
 _SEGMENT_MAGIC = b"TCJ1"
@@ -32,9 +33,8 @@ _RECORD_MAGIC = const(0xA5)
 _TYPE_EVENT = const(1)
 _HEADER = "<BBHQI"
 HEADER_SIZE = const(16)
-_META = "<4sIIQQQI"
-_META_SIZE = const(40)
-_META_CRC_AT = const(36)
+_META_BODY = "<IQQQ"  # boot, highest trimmed seq, highest acked seq, seqs reserved up to
+_META_BODY_SIZE = const(28)
 SEQ_RESERVATION = const(64)
 _MAGIC_SIZE = const(4)
 
@@ -68,6 +68,8 @@ class Journal:
         self.torn_cut = 0  # torn tails cut at boot
         self.corrupt = 0  # unreadable records skipped (flash damage), reported in status
         _makedirs(folder)
+        self._meta = copies.Copies(folder + "/meta", _META_MAGIC, _META_BODY_SIZE)
+        self._meta_body = bytearray(_META_BODY_SIZE)
         self._load_meta()
         self.boot += 1
         self._write_meta()
@@ -171,36 +173,18 @@ class Journal:
     # ---- meta -------------------------------------------------------------------
 
     def _load_meta(self):
-        best = None  # type: tuple | None
-        damaged = 0
-        for name in ("meta.a", "meta.b"):
-            try:
-                with open(self.folder + "/" + name, "rb") as meta:
-                    data = meta.read(_META_SIZE)
-            except OSError:
-                continue
-            if len(data) == _META_SIZE:
-                magic, generation, boot, trimmed, acked, reserved, crc = struct.unpack(_META, data)
-                if magic == _META_MAGIC and binascii.crc32(data[:_META_CRC_AT]) & 0xFFFFFFFF == crc:
-                    if best is None or generation > best[0]:
-                        best = (generation, boot, trimmed, acked, reserved)
-                    continue
-            damaged += 1
-        if best is None and damaged:
+        body = self._meta.load()
+        if body is None and self._meta.damaged:
             raise JournalError(5, "both journal meta copies are damaged: seq continuity cannot be proven")
-        if best is None:
-            best = (0, 0, 0, 0, 0)
-        self.generation, self.boot, self.trimmed_seq, self.acked_seq, self.reserved_seq = best
+        if body is None:
+            self.boot = self.trimmed_seq = self.acked_seq = self.reserved_seq = 0
+        else:
+            self.boot, self.trimmed_seq, self.acked_seq, self.reserved_seq = struct.unpack(_META_BODY, body)
 
     def _write_meta(self):
-        self.generation += 1
-        data = bytearray(_META_SIZE)
-        struct.pack_into(_META, data, 0, _META_MAGIC, self.generation, self.boot, self.trimmed_seq, self.acked_seq,
-                         self.reserved_seq, 0)
-        struct.pack_into("<I", data, _META_CRC_AT, binascii.crc32(memoryview(data)[:_META_CRC_AT]) & 0xFFFFFFFF)
-        with open("%s/meta.%s" % (self.folder, "ab"[self.generation & 1]), "wb") as meta:
-            meta.write(data)
-            meta.flush()
+        struct.pack_into(_META_BODY, self._meta_body, 0, self.boot, self.trimmed_seq, self.acked_seq,
+                         self.reserved_seq)
+        self._meta.save(self._meta_body)
 
     # ---- writing ----------------------------------------------------------------
 

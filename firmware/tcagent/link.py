@@ -74,7 +74,7 @@ class Link:
             await client.publish(agent.topic_status, agent.status(), retain=True)
             self.client = client
             agent.hal.signal(feedback.ONLINE)
-            await self._send_loop(client)
+            await self._send_loop(client, reader)
         except OSError as error:
             print("log link: %s" % error)
         finally:
@@ -84,12 +84,12 @@ class Link:
                 reader.cancel()
         return self.connects > 0 and reader is not None
 
-    async def _send_loop(self, client):
+    async def _send_loop(self, client, reader):
         agent = self.agent
         store = agent.journal
         self._restart(store.acked_seq + 1)
         last_progress = agent.hal.ticks_ms()
-        while client.connected:
+        while client.connected and not reader.done():  # a reader that ended for any reason: reconnect now
             if agent.resend_from:  # the gateway asks again for what the journal still holds, acked or not
                 self._restart(agent.resend_from)
                 agent.resend_from = 0

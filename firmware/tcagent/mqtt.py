@@ -216,13 +216,20 @@ class Client:
     async def run(self):
         """Read packets until the connection fails (then raise MQTTError); ping every keepalive/2.
 
-        Silence for a whole keepalive period (no PINGRESP either) counts as a dead connection.
+        Silence for a whole keepalive period (no PINGRESP either) counts as a dead connection, and
+        so does a packet the broker malformed. `on_message` must not raise: it owns its payloads.
         """
         pinger = asyncio.create_task(self._ping_loop())
         try:
             while True:
                 kind, data = await self._read_packet(self.keepalive_s * 1000)
-                await self._dispatch(kind, data)
+                try:
+                    await self._dispatch(kind, data)
+                except MQTTError:
+                    raise
+                except Exception as error:  # a short or garbled packet (struct, index, UTF-8 errors)
+                    self.close()
+                    raise MQTTError("malformed packet type 0x%02x: %r" % (kind, error))
         finally:
             pinger.cancel()
 

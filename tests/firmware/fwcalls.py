@@ -226,3 +226,226 @@ def mqtt_interleave():
         return bytes(client._writer.data)
 
     return asyncio.run(scenario())
+
+
+class FakeHal:
+    """The hardware layer the agent sees in these tests: a settable clock, signals kept in a list."""
+
+    name = "test"
+
+    def __init__(self, data_dir, clock, now_ms):
+        self.data_dir = data_dir
+        self.clock = clock
+        self.now_ms = now_ms
+        self.signals = []
+        self.rebooted = False
+
+    def ticks_ms(self):
+        return 0
+
+    def ticks_diff(self, end, start):
+        return end - start
+
+    def time_ms(self):
+        return self.now_ms if self.clock else 0
+
+    def set_time(self, epoch_ms):
+        self.now_ms = epoch_ms
+        self.clock = 2
+
+    def today(self):
+        return ""
+
+    def signal(self, name, detail=""):
+        self.signals.append(name + " " + detail if detail else name)
+
+    def free_heap(self):
+        return 0
+
+    def reboot(self):
+        self.rebooted = True
+
+
+def _agent(folder, key, clock, now_ms):
+    from tcagent import agent
+
+    settings = config.check({"device_id": "dev-0001", "key_hex": bytes(key).hex(), "broker_host": "x",
+                             "data_dir": folder, "journal_capacity": 16384, "journal_segment": 4096})
+    return agent.Agent(settings, FakeHal(folder, clock, now_ms))
+
+
+def _agent_state(device, escaped):
+    from tcagent import agent
+
+    counts = {}
+    for name in agent.COUNTERS:
+        counts[name] = device.counts[name]
+    settable = {}
+    for name in ("debounce_ms", "line_timeout_ms", "gs1_form", "status_interval_s", "ack_timeout_s"):
+        settable[name] = device.config[name]
+    state = {"counts": counts, "escaped": escaped, "acked_seq": device.journal.acked_seq,
+             "last_seq": device.journal.last_seq, "trimmed_seq": device.journal.trimmed_seq,
+             "first_segment": device.journal.first_segment, "mode": device.mode, "clock": device.hal.clock,
+             "time_ms": device.hal.time_ms(), "last_command_id": device.guard.last_id, "guard_lost": device.guard.lost,
+             "alarms": device.alarms(), "signals": device.hal.signals, "resend_from": device.resend_from,
+             "config": settable, "rebooted": device.hal.rebooted}
+    device.journal.close()
+    return state
+
+
+def _scan_lines(device, count):
+    for number in range(count):
+        device.take(("8123456%013d" % (device.journal.last_seq + number + 1)).encode())
+
+
+def agent_feed(folder, key, scans, messages, clock=1, now_ms=1767225600000):
+    """Boot an agent on `folder`, take `scans` distinct scans, hand it `messages` ([topic, payload]:
+    topic "ack", "cmd" or a whole topic; payload bytes), and report its state.
+
+    An exception that escapes a handler is recorded in "escaped" (it would kill the MQTT reader).
+    """
+    device = _agent(folder, key, clock, now_ms)
+    _scan_lines(device, scans)
+    escaped = []
+    for topic, payload in messages:
+        if topic in ("ack", "cmd"):
+            topic = "tc/v1/dev-0001/" + topic
+        try:
+            device.on_message(topic, payload)
+        except Exception as error:  # what the handler let through is the finding
+            escaped.append(type(error).__name__)
+    return _agent_state(device, escaped)
+
+
+def agent_lines(folder, key, lines):
+    """Hand framed scanner lines straight to the agent's intake; report its state."""
+    device = _agent(folder, key, 1, 1767225600000)
+    escaped = []
+    for line in lines:
+        try:
+            device.take(line)
+        except Exception as error:
+            escaped.append(type(error).__name__)
+    return _agent_state(device, escaped)
+
+
+def _publish_packet(topic, pid, payload):
+    body = bytearray()
+    mqtt._string(body, topic)
+    body.extend(bytes([pid >> 8, pid & 0xFF]))
+    body.extend(payload)
+    packet = bytearray(b"\x32")
+    mqtt._varint(packet, len(body))
+    packet.extend(body)
+    return packet
+
+
+class _Feed:
+    """The broker's side of a connection: these bytes, then silence (a live but quiet connection)."""
+
+    def __init__(self, data):
+        import asyncio
+
+        self.data = data
+        self.position = 0
+        self.never = asyncio.Event()
+
+    async def readexactly(self, count):
+        if self.position + count > len(self.data):
+            await self.never.wait()
+        chunk = bytes(self.data[self.position : self.position + count])
+        self.position += count
+        return chunk
+
+
+class _Recorder:
+    def __init__(self):
+        self.data = bytearray()
+
+    def write(self, data):
+        self.data.extend(data)
+
+    async def drain(self):
+        import asyncio
+
+        await asyncio.sleep(0)
+
+    def close(self):
+        pass
+
+
+async def _serve_stream(client, stream):
+    """Run `client`'s reader task over `stream` for a moment: (still running, name of what ended it)."""
+    import asyncio
+
+    client._reader = _Feed(stream)
+    client._writer = _Recorder()
+    client.connected = True
+    reader = asyncio.create_task(client.run())
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+    if not reader.done():
+        reader.cancel()
+        return True, ""
+    try:
+        await reader
+    except Exception as error:  # what ended the reader is the finding
+        return False, type(error).__name__
+    return False, ""
+
+
+def mqtt_malformed(packet):
+    """Feed one inbound packet to a connected client; (reader still running, what ended it, connected)."""
+    import asyncio
+
+    async def scenario():
+        client = mqtt.Client("x", keepalive_s=30)
+        client.on_message = lambda topic, payload: None
+        running, ended = await _serve_stream(client, packet)
+        return [running, ended, client.connected]
+
+    return asyncio.run(scenario())
+
+
+def agent_reader(folder, key, scans, payloads):
+    """The agent behind the real MQTT reader task: `payloads` arrive as QoS 1 PUBLISH packets on the ack
+    topic, then the connection stays quiet. Reports whether the reader still runs, the PUBACKs it wrote,
+    and the agent's state."""
+    import asyncio
+
+    device = _agent(folder, key, 1, 1767225600000)
+    _scan_lines(device, scans)
+    stream = bytearray()
+    for number in range(len(payloads)):
+        stream.extend(_publish_packet(device.topic_ack, number + 1, payloads[number]))
+
+    async def scenario():
+        client = mqtt.Client(device.device, keepalive_s=30)
+        client.on_message = device.on_message
+        running, ended = await _serve_stream(client, stream)
+        written = bytes(client._writer.data)
+        pubacks = []
+        position = 0
+        while position + 4 <= len(written) and written[position] == 0x40:
+            pubacks.append(written[position + 2] << 8 | written[position + 3])
+            position += 4
+        return running, ended, pubacks, client.connected
+
+    running, ended, pubacks, connected = asyncio.run(scenario())
+    state = _agent_state(device, [])
+    state["reader_running"] = running
+    state["reader_ended"] = ended
+    state["pubacks"] = pubacks
+    state["connected"] = connected
+    return state
+
+
+def guard_run(folder, new_device, ops):
+    """Open the command guard in `folder`, apply ops ["accept", id, floor_ms], report the answers and state."""
+    from tcagent import guard
+
+    store = guard.CommandGuard(folder + "/command", new_device, folder + "/command.id")
+    answers = []
+    for op in ops:
+        answers.append(store.accept(op[1], op[2]))
+    return {"answers": answers, "last_id": store.last_id, "lost": store.lost}

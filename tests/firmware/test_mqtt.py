@@ -59,3 +59,17 @@ def test_a_packet_is_never_split_by_another_tasks_packet(fw):
     written = fw.call("mqtt_interleave")
     publish = b"\x32\x0f\x00\x01t\x00\x01" + b"P" * 10
     assert written in (publish + b"\x40\x02\x00\x08", b"\x40\x02\x00\x08" + publish)
+
+
+@pytest.mark.parametrize("packet", [
+    b"\x32\x03\x00\x05a",  # PUBLISH whose topic length runs past the packet
+    b"\x30\x04\x00\x02\xff\xfe",  # PUBLISH whose topic is not UTF-8
+    b"\x32\x03\x00\x01a",  # QoS 1 PUBLISH without its packet id
+    b"\x40\x01\x00",  # PUBACK of one byte
+    b"\x90\x02\x00\x00",  # SUBACK without its return code
+], ids=["topic_length", "topic_utf8", "no_packet_id", "short_puback", "short_suback"])
+def test_malformed_packet_from_the_broker_ends_the_connection_cleanly(fw, packet):
+    """A garbled packet is the broker breaking the protocol: MQTTError and a closed client (the link
+    reconnects at once), not a stray exception that leaves the client looking connected."""
+    running, ended, connected = fw.call("mqtt_malformed", packet)
+    assert (running, ended, connected) == (False, "MQTTError", False)

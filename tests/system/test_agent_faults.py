@@ -145,3 +145,39 @@ def test_capped_heap_drains_a_10000_event_backlog(gateway, make_device, device_k
     assert device.alive()
     assert wait_until(lambda: status.latest().get(4) == 0, 10)
     print(f"drained 10,000 events in {drained_s:.1f} s ({10_000 / drained_s:.0f} events/s) with heap {HEAP}")
+
+
+def test_hostile_acks_and_commands_on_the_broker_leave_the_device_serving(gateway, make_device, device_key, broker,
+                                                                         watch_status):
+    """Issue 14: junk on the device's ack and command topics is counted; every scan after it is still acked at
+    once (a dead MQTT reader would hold the verdict until the 30 s PUBACK timeout)."""
+    import cbor2
+    import paho.mqtt.publish as publish
+
+    from tcagent import cose
+
+    def signed(payload):
+        return cose.sign(cose.MacKey(device_key), cbor2.dumps(payload), b"gateway")
+
+    hostile = [
+        ("ack", cbor2.dumps([0, 1, 1])), ("ack", b"\xff\x00"), ("ack", b""), ("ack", cbor2.dumps({0: 1, 1: "1"})),
+        ("ack", cbor2.dumps({0: 1, 1: 0, 2: [[1, "x"]]})), ("ack", cbor2.dumps({0: 1, 1: 2**64})),
+        ("ack", cbor2.dumps([[[[[[[[1]]]]]]]])), ("ack", cbor2.dumps({0: 1, 1: 0})[:-1]),
+        ("cmd", cbor2.dumps([1, 2, 3])), ("cmd", signed([1, 10**6, 2, 0, 3])),
+        ("cmd", signed({0: 1, 1: 10**6, 2: 4, 3: 0, 4: {"status_interval_s": 2**64 - 1}})),
+        ("cmd", signed({0: 1, 1: 10**6, 2: 1, 3: 0, 4: 2**63})),
+    ]
+    gateway.register("dev-0001", device_key)
+    gateway.start()
+    device = make_device()
+    device.start()
+    device.wait_for(r"^signal online", timeout=20)
+    status = watch_status()
+    for number, (topic, payload) in enumerate(hostile):
+        publish.single(f"tc/v1/dev-0001/{topic}", payload, qos=1, hostname="127.0.0.1", port=broker.port)
+        device.scan(serial_code(number))
+        device.wait_for(rf"^signal ok seq={number + 1}$", timeout=10)
+    assert device.alive()
+    assert wait_until(lambda: status.latest().get(14, {}).get(10, 0) == len(hostile), 10), status.latest()
+    assert [seq for seq, _, _ in gateway.events("dev-0001")] == list(range(1, len(hostile) + 1))
+    assert gateway.quarantine() == []

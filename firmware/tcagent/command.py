@@ -1,0 +1,91 @@
+"""Signed commands from the gateway (docs/protocol.md, "Command"): checked whole, their id stored, then applied.
+
+Imported at the first command rather than at boot: commands are rare and the heap is small.
+"""
+
+from tcagent import cbor, cose, event, feedback
+from tcagent.compat import const
+
+_TIME = const(1)
+_MODE = const(2)
+_RESEND = const(3)
+_CONFIG = const(4)
+_REBOOT = const(5)
+_KEYS = const(5)  # a command map has keys 0-4 only
+_TIME_MIN_MS = const(1577836800000)  # 2020-01-01: a time outside 2020-2099 is refused
+_TIME_MAX_MS = const(4102444800000)
+# what the config command may change at run time, with the range it accepts
+_RUNTIME_CONFIG = {"debounce_ms": (0, 60000), "line_timeout_ms": (0, 10000), "gs1_form": (0, 2),
+                   "status_interval_s": (1, 86400), "ack_timeout_s": (1, 3600)}
+
+
+def handle(agent, message):
+    """Verify, check and apply one command for `agent`; raise (CoseError, ValueError) for a refused one."""
+    try:
+        command_id, kind, argument = _verified(agent, message)
+        clock_floor = agent.hal.time_ms() if agent.hal.clock == event.CLOCK_NTP else 0
+        if not agent.guard.accept(command_id, clock_floor):  # stored before the command is applied
+            raise ValueError("command id %d refused (last %d%s)" % (
+                command_id, agent.guard.last_id, ", guard lost" if agent.guard.lost else ""))
+    except Exception:
+        agent.counts["commands_rejected"] += 1
+        raise
+    if kind == _TIME:
+        agent.hal.set_time(argument)
+    elif kind == _MODE:
+        agent.mode = argument
+        agent.hal.signal(feedback.MODE, str(argument))
+    elif kind == _RESEND:
+        agent.resend_from = min(argument, agent.journal.last_seq + 1)
+        agent.wake.set()
+    elif kind == _CONFIG:
+        for name in argument:
+            agent.config[name] = argument[name]
+        agent.debouncer.window_ms = agent.config["debounce_ms"]
+        agent.framer.timeout_ms = agent.config["line_timeout_ms"]
+    else:
+        agent.journal.close()
+        agent.hal.reboot()
+    print("log command %d type %d applied" % (command_id, kind))
+
+
+def _verified(agent, message):
+    """(id, type, argument) of a command whose MAC verifies and whose every field is in range."""
+    try:
+        payload = cose.verify(agent.key, cose.parse(message, max_size=2048))
+    except cose.CoseError:
+        agent.alarm_command_mac = True
+        raise
+    command = cbor.loads(payload, max_size=2048, max_depth=4)
+    if type(command) is not dict or command.get(0) != 1 or type(command.get(0)) is not int:
+        raise ValueError("command is not a version 1 map")
+    for key in command:
+        if type(key) is not int or not 0 <= key < _KEYS:
+            raise ValueError("command has an unknown key")
+    command_id = cbor.uint(command.get(1))
+    kind = cbor.uint(command.get(2))
+    argument = command.get(4)
+    if command_id < 0 or kind < 0 or cbor.uint(command.get(3)) < 0:
+        raise ValueError("command needs an id, a type and an issue time")
+    number = cbor.uint(argument)
+    if kind == _TIME:
+        good = _TIME_MIN_MS <= number < _TIME_MAX_MS
+    elif kind == _MODE:
+        good = 1 <= number <= 6
+    elif kind == _RESEND:
+        good = number > 0
+    elif kind == _CONFIG:
+        good = type(argument) is dict and _config_valid(argument)
+    else:
+        good = kind == _REBOOT and argument is None
+    if not good:
+        raise ValueError("command type %d with an argument out of range" % kind)
+    return command_id, kind, argument
+
+
+def _config_valid(changes):
+    for name in changes:
+        bounds = _RUNTIME_CONFIG.get(name) if type(name) is str else None
+        if bounds is None or not bounds[0] <= cbor.uint(changes[name]) <= bounds[1]:
+            return False
+    return True

@@ -225,7 +225,8 @@ class ApiServer:
         body = _json(request.body)
         ids = body.get("ids") if isinstance(body, dict) else None
         everything = isinstance(body, dict) and body.get("all") is True
-        if not everything and not (isinstance(ids, list) and all(isinstance(item, int) for item in ids)):
+        if not everything and not (isinstance(ids, list) and all(
+                type(item) is int and 0 < item < 2**63 for item in ids)):
             raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, 'body must be {"ids": [outbox ids]} or {"all": true}')
         with self.store.transaction() as tx:
             count = outbox.requeue(tx, None if everything else ids, now_ms=_now_ms())
@@ -252,9 +253,11 @@ def period_from(query: Mapping[str, str], rules: Rules) -> rates.Period:
     if "day" in query:
         try:
             day = date.fromisoformat(query["day"])
+            if not 2000 <= day.year <= 2099:
+                raise ValueError
         except ValueError:
             raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY,
-                            f"day must be YYYY-MM-DD, got {query['day'][:40]!r}") from None
+                            f"day must be YYYY-MM-DD from 2000 to 2099, got {query['day'][:40]!r}") from None
     else:
         day = datetime.now(ZoneInfo(rules.timezone)).date()
     return rates.day_period(day, rules.timezone)

@@ -21,6 +21,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from gateway.protocol import storable
 from gateway.store import Tx
 
 __all__ = ["Product", "CatalogError", "read_csv", "replace_products", "product_of", "line_requires_code"]
@@ -85,6 +86,9 @@ def read_csv(text: str) -> list[Product]:
 
 
 def _product(values: dict[str, str], seen: set[str]) -> Product:
+    for column, value in values.items():
+        if not storable(value):
+            raise ValueError(f"{column} holds a NUL or a lone surrogate")
     pid = _pid(values.get("pid", ""))
     if not 1 <= len(pid) <= 64:
         raise ValueError(f"pid {pid!r} must be 1-64 characters")
@@ -98,8 +102,8 @@ def _product(values: dict[str, str], seen: set[str]) -> Product:
     if not 1 <= len(name) <= 200:
         raise ValueError("name must be 1-200 characters")
     pack_text = values.get("pack_size", "")
-    if not pack_text.isdigit() or int(pack_text) < 1:
-        raise ValueError(f"pack_size {pack_text!r} must be a whole number of units, at least 1")
+    if not (pack_text.isascii() and pack_text.isdigit()) or not 1 <= int(pack_text) <= 100_000:
+        raise ValueError(f"pack_size {pack_text[:20]!r} must be a whole number of units, 1 to 100000")
     required_text = values.get("code_required", "1").lower()
     if required_text not in _TRUE | _FALSE:
         raise ValueError(f"code_required {required_text!r} must be 1/0, yes/no, true/false or 是/否")

@@ -57,7 +57,10 @@ def thresholds(settings: DashboardSettings) -> dict[str, object]:
 def static_file(path: str) -> tuple[bytes, str] | None:
     """(content, content type) of a dashboard file for a URL path under /dashboard/, or None."""
     relative = path.removeprefix("/dashboard").lstrip("/") or "index.html"
-    target = (_ROOT / relative).resolve()
-    if _ROOT not in target.parents or not target.is_file():
+    try:
+        target = (_ROOT / relative).resolve()
+        if _ROOT not in target.parents or not target.is_file():
+            return None
+    except (OSError, ValueError):  # a NUL in the path, a name too long for the file system
         return None
     return target.read_bytes(), _TYPES.get(target.suffix, "application/octet-stream")

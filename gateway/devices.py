@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from gateway import alerts
-from gateway.protocol import ProtocolError, decode_cbor, shown
+from gateway.protocol import ProtocolError, decode_cbor, shown, storable
 from gateway.rules import Rules
 from gateway.store import Tx
 
@@ -52,7 +52,7 @@ def parse_status(device: str, payload: bytes) -> Status:
         if key in fields:
             value = fields[key]
             if name == "firmware":
-                good = isinstance(value, str) and "\x00" not in value
+                good = isinstance(value, str) and storable(value)
             else:  # a database integer holds at most 2^63-1
                 good = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
             if not good:
@@ -68,12 +68,12 @@ def record_status(tx: Tx, status: Status, rules: Rules, *, now_ms: int) -> None:
     if place is None:
         raise ProtocolError("unknown_device", "status of an unregistered device")
     institution, terminal = place
-    previous = tx.one("SELECT online, offline_since_ms, max_seq FROM device_state WHERE device = ?",
+    previous = tx.one("SELECT online, offline_since_ms, acked_seq FROM device_state WHERE device = ?",
                       (status.device,))
-    highest = int(previous[2]) if previous else 0
-    if status.last_seq > highest + rules.seq_window:
-        raise ProtocolError("seq_out_of_window", f"status says last seq {status.last_seq}, the highest stored is "
-                            f"{highest} and the window is {rules.seq_window}")
+    acked = int(previous[2]) if previous else 0
+    if status.last_seq > acked + rules.seq_window:
+        raise ProtocolError("seq_out_of_window", f"status says last seq {status.last_seq}, the acknowledged one is "
+                            f"{acked} and the window is {rules.seq_window}")
     was_online = bool(previous and previous[0])
     offline_since = 0 if status.online else (now_ms if was_online or not previous or not previous[1] else previous[1])
     if status.online:

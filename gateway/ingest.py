@@ -36,7 +36,7 @@ from gateway.pipeline import Accepted, TicketIn
 from gateway.protocol import MAX_BATCH_BYTES, ProtocolError, encode_ack, parse_event, shown, verify_mac0
 from gateway.quarantine import Bounds, Rejected
 from gateway.rules import Rules
-from gateway.store import Store
+from gateway.store import Store, StoreError
 from gateway.tickets import TicketError, parse_ticket
 
 __all__ = ["IngestSettings", "Ingest", "Admission", "Message", "Sorted", "StoreTrouble", "split_messages", "TOPICS"]
@@ -221,16 +221,18 @@ class Admission:
             self.commit(batch[:middle], done)
             self.commit(batch[middle:], done)
             return
-        time.sleep(_LEAF_RETRY_S)  # one more try alone: a passing failure of the store is not the message's fault
-        try:
-            self._commit(batch, done)
-            return
-        except Exception as error:
-            failure = error
+        if _store_fault(failure):  # a passing failure of the database is not the message's fault: once more alone
+            time.sleep(_LEAF_RETRY_S)
+            try:
+                self._commit(batch, done)
+                return
+            except Exception as error:
+                failure = error
         message = batch[0].message
         refusal = Rejected(message.topic, _route(message.topic)[1], "commit_failed",
                            f"{type(failure).__name__}: {shown(failure, 300)}", message.payload, message.received_ms)
-        log.error("a message on %s fails every commit (%s); quarantined", shown(message.topic), refusal.detail)
+        self._log_quota.warning("commit_failed", "a message on %s fails its commit (%s); quarantined",
+                                shown(message.topic), refusal.detail)
         try:
             self._commit([Sorted(message, rejected=[refusal])], done)
         except Exception as error:
@@ -463,6 +465,12 @@ class Ingest:
         self.counts["batch_failures"] += 1
         time.sleep(_STORE_TROUBLE_PAUSE_S)
         self._link.reconnect()
+
+
+def _store_fault(error: Exception) -> bool:
+    """Whether the database's own state (locked, disk, connection), not the data, made a commit fail: both
+    drivers call that an OperationalError."""
+    return type(error).__name__ == "OperationalError" or isinstance(error, StoreError)
 
 
 def _now_ms() -> int:

@@ -63,7 +63,7 @@ def platform_time(ms: int, timezone: str) -> str:
 
 def platform_date(yymmdd: str) -> str:
     """YYMMDD (day 00 = end of month) as yyyy-MM-dd; empty when absent or unreadable."""
-    if len(yymmdd) != 6 or not yymmdd.isdigit():
+    if len(yymmdd) != 6 or not (yymmdd.isascii() and yymmdd.isdigit()):  # "²" is a digit to isdigit, not to int
         return ""
     year, month, day = 2000 + int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:])
     if not 1 <= month <= 12:

@@ -71,15 +71,19 @@ def plan(tx: Tx, planning: Planning, *, now_ms: int, limit: int) -> int:
         first = members[0]
         institution, infno = first[2], first[3]
         values = {**planning.defaults, **planning.values.get(institution, {})}
-        source = _line_source(tx, ident, members) if kind == "line" else _event_source(tx, first)
         outbox_ids = [member[0] for member in members]
-        if source is None:
-            continue  # a return whose sale is not uploaded yet: planned again later
-        if isinstance(source, str):
-            _dead(tx, outbox_ids, f"not sent: {source}", now_ms)
+        try:
+            source = _line_source(tx, ident, members) if kind == "line" else _event_source(tx, first)
+            if source is None:
+                continue  # a return whose sale is not uploaded yet: planned again later
+            if isinstance(source, str):
+                _dead(tx, outbox_ids, f"not sent: {source}", now_ms)
+                continue
+            built = mapping.build_row(source, values, planning.timezone)
+            problems = check_row(infno, built)
+        except (ValueError, TypeError, ArithmeticError, LookupError) as error:  # one odd row never stalls the rest
+            _dead(tx, outbox_ids, f"not sent, the row could not be built: {type(error).__name__}: {error}", now_ms)
             continue
-        built = mapping.build_row(source, values, planning.timezone)
-        problems = check_row(infno, built)
         if problems:
             _dead(tx, outbox_ids, "not sent, fix the data or forward.defaults: " + "; ".join(problems), now_ms)
             continue

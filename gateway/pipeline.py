@@ -237,10 +237,10 @@ class _Batch:
                                          f"seq {event.seq} already stored with other bytes", item.signed,
                                          item.received_ms))
             return
-        highest = max(self._acks.get(event.device, (0, 0)))
-        if event.seq > highest + self.rules.seq_window:
+        acked = self._acks.get(event.device, (0, 0))[0]
+        if event.seq > acked + self.rules.seq_window:  # from the ack: max_seq, and so missing seqs, stay bounded
             self.quarantine(Rejected(f"tc/v1/{event.device}/ev", event.device, "seq_out_of_window",
-                                     f"seq {event.seq}: the highest stored is {highest}, the window "
+                                     f"seq {event.seq}: the acknowledged one is {acked}, the window "
                                      f"{self.rules.seq_window}", item.signed, item.received_ms))
             return
         terminal, institution, institution_type, region = self._place(event.device)

@@ -19,7 +19,8 @@ import cbor2
 
 __all__ = [
     "EventKey", "Operation", "Verdict", "ProtocolError", "Event", "Signed",
-    "verify_mac0", "parse_event", "encode_ack", "decode_cbor", "shown", "MAX_MESSAGE_BYTES", "DEVICE_ID_PATTERN",
+    "verify_mac0", "parse_event", "encode_ack", "decode_cbor", "shown", "storable", "MAX_MESSAGE_BYTES",
+    "DEVICE_ID_PATTERN",
 ]
 
 MAX_MESSAGE_BYTES = 1280
@@ -136,6 +137,16 @@ def decode_cbor(data: bytes, reason: str, what: str) -> Any:
         raise ProtocolError(reason, f"{what}: {type(error).__name__}: {shown(error)}") from None
 
 
+def storable(text: str) -> bool:
+    """Text both databases can hold: valid UTF-8 (JSON's "\\ud800" makes a lone surrogate, which cannot be
+    encoded) and no NUL (PostgreSQL's text refuses it)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
 def shown(value: object, limit: int = 80) -> str:
     """A value for an error message, safely short: a huge integer is not turned into digits (Python refuses
     beyond 4300, and a 2^64-bit one would take long)."""
@@ -223,8 +234,8 @@ def parse_event(signed: Signed) -> Event:
         held = type(value)  # (not narrowing `value` to object)
         if held is not kind or not (0 <= value <= limit if kind is int else len(value) <= limit):
             raise ProtocolError("schema", _field_error(EventKey(key), value))
-        if kind is str and "\x00" in value:  # PostgreSQL's text cannot hold NUL: it would fail the commit
-            raise ProtocolError("schema", f"{EventKey(key).name.lower()} holds a NUL character")
+        if kind is str and not storable(value):  # it would fail the commit
+            raise ProtocolError("schema", f"{EventKey(key).name.lower()} holds a NUL or a lone surrogate")
         if name:
             values[name] = value
     if not _REQUIRED.issubset(fields):

@@ -66,27 +66,35 @@ def counts(tx: Tx) -> dict[str, ReasonCounts]:
             for reason in sorted(held | dropped)}
 
 
+_ROW_BYTES = "length(message) + length(topic) + length(device) + length(detail) + 100"
+"""What a row takes, as the bounds count it: its text and bytes, and about 100 for the rest and the indexes."""
+_TOPIC_KEPT = 200
+_DEVICE_KEPT = 64
+_DETAIL_KEPT = 500
+
+
 def keep(tx: Tx, refusal: Rejected) -> None:
-    """Keep the bytes once per topic; the same bytes again only raise the count."""
+    """Keep the bytes once per topic; the same bytes again only raise the count. The topic, the device its topic
+    names and the detail are kept cut short (a topic can be 64 KiB), so the bounds count nearly all a row holds."""
     digest = hashlib.sha256(refusal.topic.encode() + b"\0" + refusal.message).digest()
     tx.write(
         "INSERT INTO quarantine (received_ms, topic, device, reason, detail, message, digest, last_ms) "
         "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (digest) DO UPDATE SET times = quarantine.times + 1, "
         "last_ms = excluded.last_ms",
-        (refusal.received_ms, refusal.topic, refusal.device, refusal.reason, refusal.detail[:500], refusal.message,
-         digest, refusal.received_ms))
+        (refusal.received_ms, refusal.topic[:_TOPIC_KEPT], refusal.device[:_DEVICE_KEPT], refusal.reason[:40],
+         refusal.detail[:_DETAIL_KEPT], refusal.message, digest, refusal.received_ms))
 
 
 def trim(tx: Tx, bounds: Bounds) -> int:
     """Drop the oldest rows while the table is over a bound, down to 90 % of it; the rows dropped."""
-    rows, size = tx.one("SELECT count(*), coalesce(sum(length(message)), 0) FROM quarantine") or (0, 0)
+    rows, size = tx.one(f"SELECT count(*), coalesce(sum({_ROW_BYTES}), 0) FROM quarantine") or (0, 0)
     if rows <= bounds.rows and size <= bounds.bytes:
         return 0
     excess_rows, excess_bytes = rows - bounds.rows * 9 // 10, size - bounds.bytes * 9 // 10
     last_id, dropped, freed = 0, 0, 0
     dropped_by_reason: dict[str, list[int]] = {}
     while dropped < excess_rows or freed < excess_bytes:
-        oldest = tx.all("SELECT id, reason, times, length(message) FROM quarantine WHERE id > ? ORDER BY id LIMIT 500",
+        oldest = tx.all(f"SELECT id, reason, times, {_ROW_BYTES} FROM quarantine WHERE id > ? ORDER BY id LIMIT 500",
                         (last_id,))
         if not oldest:
             break

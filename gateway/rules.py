@@ -33,8 +33,9 @@ class Rules:
     """This many bad-MAC messages from one device within mac_failure_window_s raise mac_failures."""
     mac_failure_window_s: int = 600
     seq_window: int = 100_000
-    """An event or status whose seq lies more than this beyond the device's highest stored seq is refused
-    (seq_out_of_window): no journal holds that many, and accepting it would show that many seqs as missing for
-    ever. After restoring an old database backup, raise it until the devices' resends are in."""
+    """An event or status whose seq lies more than this beyond the device's acknowledged seq is refused
+    (seq_out_of_window): no journal holds that many unacknowledged events, and accepting it would show that many
+    seqs as missing for ever (so a device's missing seqs stay below it). After restoring an old database backup,
+    raise it until the devices' resends are in."""
     sweep_interval_s: int = 10
     """How often the time-based rules (offline, unscanned lines) run."""

@@ -38,7 +38,37 @@ def token_file(path: Path) -> str:
     return token
 
 
+class _Quota(logging.Filter):
+    """At most `per_window` records of one message template every `window_s`: a loop that fails the same way
+    (asyncio's accept when descriptors run out, say) must not fill the disk with the same traceback."""
+
+    def __init__(self, per_window: int = 5, window_s: float = 10.0) -> None:
+        super().__init__()
+        self.per_window, self.window_s = per_window, window_s
+        self._seen: dict[str, tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        started, count = self._seen.get(str(record.msg), (now, 0))
+        if now - started >= self.window_s:
+            started, count = now, 0
+        self._seen[str(record.msg)] = (started, count + 1)
+        return count < self.per_window
+
+
+def _open_files_to_the_hard_limit() -> None:
+    """Raise the soft limit on open descriptors to the hard one: every API client holds one."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def run(settings: Settings) -> int:
+    _open_files_to_the_hard_limit()
+    for name in ("asyncio", "hypercorn.error", "gateway.api.server"):
+        logging.getLogger(name).addFilter(_Quota())
     store = open_store(settings.store_location)
     metrics = Metrics(store)
     ingest = Ingest(settings.ingest, store, settings.rules, metrics)

@@ -30,7 +30,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway import alerts, catalog, rates
-from gateway.protocol import shown
+from gateway.protocol import shown, storable
 from gateway.rules import Rules
 from gateway.scans import StoredScan
 from gateway.store import Tx
@@ -91,8 +91,8 @@ class Ticket:
 
 def _text(data: Mapping[str, Any], key: str, limit: int, *, required: bool = True) -> str:
     value = data.get(key, "")
-    if not isinstance(value, str) or (required and not value) or len(value) > limit or "\x00" in value:
-        raise TicketError("ticket_invalid", f"{key} must be text of 1-{limit} characters without NUL, got "
+    if not isinstance(value, str) or (required and not value) or len(value) > limit or not storable(value):
+        raise TicketError("ticket_invalid", f"{key} must be text of 1-{limit} characters (UTF-8, no NUL), got "
                           f"{shown(value)}")
     return value
 
@@ -153,7 +153,7 @@ def parse_ticket(data: object, *, timezone: str = "Asia/Shanghai") -> Ticket:
         lines.append(TicketLine(_text(line, "list_code", 50), quantity, split))
     platform = data.get("platform", {})
     if not isinstance(platform, Mapping) or not all(
-            key in POS_FIELDS and isinstance(value, str) and len(value) <= 200 and "\x00" not in value
+            key in POS_FIELDS and isinstance(value, str) and len(value) <= 200 and storable(value)
             for key, value in platform.items()):
         raise TicketError("ticket_invalid", f"platform must map some of {', '.join(POS_FIELDS)} to text")
     return Ticket(number=_text(data, "number", 40), terminal=_text(data, "terminal", 64),

@@ -265,6 +265,9 @@ POISON: list[tuple[str, str, bytes, str]] = [
     ("ticket time 1e30", TICKET, _ticket(time=1e30), "ticket_invalid"),
     ("ticket not UTF-8", TICKET, b"\xff\xfe{}", "ticket_invalid"),
     ("ticket number with NUL (PostgreSQL's text cannot hold it)", TICKET, _ticket(number="a\u0000b"), "ticket_invalid"),
+    ("ticket with a lone surrogate", TICKET, _ticket(number="N\ud800"), "ticket_invalid"),
+    ("ticket line with a lone surrogate", TICKET, _ticket(lines=[{"list_code": "\udfff", "quantity": 1}]),
+     "ticket_invalid"),
 ]
 """(what, topic, payload, reason): the messages an attack found to stop all ingest, each with the quarantine
 reason it must get. Part of every hostile stream."""

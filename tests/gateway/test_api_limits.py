@@ -262,3 +262,26 @@ def test_quarantine_pages_with_a_cursor_and_a_byte_cap(port, world):
     status, _, small = ask(port, "GET", "/api/v1/quarantine?limit=2", headers=read)
     assert [row["message_bytes"] for row in small["messages"]] == [10, 200_000] and small["truncated"] is False
     assert small["next_before"] == small["messages"][-1]["id"]
+
+
+def test_what_a_second_attack_found_answers_4xx_not_500(port):
+    """Found by attacking the first version: dashboard paths the file system refuses, dates and ids beyond what
+    the store holds, catalog values it cannot hold, tickets with a lone surrogate."""
+    read = [("Authorization", f"Bearer {READ}")]
+    write = [("Authorization", f"Bearer {WRITE}"), ("Content-Type", "application/json")]
+    for path in ("/dashboard/%00", "/dashboard/" + "a" * 300):
+        assert ask(port, "GET", path)[0] == 404, path
+    for path in ("/api/v1/rates?day=9999-12-31", "/api/v1/rates/series?day=9999-12-31"):
+        assert ask(port, "GET", path, headers=read)[0] == 422, path
+    status, _, body = ask(port, "POST", "/api/v1/deadletters/requeue", headers=write,
+                          body=b'{"ids": [18446744073709551616]}')
+    assert status == 422 and "error" in body
+    catalog_write = [("Authorization", f"Bearer {WRITE}"), ("Content-Type", "text/csv")]
+    for row in ("8123456,XA01,Aspirin,99999999999999999999999,1", "8123456,XA01,Asp\x00irin,20,1"):
+        status, _, body = ask(port, "PUT", "/api/v1/catalog", headers=catalog_write,
+                              body=f"pid,list_code,name,pack_size,code_required\n{row}\n".encode())
+        assert status in (400, 422) and "error" in body, row
+    ticket = b'{"number": "N\\ud800", "terminal": "A1", "time": "2026-01-01T10:00:00+08:00", ' \
+             b'"lines": [{"list_code": "XA01", "quantity": 1}]}'
+    status, _, body = ask(port, "POST", "/api/v1/tickets", headers=write, body=ticket)
+    assert status == 422 and "UTF-8" in body["error"]

@@ -132,3 +132,26 @@ def test_the_batch_splitter_keeps_its_own_reasons():
         split_messages(bytes([0x98, 65]) + b"\x00" * 65)
     with pytest.raises(ProtocolError, match="malformed_cbor"):
         split_messages(b"\x81" + bytes.fromhex("d8641bffffffffffffffff"))
+
+
+def test_a_device_cannot_walk_its_seqs_up_window_by_window(admission):
+    from tools.fuzz_ingest import _good_fields, mac0
+
+    def event(seq):
+        fields = _good_fields(HOSTILE_DEVICE, 1)
+        fields[2] = seq
+        return (EV, mac0(cbor2.dumps(fields)))
+
+    _admit(admission, [event(100_000)])  # within the window of the acked seq 0: stored, a gap before it
+    _admit(admission, [event(200_000)])  # beyond the acked seq (still 0) + the window: refused
+    stored = admission.store.query("SELECT seq FROM events WHERE device = ?", (HOSTILE_DEVICE,))
+    assert stored == [(100_000,)] and _reasons(admission) == {"seq_out_of_window"}
+    assert admission.store.query("SELECT max_seq FROM device_state WHERE device = ?", (HOSTILE_DEVICE,)) == [
+        (100_000,)]
+
+
+def test_a_huge_topic_is_kept_cut_short_and_counted_in_the_bounds(admission):
+    topic = "tc/v1/" + "8" * 8 + "A" * 60_000 + "/ev"
+    _admit(admission, [(topic, b"\x00")])
+    kept_topic, device = admission.store.query("SELECT topic, device FROM quarantine")[0]
+    assert len(kept_topic) <= 200 and len(device) <= 64

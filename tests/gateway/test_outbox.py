@@ -187,3 +187,31 @@ def test_the_breaker_opens_during_an_outage_and_probes_back(world, platform):
     counts, forwarder = _forward_all(world, platform.url)
     assert counts["done"] == 1 and forwarder.breaker.opened >= 1
     assert platform.counts()["fault_outage"] >= 3
+
+
+def test_a_row_that_cannot_be_built_is_a_dead_letter_and_the_others_go_up(world, monkeypatch):
+    world.scan("dev-a", code(1), at(9), op=Operation.PURCHASE)
+    world.scan("dev-a", code(2), at(9, 1), op=Operation.PURCHASE)
+    world.scan("dev-a", code(3), at(9, 2), op=Operation.PURCHASE)
+    from gateway import mapping
+
+    real_build = mapping.build_row
+
+    def build_row(source, values, timezone):  # a row whose data breaks the mapping in a way nobody foresaw
+        if code(2) in source.codes:
+            raise ValueError("invalid literal for int() with base 10: '²²'")
+        return real_build(source, values, timezone)
+
+    monkeypatch.setattr(mapping, "build_row", build_row)
+    made, _ = _plan(world)
+    assert made >= 1
+    states = dict(world.store.query("SELECT event_id, state FROM outbox"))
+    assert states[2] == "dead" and states[1] != "pending" and states[3] != "pending"
+    dead = world.store.query("SELECT event_id, error FROM outbox WHERE state = 'dead'")
+    assert [event_id for event_id, _ in dead] == [2] and "ValueError" in dead[0][1]
+
+
+def test_superscript_digits_are_no_date():
+    from gateway.mapping import platform_date
+
+    assert platform_date("²²²²²²") == "" and platform_date("260100") == "2026-01-31"

@@ -172,3 +172,16 @@ def test_a_shared_subscription_takes_events_statuses_and_tickets(tmp_path, broke
         assert wait_until(lambda: gateway.api("GET", "/api/v1/devices")[1]["devices"][0]["firmware"], 10)
     finally:
         gateway.stop()
+
+
+def test_the_log_quota_keeps_a_failing_loop_from_filling_the_disk():
+    import logging
+
+    from gateway.service import _Quota
+
+    quota = _Quota(per_window=5, window_s=0.2)
+    record = logging.LogRecord("asyncio", logging.ERROR, __file__, 1, "socket.accept() out of system resource",
+                               None, None)
+    assert [quota.filter(record) for _ in range(8)] == [True] * 5 + [False] * 3
+    time.sleep(0.25)
+    assert quota.filter(record)

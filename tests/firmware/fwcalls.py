@@ -202,22 +202,9 @@ def mqtt_interleave():
     """Publish while another task sends a PUBACK; return the bytes in the order they were written."""
     import asyncio
 
-    class Recorder:
-        def __init__(self):
-            self.data = bytearray()
-
-        def write(self, data):
-            self.data.extend(data)
-
-        async def drain(self):
-            await asyncio.sleep(0)
-
-        def close(self):
-            pass
-
     async def scenario():
         client = mqtt.Client("x")
-        client._writer = Recorder()
+        client._writer = _Recorder()
         client.connected = True
         publishing = asyncio.create_task(client.publish("t", b"P" * 10))
         await asyncio.sleep(0)

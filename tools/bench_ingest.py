@@ -58,7 +58,8 @@ def signed_sale(device: str, seq: int, key: bytes, number: int, code: str) -> by
     """One sale of the box `code` as the firmware signs it (event CBOR in COSE_Mac0); `number` sets its time and
     ticket."""
     payload = event.encode(device, seq, 1, 1767225600000 + number, number, 1, 1, codes.decode(code.encode()), "", 0)
-    return cose.sign(cose.MacKey(key), payload, device.encode())
+    signed: bytes = cose.sign(cose.MacKey(key), payload, device.encode())
+    return signed
 
 
 Login = tuple[str, str]

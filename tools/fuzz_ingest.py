@@ -93,7 +93,8 @@ def any_cbor() -> st.SearchStrategy[bytes]:
 
 def _good_fields(device: str, seq: int) -> dict[int, Any]:
     scan = codes.decode(f"8123456{seq % 10**9:09d}0000".encode())
-    return cbor2.loads(event.encode(device, seq, 1, 1767225600000 + seq, seq, 1, 1, scan, "", 0))
+    fields: dict[int, Any] = cbor2.loads(event.encode(device, seq, 1, 1767225600000 + seq, seq, 1, 1, scan, "", 0))
+    return fields
 
 
 def event_maps() -> st.SearchStrategy[dict[Any, Any]]:
@@ -118,7 +119,8 @@ def event_maps() -> st.SearchStrategy[dict[Any, Any]]:
 
 def mac0(payload: bytes, *, kid: bytes = HOSTILE_DEVICE.encode(), key: bytes = HOSTILE_KEY) -> bytes:
     """A correctly signed COSE_Mac0 (the firmware's own code signs it)."""
-    return cose.sign(cose.MacKey(key), payload, kid)
+    signed: bytes = cose.sign(cose.MacKey(key), payload, kid)
+    return signed
 
 
 def cose_messages() -> st.SearchStrategy[bytes]:

@@ -1,6 +1,8 @@
 """trace-gateway: run the gateway service, manage its registry and catalog, and read rates and alerts.
 
     trace-gateway [--config gateway.toml] run
+    trace-gateway --config gateway.toml check-config
+    trace-gateway --version
     trace-gateway device add --device dev-0001 --key-file dev-0001.key --terminal T01 --institution P44030000001
     trace-gateway catalog import products.csv
     trace-gateway rates [--scope institution] [--day 2026-11-22 | --window | --window-h 24] [--json]
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from gateway import alerts, catalog, config, devices, outbox, rates, views
-from gateway.api import period_from
+from gateway.api import HttpError, period_from
 from gateway.protocol import DEVICE_ID_PATTERN
 from gateway.store import Device, Store, StoreError, Tx, open_store
 
@@ -96,7 +98,10 @@ def show_rates(settings: config.Settings, options: argparse.Namespace) -> int:
     query = {"day": options.day} if options.day else {"window_h": str(options.window_h)} if options.window_h else {}
     if options.window:
         query = {"period": "window"}
-    period = period_from(query, settings.rules)
+    try:
+        period = period_from(query, settings.rules)
+    except HttpError as error:
+        raise SystemExit(f"trace-gateway rates: {error}") from None
     rows = _read(settings, lambda tx: rates.query(tx, period, scope=options.scope,
                                                  institution=options.institution or ""))
     if options.json:
@@ -153,11 +158,30 @@ def show_outbox(settings: config.Settings, options: argparse.Namespace) -> int:
 
 
 def requeue(settings: config.Settings, options: argparse.Namespace) -> int:
+    if not options.all and not options.ids:
+        raise SystemExit("trace-gateway requeue: name outbox ids (see outbox --dead) or --all")
     store = _store(settings)
     with store.transaction() as tx:
+        unknown = [] if options.all else sorted(set(options.ids) - outbox.dead_among(tx, options.ids))
         count = outbox.requeue(tx, None if options.all else options.ids, now_ms=time.time_ns() // 1_000_000)
     store.close()
     print(f"{count} dead letters sent back to the outbox")
+    if unknown:
+        print(f"trace-gateway requeue: no dead letter with id {', '.join(map(str, unknown))} (see outbox --dead)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def check_config(settings: config.Settings, options: argparse.Namespace) -> int:
+    """The file loaded (every key and the checks across keys passed); say what it sets up."""
+    print(f"{options.config or 'embedded defaults'}: OK")
+    print(f"  database   {settings.store_location.split('@')[-1]}")
+    print(f"  broker     {settings.ingest.broker_host}:{settings.ingest.broker_port} as "
+          f"{settings.ingest.client_id!r}" + (f" (user {settings.ingest.username!r})" if settings.ingest.username
+                                               else " (anonymous)"))
+    print("  api        " + (f"http://{settings.api.host}:{settings.api.port}" if settings.api.enabled else "off"))
+    print(f"  forwarding {settings.forward.base_url or 'off'}")
     return 0
 
 
@@ -176,8 +200,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trace-gateway", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--config", type=Path, help="TOML file (default: embedded defaults)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run the service until SIGTERM")
+    commands.add_parser("check-config", help="load the configuration, check it, say what it sets up")
     device = commands.add_parser("device", help="the device registry").add_subparsers(dest="action", required=True)
     add = device.add_parser("add", help="register a device, or update its key and placement")
     add.add_argument("--device", required=True)
@@ -218,7 +244,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS = {"catalog": import_catalog, "rates": show_rates, "alerts": show_alerts, "alert": change_alert,
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tracecode-edge")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
+_COMMANDS = {"check-config": check_config, "catalog": import_catalog, "rates": show_rates, "alerts": show_alerts,
+             "alert": change_alert,
              "devices": show_devices, "replay": replay, "device": add_device, "outbox": show_outbox,
              "requeue": requeue}
 
@@ -232,10 +268,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if options.command == "run":
-            from gateway.service import run
+            from gateway.service import ServiceError, run
 
             _logging(settings.log_level)
-            return run(settings)
+            try:
+                return run(settings)
+            except ServiceError as error:
+                print(f"trace-gateway: {error}", file=sys.stderr)
+                return 2
         return _COMMANDS[options.command](settings, options)
     except StoreError as error:
         print(f"trace-gateway: {error}", file=sys.stderr)

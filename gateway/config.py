@@ -94,6 +94,39 @@ def _client_id_of_user(ingest: IngestSettings, client_id_given: bool, path: Path
     return ingest
 
 
+BROKER_INFLIGHT_WINDOW = 1000
+"""max_inflight_messages of the shipped Mosquitto configuration (gateway/mosquitto.conf.in)."""
+
+
+def _check_across(path: Path, top: dict[str, Any], sections: dict[str, Any]) -> None:
+    """Settings that are each valid but wrong together, or that name something missing."""
+    database = top.get("database", "")
+    if "://" in database and not database.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"{path}: database: a postgresql:// URL or the path of a SQLite file, got "
+                          f"{database.split('://')[0]}://...")
+    ingest = sections["ingest"]
+    if ingest.batch_max > BROKER_INFLIGHT_WINDOW:
+        raise ConfigError(f"{path}: ingest.batch_max: {ingest.batch_max} is above the broker's in-flight window "
+                          f"({BROKER_INFLIGHT_WINDOW} in the shipped mosquitto.conf): a batch would wait for "
+                          "messages the broker holds back; keep it at most that")
+    if ingest.batch_max < 1:
+        raise ConfigError(f"{path}: ingest.batch_max: must be at least 1")
+    board = sections["dashboard"]
+    for rate in ("coverage", "valid_scan", "upload", "duplicate", "consistency"):
+        good, warn = getattr(board, f"{rate}_good"), getattr(board, f"{rate}_warn")
+        if not (0 <= good <= 1 and 0 <= warn <= 1):
+            raise ConfigError(f"{path}: dashboard.{rate}_good and _warn are rates from 0 to 1, got {good}, {warn}")
+        lower_is_better = rate in ("duplicate", "consistency")
+        if (good > warn) if lower_is_better else (good < warn):
+            order = "at most" if lower_is_better else "at least"
+            raise ConfigError(f"{path}: dashboard.{rate}_good ({good}) must be {order} {rate}_warn ({warn}): "
+                              "green must be the better side of amber")
+    ca_file = sections["forward"].ca_file
+    if ca_file and not Path(ca_file).is_file():
+        raise ConfigError(f"{path}: forward.ca_file: no such file {ca_file!r} (the CA that signs the platform's "
+                          "certificate, PEM)")
+
+
 def load(path: Path | None) -> Settings:
     """Settings from the TOML file at `path`, or the embedded defaults when `path` is None."""
     if path is None:
@@ -133,6 +166,7 @@ def load(path: Path | None) -> Settings:
     for name in ("quarantine_max_rows", "quarantine_max_bytes"):
         if getattr(sections["ingest"], name) < 1:
             raise ConfigError(f"{path}: ingest.{name}: must be at least 1")
+    _check_across(path, top, sections)
     forward = sections["forward"]
     if forward.signer not in ("none", "tif"):
         raise ConfigError(f"{path}: forward.signer: none or tif, got {forward.signer!r}")

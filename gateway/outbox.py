@@ -238,6 +238,15 @@ def requeue(tx: Tx, outbox_ids: Iterable[int] | None, *, now_ms: int) -> int:
                       f"changed_ms = ? WHERE state = 'dead' AND id IN ({','.join('?' * len(ids))})", (now_ms, *ids))
 
 
+def dead_among(tx: Tx, outbox_ids: Iterable[int]) -> set[int]:
+    """Which of these ids are dead letters."""
+    ids = [item for item in outbox_ids if 0 < item < 2**63]
+    if not ids:
+        return set()
+    return {int(row[0]) for row in tx.all(f"SELECT id FROM outbox WHERE state = 'dead' AND id IN "
+                                          f"({','.join('?' * len(ids))})", ids)}
+
+
 def release_leases(tx: Tx, instance: str) -> int:
     """At start: requests this instance held when it died are free again."""
     return tx.execute("UPDATE requests SET lease_until_ms = 0 WHERE state = 'open' AND claimed_by = ?", (instance,))

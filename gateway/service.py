@@ -20,9 +20,13 @@ from gateway.ingest import Ingest
 from gateway.metrics import Metrics
 from gateway.store import Store, open_store
 
-__all__ = ["run", "token_file"]
+__all__ = ["run", "token_file", "ServiceError"]
 
 log = logging.getLogger("gateway")
+
+
+class ServiceError(RuntimeError):
+    """The service cannot start: what, where and what to do, in one line."""
 
 
 def token_file(path: Path) -> str:
@@ -81,12 +85,17 @@ def run(settings: Settings) -> int:
                               instance=settings.ingest.client_id, metrics=metrics)
     api = None
     if settings.api.enabled:
-        api = ApiServer(settings.api, store, settings.rules, metrics,
-                        read_token=settings.api.token or token_file(settings.data_dir / "api-token"),
-                        write_token=settings.api.write_token or token_file(settings.data_dir / "api-write-token"),
-                        ready=lambda: {"broker": ingest.connected, "ingest": ingest.alive,
-                                       **({"forwarder": forwarder.alive} if forwarder else {})},
-                        board=settings.dashboard)
+        try:
+            api = ApiServer(settings.api, store, settings.rules, metrics,
+                            read_token=settings.api.token or token_file(settings.data_dir / "api-token"),
+                            write_token=settings.api.write_token or token_file(settings.data_dir / "api-write-token"),
+                            ready=lambda: {"broker": ingest.connected, "ingest": ingest.alive,
+                                           **({"forwarder": forwarder.alive} if forwarder else {})},
+                            board=settings.dashboard)
+        except OSError as error:
+            store.close()
+            raise ServiceError(f"api: cannot listen on {settings.api.host}:{settings.api.port}: {error.strerror}; "
+                               "another process holds the port, or set api.port (0 = any free port)") from None
         api.start()
     ingest.start()
     if forwarder:

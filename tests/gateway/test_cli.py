@@ -97,3 +97,50 @@ def test_outbox_dead_letters_and_requeue(configured):
     assert "1 dead letters sent back" in cli("requeue", "1").stdout
     assert "1 dead letters sent back" in cli("requeue", "--all").stdout
     assert cli("outbox").stdout.splitlines()[2].split() == ["2", "0", "0", "0", "0"]
+
+
+def test_operator_mistakes_end_in_one_clear_line_and_a_non_zero_exit(configured):
+    cli, tmp_path = configured
+    done = cli("rates", "--day", "2026-13-01", check=False)
+    assert done.returncode != 0 and "Traceback" not in done.stderr and "day must be YYYY-MM-DD" in done.stderr
+    done = cli("requeue", "99999", check=False)
+    assert done.returncode == 1 and "no dead letter with id 99999" in done.stderr
+    assert cli("requeue", check=False).returncode != 0
+    assert cli("--version").stdout.startswith("trace-gateway 0.")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('database = "mysql://x"\n', "database: a postgresql:// URL or the path of a SQLite file"),
+    ("[ingest]\nbatch_max = 5000\n", "above the broker's in-flight window"),
+    ("[dashboard]\ncoverage_good = 0.8\ncoverage_warn = 0.9\n", "coverage_good (0.8) must be at least"),
+    ("[dashboard]\nduplicate_good = 0.05\nduplicate_warn = 0.01\n", "duplicate_good (0.05) must be at most"),
+    ("[dashboard]\nupload_good = 1.5\n", "rates from 0 to 1"),
+    ('[forward]\nca_file = "/nonexistent/ca.pem"\n', "forward.ca_file: no such file"),
+])
+def test_check_config_refuses_what_each_key_allows_but_not_together(tmp_path, text, message):
+    path = tmp_path / "gateway.toml"
+    path.write_text(text)
+    done = subprocess.run([sys.executable, "-m", "gateway.cli", "--config", str(path), "check-config"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_check_config_says_what_a_good_file_sets_up(configured):
+    cli, _ = configured
+    out = cli("check-config").stdout
+    assert ": OK" in out and "broker     127.0.0.1:1883" in out and "api        http://127.0.0.1:8080" in out
+
+
+def test_an_api_port_in_use_is_one_line_not_a_traceback(tmp_path):
+    import socket
+
+    holder = socket.create_server(("127.0.0.1", 0))
+    port = holder.getsockname()[1]
+    path = tmp_path / "gateway.toml"
+    path.write_text(f'data_dir = "{tmp_path / "data"}"\n[ingest]\nbroker_port = 1\n[api]\nport = {port}\n')
+    done = subprocess.run([sys.executable, "-m", "gateway.cli", "--config", str(path), "run"], capture_output=True,
+                          text=True, timeout=60)
+    holder.close()
+    assert done.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -66,7 +66,10 @@ def _open_files_to_the_hard_limit() -> None:
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (OSError, ValueError) as error:  # a sandbox that forbids it: run with what there is
+            log.warning("open files stay at %d (raising to %d refused: %s)", soft, hard, error)
 
 
 def run(settings: Settings) -> int:

@@ -87,3 +87,6 @@ def test_the_systemd_unit_verifies(tmp_path):
     copy.write_text(unit.replace("/opt/trace-gateway/venv/bin/trace-gateway", executable))
     done = subprocess.run([analyzer, "verify", str(copy)], capture_output=True, text=True)
     assert done.returncode == 0 and "trace-gateway.service" not in done.stderr, done.stderr
+    rated = subprocess.run([analyzer, "security", "--offline=yes", "--threshold=20", str(copy)], capture_output=True,
+                           text=True)  # exposure at most 2.0 of 10 (the unit as shipped rated 8.5)
+    assert rated.returncode == 0, rated.stdout[-600:] + rated.stderr

@@ -18,36 +18,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from gateway import alerts, catalog, config, devices, outbox, rates, views
+from gateway import alerts, catalog, config, devices, logs, outbox, rates, views
 from gateway.api import HttpError, period_from
 from gateway.protocol import DEVICE_ID_PATTERN
 from gateway.store import Device, Store, StoreError, Tx, open_store
 
 T = TypeVar("T")
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per log line, for journald and log shippers."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": round(record.created, 3), "level": record.levelname, "logger": record.name,
-                 "message": record.getMessage()}
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
-
-
-def _logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
 def _store(settings: config.Settings) -> Store:
@@ -270,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         if options.command == "run":
             from gateway.service import ServiceError, run
 
-            _logging(settings.log_level)
+            logs.configure(settings.log_level)
             try:
                 return run(settings)
             except ServiceError as error:

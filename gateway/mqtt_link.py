@@ -35,6 +35,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from gateway import logs
+
 __all__ = ["LinkSettings", "Link", "Received"]
 
 log = logging.getLogger("gateway.mqtt")
@@ -155,7 +157,7 @@ class Link:
 def _child(conn: Connection, settings: LinkSettings) -> None:
     """The child process: the paho client, a thread passing messages up, and the parent's commands."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent says when to stop
-    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_level)  # the parent's format: one JSON object a line
     send_lock = threading.Lock()
 
     def send(kind: str, value: object) -> None:

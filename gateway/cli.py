@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
 
             logs.configure(settings.log_level)
             try:
-                return run(settings)
+                return run(settings, config_path=options.config)
             except ServiceError as error:
                 print(f"trace-gateway: {error}", file=sys.stderr)
                 return 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -10,9 +11,10 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 
-from gateway import pipeline, systemd
+from gateway import config, pipeline, systemd
 from gateway.api import ApiServer
 from gateway.config import Settings
 from gateway.forwarder import Forwarder
@@ -72,7 +74,8 @@ def _open_files_to_the_hard_limit() -> None:
             log.warning("open files stay at %d (raising to %d refused: %s)", soft, hard, error)
 
 
-def run(settings: Settings) -> int:
+def run(settings: Settings, *, config_path: Path | None = None) -> int:
+    """Serve until SIGTERM or SIGINT; SIGHUP reloads `config_path` (see `_Reloader`)."""
     _open_files_to_the_hard_limit()
     for name in ("asyncio", "hypercorn.error", "gateway.api.server"):
         logging.getLogger(name).addFilter(_Quota())
@@ -80,8 +83,10 @@ def run(settings: Settings) -> int:
     metrics = Metrics(store)
     ingest = Ingest(settings.ingest, store, settings.rules, metrics)
     stop = threading.Event()
+    reload = threading.Event()
     signal.signal(signal.SIGTERM, lambda number, frame: stop.set())
     signal.signal(signal.SIGINT, lambda number, frame: stop.set())
+    signal.signal(signal.SIGHUP, lambda number, frame: reload.set())
     forwarder = None
     if settings.forward.enabled:
         forwarder = Forwarder(settings.forward, store, timezone=settings.rules.timezone,
@@ -107,7 +112,8 @@ def run(settings: Settings) -> int:
              f"http://{settings.api.host}:{api.port}" if api else "off", settings.forward.base_url or "off")
     print("ready", flush=True)
     systemd.notify("READY=1\nSTATUS=ingesting")
-    _loop(settings, store, lambda: ingest.alive and (forwarder is None or forwarder.alive), stop)
+    reloader = _Reloader(settings, config_path, ingest, api)
+    _loop(reloader, store, lambda: ingest.alive and (forwarder is None or forwarder.alive), stop, reload)
     systemd.notify("STOPPING=1")
     ingest.stop()
     if forwarder:
@@ -124,11 +130,54 @@ def _shown(location: str) -> str:
     return re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", location)
 
 
-def _loop(settings: Settings, store: Store, alive: Callable[[], bool], stop: threading.Event) -> None:
-    """Run the sweeps on time, and ping the watchdog only while ingest, forwarding and the database work."""
+class _Reloader:
+    """SIGHUP: read the configuration file again and apply what can change while running: `[rules]`,
+    `[dashboard]` and `log_level`. A change to anything else is named in the log as waiting for a restart; a file
+    that does not load is refused in the log and the running settings stay."""
+
+    _LIVE = ("rules", "dashboard", "log_level")
+
+    def __init__(self, settings: Settings, path: Path | None, ingest: Ingest, api: ApiServer | None) -> None:
+        self.settings, self._path, self._ingest, self._api = settings, path, ingest, api
+
+    def reload(self) -> None:
+        systemd.notify("RELOADING=1")
+        try:
+            if self._path is None:
+                log.warning("reload: the gateway runs on embedded defaults, there is no file to read")
+                return
+            try:
+                new = config.load(self._path)
+            except config.ConfigError as error:
+                log.error("reload refused, the running settings stay: %s", error)
+                return
+            old = self.settings
+            changed = [item.name for item in fields(Settings) if getattr(new, item.name) != getattr(old, item.name)]
+            waiting = [name for name in changed if name not in self._LIVE]
+            live = dataclasses.replace(old, rules=new.rules, dashboard=new.dashboard, log_level=new.log_level)
+            self.settings = live
+            self._ingest.admission.rules = live.rules
+            if self._api is not None:
+                self._api.rules, self._api.board = live.rules, live.dashboard
+            logging.getLogger().setLevel(live.log_level)
+            log.info("reloaded %s: applied %s%s", self._path,
+                     ", ".join(name for name in changed if name in self._LIVE) or "nothing (unchanged)",
+                     f"; {', '.join(waiting)} changed and take effect at the next restart" if waiting else "")
+        finally:
+            systemd.notify("READY=1")
+
+
+def _loop(reloader: _Reloader, store: Store, alive: Callable[[], bool], stop: threading.Event,
+          reload: threading.Event) -> None:
+    """Run the sweeps on time, reload on SIGHUP, and ping the watchdog only while ingest, forwarding and the
+    database work."""
     ping_s = systemd.watchdog_interval_s()
     next_sweep = 0.0
     while not stop.wait(min(1.0, ping_s) if ping_s else 1.0):
+        if reload.is_set():
+            reload.clear()
+            reloader.reload()
+        settings = reloader.settings
         now = time.monotonic()
         healthy = alive()
         if now >= next_sweep:

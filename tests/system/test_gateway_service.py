@@ -185,3 +185,24 @@ def test_the_log_quota_keeps_a_failing_loop_from_filling_the_disk():
     assert [quota.filter(record) for _ in range(8)] == [True] * 5 + [False] * 3
     time.sleep(0.25)
     assert quota.filter(record)
+
+
+def test_sighup_reloads_rules_thresholds_and_log_level_and_keeps_serving(gateway):
+    import signal
+
+    gateway.start()
+    original = gateway.config.read_text()
+    gateway.config.write_text(original.replace('log_level = "WARNING"', 'log_level = "INFO"')
+                              + "[dashboard]\ncoverage_good = 0.95\ncoverage_warn = 0.8\n"
+                              + '[forward]\nbase_url = "http://127.0.0.1:1"\n')
+    gateway.process.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: gateway.api("GET", "/api/v1/dashboard/settings")[1]["coverage"]["good"] == 0.95, 10)
+    assert wait_until(lambda: "reloaded" in gateway.log.read_text(), 5)
+    line = next(json.loads(text) for text in gateway.log.read_text().splitlines() if "reloaded" in text)
+    assert "dashboard" in line["message"] and "log_level" in line["message"]
+    assert "forward changed and take effect at the next restart" in line["message"]
+    gateway.config.write_text(original + "[dashboard]\ncoverage_good = 0.5\ncoverage_warn = 0.9\n")  # inverted
+    gateway.process.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: "reload refused" in gateway.log.read_text(), 10)
+    assert gateway.api("GET", "/api/v1/dashboard/settings")[1]["coverage"]["good"] == 0.95
+    assert gateway.process.poll() is None and gateway.api("GET", "/readyz")[0] == 200

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from gateway import alerts, catalog, config, devices, logs, outbox, rates, views
+from gateway import alerts, catalog, config, devices, logs, outbox, rates, version, views
 from gateway.api import HttpError, period_from
 from gateway.protocol import DEVICE_ID_PATTERN
 from gateway.store import Device, Store, StoreError, Tx, open_store
@@ -182,7 +182,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trace-gateway", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--config", type=Path, help="TOML file (default: embedded defaults)")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run the service until SIGTERM")
     commands.add_parser("check-config", help="load the configuration, check it, say what it sets up")
@@ -224,15 +224,6 @@ def _parser() -> argparse.ArgumentParser:
                            "inbound.jsonl (docs/operations.md)")
     replaying.add_argument("--database", type=Path, help="keep the store in this file (default: a temporary one)")
     return parser
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("tracecode-edge")
-    except PackageNotFoundError:
-        return "(not installed)"
 
 
 _COMMANDS = {"check-config": check_config, "catalog": import_catalog, "rates": show_rates, "alerts": show_alerts,

@@ -9,20 +9,36 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from gateway import alerts, outbox, quarantine
+from gateway import alerts, outbox, quarantine, version
 from gateway.store import Store
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "REJECTION_REASONS"]
+
+REJECTION_REASONS = (
+    "oversized", "malformed_cbor", "not_mac0", "kid_mismatch", "unknown_device", "bad_mac", "schema", "replay",
+    "seq_out_of_window", "bad_topic", "status_malformed", "ticket_invalid", "ticket_conflict", "unknown_terminal",
+    "undecodable", "commit_failed")
+"""The quarantine's reasons (docs/operations.md, "Refused messages"): each series exists from the start, at 0."""
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class Metrics:
     def __init__(self, store: Store) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # the *_created series double the scrape
         self.registry = CollectorRegistry()
         self.messages = Counter("tracegw_ingest_messages_total", "MQTT messages taken from the broker, by topic kind",
                                 ["kind"], registry=self.registry)
@@ -48,6 +64,20 @@ class Metrics:
         self.breaker_open = Gauge("tracegw_forward_breaker_open", "1 while the circuit breaker holds requests back",
                                   registry=self.registry)
         self.registry.register(_StoreCollector(store))
+        ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
+        Info("tracegw_build", "The gateway's version", registry=self.registry).info({"version": version()})
+        for kind in ("ev", "status", "ticket", "other"):
+            self.messages.labels(kind)
+        for result in ("stored", "duplicate"):
+            self.events.labels(result)
+        for reason in REJECTION_REASONS:
+            self.rejections.labels(reason)
+        for result in ("stored", "repeated", "refused"):
+            self.tickets.labels(result)
+        for result in ("accepted", "refused", "retry"):
+            self.forward_requests.labels(result)
+        for result in ("accepted", "refused"):
+            self.forward_rows.labels(result)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -74,11 +104,10 @@ class _StoreCollector(Collector):
         states.add_metric(["offline"], offline)
         states.add_metric(["never_seen"], len(devices) - online - offline)
         yield states
-        backlog = GaugeMetricFamily("tracegw_device_backlog_events", "Unacknowledged events devices report, summed "
-                                    "and the largest one", labels=["stat"])
-        backlog.add_metric(["sum"], sum(int(row[2]) for row in devices))
-        backlog.add_metric(["max"], max((int(row[2]) for row in devices), default=0))
-        yield backlog
+        yield GaugeMetricFamily("tracegw_device_backlog_events", "Unacknowledged events devices report, summed",
+                                value=sum(int(row[2]) for row in devices))
+        yield GaugeMetricFamily("tracegw_device_backlog_events_max", "The largest backlog one device reports",
+                                value=max((int(row[2]) for row in devices), default=0))
         yield GaugeMetricFamily("tracegw_missing_seqs", "Seqs devices wrote that the store lacks (must reach 0)",
                                 value=sum(max(0, int(row[3])) for row in devices))
         family = GaugeMetricFamily("tracegw_alerts_live", "Open and acknowledged alerts", labels=["type", "state"])

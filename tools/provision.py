@@ -28,12 +28,15 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway import config as gateway_config
 from gateway.ingest import IngestSettings
 from gateway.protocol import DEVICE_ID_PATTERN
 from gateway.store import Device, open_store
-from tools.certs import TlsFiles, make_ca_and_server
+
+if TYPE_CHECKING:
+    from tools.certs import TlsFiles
 
 __all__ = ["acl_block", "write_acl", "acl_service_users", "passwd_users", "main"]
 
@@ -116,6 +119,8 @@ def _passwd(path: Path, device: str, password: str) -> None:
 
 
 def _tls(folder: Path, hostname: str) -> TlsFiles:
+    from tools.certs import TlsFiles, make_ca_and_server  # cryptography, only for a TLS listener
+
     files = TlsFiles(folder / "ca.crt", folder / "server.crt", folder / "server.key")
     if files.ca_cert.exists() and files.server_cert.exists() and files.server_key.exists():
         return files

@@ -4,6 +4,7 @@
     trace-flash pico  --port /dev/ttyACM0 --firmware RPI_PICO_W-v1.24.1.uf2 --mount /media/$USER/RPI-RP2 \\
                       --config devices/dev-0007/config.json
     trace-flash linux --config devices/dev-0007/config.json [--root /] [--prefix /opt/tcagent] [--python]
+    trace-flash monitor [--port /dev/ttyUSB0]                   # the device's log, until Ctrl-C
 
 - esp32 (and S3 with --chip esp32s3): esptool erases the flash and writes the MicroPython image; then the agent,
   compiled with mpy-cross, and its config are copied with mpremote, and the board is reset.
@@ -12,8 +13,11 @@
 - linux: the agent for the unix port (or CPython with --python) is installed under --prefix with its config,
   and a systemd unit `tcagent.service` restarts it after a crash or a reboot command.
 
---skip-firmware copies only the agent and config (a board that already runs MicroPython). Errors say what to do
-about a missing port, a busy one, or a device that is not answering as a MicroPython board.
+--skip-firmware copies only the agent and config (a board that already runs MicroPython). Without --port the
+board is found by its USB vendor and product id (a Pico running MicroPython, or the USB-serial bridge of an ESP32
+board); with several attached it lists them and asks for --port. esptool's and mpremote's own progress shows
+as they work. Errors say what to do about a missing port, a busy one, or a device that is not answering as a
+MicroPython board.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -53,13 +58,50 @@ WantedBy=multi-user.target
 """
 
 
+_OUTPUT_KEPT = 64 * 1024
+"""What is kept of a tool's output for its error message and its result."""
+
+
 class FlashError(Exception):
     """What the technician must fix, in words."""
 
 
+BOARDS = {
+    (0x2E8A, 0x0005): "Raspberry Pi Pico running MicroPython",
+    (0x303A, 0x1001): "Espressif USB serial/JTAG (ESP32-S3, -C3)",
+    (0x303A, 0x4001): "Espressif USB (MicroPython on ESP32-S2/S3)",
+    (0x10C4, 0xEA60): "Silicon Labs CP210x (ESP32 board)",
+    (0x1A86, 0x7523): "WCH CH340 (ESP32 board)",
+    (0x1A86, 0x55D4): "WCH CH9102 (ESP32 board)",
+    (0x0403, 0x6001): "FTDI FT232R (ESP32 board)",
+    (0x0403, 0x6015): "FTDI FT231X (ESP32 board)",
+}
+"""USB (vendor id, product id) -> what a scanner board shows up as on its serial port."""
+
+
+def boards_attached() -> list[tuple[str, str]]:
+    """(serial port, what it is) of every attached board BOARDS knows."""
+    from serial.tools.list_ports import comports
+
+    return sorted((port.device, BOARDS[(port.vid, port.pid)]) for port in comports()
+                  if (port.vid, port.pid) in BOARDS)
+
+
+def detect_port() -> str:
+    """The one attached board's serial port; FlashError when there is none, or more than one to choose from."""
+    found = boards_attached()
+    if len(found) == 1:
+        print(f"using {found[0][0]}: {found[0][1]}", flush=True)
+        return found[0][0]
+    if not found:
+        raise FlashError("no board found on USB (a Pico running MicroPython, or an ESP32 board's USB-serial "
+                         "bridge): plug it in with a data cable, or give --port")
+    listed = "; ".join(f"{port} ({what})" for port, what in found)
+    raise FlashError(f"{len(found)} boards attached: {listed}; choose one with --port")
+
+
 def _port(port: str) -> str:
-    if not port:
-        raise FlashError("--port is needed: the board's serial port (ls /dev/ttyUSB* /dev/ttyACM*)")
+    port = port or detect_port()
     if not Path(port).exists():
         raise FlashError(f"{port} does not exist: is the board plugged in, and is it this port? "
                          "(ls /dev/ttyUSB* /dev/ttyACM*)")
@@ -69,7 +111,7 @@ def _port(port: str) -> str:
         with serial.Serial(port, 115200, timeout=0.2, exclusive=True):
             pass
     except ImportError:
-        raise FlashError("pyserial is missing: pip install mpremote") from None
+        raise FlashError("pyserial is missing: pip install '.[technician]'") from None
     except Exception as error:  # pyserial raises SerialException (and OSError subclasses) with the reason
         text = str(error)
         if "busy" in text.lower() or "lock" in text.lower():
@@ -80,13 +122,31 @@ def _port(port: str) -> str:
 
 
 def _run(command: list[str], what: str, *, timeout: int = 300) -> str:
+    """Run a tool with its own output (esptool's and mpremote's progress) shown as it comes; its output, or
+    FlashError with the end of it."""
     tool = shutil.which(command[0])
     if tool is None:
-        raise FlashError(f"{command[0]} not found: pip install esptool mpremote (the dev extras)")
-    done = subprocess.run([tool, *command[1:]], capture_output=True, text=True, timeout=timeout)
-    if done.returncode != 0:
-        raise FlashError(f"{what} failed: {(done.stderr or done.stdout).strip()[-600:]}")
-    return done.stdout
+        raise FlashError(f"{command[0]} not found: pip install '.[technician]' (esptool, mpremote)")
+    print(f"-- {what}", flush=True)
+    process = subprocess.Popen([tool, *command[1:]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert process.stdout is not None
+    timer = threading.Timer(timeout, process.kill)
+    timer.start()
+    output = bytearray()
+    try:
+        while chunk := os.read(process.stdout.fileno(), 4096):  # progress redraws with \r: chunks, not lines
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+            output += chunk
+            del output[:-_OUTPUT_KEPT]
+        process.wait()
+    finally:
+        timer.cancel()
+    text = output.decode(errors="replace")
+    if process.returncode != 0:
+        raise FlashError(f"{what} failed" + (f" after {timeout} s" if process.returncode < 0 else "") +
+                         f": {text.strip()[-600:]}")
+    return text
 
 
 def _mpremote(port: str, *arguments: str) -> str:
@@ -96,9 +156,9 @@ def _mpremote(port: str, *arguments: str) -> str:
         if "raw repl" in str(error).lower() or "could not enter" in str(error).lower():
             raise FlashError(f"{port} does not answer as a MicroPython board (no raw REPL): flash MicroPython "
                              "first (without --skip-firmware), or check that this is the board's port") from None
+        if "after 120 s" in str(error):
+            raise FlashError(f"{port} did not answer within 120 s: not a MicroPython board, or busy") from None
         raise
-    except subprocess.TimeoutExpired:
-        raise FlashError(f"{port} did not answer within 120 s: not a MicroPython board, or busy") from None
 
 
 def agent_tree(target: Path, config: Path) -> Path:
@@ -158,8 +218,8 @@ def flash_esp32(options: argparse.Namespace) -> None:
         if not image.is_file():
             raise FlashError("--firmware must be the MicroPython .bin for the board (micropython.org/download)")
         offset = "0x1000" if options.chip == "esp32" else "0x0"
-        _run(["esptool.py", "--chip", options.chip, "--port", port, "erase_flash"], "erasing the flash")
-        _run(["esptool.py", "--chip", options.chip, "--port", port, "--baud", "460800", "write_flash", "-z", offset,
+        _run(["esptool", "--chip", options.chip, "--port", port, "erase-flash"], "erasing the flash")
+        _run(["esptool", "--chip", options.chip, "--port", port, "--baud", "460800", "write-flash", "-z", offset,
               str(image)], "writing MicroPython")
         time.sleep(2)
     _copy_agent(port, options.config)
@@ -176,8 +236,10 @@ def flash_pico(options: argparse.Namespace) -> None:
             raise FlashError(f"{mount} is not the Pico's BOOTSEL drive: hold BOOTSEL while plugging the board "
                              "in, and give the drive's mount point (--mount /media/$USER/RPI-RP2)")
         shutil.copyfile(image, mount / image.name)
+        print("-- the Pico restarts into MicroPython; waiting for its serial port", flush=True)
         deadline = time.monotonic() + 30
-        while not Path(options.port).exists() and time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (Path(options.port).exists() if options.port
+                                                   else boards_attached()):
             time.sleep(0.5)
     _copy_agent(_port(options.port), options.config)
 
@@ -210,13 +272,31 @@ def flash_linux(options: argparse.Namespace) -> None:
         _run(["systemctl", "enable", "--now", "tcagent"], "enabling tcagent.service")
 
 
+def monitor(options: argparse.Namespace) -> None:
+    """Print what the device writes on its serial port (the agent's log lines) until Ctrl-C or --seconds."""
+    import serial
+
+    port = _port(options.port)
+    print(f"-- {port} at 115200 baud; Ctrl-C ends", flush=True)
+    deadline = time.monotonic() + options.seconds if options.seconds else None
+    with serial.Serial(port, 115200, timeout=0.2) as console:
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                data = console.read(256)
+                if data:
+                    sys.stdout.write(data.decode(errors="replace"))
+                    sys.stdout.flush()
+        except KeyboardInterrupt:
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trace-flash", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     boards = parser.add_subparsers(dest="board", required=True)
     for name in ("esp32", "pico"):
         board = boards.add_parser(name)
-        board.add_argument("--port", default="/dev/ttyACM0" if name == "pico" else "")
+        board.add_argument("--port", default="", help="the board's serial port (default: the one board found)")
         board.add_argument("--firmware", help="the MicroPython image (.bin for ESP32, .uf2 for the Pico W)")
         board.add_argument("--config", type=Path, required=True)
         board.add_argument("--skip-firmware", action="store_true", help="MicroPython is already on the board")
@@ -230,13 +310,18 @@ def main(argv: list[str] | None = None) -> int:
     linux.add_argument("--prefix", default="/opt/tcagent")
     linux.add_argument("--python", action="store_true", help="run on CPython (ARM boards without the unix port)")
     linux.add_argument("--user", default="root", help="the service's user (needs the scanner's serial port)")
+    watch = boards.add_parser("monitor", help="print the device's log from its serial port until Ctrl-C")
+    watch.add_argument("--port", default="", help="the board's serial port (default: the one board found)")
+    watch.add_argument("--seconds", type=float, default=0, help="stop after this long (default: at Ctrl-C)")
     options = parser.parse_args(argv)
     try:
-        {"esp32": flash_esp32, "pico": flash_pico, "linux": flash_linux}[options.board](options)
+        {"esp32": flash_esp32, "pico": flash_pico, "linux": flash_linux,
+         "monitor": monitor}[options.board](options)
     except FlashError as error:
         print(f"trace-flash: {error}", file=sys.stderr)
         return 2
-    print(f"done: {options.board} ready with {options.config}")
+    if options.board != "monitor":
+        print(f"done: {options.board} ready with {options.config}")
     return 0
 
 

@@ -75,8 +75,8 @@ def test_the_board_tree_is_compiled_with_main_as_source(tmp_path, config):
 def test_clear_errors(tmp_path, config):
     code, output = run("esp32", "--port", "/dev/ttyNOPE9", "--config", str(config), "--skip-firmware")
     assert code == 2 and "does not exist: is the board plugged in" in output
-    code, output = run("esp32", "--config", str(config), "--skip-firmware")
-    assert code == 2 and "--port is needed" in output
+    code, output = run("esp32", "--config", str(config), "--skip-firmware")  # no board on this machine's USB
+    assert code == 2 and "no board found on USB" in output
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps({"device_id": "x"}))
     master, slave = os.openpty()
@@ -100,3 +100,48 @@ def test_a_port_that_is_not_a_micropython_board(tmp_path, config):
     master, slave = os.openpty()  # answers nothing, as a board without MicroPython would
     code, output = run("esp32", "--port", os.ttyname(slave), "--config", str(config), "--skip-firmware")
     assert code == 2 and "does not answer as a MicroPython board" in output
+
+
+class _Listed:
+    """What pyserial's port listing gives for one port (the operating system's USB enumeration)."""
+
+    def __init__(self, device, vid, pid):
+        self.device, self.vid, self.pid = device, vid, pid
+
+
+def test_the_board_is_found_by_its_usb_ids_and_several_need_a_choice(monkeypatch, capsys):
+    import serial.tools.list_ports
+
+    attached = [_Listed("/dev/ttyS0", None, None), _Listed("/dev/ttyACM0", 0x2E8A, 0x0005),
+                _Listed("/dev/ttyUSB3", 0x046D, 0xC52B)]  # a serial port without USB, a Pico, a mouse's receiver
+    monkeypatch.setattr(serial.tools.list_ports, "comports", lambda: attached)
+    assert flash.detect_port() == "/dev/ttyACM0"
+    assert "Raspberry Pi Pico running MicroPython" in capsys.readouterr().out
+    attached.append(_Listed("/dev/ttyUSB0", 0x10C4, 0xEA60))
+    with pytest.raises(flash.FlashError, match="2 boards attached: /dev/ttyACM0 .*; /dev/ttyUSB0 .*--port"):
+        flash.detect_port()
+
+
+def test_a_tool_s_progress_shows_as_it_comes_and_its_end_is_in_the_error(tmp_path, monkeypatch, capfd):
+    tool = tmp_path / "esptool"
+    tool.write_text("#!/bin/sh\nprintf 'Writing at 0x1000 (10 %%)\\r'; sleep 1; printf 'Writing at 0x2000 (50 %%)'\n"
+                    "echo; echo 'A fatal error occurred: Failed to connect'; exit 2\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    with pytest.raises(flash.FlashError, match="(?s)writing MicroPython failed: .*Failed to connect"):
+        flash._run(["esptool", "write-flash"], "writing MicroPython")
+    out = capfd.readouterr().out  # shown to the technician, not only kept for the error
+    assert "-- writing MicroPython" in out and "(10 %)" in out and "(50 %)" in out
+
+
+def test_monitor_prints_what_the_device_writes(tmp_path):
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    port = os.ttyname(slave)
+    monitor = subprocess.Popen([sys.executable, "-m", "tools.flash", "monitor", "--port", port, "--seconds", "3"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    os.write(master, b"signal online\r\nscan taken seq 1\r\n")
+    output, errors = monitor.communicate(timeout=20)
+    assert monitor.returncode == 0, errors
+    assert "signal online" in output and "scan taken seq 1" in output

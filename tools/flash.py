@@ -41,13 +41,20 @@ _UNIT = """[Unit]
 Description=Drug traceability-code scanner agent ({device})
 After=network-online.target
 Wants=network-online.target
+# A config that makes the agent exit at once is restarted 5 times, then systemd stops and says so in the journal
+# ("start request repeated too quickly") instead of looping for ever.
+StartLimitIntervalSec=60
+StartLimitBurst=5
 
 [Service]
 Type=simple
 WorkingDirectory={prefix}
 ExecStart={interpreter} {prefix}/main.py {prefix}/config.json
-Environment=MICROPYPATH={prefix}
+# MICROPYPATH replaces the unix port's default path: .frozen (asyncio and the other bundled modules) comes first
+Environment=MICROPYPATH=.frozen:{prefix}
 Environment=PYTHONPATH={prefix}
+# The journal lives here, owned by the service's user (systemd makes it)
+StateDirectory=tcagent
 # exit status 75 is the agent's reboot command; anything else a crash: both come back
 Restart=always
 RestartSec=2
@@ -56,6 +63,8 @@ User={user}
 [Install]
 WantedBy=multi-user.target
 """
+STATE_DIR = "/var/lib/tcagent"
+"""The agent's journal on a Linux board (the unit's StateDirectory=)."""
 
 
 _OUTPUT_KEPT = 64 * 1024
@@ -245,15 +254,18 @@ def flash_pico(options: argparse.Namespace) -> None:
 
 
 def install_linux(config: Path, *, root: Path, prefix: str, use_python: bool, user: str) -> Path:
-    """Install the agent for the unix port (or CPython) under root/prefix and its systemd unit; the unit's path."""
+    """Install the agent for the unix port (or CPython) under root/prefix and its systemd unit; the unit's path.
+    The installed config keeps the journal in STATE_DIR unless it names a data_dir, and belongs to `user`."""
     values = _check_config(config)
     target = root / prefix.lstrip("/")
     if (target / "tcagent").exists():
         shutil.rmtree(target / "tcagent")
     shutil.copytree(FIRMWARE / "tcagent", target / "tcagent", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copyfile(FIRMWARE / "main.py", target / "main.py")
-    shutil.copyfile(config, target / "config.json")
+    installed = {"data_dir": STATE_DIR, **values}
+    (target / "config.json").write_text(json.dumps(installed, indent=1))
     os.chmod(target / "config.json", 0o600)
+    _give(target / "config.json", user)
     if (config.parent / "ca.crt").exists():
         shutil.copyfile(config.parent / "ca.crt", target / "ca.crt")
     interpreter = sys.executable if use_python else (shutil.which("micropython") or "/usr/local/bin/micropython")
@@ -261,6 +273,20 @@ def install_linux(config: Path, *, root: Path, prefix: str, use_python: bool, us
     unit.parent.mkdir(parents=True, exist_ok=True)
     unit.write_text(_UNIT.format(device=values["device_id"], prefix=prefix, interpreter=interpreter, user=user))
     return unit
+
+
+def _give(path: Path, user: str) -> None:
+    """Make `path` the service user's (it must read its owner-only config); only root can, and needs to."""
+    if os.geteuid() != 0:
+        return
+    import pwd
+
+    try:
+        account = pwd.getpwnam(user)
+    except KeyError:
+        raise FlashError(f"no user {user!r} on this machine: create it (useradd --system {user}) or choose "
+                         "another with --user") from None
+    os.chown(path, account.pw_uid, account.pw_gid)
 
 
 def flash_linux(options: argparse.Namespace) -> None:

@@ -31,38 +31,74 @@ def run(*arguments):
     return done.returncode, done.stdout + done.stderr
 
 
-def test_linux_install_starts_the_agent_and_its_unit_verifies(tmp_path, config):
+SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+"""The PATH systemd gives a service."""
+
+
+def _unit_values(unit: str, key: str) -> list[str]:
+    return [line.split("=", 1)[1] for line in unit.splitlines() if line.startswith(key + "=")]
+
+
+def test_linux_install_starts_the_agent_as_its_unit_does_and_it_stays_up(tmp_path, config):
+    """The agent is started from the unit's own lines: its ExecStart, WorkingDirectory, Environment (on top of
+    only what systemd itself sets), as its User; only the file system root is moved under tmp_path."""
+    import pwd
+
     root = tmp_path / "root"
-    code, output = run("linux", "--config", str(config), "--root", str(root), "--prefix", "/opt/tcagent")
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    code, output = run("linux", "--config", str(config), "--root", str(root), "--prefix", "/opt/tcagent",
+                       "--user", user)
     assert code == 0, output
     prefix = root / "opt" / "tcagent"
     assert (prefix / "main.py").exists() and (prefix / "tcagent" / "agent.py").exists()
     assert oct((prefix / "config.json").stat().st_mode & 0o777) == "0o600"
     unit = (root / "etc" / "systemd" / "system" / "tcagent.service").read_text()
-    assert "Restart=always" in unit and "ExecStart=" in unit
+    assert "Restart=always" in unit and "StartLimitBurst=" in unit and "StateDirectory=tcagent" in unit
     analyzer = shutil.which("systemd-analyze")
     if analyzer:
         copy = tmp_path / "tcagent.service"
-        copy.write_text(unit.replace("/opt/tcagent", str(prefix)).replace(
-            unit.split("ExecStart=")[1].split()[0], micropython()))
+        copy.write_text(unit.replace("/opt/tcagent", str(prefix)))
         done = subprocess.run([analyzer, "verify", str(copy)], capture_output=True, text=True)
         assert done.returncode == 0 and "tcagent.service" not in done.stderr, done.stderr
+
+    def rooted(text):
+        return text.replace("/opt/tcagent", str(prefix)).replace(flash.STATE_DIR, str(root / "var/lib/tcagent"))
+
     master, slave = os.openpty()
     tty.setraw(master)
     installed = json.loads((prefix / "config.json").read_text())
-    installed.update(uart={"port": os.ttyname(slave)}, data_dir=str(tmp_path / "agent-data"))
+    assert installed["data_dir"] == flash.STATE_DIR
+    installed.update(uart={"port": os.ttyname(slave)}, data_dir=rooted(installed["data_dir"]))
     (prefix / "config.json").write_text(json.dumps(installed))
-    agent = subprocess.Popen([micropython(), str(prefix / "main.py"), str(prefix / "config.json")],
-                             env=micropython_env(prefix), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    (root / "var/lib/tcagent").mkdir(parents=True)  # systemd makes the StateDirectory
+    account = pwd.getpwnam(_unit_values(unit, "User")[0])
+    environment = {"PATH": SYSTEMD_PATH, "HOME": account.pw_dir, "USER": account.pw_name,
+                   "LOGNAME": account.pw_name, "SHELL": account.pw_shell,
+                   "STATE_DIRECTORY": str(root / "var/lib/tcagent")}
+    environment.update(rooted(value).split("=", 1) for value in _unit_values(unit, "Environment"))
+    agent = subprocess.Popen(rooted(_unit_values(unit, "ExecStart")[0]).split(), env=environment,
+                             cwd=rooted(_unit_values(unit, "WorkingDirectory")[0]), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 20
         line = b""
         while time.monotonic() < deadline and not line.startswith(b"log agent"):
             line = agent.stdout.readline()
-        assert line.startswith(b"log agent"), line  # the installed tree runs on the unix port
+            if not line and agent.poll() is not None:
+                break
+        assert line.startswith(b"log agent"), (line, agent.stdout.read())
+        time.sleep(3)
+        assert agent.poll() is None  # it stays up
     finally:
         agent.kill()
         agent.wait()
+
+
+def test_linux_install_refuses_a_user_that_does_not_exist(tmp_path, config):
+    if os.geteuid() != 0:
+        pytest.skip("only root hands the config to the service's user")
+    code, output = run("linux", "--config", str(config), "--root", str(tmp_path / "root"), "--user", "nosuchuser")
+    assert code == 2 and "no user 'nosuchuser'" in output
 
 
 def test_the_board_tree_is_compiled_with_main_as_source(tmp_path, config):

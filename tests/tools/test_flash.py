@@ -12,7 +12,6 @@ import pytest
 import serial
 
 from tools import flash
-from tools.paths import micropython, micropython_env
 
 CONFIG = {"device_id": "dev-0007", "key_hex": "11" * 32, "broker_host": "127.0.0.1", "broker_port": 9}
 

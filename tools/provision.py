@@ -145,13 +145,13 @@ def provision(options: argparse.Namespace) -> dict[str, object]:
     folder = options.out / device
     device_config: dict[str, object] = {
         "device_id": device, "key_hex": key.hex(), "broker_host": options.broker_host,
-        "broker_port": options.broker_port, "mqtt_password": password,
+        "broker_port": options.broker_port or (8883 if options.tls_dir else 1883), "mqtt_password": password,
     }
     if options.tls_dir:
         files = _tls(options.tls_dir, options.broker_host)
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(files.ca_cert, folder / "ca.crt")
-        device_config.update(tls=True, tls_ca="ca.crt", broker_port=options.broker_port or 8883)
+        device_config.update(tls=True, tls_ca="ca.crt")
     for extra in options.set or []:
         name, _, value = extra.partition("=")
         device_config[name] = json.loads(value) if value[:1] in "[{0123456789-tfn\"" else value
@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--type", choices=["pharmacy", "hospital"], default="pharmacy")
     parser.add_argument("--region", default="")
     parser.add_argument("--broker-host", required=True, help="as the device reaches the broker")
-    parser.add_argument("--broker-port", type=int, default=1883)
+    parser.add_argument("--broker-port", type=int, default=0,
+                        help="the broker's port for devices (default 1883, or 8883 with --tls-dir)")
     parser.add_argument("--out", type=Path, default=Path("devices"), help="device config goes to OUT/<device>/")
     parser.add_argument("--gateway-config", type=Path, help="the gateway's TOML (its registry); default: defaults")
     parser.add_argument("--passwd", type=Path, help="Mosquitto password file to add the device to")

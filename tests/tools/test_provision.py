@@ -188,6 +188,10 @@ def test_over_the_tls_listener_with_the_provisioned_ca(tmp_path):
     (tmp_path / "gateway.toml").write_text(f'data_dir = "{tmp_path / "gw-data"}"\n')
     report, config = provision(tmp_path, "dev-t", "--tls-dir", str(tmp_path / "tls"))
     assert report["tls"] and config["tls"] is True and config["tls_ca"] == "ca.crt"
+    assert config["broker_port"] == 8883  # TLS's port unless one is named (it was 1883)
+    _, named = provision(tmp_path, "dev-u", "--tls-dir", str(tmp_path / "tls"), "--broker-port", "8884")
+    _, plain = provision(tmp_path, "dev-v")
+    assert named["broker_port"] == 8884 and plain["broker_port"] == 1883
     assert (tmp_path / "devices" / "dev-t" / "ca.crt").read_bytes() == (tmp_path / "tls" / "ca.crt").read_bytes()
     _add_gateway_user(tmp_path)
     tls = TlsFiles(tmp_path / "tls" / "ca.crt", tmp_path / "tls" / "server.crt", tmp_path / "tls" / "server.key")

@@ -15,23 +15,10 @@ def run(path):
     board = hal.load(settings)
     device = agent.Agent(settings, board)
     network = link.Link(device)
-    print("log agent %s for %s on %s: boot %d, next seq %d, backlog %d" % (
-        agent.VERSION, device.device, board.name, device.journal.boot, device.journal.next_seq(),
-        device.journal.backlog()))
-
-    async def main():
-        tasks = [asyncio.create_task(device.scanner_loop()), asyncio.create_task(network.run()),
-                 asyncio.create_task(network.status_loop())]
-
-        def healthy():
-            for task in tasks:
-                if task.done():
-                    return False
-            return True
-
-        await device.timer_loop(healthy)
-
-    asyncio.run(main())
+    print("log agent %s for %s on %s%s: boot %d, next seq %d, backlog %d, watchdog %d ms" % (
+        agent.VERSION, device.device, board.name, "" if board.network_available() else " (no network)",
+        device.journal.boot, device.journal.next_seq(), device.journal.backlog(), settings["watchdog_ms"]))
+    asyncio.run(device.run(network))
 
 
 run(sys.argv[1] if len(sys.argv) > 1 else "config.json")

@@ -45,6 +45,10 @@ class Link:
         """Connect, serve, and after any loss wait a growing, jittered delay before the next try."""
         delay_s = 1
         hal = self.agent.hal
+        if not hal.network_available():
+            print("log link: this board has no network (no Wi-Fi radio): scans stay in the journal")
+            hal.signal(feedback.OFFLINE)
+            await asyncio.Event().wait()  # never set: the link idles, the supervisor sees a live task
         while True:
             connected = False
             if await hal.connect_network():

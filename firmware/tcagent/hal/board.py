@@ -192,7 +192,7 @@ class BoardHal(BaseHal):
                 await sleep_ms(_WIFI_POLL_MS)
             return True
         except OSError as error:
-            print("log wifi %s: %s" % (ssid, error))
+            print("log wifi %s: radio error %s" % (ssid, error))
             return False
 
     def watchdog_start(self, timeout_ms):

@@ -69,7 +69,7 @@ class UART:
     def __init__(self, uart_id, baudrate=9600, tx=None, rx=None, rxbuf=256, timeout=0):
         if BOARD["platform"] == "rp2":
             if uart_id not in (0, 1):
-                raise ValueError("UART(%d) doesn't exist" % uart_id)
+                raise ValueError("UART " + str(uart_id) + " does not exist")
             if tx is not None and tx.number not in _RP2_TX[uart_id]:
                 raise ValueError("bad TX pin")
             if rx is not None and rx.number not in _RP2_RX[uart_id]:

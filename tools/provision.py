@@ -41,6 +41,7 @@ from gateway.ingest import IngestSettings
 from gateway.protocol import DEVICE_ID_PATTERN
 from gateway.store import Device, open_store
 from tcagent import config as device_config_check
+from tcagent import pins as device_pins
 from tools.certs import TlsFiles, make_ca_and_server
 
 __all__ = ["acl_block", "write_acl", "acl_service_users", "passwd_users", "board_settings", "main"]
@@ -137,7 +138,7 @@ def board_settings(board: str, now_s: int) -> dict[str, object]:
     changed with --set uart=...) and watchdog, and the enrolment date as the clock floor."""
     if board == "linux":
         return {}
-    defaults: dict[str, dict[str, object]] = device_config_check.BOARD_DEFAULTS[board]
+    defaults: dict[str, dict[str, object]] = device_pins.BOARD_DEFAULTS[board]
     return {"uart": {"baud": 9600, **defaults["uart"]}, "watchdog_ms": defaults["watchdog_ms"], "clock_floor_s": now_s}
 
 

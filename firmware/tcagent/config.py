@@ -2,8 +2,8 @@
 
 The file is JSON (MicroPython's json), written by provisioning. `load` raises
 ConfigError naming the field, what was expected and what was found. The defaults
-are the unix port's; a board (rp2, esp32, esp32s3) lays its own over them
-(BOARD_DEFAULTS), and its pins are checked against the chip (tcagent.pins).
+are the unix port's; a board (rp2, esp32, esp32s3) lays its own over them and
+has its pins checked against the chip (tcagent.pins, loaded on boards only).
 The same check runs on the host when trace-provision writes the file.
 """
 
@@ -39,18 +39,10 @@ DEFAULTS = {  # type: dict
     "batch_bytes": 4096,  # buffer for one batch message (protocol limit 16384); RAM, so keep it small
     "send_window": 64,  # events published and not yet acked by the gateway
     "backoff_max_s": 60,
-    "watchdog_ms": 0,  # 0: off (unix port: systemd restarts it); boards: 8000, see BOARD_DEFAULTS
+    "watchdog_ms": 0,  # 0: off (unix port: systemd restarts it); boards: 8000 (pins.BOARD_DEFAULTS)
     "trust_host_clock": True,  # unix port: the host keeps time (NTP); boards: False until synced
     "utc_offset_min": 480,  # local time for expiry checks: China Standard Time, UTC+8
 }
-# What a board changes: its scanner UART (docs/firmware.md, "Pins") and a hardware watchdog.
-BOARD_DEFAULTS = {
-    "rp2": {"uart": {"id": 0, "tx": 16, "rx": 17}, "watchdog_ms": 8000},
-    "esp32": {"uart": {"id": 1, "tx": 17, "rx": 16}, "watchdog_ms": 8000},
-    "esp32s3": {"uart": {"id": 1, "tx": 17, "rx": 18}, "watchdog_ms": 8000},
-}
-_WATCHDOG_MAX_MS = {"rp2": 8388}  # the RP2040's watchdog counts 24 bits of microseconds (halved by erratum RP2040-E1)
-_WATCHDOG_MIN_MS = 2000  # below this a TLS handshake or a flash erase could outlast it
 _REQUIRED = ("device_id", "key_hex", "broker_host")
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
 _HEX = "0123456789abcdefABCDEF"
@@ -65,27 +57,22 @@ def _expect(ok, name, expected, value):
         raise ConfigError("config field %r: expected %s, got %r" % (name, expected, value))
 
 
-def board_name():
-    """The board this runs on, as BOARD_DEFAULTS names it; "unix" for the unix port and CPython."""
-    if sys.platform == "esp32":
-        import os
-
-        return "esp32s3" if "ESP32S3" in os.uname().machine else "esp32"
-    return sys.platform if sys.platform == "rp2" else "unix"
-
-
 def check(values, board=None):
     """Return a complete configuration: DEFAULTS, then `board`'s defaults, overlaid with `values`, all validated.
 
-    `board` is one of BOARD_DEFAULTS or "unix"; None: the board this runs on.
+    `board`: "rp2", "esp32", "esp32s3", or anything else for the unix port; None: the board this runs on.
     """
-    if board is None:
-        board = board_name()
+    board = sys.platform if board is None else board  # "linux" on the unix port and CPython
+    on_board = board in ("rp2", "esp32", "esp32s3")
+    if on_board:
+        from tcagent import pins  # the boards' defaults and pin tables: not loaded on the unix port
+
+        board = pins.chip(board)
     config = {}  # type: dict
     for name in DEFAULTS:
         default = DEFAULTS[name]
         config[name] = dict(default) if isinstance(default, dict) else default
-    overlay = BOARD_DEFAULTS.get(board, {})
+    overlay = pins.BOARD_DEFAULTS[board] if on_board else {}  # type: dict
     for name in overlay:
         if isinstance(config[name], dict):
             config[name].update(overlay[name])
@@ -138,24 +125,12 @@ def check(values, board=None):
     _expect(config["keepalive_s"] >= 5, "keepalive_s", ">= 5", config["keepalive_s"])
     if not config["ntp_host"]:
         config["ntp_host"] = config["broker_host"]
-    if board in BOARD_DEFAULTS:
-        _check_board(config, board)
+    if on_board:
+        wrong = pins.problem(board, config)
+        if wrong:
+            field, _, reason = wrong.partition(": ")
+            raise ConfigError("config field %r: %s" % (field, reason))
     return config
-
-
-def _check_board(config, board):
-    uart = config["uart"]
-    _expect(uart["baud"] > 0, "uart.baud", "a baud rate", uart["baud"])
-    watchdog = config["watchdog_ms"]
-    most = _WATCHDOG_MAX_MS.get(board, 60000)
-    _expect(watchdog == 0 or _WATCHDOG_MIN_MS <= watchdog <= most, "watchdog_ms",
-            "0 (off) or %d-%d on %s" % (_WATCHDOG_MIN_MS, most, board), watchdog)
-    from tcagent import pins  # the chip's pin tables are needed once, at boot
-
-    wrong = pins.problem(board, uart, config["pins"])
-    if wrong:
-        field, _, reason = wrong.partition(": ")
-        raise ConfigError("config field %r: %s" % (field, reason))
 
 
 def load(path, board=None):

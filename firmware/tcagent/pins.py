@@ -1,4 +1,4 @@
-"""Which GPIOs each chip can give the scan engine's UART and the LEDs and buzzer, checked before they are used.
+"""Each board's defaults, and which GPIOs its chip can give the scan engine's UART, the LEDs and the buzzer.
 
 Run by the config check: on the board at boot, and on the host by trace-provision, so a technician hears of a
 wrong pin at the desk, not at the counter. `problem` returns a sentence naming the pin, what it is, and which
@@ -15,6 +15,28 @@ TX, no LED), and GPIO1/3 (UART0, the REPL console). UART0 is the console, so the
 ESP32-S3: any pin but GPIO26-32 (flash and PSRAM), 33-37 (octal flash/PSRAM on N16R8-type modules), 19/20
 (native USB, the console on most boards) and 43/44 (UART0).
 """
+
+import sys
+
+# What a board changes in config.DEFAULTS: its scanner UART (docs/firmware.md, "Pins") and a hardware watchdog.
+BOARD_DEFAULTS = {
+    "rp2": {"uart": {"id": 0, "tx": 16, "rx": 17}, "watchdog_ms": 8000},
+    "esp32": {"uart": {"id": 1, "tx": 17, "rx": 16}, "watchdog_ms": 8000},
+    "esp32s3": {"uart": {"id": 1, "tx": 17, "rx": 18}, "watchdog_ms": 8000},
+}
+_WATCHDOG_MAX_MS = {"rp2": 8388}  # the RP2040's watchdog counts 24 bits of microseconds (halved by erratum RP2040-E1)
+_WATCHDOG_MIN_MS = 2000  # below this a TLS handshake or a flash erase could outlast it
+
+
+def chip(board):
+    """`board` as BOARD_DEFAULTS names it: on an ESP32-S3 itself (sys.platform "esp32" too), "esp32s3"."""
+    if board == "esp32" and sys.platform == "esp32":
+        import os
+
+        if "ESP32S3" in os.uname().machine:
+            return "esp32s3"
+    return board
+
 
 _RP2_BOARD_PINS = {23: "the power-save pin on the Pico, radio power on the Pico W",
                    24: "VBUS sense on the Pico, radio data on the Pico W",
@@ -84,11 +106,19 @@ def _esp_gpio(chip, name, gpio, output):
     return ""
 
 
-def problem(board, uart, pins):
-    """What is wrong with the UART pins (`uart`: id, tx, rx) and the output `pins` on `board`, or "".
+def problem(board, config):
+    """What is wrong with `config`'s scanner UART, output pins and watchdog on `board`, as "field: reason"; or "".
 
-    board: "rp2", "esp32" or "esp32s3"; any other board (the unix port) has no pins to check.
+    board: "rp2", "esp32" or "esp32s3".
     """
+    watchdog = config["watchdog_ms"]
+    most = _WATCHDOG_MAX_MS.get(board, 60000)
+    if watchdog and not _WATCHDOG_MIN_MS <= watchdog <= most:
+        return "watchdog_ms: expected 0 (off) or %d-%d on %s, got %r" % (_WATCHDOG_MIN_MS, most, board, watchdog)
+    uart = config["uart"]
+    pins = config["pins"]
+    if uart["baud"] <= 0:
+        return "uart.baud: expected a baud rate, got %r" % uart["baud"]
     if board == "rp2":
         wrong = _rp2_uart(uart["id"], uart["tx"], uart["rx"])
     elif board in ("esp32", "esp32s3"):
@@ -97,7 +127,7 @@ def problem(board, uart, pins):
                 board.upper(), uart["id"])
         wrong = _esp_gpio(board, "uart.tx", uart["tx"], True) or _esp_gpio(board, "uart.rx", uart["rx"], False)
     else:
-        return ""
+        return "board: expected rp2, esp32 or esp32s3, got %r" % board
     if wrong:
         return wrong
     if uart["tx"] == uart["rx"]:

@@ -13,8 +13,9 @@ def run(path):
         print("config error: %s" % error)
         sys.exit(2)
     board = hal.load(settings)
+    buffers = link.buffers_for(settings)  # before the journal's boot scan, while the heap is in one piece
     device = agent.Agent(settings, board)
-    network = link.Link(device)
+    network = link.Link(device, buffers)
     print("log agent %s for %s on %s%s: boot %d, next seq %d, backlog %d, watchdog %d ms" % (
         agent.VERSION, device.device, board.name, "" if board.network_available() else " (no network)",
         device.journal.boot, device.journal.next_seq(), device.journal.backlog(), settings["watchdog_ms"]))

@@ -13,25 +13,13 @@ def run(path):
         print("config error: %s" % error)
         sys.exit(2)
     board = hal.load(settings)
+    buffers = link.buffers_for(settings)  # before the journal's boot scan, while the heap is in one piece
     device = agent.Agent(settings, board)
-    network = link.Link(device)
-    print("log agent %s for %s on %s: boot %d, next seq %d, backlog %d" % (
-        agent.VERSION, device.device, board.name, device.journal.boot, device.journal.next_seq(),
-        device.journal.backlog()))
-
-    async def main():
-        tasks = [asyncio.create_task(device.scanner_loop()), asyncio.create_task(network.run()),
-                 asyncio.create_task(network.status_loop())]
-
-        def healthy():
-            for task in tasks:
-                if task.done():
-                    return False
-            return True
-
-        await device.timer_loop(healthy)
-
-    asyncio.run(main())
+    network = link.Link(device, buffers)
+    print("log agent %s for %s on %s%s: boot %d, next seq %d, backlog %d, watchdog %d ms" % (
+        agent.VERSION, device.device, board.name, "" if board.network_available() else " (no network)",
+        device.journal.boot, device.journal.next_seq(), device.journal.backlog(), settings["watchdog_ms"]))
+    asyncio.run(device.run(network))
 
 
 run(sys.argv[1] if len(sys.argv) > 1 else "config.json")

@@ -1,7 +1,7 @@
 """trace-provision: enrol a counter device in one step.
 
-    trace-provision --device dev-0007 --terminal T07 --institution P44030000001 --broker-host 10.0.0.2 \\
-        --out devices/ --gateway-config /etc/trace-gateway/gateway.toml \\
+    trace-provision --device dev-0007 --board rp2 --terminal T07 --institution P44030000001 \\
+        --broker-host 10.0.0.2 --out devices/ --gateway-config /etc/trace-gateway/gateway.toml \\
         --passwd /etc/mosquitto/passwd --acl /etc/mosquitto/acl [--tls-dir /etc/mosquitto/tls]
 
 It makes the device's 32-byte COSE key and its MQTT password, writes the device's config file (owner-only),
@@ -10,6 +10,12 @@ with Mosquitto's own `mosquitto_passwd`, and writes ACL lines that let the devic
 status and read only its acks and commands. With --tls-dir it makes (once) a private CA and the broker's server
 certificate there, and the device config then connects over TLS, trusting that CA. Keys and passwords are never
 printed unless --show-secrets is given.
+
+--board (rp2: Pico and Pico W; esp32; esp32s3; linux) writes that board's scanner UART and watchdog into the
+config, and for the microcontrollers the enrolment date as the clock floor (clock_floor_s: a board that lost
+its clock and cannot reach NTP still accepts a broker certificate made before it). The whole config, --set
+values included, is checked by the firmware's own config check for that board before anything is written: a
+UART pin the chip cannot route is refused here, at the desk, with the same message the board would give.
 
 The device id is also its MQTT user name and, on the shipped broker config, its client id. So it refuses an id
 that is the gateway's client id or user name (from --gateway-config), a service user of the ACL file (a `user`
@@ -27,6 +33,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,11 +41,15 @@ from gateway import config as gateway_config
 from gateway.ingest import IngestSettings
 from gateway.protocol import DEVICE_ID_PATTERN
 from gateway.store import Device, open_store
+from tcagent import config as device_config_check
+from tcagent import pins as device_pins
 
 if TYPE_CHECKING:
     from tools.certs import TlsFiles
 
-__all__ = ["acl_block", "write_acl", "acl_service_users", "passwd_users", "main"]
+__all__ = ["acl_block", "write_acl", "acl_service_users", "passwd_users", "board_settings", "main"]
+
+BOARDS = ("rp2", "esp32", "esp32s3", "linux")
 
 
 class ProvisionError(Exception):
@@ -127,6 +138,23 @@ def _tls(folder: Path, hostname: str) -> TlsFiles:
     return make_ca_and_server(folder, sorted({hostname, "localhost", "127.0.0.1"}))
 
 
+def board_settings(board: str, now_s: int) -> dict[str, object]:
+    """What a config for `board` carries beyond the defaults: the board's scanner UART (its default pins, to be
+    changed with --set uart=...) and watchdog, and the enrolment date as the clock floor."""
+    if board == "linux":
+        return {}
+    defaults: dict[str, dict[str, object]] = device_pins.BOARD_DEFAULTS[board]
+    return {"uart": {"baud": 9600, **defaults["uart"]}, "watchdog_ms": defaults["watchdog_ms"], "clock_floor_s": now_s}
+
+
+def _checked(device_config: dict[str, object], board: str) -> None:
+    """The firmware's own check of the config for `board` (unix for linux): refused here, not at the counter."""
+    try:
+        device_config_check.check(device_config, "unix" if board == "linux" else board)
+    except device_config_check.ConfigError as error:
+        raise ProvisionError(f"device config for {board}: {error}") from None
+
+
 def provision(options: argparse.Namespace) -> dict[str, object]:
     device = options.device
     if not DEVICE_ID_PATTERN.fullmatch(device):
@@ -146,15 +174,22 @@ def provision(options: argparse.Namespace) -> dict[str, object]:
     device_config: dict[str, object] = {
         "device_id": device, "key_hex": key.hex(), "broker_host": options.broker_host,
         "broker_port": options.broker_port or (8883 if options.tls_dir else 1883), "mqtt_password": password,
+        **board_settings(options.board, int(time.time())),
     }
+    if options.ntp_host:
+        device_config["ntp_host"] = options.ntp_host
+    if options.tls_dir:
+        device_config.update(tls=True, tls_ca="ca.crt")
+    for extra in options.set or []:
+        name, _, text = extra.partition("=")
+        value = json.loads(text) if text[:1] in "[{0123456789-tfn\"" else text
+        present = device_config.get(name)
+        device_config[name] = {**present, **value} if isinstance(present, dict) and isinstance(value, dict) else value
+    _checked(device_config, options.board)  # before any file is made
     if options.tls_dir:
         files = _tls(options.tls_dir, options.broker_host)
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(files.ca_cert, folder / "ca.crt")
-        device_config.update(tls=True, tls_ca="ca.crt")
-    for extra in options.set or []:
-        name, _, value = extra.partition("=")
-        device_config[name] = json.loads(value) if value[:1] in "[{0123456789-tfn\"" else value
     _write_private(folder / "config.json", json.dumps(device_config, indent=1) + "\n")
     store = open_store(settings.store_location)
     try:
@@ -175,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trace-provision", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--device", required=True)
+    parser.add_argument("--board", required=True, choices=BOARDS, help="rp2 (Pico, Pico W), esp32, esp32s3 or "
+                        "linux: the scanner UART's pins and the watchdog the config gets, and how it is checked")
     parser.add_argument("--terminal", required=True)
     parser.add_argument("--institution", required=True)
     parser.add_argument("--type", choices=["pharmacy", "hospital"], default="pharmacy")
@@ -188,8 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--acl", type=Path, help="Mosquitto ACL file to add the device's block to")
     parser.add_argument("--tls-dir", type=Path, help="make (once) a private CA and server certificate here; "
                         "the device then connects over TLS")
+    parser.add_argument("--ntp-host", help="the NTP server the board sets its clock from (default: the broker host)")
     parser.add_argument("--set", action="append", metavar="NAME=VALUE", help="another device config value "
-                        "(e.g. wifi_ssid=Shop, uart={\"id\": 1, \"tx\": 17, \"rx\": 16, \"baud\": 9600})")
+                        "(e.g. wifi_ssid=Shop, uart={\"id\": 1, \"tx\": 4, \"rx\": 5}; merged into the board's)")
     parser.add_argument("--replace", action="store_true", help="re-provision an existing device: a new key and "
                         "password (never a service user's id)")
     parser.add_argument("--show-secrets", action="store_true", help="print the key and the MQTT password")

@@ -7,7 +7,7 @@ commands back here. Nothing in this module waits for the network.
 import asyncio
 
 from tcagent import cbor, codes, cose, event, feedback, guard, intake, journal
-from tcagent.compat import const
+from tcagent.compat import const, sleep_ms
 
 VERSION = "0.2.0"
 RECORD_MAX = const(1280)  # docs/protocol.md: one COSE_Mac0 at most 1,280 bytes
@@ -46,6 +46,7 @@ class Agent:
         self.recent = [0] * _RECENT  # seqs of the last scans taken
         self.resend_from = 0  # set by the gateway's resend command, consumed by the link
         self.wake = asyncio.Event()  # a new record to send, an ack, or a resend command
+        self.ended = ""  # which of the agent's tasks ended, and how; "" while all run
         self._uptime_ms = 0
         self._last_tick = hal.ticks_ms()
         self.guard = guard.CommandGuard(hal.data_dir + "/command", self.journal.boot == 1,
@@ -126,7 +127,11 @@ class Agent:
             self.hal.signal(feedback.ERROR, value)
 
     async def scanner_loop(self):
-        """Read the scan engine for ever; a vanished device is reopened every few seconds."""
+        """Read the scan engine for ever; a vanished or failing device is reopened every few seconds.
+
+        A read error is the device's (a UART or serial fault): reopen it. An error from take() is not caught
+        here: a flash failure must end the task, and the supervisor reboots (see `run`).
+        """
         hal = self.hal
         chunk = bytearray(128)
         while True:
@@ -137,24 +142,54 @@ class Agent:
                 await asyncio.sleep(5)
                 continue
             while True:
-                count = await port.read(chunk)
+                try:
+                    count = await port.read(chunk)
+                except OSError as error:
+                    print("log scanner: read failed: %s" % error)
+                    count = 0
                 if not count:
                     break
                 self.framer.feed(memoryview(chunk)[:count], hal.ticks_ms(), self.take)
             print("log scanner: hung up, reopening")
             await asyncio.sleep(1)
 
-    async def timer_loop(self, healthy):
-        """Every 50 ms: take a partial line after its timeout; feed the watchdog while `healthy()`."""
+    async def run(self, link):
+        """The agent's life: the scanner, `link` and its status messages as tasks, supervised by the timer loop.
+
+        A task that ends is not restarted in place: the scanner's only way out is a flash error (or a bug),
+        after which the journal is sure again only once the boot check has cut a torn record. So the device
+        reboots at once (machine.reset; exit status 75 under the service manager). The hardware watchdog is
+        the second line: it is fed only while every task runs and the loop turns.
+        """
+        for name, work in (("scanner", self.scanner_loop()), ("link", link.run()), ("status", link.status_loop())):
+            asyncio.create_task(self._watch(name, work))
+        await self.timer_loop()
+
+    async def _watch(self, name, work):
+        try:
+            await work
+            how = "returned"
+        except Exception as error:  # the supervisor's boundary: whatever ended the task is reported, then reboot
+            how = "%s: %s" % (type(error).__name__, str(error)[:_LOG_MAX])
+        self.ended = "%s task ended (%s)" % (name, how)
+
+    async def timer_loop(self):
+        """Every 50 ms: take a partial line after its timeout; feed the watchdog while every task runs.
+
+        Once a task has ended: say so, stop feeding, reboot.
+        """
         hal = self.hal
         if self.config["watchdog_ms"]:
             hal.watchdog_start(self.config["watchdog_ms"])
         while True:
-            await asyncio.sleep_ms(50) if hasattr(asyncio, "sleep_ms") else await asyncio.sleep(0.05)
+            await sleep_ms(50)
             self.framer.poll(hal.ticks_ms(), self.take, hal.ticks_diff)
             self.uptime_ms()
-            if healthy():
-                hal.watchdog_feed()
+            if self.ended:
+                print("log agent: %s; rebooting" % self.ended)
+                hal.reboot()  # the journal is left as a power cut would leave it: the boot check handles that
+                return
+            hal.watchdog_feed()
 
     # ---- from the gateway ----------------------------------------------------
 
@@ -224,9 +259,9 @@ class Agent:
         for index in range(len(COUNTERS)):
             counters[index] = self.counts[COUNTERS[index]]
         return cbor.dumps({
-            0: 1, 1: True, 2: VERSION, 3: self.uptime_ms() // 1000, 4: store.backlog(), 5: self.hal.free_heap(),
-            6: store.acked_seq, 7: self.hal.clock, 8: store.last_seq, 9: store.boot, 10: store.used_bytes,
-            11: store.capacity, 12: self.alarms(), 13: self.mode, 14: counters,
+            0: 1, 1: not self.ended, 2: VERSION, 3: self.uptime_ms() // 1000, 4: store.backlog(),
+            5: self.hal.free_heap(), 6: store.acked_seq, 7: self.hal.clock, 8: store.last_seq, 9: store.boot,
+            10: store.used_bytes, 11: store.capacity, 12: self.alarms(), 13: self.mode, 14: counters,
         })
 
 

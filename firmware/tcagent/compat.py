@@ -1,5 +1,6 @@
 """What differs between MicroPython and CPython, in one place."""
 
+import asyncio
 import time
 
 try:
@@ -21,5 +22,12 @@ else:
     def ticks_diff(end, start):
         return end - start
 
+if hasattr(asyncio, "sleep_ms"):  # MicroPython
+    sleep_ms = asyncio.sleep_ms
+else:
 
-__all__ = ["const", "ticks_ms", "ticks_diff"]
+    async def sleep_ms(ms):  # type: ignore[misc]
+        await asyncio.sleep(ms / 1000)
+
+
+__all__ = ["const", "ticks_ms", "ticks_diff", "sleep_ms"]

@@ -17,17 +17,23 @@ _ARRAY_HEAD = const(2)  # room for a CBOR array head of up to 2 bytes before the
 _OFFLINE_WILL = b"\xa2\x00\x01\x01\xf4"  # {0: 1, 1: false}
 
 
+def buffers_for(config):
+    """The link's record and batch buffers: about 4.6 KB in two runs, which a capped heap has in one piece only
+    before the journal's boot scan."""
+    return bytearray(RECORD_MAX), bytearray(_ARRAY_HEAD + config["batch_bytes"])
+
+
 class Link:
     """Publishes `agent`'s journal over MQTT."""
 
-    def __init__(self, agent):
+    def __init__(self, agent, buffers=None):
+        """`buffers` from `buffers(config)`, taken before the journal's boot scan fragments a small heap."""
         self.agent = agent
         self.config = agent.config
         self.client = None
         self.sent_seq = 0  # highest seq published on this connection
         self.connects = 0
-        self._record = bytearray(RECORD_MAX)
-        self._batch = bytearray(_ARRAY_HEAD + self.config["batch_bytes"])
+        self._record, self._batch = buffers or buffers_for(self.config)
         self._pending = 0  # length of a record read but not yet sent (kept in _record)
         self._pending_seq = 0
 
@@ -45,6 +51,10 @@ class Link:
         """Connect, serve, and after any loss wait a growing, jittered delay before the next try."""
         delay_s = 1
         hal = self.agent.hal
+        if not hal.network_available():
+            print("log link: this board has no network (no Wi-Fi radio): scans stay in the journal")
+            hal.signal(feedback.OFFLINE)
+            await asyncio.Event().wait()  # never set: the link idles, the supervisor sees a live task
         while True:
             connected = False
             if await hal.connect_network():

@@ -171,9 +171,12 @@ def mqtt_vanish(port, client_id):
     asyncio.run(scenario())
 
 
-def config_check(values):
-    checked = config.check(values)
-    return {"device_id": checked["device_id"], "broker_port": checked["broker_port"], "uart": checked["uart"]}
+def config_check(values, board="unix"):
+    checked = config.check(values, board)
+    result = {}
+    for name in ("device_id", "broker_port", "uart", "watchdog_ms", "ntp_host", "clock_floor_s", "pins"):
+        result[name] = checked[name]
+    return result
 
 
 def frame(chunks, suffix="\r\n", timeout_ms=200, debounce_ms=0):
@@ -436,3 +439,6 @@ def guard_run(folder, new_device, ops):
     for op in ops:
         answers.append(store.accept(op[1], op[2]))
     return {"answers": answers, "last_id": store.last_id, "lost": store.lost}
+
+
+from fwboard import board_clock, board_import, board_run, board_wifi  # noqa: E402,F401  (the board layer's calls)

@@ -125,7 +125,10 @@ def test_garbage_on_the_uart_is_counted_not_fatal(gateway, make_device, device_k
     assert device.count(r"^signal taken") == len(stored)
 
 
-HEAP = "144K"  # on x86-64; see docs/benchmarks.md for what this means on a 32-bit board
+HEAP = "148K"
+"""On x86-64, where about 100 KB of it is the firmware's own code loaded from .mpy (docs/benchmarks.md says what
+this means on a 32-bit board). It was 144K; the board layer's supervision, pin and clock checks (issue 15) added
+about 2 KB of code at boot. What the test holds is that the same cap drains 10 or 10,000 events."""
 
 
 def test_capped_heap_drains_a_10000_event_backlog(gateway, make_device, device_key, watch_status, tmp_path):

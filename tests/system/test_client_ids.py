@@ -29,7 +29,8 @@ class Secured:
         (folder / "gateway.toml").write_text(f'data_dir = "{folder / "gw-data"}"\n')
         self.logins = {}
         for device in (DEVICE, INTRUDER):
-            assert provision.main(["--device", device, "--terminal", f"T-{device}", "--institution", "P44030000001",
+            assert provision.main(["--device", device, "--board", "linux", "--terminal", f"T-{device}",
+                                   "--institution", "P44030000001",
                                    "--broker-host", "127.0.0.1", "--out", str(folder / "devices"),
                                    "--gateway-config", str(folder / "gateway.toml"),
                                    "--passwd", str(folder / "passwd"), "--acl", str(folder / "acl")]) == 0

@@ -20,7 +20,8 @@ from tools.virtual_device import VirtualDevice
 
 
 def provision(tmp_path, device, *extra):
-    done = subprocess.run([sys.executable, "-m", "tools.provision", "--device", device, "--terminal", f"T-{device}",
+    done = subprocess.run([sys.executable, "-m", "tools.provision", "--device", device, "--board", "linux",
+                           "--terminal", f"T-{device}",
                            "--institution", "P44030000001", "--region", "440300", "--broker-host", "127.0.0.1",
                            "--out", str(tmp_path / "devices"), "--gateway-config", str(tmp_path / "gateway.toml"),
                            "--passwd", str(tmp_path / "passwd"), "--acl", str(tmp_path / "acl"), *extra],
@@ -68,19 +69,52 @@ def test_reprovisioning_replaces_the_acl_block():
 
 def test_bad_input_is_refused_clearly(tmp_path):
     (tmp_path / "gateway.toml").write_text("[ingest\n")
-    done = subprocess.run([sys.executable, "-m", "tools.provision", "--device", "bad/id", "--terminal", "T",
+    done = subprocess.run([sys.executable, "-m", "tools.provision", "--device", "bad/id", "--board", "rp2",
+                           "--terminal", "T",
                            "--institution", "P", "--broker-host", "h", "--out", str(tmp_path)],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "must be 1-32 of" in done.stderr
-    done = subprocess.run([sys.executable, "-m", "tools.provision", "--device", "dev-x", "--terminal", "T",
+    done = subprocess.run([sys.executable, "-m", "tools.provision", "--device", "dev-x", "--board", "rp2",
+                           "--terminal", "T",
                            "--institution", "P", "--broker-host", "h", "--out", str(tmp_path),
                            "--gateway-config", str(tmp_path / "gateway.toml")], capture_output=True, text=True)
     assert done.returncode == 2 and "not valid TOML" in done.stderr
 
 
+def test_a_board_config_gets_valid_pins_a_watchdog_and_a_clock_floor(tmp_path):
+    (tmp_path / "gateway.toml").write_text(f'data_dir = "{tmp_path / "gw-data"}"\n')
+    started = int(time.time())
+    _, pico = provision(tmp_path, "dev-pico", "--board", "rp2", "--set", "wifi_ssid=Shop")
+    assert pico["uart"] == {"baud": 9600, "id": 0, "tx": 16, "rx": 17} and pico["watchdog_ms"] == 8000
+    assert started <= pico["clock_floor_s"] <= time.time() and "ntp_host" not in pico  # the broker host
+    _, esp = provision(tmp_path, "dev-esp", "--board", "esp32", "--ntp-host", "10.0.0.9",
+                       "--set", 'uart={"tx": 4, "rx": 35}')
+    assert esp["uart"] == {"baud": 9600, "id": 1, "tx": 4, "rx": 35} and esp["ntp_host"] == "10.0.0.9"
+    _, linux = provision(tmp_path, "dev-linux", "--board", "linux")
+    assert "watchdog_ms" not in linux and "uart" not in linux  # systemd restarts it; the port is set at install
+
+
+@pytest.mark.parametrize("board, setting, words", [
+    ("rp2", 'uart={"id": 1, "tx": 17, "rx": 16}', "'uart.tx': GP17 is UART0 RX on the RP2040, not UART1 TX"),
+    ("esp32", 'uart={"tx": 36}', "'uart.tx': GPIO36 is input-only"),
+    ("rp2", "watchdog_ms=20000", "'watchdog_ms': expected 0 (off) or 2000-8388 on rp2"),
+    ("linux", "brokr_port=1", "'brokr_port' is unknown"),
+])
+def test_a_config_the_board_would_refuse_is_refused_before_anything_is_written(tmp_path, board, setting, words):
+    (tmp_path / "gateway.toml").write_text(f'data_dir = "{tmp_path / "gw-data"}"\n')
+    done = subprocess.run([sys.executable, "-m", "tools.provision", "--device", "dev-x", "--board", board,
+                           "--terminal", "T", "--institution", "P", "--broker-host", "h", "--out",
+                           str(tmp_path / "devices"), "--gateway-config", str(tmp_path / "gateway.toml"),
+                           "--passwd", str(tmp_path / "passwd"), "--acl", str(tmp_path / "acl"), "--set", setting],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and f"device config for {board}: config field {words}" in done.stderr
+    assert not (tmp_path / "devices").exists() and not (tmp_path / "passwd").exists()
+
+
 def _refusal(folder, capsys, device, *extra):
     """trace-provision's exit status and its one line of error, for `device` on the `enrolled` files."""
-    status = provisioning.main(["--device", device, "--terminal", "T9", "--institution", "P44030000001",
+    status = provisioning.main(["--device", device, "--board", "linux", "--terminal", "T9",
+                                "--institution", "P44030000001",
                                 "--broker-host", "127.0.0.1", "--out", str(folder / "devices"),
                                 "--gateway-config", str(folder / "gateway.toml"), "--passwd", str(folder / "passwd"),
                                 "--acl", str(folder / "acl"), *extra])

@@ -10,9 +10,11 @@ from tcagent import event
 from tcagent.compat import ticks_diff, ticks_ms
 
 
-def load(config):
-    """The hardware layer for this board: esp32, rp2 (Pico W) or the unix port / CPython on Linux."""
-    platform = sys.platform
+def load(config, platform=None):
+    """The hardware layer for this board (`platform`, None: sys.platform): esp32, rp2 (Pico, Pico W) or the unix
+    port / CPython on Linux."""
+    if platform is None:
+        platform = sys.platform
     if platform == "esp32":
         from tcagent.hal import esp32
 

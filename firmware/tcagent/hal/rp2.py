@@ -1,4 +1,4 @@
-"""Hardware layer for the Raspberry Pi Pico W (RP2040)."""
+"""Hardware layer for the Raspberry Pi Pico and Pico W (RP2040); the Pico without radio has no network."""
 
 import machine
 

@@ -115,6 +115,9 @@ class Hal(BaseHal):
         if not _MICROPYTHON:
             sys.stdout.flush()  # MicroPython's print is unbuffered; CPython's is not when piped
 
+    def network_available(self):
+        return True
+
     async def connect_network(self):
         return True
 

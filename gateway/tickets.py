@@ -29,7 +29,7 @@ from enum import IntEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway import alerts, catalog, rates
+from gateway import alerts, catalog, outbox, rates
 from gateway.protocol import shown, storable
 from gateway.rules import Rules
 from gateway.scans import StoredScan
@@ -204,7 +204,7 @@ def record_ticket(tx: Tx, tally: rates.Tally, ticket: Ticket, rules: Rules, *,
                    (ref.id, line_no, line.list_code, line.quantity, int(line.split), int(required), needed,
                     ticket.time_ms + rules.unscanned_after_s * 1000))
     tally.add(institution, ticket.terminal, ticket.time_ms, units_required=required_units)
-    _claim_waiting_scans(tx, tally, ref, ticket.number, rules)
+    _claim_waiting_scans(tx, tally, ref, ticket.number, rules, received_ms)
     return ref.id, True
 
 
@@ -212,15 +212,20 @@ _SCAN_COLUMNS = "id, device, institution, terminal, event_ms, list_code, verdict
 """A duplicate sale (verdict 1) is tied to its ticket but covers no unit: one box scanned twice is one box."""
 
 
-def _claim_waiting_scans(tx: Tx, tally: rates.Tally, ticket: _TicketRef, number: str, rules: Rules) -> None:
+def _claim_waiting_scans(tx: Tx, tally: rates.Tally, ticket: _TicketRef, number: str, rules: Rules,
+                         received_ms: int) -> None:
+    """Tie the scans stored before the ticket to it; each one tied leaves the platform row it may already be in
+    (outbox.regroup: the caller holds outbox.PLAN_LOCK)."""
     for row in tx.all(f"SELECT {_SCAN_COLUMNS} FROM events WHERE terminal = ? AND ticket = ? AND ticket_id IS NULL "
                       "AND err = 0 AND op IN (1, 6) ORDER BY id", (ticket.terminal, number)):
         _attach(tx, tally, ticket, row, only_if_fits=False)
+        outbox.regroup(tx, row[0], now_ms=received_ms)
     window_ms = rules.match_window_s * 1000
     for row in tx.all(f"SELECT {_SCAN_COLUMNS} FROM events WHERE terminal = ? AND ticket_id IS NULL AND err = 0 "
                       "AND op IN (1, 6) AND event_ms BETWEEN ? AND ? AND ticket = '' AND list_code <> '' ORDER BY id",
                       (ticket.terminal, ticket.time_ms - window_ms, ticket.time_ms + window_ms)):
-        _attach(tx, tally, ticket, row, only_if_fits=True)
+        if _attach(tx, tally, ticket, row, only_if_fits=True) != Matching.NONE:
+            outbox.regroup(tx, row[0], now_ms=received_ms)
 
 
 def match_scan(tx: Tx, tally: rates.Tally, scan: StoredScan, rules: Rules, *, duplicate: bool) -> Matching:

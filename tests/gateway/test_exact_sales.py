@@ -1,0 +1,203 @@
+"""Sale rows are exact (issue 16): a ticket line goes up once, with exactly the codes scanned for it and its true
+quantity; what changes it after the platform accepted it is corrected with a 3507 withdrawal and one corrected row.
+Checked against what the platform simulator holds per line, not only per msgid."""
+
+from decimal import Decimal
+
+import pytest
+from scenario import Scenario, at, code
+from uplink import Uplink, planning
+
+from gateway import outbox
+from gateway.protocol import Operation, Verdict
+from gateway.rules import Rules
+from gateway.store import open_store
+from tools.platform_sim import Faults, PlatformSim
+
+INSTITUTION = "H44030000001"
+HOLD_MS = 60_000
+
+
+@pytest.fixture
+def world(tmp_path):
+    world = Scenario(tmp_path, Rules(match_window_s=300, unscanned_after_s=900))
+    world.counter("dev-a", "A1", INSTITUTION)
+    yield world
+    world.close()
+
+
+@pytest.fixture
+def sim(tmp_path):
+    with PlatformSim(tmp_path / "platform.sqlite3", Faults(), seed=3) as running:
+        yield running
+
+
+@pytest.fixture
+def uplink(sim):
+    return Uplink(sim, planning(INSTITUTION, HOLD_MS))
+
+
+def _held(sim, ticket, list_code="XA01"):
+    return sim.sale_totals().get((INSTITUTION, ticket, list_code))
+
+
+def _states(world):
+    return dict(world.store.query("SELECT e.code, o.state FROM outbox o JOIN events e ON e.id = o.event_id"))
+
+
+def test_a_line_waits_until_complete_or_quiet_then_goes_up_once(world, sim, uplink):
+    world.ticket("A1", "T1", at(9), ("XA01", 3), ("XB02", 2))
+    world.scan("dev-a", code(1), at(9, 0, 1), ticket="T1")
+    world.scan("dev-a", code(2, "8654321"), at(9, 0, 1), ticket="T1")
+    uplink.tick(world.store, at(9, 0, 30))
+    assert sim.counts().get("accepted_rows_total", 0) == 0  # neither line is complete nor quiet
+    for box in (2, 3):
+        world.scan("dev-a", code(box), at(9, 0, 30 + box), ticket="T1")
+    uplink.tick(world.store, at(9, 0, 34))  # XA01 complete: at once; XB02 (1 of 2) waits for the hold
+    assert _held(sim, "T1") and _held(sim, "T1", "XB02") is None
+    uplink.tick(world.store, at(9, 1, 2))  # quiet for 60 s since its last scan (9:00:01)
+    assert _held(sim, "T1") .sold == Decimal(3) and sorted(_held(sim, "T1").codes) == [code(1), code(2), code(3)]
+    assert _held(sim, "T1", "XB02").sold == Decimal(2) and _held(sim, "T1", "XB02").codes == (code(2, "8654321"),)
+    counts = sim.counts()
+    assert counts["live_rows"] == counts["accepted_rows"] == 2 and counts.get("code_doubles", 0) == 0
+
+
+def test_a_late_scan_is_corrected_by_a_withdrawal_and_one_corrected_row(world, sim, uplink):
+    world.ticket("A1", "T1", at(9), ("XA01", 3))
+    world.scan("dev-a", code(1), at(9, 0, 1), ticket="T1")
+    world.scan("dev-a", code(2), at(9, 0, 2), ticket="T1")
+    uplink.tick(world.store, at(9, 2))
+    assert _held(sim, "T1").sold == Decimal(3) and len(_held(sim, "T1").codes) == 2
+    world.scan("dev-a", code(3), at(9, 30), ticket="T1")  # the device was offline half an hour
+    uplink.tick(world.store, at(9, 30))  # the line is complete: its accepted row is withdrawn first
+    assert _held(sim, "T1") is None and sim.counts()["withdrawn_rows"] == 1
+    uplink.tick(world.store, at(9, 30, 1))
+    held = _held(sim, "T1")
+    assert held.sold == Decimal(3) and sorted(held.codes) == [code(1), code(2), code(3)]
+    bchnos = [row[0] for row in world.store.query("SELECT DISTINCT live_bchno FROM outbox")]
+    assert bchnos == ["TCL1-2"]
+    counts = sim.counts()
+    assert (counts["live_rows"], counts.get("code_doubles", 0), counts.get("doubles", 0)) == (1, 0, 0)
+    assert world.rates()["A1"].counts["uploaded"] == 3  # each scan counted once, though sent twice
+
+
+def test_scans_before_their_ticket_that_went_up_on_their_own_move_into_the_line(world, sim, uplink):
+    world.scan("dev-a", code(1), at(9), ticket="T1")  # carries the ticket number
+    world.scan("dev-a", code(2), at(9, 0, 5))  # none: matched by the window
+    uplink.tick(world.store, at(9, 1, 10))  # no ticket within the hold: each goes up on its own, one pack
+    assert _held(sim, "T1").sold == Decimal(1) and _held(sim, "TC2").sold == Decimal(1)
+    world.ticket("A1", "T1", at(9, 0, 10), ("XA01", 2))  # the POS link was down
+    assert _states(world) == {code(1): "pending", code(2): "pending"}
+    uplink.tick(world.store, at(9, 5))  # both loose rows withdrawn
+    uplink.tick(world.store, at(9, 5, 1))  # then the line's one row
+    held = sim.sale_totals()
+    assert set(held) == {(INSTITUTION, "T1", "XA01")}
+    assert held[(INSTITUTION, "T1", "XA01")].sold == Decimal(2)
+    assert sorted(held[(INSTITUTION, "T1", "XA01")].codes) == [code(1), code(2)]
+    assert sim.counts()["withdrawn_rows"] == 2 and sim.counts().get("code_doubles", 0) == 0
+
+
+def test_a_scan_its_ticket_claims_while_its_own_row_is_in_flight_moves_after_it_settles(world, sim, uplink):
+    world.scan("dev-a", code(1), at(9), ticket="T1")
+    with world.store.transaction() as tx:
+        outbox.plan(tx, uplink.settings, now_ms=at(9, 1, 1), limit=100)
+    assert _states(world) == {code(1): "sending"}
+    world.ticket("A1", "T1", at(9), ("XA01", 1))  # arrives while the loose row is on its way
+    uplink.tick(world.store, at(9, 1, 2))  # accepted: back to pending, to be moved
+    assert _states(world) == {code(1): "pending"}
+    uplink.tick(world.store, at(9, 1, 3))
+    uplink.tick(world.store, at(9, 1, 4))
+    assert set(sim.sale_totals()) == {(INSTITUTION, "T1", "XA01")}
+    assert world.store.query("SELECT live_bchno FROM outbox") == [("TCL1",)]
+
+
+def test_split_lines_carry_their_units_and_share_an_opened_pack(world, sim, uplink):
+    world.ticket("A1", "T1", at(9), ("XA01", 5, True))
+    world.ticket("A1", "T2", at(9, 10), ("XA01", 3, True), ("XB02", 1))
+    world.scan("dev-a", code(1), at(9, 0, 1), ticket="T1", split=5)
+    world.scan("dev-a", code(1), at(9, 10, 1), ticket="T2", split=3)  # the same opened box
+    world.scan("dev-a", code(9, "8654321"), at(9, 10, 2), ticket="T2")
+    uplink.tick(world.store, at(9, 11))
+    assert (_held(sim, "T1").sold, _held(sim, "T2").sold, _held(sim, "T2", "XB02").sold) == (5, 3, 1)
+    rows = [row for row in sim.sale_totals()]
+    assert len(rows) == 3 and sim.counts().get("code_doubles", 0) == 0
+
+
+def test_scans_the_ticket_does_not_sell_are_withheld(world, sim, uplink):
+    world.ticket("A1", "T1", at(9), ("XA01", 1))
+    world.scan("dev-a", code(1), at(9, 0, 1), ticket="T1")
+    assert world.scan("dev-a", code(1), at(9, 0, 2), ticket="T1") == Verdict.DUPLICATE_SALE  # scanned twice
+    world.scan("dev-a", code(2), at(9, 0, 3), ticket="T1")  # a box beyond the line's quantity
+    assert world.scan("dev-a", code(3, "8654321"), at(9, 0, 4), ticket="T1") == Verdict.PRODUCT_MISMATCH
+    uplink.tick(world.store, at(9, 5))
+    assert set(sim.sale_totals()) == {(INSTITUTION, "T1", "XA01")} and _held(sim, "T1").sold == 1
+    with world.store.reading() as tx:
+        counts = outbox.state_counts(tx)
+    assert (counts["done"], counts["withheld"]) == (1, 3)
+    [reason] = {row[0] for row in world.store.query("SELECT error FROM outbox WHERE state = 'withheld'")}
+    assert "tied to ticket T1 but to none of its lines" in reason
+
+
+def test_a_return_names_the_live_row_and_waits_while_its_line_is_corrected(world, sim, uplink):
+    world.ticket("A1", "T1", at(9), ("XA01", 2))
+    world.scan("dev-a", code(1), at(9, 0, 1), ticket="T1")
+    uplink.tick(world.store, at(9, 2))  # quiet: TCL1 with one code
+    world.scan("dev-a", code(2), at(9, 20), ticket="T1")  # late
+    world.scan("dev-a", code(1), at(9, 20, 1), op=Operation.SALE_RETURN)
+    uplink.tick(world.store, at(9, 21, 2))  # TCL1 withdrawn; the return waits
+    uplink.tick(world.store, at(9, 21, 3))  # TCL1-2 goes up
+    uplink.tick(world.store, at(9, 21, 4))  # then the return, naming it
+    [(returned,)] = world.store.query("SELECT ref_bchno FROM outbox WHERE infno = '3506' AND state = 'done'")
+    assert returned == "TCL1-2"
+    assert sim.live_codes("3506") == [code(1)] and _held(sim, "T1").sold == 2
+    counts = sim.counts()
+    assert counts.get("returns_unmatched", 0) == counts.get("orphaned_returns", 0) == 0
+
+
+def test_a_late_scan_of_a_line_whose_row_a_return_names_is_a_dead_letter_saying_so(world, sim, uplink):
+    world.ticket("A1", "T1", at(9), ("XA01", 2))
+    world.scan("dev-a", code(1), at(9, 0, 1), ticket="T1")
+    uplink.tick(world.store, at(9, 2))
+    world.scan("dev-a", code(1), at(9, 5), op=Operation.SALE_RETURN)
+    uplink.tick(world.store, at(9, 7))
+    assert sim.live_codes("3506") == [code(1)]
+    world.scan("dev-a", code(2), at(9, 20), ticket="T1")
+    uplink.tick(world.store, at(9, 21, 1))
+    with world.store.reading() as tx:
+        [letter] = outbox.dead_letters(tx)
+    assert letter["code"] == code(2) and "which the return TCE2 (3506) names" in letter["error"]
+    assert _held(sim, "T1").sold == 2 and sim.counts().get("orphaned_returns", 0) == 0
+    assert sim.counts().get("withdrawn_rows", 0) == 0
+
+
+def test_a_refused_withdrawal_leaves_the_row_and_makes_the_late_scan_a_dead_letter(world, sim, uplink):
+    world.ticket("A1", "T1", at(9), ("XA01", 2))
+    world.scan("dev-a", code(1), at(9, 0, 1), ticket="T1")
+    uplink.tick(world.store, at(9, 2))
+    body = (b'{"infno": "3507", "msgid": "H44030000001202611220930000999", "mdtrtarea_admvs": "440300", '
+            b'"insuplc_admdvs": "440300", "recer_sys_code": "FSI_LOCAL", "infver": "V1.0", "opter_type": "1", '
+            b'"opter": "1", "opter_name": "O", "inf_time": "2026-11-22 09:30:00", "fixmedins_code": "H44030000001", '
+            b'"fixmedins_name": "F", "input": {"data": {"fixmedins_bchno": "TCL1", "inv_data_type": "4"}}}')
+    assert sim.process(body)["output"]["result"]["retRslt"] == "1"  # someone deleted it at the platform by hand
+    world.scan("dev-a", code(2), at(9, 20), ticket="T1")
+    uplink.tick(world.store, at(9, 20, 1))
+    with world.store.reading() as tx:
+        [letter] = outbox.dead_letters(tx)
+    assert letter["code"] == code(2) and "the withdrawal (3507) of row TCL1" in letter["error"]
+    assert "无可删除的上传记录" in letter["error"]
+    with world.store.transaction() as tx:
+        assert outbox.requeue(tx, None, now_ms=at(9, 30)) == 1  # the same again: the platform has no TCL1
+    uplink.tick(world.store, at(9, 30, 1))
+    assert len(world.store.query("SELECT 1 FROM outbox WHERE state = 'dead'")) == 1
+
+
+def test_a_gateway_restart_between_sending_and_settling_sends_the_same_request(world, sim, uplink):
+    world.ticket("A1", "T1", at(9), ("XA01", 2))
+    world.scan("dev-a", code(1), at(9, 0, 1), ticket="T1")
+    world.scan("dev-a", code(2), at(9, 0, 2), ticket="T1")
+    uplink.tick(world.store, at(9, 1), crash_after=0)  # reached the platform, never settled
+    world.store.close()
+    world.store = open_store(world.location)
+    uplink.restart(world.store)
+    uplink.tick(world.store, at(9, 2))
+    assert sim.counts()["replays"] == 1 and sim.counts()["accepted_rows"] == 1 and uplink.settled(world.store)

@@ -3,7 +3,8 @@ leaves it only when the platform has accepted it (done), refused it with a reaso
 
 Row states: pending (waiting to be planned into a request), sending (in a request), done (the platform holds it in
 the accepted row `live_bchno`), dead (a dead letter: the platform's reason, or the local check that stopped it;
-`requeue` sends it again), withheld (a sale scan its ticket does not sell: see below). A request is the exact body
+`requeue` sends it again), withheld (a sale scan its ticket does not sell: see below; and a return of such a
+scan). A request is the exact body
 sent, stored with its msgid before the first attempt, so a retry after an unknown outcome is the same request;
 requests are open until settled, and a worker holds one under a lease so a crashed worker's requests return.
 
@@ -113,6 +114,11 @@ def plan(tx: Tx, planning: Planning, *, now_ms: int, limit: int) -> int:
     return planner.send()
 
 
+@dataclass(frozen=True)
+class _Withheld:
+    reason: str
+
+
 class _Planner:
     def __init__(self, tx: Tx, planning: Planning, now_ms: int) -> None:
         self.tx = tx
@@ -185,6 +191,10 @@ class _Planner:
             return
         if source is None:
             return  # a return whose sale is not uploaded yet: planned again later
+        if isinstance(source, _Withheld):
+            self.tx.write("UPDATE outbox SET state = 'withheld', regroup = 0, error = ?, changed_ms = ? WHERE id = ?",
+                          (f"not a return of its own: {source.reason}", self.now_ms, outbox_id))
+            return
         if isinstance(source, str):
             _dead(self.tx, [outbox_id], f"not sent: {source}", self.now_ms)
             return
@@ -211,27 +221,28 @@ class _Planner:
         """The platform holds rows `live` that must go before `what` is sent again: withdraw them (3507), unless a
         return names one; then the rows still waiting to join it (`waiting`) become dead letters."""
         tx = self.tx
+        for bchno in live:  # all or none: a row withdrawn in vain would take codes off the platform
+            returned = tx.one("SELECT bchno FROM outbox WHERE ref_bchno = ? AND infno = '3506' "
+                              "AND state IN ('sending', 'done') LIMIT 1", (bchno,))
+            if returned is not None:
+                tx.write(f"UPDATE outbox SET state = 'done', regroup = 0 WHERE state = 'pending' "
+                         f"AND live_bchno IN ({','.join('?' * len(live))})", live)
+                if waiting:
+                    _dead(tx, waiting, f"not sent: {what} is held by the platform as row {bchno}, which the return "
+                          f"{returned[0]} (3506) names; withdrawing it (3507) would orphan that return, so this code "
+                          "is not on the platform: add it there by hand", self.now_ms)
+                return
         for bchno in live:
             if bchno in self.withdrawals:
                 continue
             last = tx.one("SELECT state FROM requests WHERE withdraws = ? ORDER BY id DESC LIMIT 1", (bchno,))
             if last is not None and last[0] == "open":
                 continue
-            returned = tx.one("SELECT bchno FROM outbox WHERE ref_bchno = ? AND infno = '3506' "
-                              "AND state IN ('sending', 'done') LIMIT 1", (bchno,))
-            if returned is not None:
-                tx.write("UPDATE outbox SET state = 'done', regroup = 0 WHERE live_bchno = ? AND state = 'pending'",
-                         (bchno,))
-                if waiting:
-                    _dead(tx, waiting, f"not sent: {what} is held by the platform as row {bchno}, which the return "
-                          f"{returned[0]} (3506) names; withdrawing it (3507) would orphan that return, so this code "
-                          "is not on the platform: add it there by hand", self.now_ms)
-                return
             holder = tx.one("SELECT institution, infno FROM outbox WHERE live_bchno = ? LIMIT 1", (bchno,))
             assert holder is not None
             self.withdrawals[bchno] = (holder[0], holder[1])
 
-    def event_source(self, row: tuple[Any, ...]) -> mapping.RowSource | str | None:
+    def event_source(self, row: tuple[Any, ...]) -> mapping.RowSource | _Withheld | str | None:
         tx = self.tx
         (_, event_id, _, infno, code, pid, lot, expiry, made, split_qty, ticket, event_ms, _, ticket_id, list_code,
          *_) = row
@@ -244,11 +255,14 @@ class _Planner:
             ticket_fields = json.loads(found[0]) if found else {}
         original = ""
         if infno == "3506":
-            sale = tx.one("SELECT o.live_bchno, o.state, e.line_id FROM outbox o JOIN events e ON e.id = o.event_id "
-                          "WHERE e.code = ? AND e.op IN (1, 6) AND e.id < ? AND o.state <> 'withheld' "
+            sale = tx.one("SELECT o.live_bchno, o.state, e.line_id, e.id FROM outbox o JOIN events e "
+                          "ON e.id = o.event_id WHERE e.code = ? AND e.op IN (1, 6) AND e.id < ? "
                           "ORDER BY e.id DESC LIMIT 1", (code, event_id))
             if sale is not None and sale[1] in ("pending", "sending"):
                 return None
+            if sale is not None and sale[1] == "withheld":
+                return _Withheld(f"returns the sale scan {sale[3]}, which was withheld (no sale of its own), so the "
+                                 "platform holds no sale to return")
             if sale is not None and sale[2] is not None and tx.one(
                     "SELECT 1 FROM outbox o JOIN events e ON e.id = o.event_id WHERE e.line_id = ? "
                     "AND o.state IN ('pending', 'sending') LIMIT 1", (sale[2],)):

@@ -208,7 +208,7 @@ def record_ticket(tx: Tx, tally: rates.Tally, ticket: Ticket, rules: Rules, *,
     return ref.id, True
 
 
-_SCAN_COLUMNS = "id, device, institution, terminal, event_ms, list_code, verdict <> 1"
+_SCAN_COLUMNS = "id, device, institution, terminal, event_ms, list_code, verdict <> 1, split_qty"
 """A duplicate sale (verdict 1) is tied to its ticket but covers no unit: one box scanned twice is one box."""
 
 
@@ -231,7 +231,8 @@ def _claim_waiting_scans(tx: Tx, tally: rates.Tally, ticket: _TicketRef, number:
 def match_scan(tx: Tx, tally: rates.Tally, scan: StoredScan, rules: Rules, *, duplicate: bool) -> Matching:
     """Tie a just-stored valid sale scan to its ticket and line, if that ticket is already here; rates go to
     `tally`."""
-    row = (scan.id, scan.device, scan.institution, scan.terminal, scan.event_ms, scan.list_code, not duplicate)
+    row = (scan.id, scan.device, scan.institution, scan.terminal, scan.event_ms, scan.list_code, not duplicate,
+           scan.split_qty)
     if scan.ticket:
         found = tx.one("SELECT id, institution, terminal, time_ms FROM tickets WHERE terminal = ? AND number = ?",
                        (scan.terminal, scan.ticket))
@@ -249,11 +250,14 @@ def match_scan(tx: Tx, tally: rates.Tally, scan: StoredScan, rules: Rules, *, du
 
 def _attach(tx: Tx, tally: rates.Tally, ticket: _TicketRef, scan: tuple[Any, ...], *,
             only_if_fits: bool) -> Matching:
-    scan_id, device, scan_institution, scan_terminal, scan_ms, list_code, covers = scan
-    lines = tx.all("SELECT id, list_code, needed, scans, required FROM ticket_lines WHERE ticket_id = ? "
+    scan_id, device, scan_institution, scan_terminal, scan_ms, list_code, covers, split_qty = scan
+    lines = tx.all("SELECT id, list_code, needed, scans, required, split FROM ticket_lines WHERE ticket_id = ? "
                    "ORDER BY line_no", (ticket.id,)) if list_code else []
-    same = [line for line in lines if line[1] == list_code]
-    with_room = [line for line in same if line[3] < line[2]] if covers else []
+    same = [line[:5] for line in lines if line[1] == list_code]
+    # a split scan fills a split line first, a whole pack a whole-pack line: the line's row says which it is
+    kind_first = sorted((line for line in lines if line[1] == list_code), key=lambda line: bool(line[5]) != (
+        split_qty > 0))
+    with_room = [line[:5] for line in kind_first if line[3] < line[2]] if covers else []
     if only_if_fits and not with_room:
         return Matching.NONE
     if same:

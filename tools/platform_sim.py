@@ -114,7 +114,9 @@ class PlatformSim:
         self._thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
+        """Stop serving (if it was started) and close the database; `process` works without serving."""
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.server_close()
         with self._lock:
             self._db.close()

@@ -2,9 +2,15 @@
 quantity; what changes it after the platform accepted it is corrected with a 3507 withdrawal and one corrected row.
 Checked against what the platform simulator holds per line, not only per msgid."""
 
+import os
+import shutil
+import tempfile
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 from scenario import Scenario, at, code
 from uplink import Uplink, planning
 
@@ -201,3 +207,144 @@ def test_a_gateway_restart_between_sending_and_settling_sends_the_same_request(w
     uplink.restart(world.store)
     uplink.tick(world.store, at(9, 2))
     assert sim.counts()["replays"] == 1 and sim.counts()["accepted_rows"] == 1 and uplink.settled(world.store)
+
+
+# The invariant, as a property: whatever the boxes per line, the order and delays in which scans, tickets and
+# returns arrive, when the planner runs, when the gateway restarts (or dies with a request in flight) and how the
+# platform fails, once everything has settled the platform holds for every ticket line exactly its quantity and
+# exactly its codes, and no code twice.
+
+@st.composite
+def _sales(draw):
+    """Tickets with lines, the scans of their boxes, returns, and when each arrives (seconds after 9:00)."""
+    arrivals = []  # (second, kind, payload)
+    serial = 0
+    for number in range(draw(st.integers(1, 3))):
+        ticket = f"T{number + 1}"
+        lines = []
+        for _ in range(draw(st.integers(1, 2))):
+            kind = draw(st.sampled_from(["whole", "whole", "split"]))
+            list_code = draw(st.sampled_from(["XA01", "XB02"])) if kind == "whole" else "XA01"
+            quantity = draw(st.integers(1, 3))
+            lines.append((list_code, quantity, kind == "split"))
+            prefix = "8123456" if list_code == "XA01" else "8654321"
+            boxes = 1 if kind == "split" else draw(st.integers(0, quantity))
+            for _ in range(boxes):
+                serial += 1
+                text = code(900) if kind == "split" else code(serial, prefix)  # one opened pack for every split
+                scanned = draw(st.integers(0, 400))
+                with_number = draw(st.booleans()) or kind == "split"
+                arrivals.append((scanned, "scan", (text, ticket if with_number else "", quantity if kind == "split"
+                                                   else 0)))
+                if kind == "whole" and draw(st.integers(0, 4)) == 0:
+                    arrivals.append((scanned + draw(st.integers(1, 300)), "return", (text,)))
+        arrivals.append((draw(st.integers(0, 400)), "ticket", (ticket, lines)))
+    for second in draw(st.lists(st.integers(0, 700), max_size=12)):
+        arrivals.append((second, draw(st.sampled_from(["tick", "tick", "tick", "restart", "crash"])), ()))
+    arrivals.sort(key=lambda item: (item[0], item[1] != "ticket"))
+    return arrivals
+
+
+@settings(max_examples=int(os.environ.get("EXACT_SALES_EXAMPLES", "40")), deadline=None)
+@given(arrivals=_sales(), hold_s=st.sampled_from([0, 30, 60]), faults=st.sampled_from([
+    {}, {"error_rate": 0.25}, {"drop_rate": 0.25}, {"error_rate": 0.15, "timeout_rate": 0.1, "drop_rate": 0.15}]),
+    seed=st.integers(0, 1000))
+def test_the_platform_holds_every_line_exactly_whatever_the_order_timing_restarts_and_faults(
+        arrivals, hold_s, faults, seed):
+    folder = Path(tempfile.mkdtemp(prefix="exact-"))
+    world = Scenario(folder, Rules(match_window_s=300, unscanned_after_s=900))
+    world.counter("dev-a", "A1", INSTITUTION)
+    try:
+        sim = PlatformSim(folder / "platform.sqlite3", Faults(**faults), seed=seed)  # in-process: not serving
+        try:
+            uplink = Uplink(sim, planning(INSTITUTION, hold_s * 1000))
+            for second, kind, payload in arrivals:
+                now = at(9) + second * 1000
+                if kind == "ticket":
+                    ticket, lines = payload
+                    world.ticket("A1", ticket, at(9, 3), *lines)
+                elif kind == "scan":
+                    text, ticket, split = payload
+                    world.scan("dev-a", text, now, ticket=ticket, split=split)
+                elif kind == "return":
+                    world.scan("dev-a", payload[0], now, op=Operation.SALE_RETURN)
+                elif kind == "tick":
+                    uplink.tick(world.store, now)
+                else:  # the gateway stops (or dies with a request answered but not settled) and starts again
+                    if kind == "crash":
+                        uplink.tick(world.store, now, crash_after=seed % 3)
+                    world.store.close()
+                    world.store = open_store(world.location)
+                    uplink.restart(world.store)
+            sim.set_faults({"error_rate": 0, "drop_rate": 0, "timeout_rate": 0})
+            end = at(9) + 1_000_000
+            for step in range(40):
+                uplink.tick(world.store, end + step * 1000)
+                if uplink.settled(world.store):
+                    break
+            assert uplink.settled(world.store), world.store.query("SELECT state, count(*) FROM outbox GROUP BY state")
+            _check_exact(world, sim)
+        finally:
+            sim.stop()
+    finally:
+        world.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _check_exact(world, sim):
+    """What the platform holds, against what the gateway knows was sold: per (ticket, product) the quantity of each
+    line that went up and the codes scanned for it; a scan tied to no ticket as its own pack (or units)."""
+    expected: dict[tuple[str, str, str], list] = {}
+    orphaned = []  # late scans of a line whose row a return names: dead letters saying so
+    lines = dict((row[0], row[1:]) for row in world.store.query(
+        "SELECT l.id, t.number, l.list_code, l.quantity FROM ticket_lines l JOIN tickets t ON t.id = l.ticket_id"))
+    line_rows: dict[int, set] = {}
+    for event_id, text, ticket, list_code, split, line_id, state, live, error in world.store.query(
+            "SELECT e.id, e.code, e.ticket, e.list_code, e.split_qty, e.line_id, o.state, o.live_bchno, o.error "
+            "FROM events e JOIN outbox o ON o.event_id = e.id WHERE e.op = 1"):
+        if state == "withheld":  # tied to a ticket that does not sell it
+            assert line_id is None
+            continue
+        if state == "dead":
+            assert "which the return" in error, error
+            orphaned.append(text)
+            continue
+        assert state == "done", (text, state)
+        if live.startswith("TCL"):
+            assert line_id is not None and live.split("-")[0] == f"TCL{line_id}", (live, line_id)
+            number, line_code, quantity = lines[line_id]
+            entry = expected.setdefault((INSTITUTION, number, line_code), [0, []])
+            if live not in line_rows.setdefault(line_id, set()):
+                line_rows[line_id].add(live)
+                entry[0] += quantity
+            entry[1].append(text)
+        else:  # its own row: tied to no ticket, or claimed by one after a return named its row
+            assert live == f"TCE{event_id}"
+            if line_id is not None:
+                assert world.store.query("SELECT 1 FROM outbox WHERE ref_bchno = ? AND state = 'done'", (live,))
+            entry = expected.setdefault((INSTITUTION, ticket or f"TC{event_id}", list_code), [0, []])
+            entry[0] += split or 1
+            entry[1].append(text)
+    assert all(len(rows) == 1 for rows in line_rows.values()), line_rows  # one live row per line
+    held = sim.sale_totals()
+    assert {key: (Decimal(quantity), sorted(codes)) for key, (quantity, codes) in expected.items()} == {
+        key: (total.sold, sorted(total.codes)) for key, total in held.items() if total.sold or total.codes}
+    returns = []
+    for event_id, text, state in world.store.query("SELECT e.id, e.code, o.state FROM events e JOIN outbox o "
+                                                   "ON o.event_id = e.id WHERE e.op = 2"):
+        if state == "withheld":  # it returns a sale scan its ticket did not sell, which never went up
+            [(sold,)] = world.store.query("SELECT o.state FROM events e JOIN outbox o ON o.event_id = e.id WHERE "
+                                          "e.code = ? AND e.op = 1 AND e.id < ? ORDER BY e.id DESC LIMIT 1",
+                                          (text, event_id))
+            assert sold == "withheld"
+        else:
+            returns.append(text)
+    assert sorted(sim.live_codes("3506")) == sorted(returns)
+    counts = sim.counts()
+    event(f"rows withdrawn: {min(counts.get('withdrawn_rows', 0), 3)}+; late scans a return blocked: {len(orphaned)}")
+    event(f"requests answered from the record (lost answers, restarts): {counts.get('replays', 0) > 0}")
+    for problem in ("code_doubles", "doubles", "returns_unmatched", "orphaned_returns"):
+        assert counts.get(problem, 0) == 0, (problem, counts)
+    assert not world.store.query("SELECT state FROM outbox WHERE state NOT IN ('done', 'dead', 'withheld')")
+    dead = world.store.query("SELECT count(*) FROM outbox WHERE state = 'dead'")[0][0]
+    assert dead == len(orphaned)

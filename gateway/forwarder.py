@@ -1,6 +1,7 @@
 """Forwarding to the medical-insurance platform: plan requests from the outbox, send them, settle the answers.
 
-A planner thread turns ready outbox rows into stored requests; `concurrency` workers each claim one open request
+A planner thread turns ready outbox rows into stored requests (and into 3507 withdrawals where an accepted sale row
+must be corrected: gateway.outbox); `concurrency` workers each claim one open request
 under a lease, send it, and settle it: accepted rows done (and counted as uploaded), refused rows dead letters
 with the platform's reason, unknown outcomes retried with the same msgid after an exponential backoff with full
 jitter and a cap. A circuit breaker stops sending after consecutive transport failures and lets one probe through
@@ -44,7 +45,8 @@ class ForwardSettings:
     rate_per_s: int = 10
     """Requests per second at most; 0: no limit."""
     sale_hold_s: int = 120
-    """Sales and returns wait this long after receipt so one ticket line's scans go up as one row."""
+    """A ticket line goes up once complete, or once quiet this long (after its ticket's and its last scan's
+    receipt); a sale scan tied to no ticket, and a return, wait this long after receipt (see gateway.outbox)."""
     backoff_base_ms: int = 1000
     backoff_cap_ms: int = 300000
     breaker_failures: int = 5

@@ -4,9 +4,11 @@ Operation -> interface: sale and hospital dispense -> 3505, sale return -> 3506,
 purchase return -> 3504, stocktake -> 3501. No scan mode produces an inventory change (3502): its rules are in
 platform_fields for the validator and the simulator, but nothing maps to it until the protocol gains a mode.
 
-A sale row is one ticket line with the codes of all its scans; a sale scan tied to no line goes up as its own
-row (one pack, or its split units). Values come, first to last, from the scan, its ticket line and ticket, the
-catalog, the ticket's `platform` object, then `forward.institutions.<code>` and `forward.defaults`.
+A sale row is one ticket line: every code scanned for it and the line's quantity (packs, or units on a split
+line); a sale scan tied to no ticket goes up as its own row (one pack, or its split units). Which scans go in a
+row and when, and how a row is corrected (3507), is the outbox's business. Values come, first to last, from the
+scan, its ticket line and ticket, the catalog, the ticket's `platform` object, then `forward.institutions.<code>`
+and `forward.defaults`.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from gateway.platform_fields import BATCH_NODE, ENVELOPE, ROW_NODE, ROWS
+from gateway.platform_fields import BATCH_NODE, ENVELOPE, INV_DATA_TYPE, ROW_NODE, ROWS
 from gateway.protocol import Operation
 
-__all__ = ["INTERFACE", "RowSource", "build_row", "envelope", "msgid_for", "platform_time", "platform_date"]
+__all__ = ["INTERFACE", "WITHDRAW", "RowSource", "build_row", "withdrawal_row", "envelope", "msgid_for",
+           "platform_time", "platform_date"]
 
 INTERFACE = {Operation.SALE: "3505", Operation.DISPENSE: "3505", Operation.SALE_RETURN: "3506",
              Operation.PURCHASE: "3503", Operation.PURCHASE_RETURN: "3504", Operation.STOCKTAKE: "3501"}
@@ -29,6 +32,8 @@ _TIME_FIELD = {"3503": "purc_retn_stoin_time", "3504": "purc_retn_stoin_time", "
                "3506": "sel_retn_time"}
 _OPERATOR_FIELD = {"3503": "purc_retn_opter_name", "3504": "purc_retn_opter_name", "3505": "sel_retn_opter_name",
                    "3506": "sel_retn_opter_name"}
+WITHDRAW = "3507"
+"""Delete an upload: how a row the platform accepted is corrected."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,6 +106,15 @@ def build_row(source: RowSource, values: Mapping[str, str], timezone: str) -> di
         row.setdefault(_OPERATOR_FIELD[infno], values["opter_name"])  # the operator of the envelope
     row["drugtracinfo"] = [{"drug_trac_codg": code} for code in source.codes]
     return row
+
+
+def withdrawal_row(bchno: str, infno: str) -> dict[str, object]:
+    """The `data` of a 3507 request deleting the accepted row `bchno` of interface `infno`.
+
+    >>> withdrawal_row("TCL7", "3505")
+    {'fixmedins_bchno': 'TCL7', 'inv_data_type': '4'}
+    """
+    return {"fixmedins_bchno": bchno, "inv_data_type": INV_DATA_TYPE[infno]}
 
 
 def msgid_for(institution: str, request_id: int, now_ms: int, timezone: str) -> str:

@@ -204,7 +204,8 @@ class _Batch:
 
     def keys(self, accepted: list[Accepted], rejected: list[Rejected], statuses: list[tuple[Status, int]],
              tickets_in: list[TicketIn]) -> list[str]:
-        """What this batch must hold alone: its devices, their terminals, its codes, its tickets' terminals.
+        """What this batch must hold alone: its devices, their terminals, its codes, its tickets' terminals (and,
+        with tickets, the outbox's planning lock).
         Learns where each of its devices stands (terminal, institution) on the way, one query per 500."""
         names = {item.event.device for item in accepted} | {item.device for item in rejected if item.device}
         names |= {status.device for status, _ in statuses}
@@ -217,6 +218,8 @@ class _Batch:
         keys = {f"device:{name}" for name in names} | {f"code:{item.event.code}" for item in accepted
                                                         if item.event.code}
         terminals = {entry.ticket.terminal for entry in tickets_in} | {place[0] for place in self._places.values()}
+        if tickets_in:  # a ticket may claim scans already in the outbox: not while requests are planned
+            keys.add(outbox.PLAN_LOCK)
         return sorted(keys | {f"terminal:{terminal}" for terminal in terminals})
 
     def _place(self, device: str) -> tuple[str, str, str, str]:

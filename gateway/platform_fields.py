@@ -3,7 +3,9 @@ before it is sent.
 
 The 3505 sale row and the envelope are from several agreeing public sources (REFERENCE.md, confidence H). The
 rows of 3501, 3503, 3504 and 3506 follow public HIS clients (confidence M/L): a province's rules may add fields,
-which `forward.defaults` can then fill. The platform simulator (tools/platform_sim.py) enforces these rules.
+which `forward.defaults` can then fill. 3507 (delete an upload) takes one `data` object: the `fixmedins_bchno` of
+the row to delete and its `inv_data_type` (1 stocktake, 2 inventory change, 3 purchase, 4 sale); it has no batch
+variant and carries no codes. The platform simulator (tools/platform_sim.py) enforces these rules.
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Field", "ENVELOPE", "ROWS", "ROW_NODE", "BATCH_NODE", "ERROR_NODE", "check_envelope", "check_row"]
+__all__ = ["Field", "ENVELOPE", "ROWS", "CODED", "ROW_NODE", "BATCH_NODE", "ERROR_NODE", "INV_DATA_TYPE",
+           "check_envelope", "check_row"]
 
 
 @dataclass(frozen=True)
 class Field:
     name: str
     kind: str
-    """text (with max length), date yyyy-MM-dd, datetime yyyy-MM-dd HH:mm:ss, decimal (16,4), flag ("0"/"1")."""
+    """text (with max length), date yyyy-MM-dd, datetime yyyy-MM-dd HH:mm:ss, decimal (16,4), flag ("0"/"1"),
+    flag3 ("1"-"3"), flag4 ("1"-"4")."""
     max_len: int = 0
     required: bool = True
 
@@ -50,13 +54,19 @@ ROWS: dict[str, list[Field]] = {
     "3504": _PURCHASE,
     "3505": _SALE,
     "3506": [*_SALE, _text("medins_prod_sel_no", 30)],
+    "3507": [_text("fixmedins_bchno", 30), Field("inv_data_type", "flag4")],
 }
-"""Interface number -> its row's fields; every row also carries `drugtracinfo: [{"drug_trac_codg"}]`."""
+"""Interface number -> its row's fields; every row of 3501-3506 also carries `drugtracinfo: [{"drug_trac_codg"}]`."""
+CODED = ("3501", "3502", "3503", "3504", "3505", "3506")
+"""The interfaces whose rows carry trace codes (and have batch variants)."""
 ROW_NODE = {"3501": "invinfo", "3502": "invinfo", "3503": "purcinfo", "3504": "purcinfo", "3505": "selinfo",
-            "3506": "selinfo"}
-BATCH_NODE = {infno: f"{node}Detail" for infno, node in ROW_NODE.items()}
+            "3506": "selinfo", "3507": "data"}
+INV_DATA_TYPE = {"3501": "1", "3502": "2", "3503": "3", "3504": "3", "3505": "4", "3506": "4"}
+"""3507's inv_data_type of a row of each interface. REFERENCE.md names four types; that purchase returns share
+type 3 with purchases and sale returns type 4 with sales (as they share the row node) is our reading."""
+BATCH_NODE = {infno: f"{ROW_NODE[infno]}Detail" for infno in CODED}
 """Input node of the batch variants (3501A-3506A)."""
-ERROR_NODE = {infno: f"{node}ErrDetail" for infno, node in ROW_NODE.items()}
+ERROR_NODE = {infno: f"{ROW_NODE[infno]}ErrDetail" for infno in CODED}
 """Output node listing per-row failures of a batch variant. The sale list's real name is not published (open):
 `selinfoErrDetail` here, configurable as forward.sale_error_node."""
 
@@ -73,6 +83,7 @@ _FORMATS = {
     "decimal": re.compile(r"\d{1,12}(\.\d{1,4})?"),
     "flag": re.compile(r"[01]"),
     "flag3": re.compile(r"[123]"),
+    "flag4": re.compile(r"[1234]"),
 }
 _MSGID = re.compile(r"[0-9A-Za-z]{12}\d{14}\d{4}")
 
@@ -99,7 +110,7 @@ def _problems(values: dict[str, object], fields: list[Field], where: str) -> lis
 def check_envelope(envelope: dict[str, object]) -> list[str]:
     """Every problem of the envelope (without `input`), empty when it may be sent."""
     found = _problems(envelope, ENVELOPE, "")
-    if envelope.get("infno") not in {*ROWS, *(f"{number}A" for number in ROWS)}:
+    if envelope.get("infno") not in {*ROWS, *(f"{number}A" for number in CODED)}:
         found.append(f"infno {envelope.get('infno')!r} is not an inventory/sales interface")
     if envelope.get("msgid") and not _MSGID.fullmatch(str(envelope["msgid"])):
         found.append("msgid must be the institution code (12) + yyyyMMddHHmmss + a 4-digit sequence")
@@ -107,8 +118,10 @@ def check_envelope(envelope: dict[str, object]) -> list[str]:
 
 
 def check_row(infno: str, row: dict[str, object]) -> list[str]:
-    """Every problem of one row of interface `infno` (3501-3506), empty when it may be sent."""
+    """Every problem of one row of interface `infno` (3501-3507), empty when it may be sent."""
     found = _problems(row, ROWS[infno], "")
+    if infno not in CODED:
+        return found
     codes = row.get("drugtracinfo")
     if not isinstance(codes, list) or not codes:
         found.append("drugtracinfo must list at least one drug_trac_codg")

@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 __all__ = ["Device", "Tx", "Store", "SQLiteStore", "SCHEMA_VERSION", "SCHEMA", "MIGRATIONS", "StoreError", "Conflict",
            "open_store", "retrying"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 KEY_CACHE_S = 30.0
 """A key changed by `trace-gateway device add` in another process is used within this many seconds."""
 
@@ -128,6 +128,17 @@ MIGRATIONS: dict[int, list[str]] = {
     2: ["ALTER TABLE events ADD COLUMN instance TEXT NOT NULL DEFAULT ''"],
     3: ["CREATE TABLE quarantine_dropped (reason TEXT PRIMARY KEY, messages INTEGER NOT NULL, times INTEGER NOT NULL, "
         "bytes INTEGER NOT NULL)"],
+    4: ["ALTER TABLE outbox ADD COLUMN live_bchno TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE outbox ADD COLUMN ref_bchno TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE outbox ADD COLUMN regroup INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE outbox ADD COLUMN uploaded INTEGER NOT NULL DEFAULT 0",
+        "UPDATE outbox SET live_bchno = bchno, uploaded = 1 WHERE state = 'done'",
+        "CREATE INDEX outbox_by_live ON outbox (live_bchno) WHERE live_bchno <> ''",
+        "CREATE INDEX outbox_by_ref ON outbox (ref_bchno) WHERE ref_bchno <> ''",
+        "ALTER TABLE ticket_lines ADD COLUMN rows_made INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX events_by_line ON events (line_id) WHERE line_id IS NOT NULL",
+        "ALTER TABLE requests ADD COLUMN withdraws TEXT NOT NULL DEFAULT ''",
+        "CREATE INDEX requests_by_withdrawn ON requests (withdraws) WHERE withdraws <> ''"],
 }
 """Version -> the statements (SQL both engines run) that bring a database from the version before to it."""
 

@@ -29,7 +29,7 @@ from enum import IntEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway import alerts, catalog, rates
+from gateway import alerts, catalog, outbox, rates
 from gateway.protocol import shown, storable
 from gateway.rules import Rules
 from gateway.scans import StoredScan
@@ -204,29 +204,35 @@ def record_ticket(tx: Tx, tally: rates.Tally, ticket: Ticket, rules: Rules, *,
                    (ref.id, line_no, line.list_code, line.quantity, int(line.split), int(required), needed,
                     ticket.time_ms + rules.unscanned_after_s * 1000))
     tally.add(institution, ticket.terminal, ticket.time_ms, units_required=required_units)
-    _claim_waiting_scans(tx, tally, ref, ticket.number, rules)
+    _claim_waiting_scans(tx, tally, ref, ticket.number, rules, received_ms)
     return ref.id, True
 
 
-_SCAN_COLUMNS = "id, device, institution, terminal, event_ms, list_code, verdict <> 1"
+_SCAN_COLUMNS = "id, device, institution, terminal, event_ms, list_code, verdict <> 1, split_qty"
 """A duplicate sale (verdict 1) is tied to its ticket but covers no unit: one box scanned twice is one box."""
 
 
-def _claim_waiting_scans(tx: Tx, tally: rates.Tally, ticket: _TicketRef, number: str, rules: Rules) -> None:
+def _claim_waiting_scans(tx: Tx, tally: rates.Tally, ticket: _TicketRef, number: str, rules: Rules,
+                         received_ms: int) -> None:
+    """Tie the scans stored before the ticket to it; each one tied leaves the platform row it may already be in
+    (outbox.regroup: the caller holds outbox.PLAN_LOCK)."""
     for row in tx.all(f"SELECT {_SCAN_COLUMNS} FROM events WHERE terminal = ? AND ticket = ? AND ticket_id IS NULL "
                       "AND err = 0 AND op IN (1, 6) ORDER BY id", (ticket.terminal, number)):
         _attach(tx, tally, ticket, row, only_if_fits=False)
+        outbox.regroup(tx, row[0], now_ms=received_ms)
     window_ms = rules.match_window_s * 1000
     for row in tx.all(f"SELECT {_SCAN_COLUMNS} FROM events WHERE terminal = ? AND ticket_id IS NULL AND err = 0 "
                       "AND op IN (1, 6) AND event_ms BETWEEN ? AND ? AND ticket = '' AND list_code <> '' ORDER BY id",
                       (ticket.terminal, ticket.time_ms - window_ms, ticket.time_ms + window_ms)):
-        _attach(tx, tally, ticket, row, only_if_fits=True)
+        if _attach(tx, tally, ticket, row, only_if_fits=True) != Matching.NONE:
+            outbox.regroup(tx, row[0], now_ms=received_ms)
 
 
 def match_scan(tx: Tx, tally: rates.Tally, scan: StoredScan, rules: Rules, *, duplicate: bool) -> Matching:
     """Tie a just-stored valid sale scan to its ticket and line, if that ticket is already here; rates go to
     `tally`."""
-    row = (scan.id, scan.device, scan.institution, scan.terminal, scan.event_ms, scan.list_code, not duplicate)
+    row = (scan.id, scan.device, scan.institution, scan.terminal, scan.event_ms, scan.list_code, not duplicate,
+           scan.split_qty)
     if scan.ticket:
         found = tx.one("SELECT id, institution, terminal, time_ms FROM tickets WHERE terminal = ? AND number = ?",
                        (scan.terminal, scan.ticket))
@@ -244,11 +250,14 @@ def match_scan(tx: Tx, tally: rates.Tally, scan: StoredScan, rules: Rules, *, du
 
 def _attach(tx: Tx, tally: rates.Tally, ticket: _TicketRef, scan: tuple[Any, ...], *,
             only_if_fits: bool) -> Matching:
-    scan_id, device, scan_institution, scan_terminal, scan_ms, list_code, covers = scan
-    lines = tx.all("SELECT id, list_code, needed, scans, required FROM ticket_lines WHERE ticket_id = ? "
+    scan_id, device, scan_institution, scan_terminal, scan_ms, list_code, covers, split_qty = scan
+    lines = tx.all("SELECT id, list_code, needed, scans, required, split FROM ticket_lines WHERE ticket_id = ? "
                    "ORDER BY line_no", (ticket.id,)) if list_code else []
-    same = [line for line in lines if line[1] == list_code]
-    with_room = [line for line in same if line[3] < line[2]] if covers else []
+    same = [line[:5] for line in lines if line[1] == list_code]
+    # a split scan fills a split line first, a whole pack a whole-pack line: the line's row says which it is
+    kind_first = sorted((line for line in lines if line[1] == list_code), key=lambda line: bool(line[5]) != (
+        split_qty > 0))
+    with_room = [line[:5] for line in kind_first if line[3] < line[2]] if covers else []
     if only_if_fits and not with_room:
         return Matching.NONE
     if same:

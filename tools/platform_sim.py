@@ -1,11 +1,18 @@
 """trace-platform-sim: the medical-insurance platform's inventory and sales interfaces, with fault injection.
 
-It takes 3501-3506 and their batch variants (3501A-3506A) as REFERENCE.md describes them: the envelope and every
-row are checked against gateway/platform_fields.py; a bad envelope gets `infcode -1`, a bad row a business
-failure (`retRslt "0"`, or its entry in the batch's error list). What it accepts it records in its own SQLite
-file, one row per fixmedins_bchno and upload. A repeated msgid gets the stored answer of the first time and is
-not processed again; a bchno accepted before under another msgid is accepted again and counted as a double (a
-platform that does not deduplicate, which REFERENCE.md says we must not rely on).
+It takes 3501-3506 and their batch variants (3501A-3506A) as REFERENCE.md describes them, and 3507 (delete an
+upload): the envelope and every row are checked against gateway/platform_fields.py; a bad envelope gets
+`infcode -1`, a bad row a business failure (`retRslt "0"`, or its entry in the batch's error list). What it accepts
+it records in its own SQLite file, one row per fixmedins_bchno and upload. A repeated msgid gets the stored answer
+of the first time and is not processed again; a bchno accepted before under another msgid is accepted again and
+counted as a double (a platform that does not deduplicate, which REFERENCE.md says we must not rely on). A 3507
+marks the accepted row of its bchno and type withdrawn (refused when there is none).
+
+What it holds is checked as the platform would see it, not only per msgid: per ticket line (institution,
+`rtal_docno`, `med_list_codg`) the quantity its live (not withdrawn) sale rows and return rows add up to
+(`sale_totals`, `GET /_sim/lines`), and per code of a whole pack how many live sales less returns name it: a
+code accepted again while a live sale of it stands is counted in `code_doubles`. A return naming no live sale row
+counts in `returns_unmatched`, a withdrawn sale row that a live return names in `orphaned_returns`.
 
 Faults, from the command line or `POST /_sim/faults` (JSON of the same names):
   --latency-ms N        added before answering
@@ -16,12 +23,14 @@ Faults, from the command line or `POST /_sim/faults` (JSON of the same names):
   --outage START:LEN    from START s after launch, for LEN s, answer 503 without processing
   --paas-token T        require x-tif-* headers signed with this token
 
-`GET /_sim/counts` gives accepted rows, distinct bchno, doubles, replays and faults injected, for tests.
+`GET /_sim/counts` gives accepted rows, live rows, distinct bchno, doubles, code doubles, withdrawn rows, replays
+and faults injected; `GET /_sim/lines` the per-line totals; both for tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import decimal
 import hashlib
 import json
 import random
@@ -34,18 +43,31 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from gateway.platform_fields import BATCH_NODE, ERROR_NODE, ROW_NODE, check_envelope, check_row
+from gateway.platform_fields import BATCH_NODE, ERROR_NODE, INV_DATA_TYPE, ROW_NODE, check_envelope, check_row
 
-__all__ = ["Faults", "PlatformSim", "main"]
+__all__ = ["Faults", "PlatformSim", "LineTotal", "main"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (msgid TEXT PRIMARY KEY, answer TEXT NOT NULL, received_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS accepted (
     id INTEGER PRIMARY KEY, bchno TEXT NOT NULL, infno TEXT NOT NULL, msgid TEXT NOT NULL, institution TEXT NOT NULL,
-    codes TEXT NOT NULL, row TEXT NOT NULL, accepted_ms INTEGER NOT NULL);
+    codes TEXT NOT NULL, row TEXT NOT NULL, accepted_ms INTEGER NOT NULL, withdrawn INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS accepted_by_bchno ON accepted (bchno);
+CREATE TABLE IF NOT EXISTS held (code TEXT PRIMARY KEY, packs INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+
+
+@dataclass(frozen=True)
+class LineTotal:
+    """What the live rows of one ticket line add up to, as the platform holds them."""
+
+    sold: decimal.Decimal
+    """sel_retn_cnt summed over the live 3505 rows of (institution, rtal_docno, med_list_codg)."""
+    returned: decimal.Decimal
+    """... and over the live 3506 rows."""
+    codes: tuple[str, ...]
+    """The codes of the live 3505 rows, in order of acceptance."""
 
 
 @dataclass
@@ -92,7 +114,9 @@ class PlatformSim:
         self._thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
+        """Stop serving (if it was started) and close the database; `process` works without serving."""
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.server_close()
         with self._lock:
             self._db.close()
@@ -119,15 +143,38 @@ class PlatformSim:
     def counts(self) -> dict[str, int]:
         with self._lock:
             counters = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
-            rows, distinct = self._db.execute("SELECT count(*), count(DISTINCT bchno) FROM accepted").fetchone()
+            rows, distinct, live = self._db.execute("SELECT count(*), count(DISTINCT bchno), "
+                                                    "coalesce(sum(1 - withdrawn), 0) FROM accepted").fetchone()
             codes = [json.loads(text) for (text,) in self._db.execute("SELECT codes FROM accepted")]
-        return {"accepted_rows": rows, "distinct_bchno": distinct, "codes": sum(len(item) for item in codes),
-                **{name: int(value) for name, value in counters.items()}}
+        return {"accepted_rows": rows, "live_rows": live, "distinct_bchno": distinct,
+                "codes": sum(len(item) for item in codes), **{name: int(value) for name, value in counters.items()}}
 
     def accepted_codes(self) -> list[str]:
+        """Every code of every row ever accepted (withdrawn ones too), in order."""
         with self._lock:
             return [code for (text,) in self._db.execute("SELECT codes FROM accepted ORDER BY id")
                     for code in json.loads(text)]
+
+    def live_codes(self, infno: str = "3505") -> list[str]:
+        """The codes of the rows of `infno` the platform holds now (not withdrawn), in order of acceptance."""
+        with self._lock:
+            return [code for (text,) in self._db.execute("SELECT codes FROM accepted WHERE infno = ? AND withdrawn = 0 "
+                                                         "ORDER BY id", (infno,)) for code in json.loads(text)]
+
+    def sale_totals(self) -> dict[tuple[str, str, str], LineTotal]:
+        """(institution, rtal_docno, med_list_codg) -> what its live sale and return rows add up to."""
+        with self._lock:
+            rows = self._db.execute("SELECT institution, infno, row FROM accepted WHERE withdrawn = 0 "
+                                    "AND infno IN ('3505', '3506') ORDER BY id").fetchall()
+        sums: dict[tuple[str, str, str], list[Any]] = {}
+        for institution, infno, text in rows:
+            row = json.loads(text)
+            key = (institution, str(row.get("rtal_docno", "")), str(row.get("med_list_codg", "")))
+            entry = sums.setdefault(key, [decimal.Decimal(0), decimal.Decimal(0), []])
+            entry[0 if infno == "3505" else 1] += decimal.Decimal(str(row.get("sel_retn_cnt", "0")))
+            if infno == "3505":
+                entry[2] += [item["drug_trac_codg"] for item in row["drugtracinfo"]]
+        return {key: LineTotal(sold, returned, tuple(codes)) for key, (sold, returned, codes) in sums.items()}
 
     def decide(self) -> str:
         """The fault for the next request: outage, error, timeout, drop, or "" (none)."""
@@ -188,6 +235,8 @@ class PlatformSim:
         if not isinstance(rows, list) or not rows or not all(isinstance(row, dict) for row in rows):
             self._count("refused_envelope")
             return _answer(-1, msgid, now, f"input.{node} 缺失或格式错误")
+        if infno == "3507":
+            return self._withdraw(rows[0], msgid, now)
         failures = []
         for row in rows:
             problems = check_row(infno, row)
@@ -201,6 +250,11 @@ class PlatformSim:
             if self._db.execute("SELECT 1 FROM accepted WHERE bchno = ?", (bchno,)).fetchone():
                 self._count("doubles")
             codes = [item["drug_trac_codg"] for item in row["drugtracinfo"]]
+            if infno == "3506" and not self._db.execute(
+                    "SELECT 1 FROM accepted WHERE bchno = ? AND infno = '3505' AND withdrawn = 0",
+                    (str(row.get("medins_prod_sel_no", "")),)).fetchone():
+                self._count("returns_unmatched")  # names no sale row held here (or one from before this platform)
+            self._hold(infno, row, codes, 1)
             self._db.execute("INSERT INTO accepted (bchno, infno, msgid, institution, codes, row, accepted_ms) "
                              "VALUES (?,?,?,?,?,?,?)", (bchno, infno, msgid, str(request["fixmedins_code"]),
                                                         json.dumps(codes), json.dumps(row, ensure_ascii=False),
@@ -214,6 +268,43 @@ class PlatformSim:
             return _answer(0, msgid, now, "", output)
         if failures:
             return _answer(0, msgid, now, "", {"result": {"retRslt": "0", "msgRslt": failures[0]["err_msg"]}})
+        return _answer(0, msgid, now, "", {"result": {"retRslt": "1", "msgRslt": "成功"}})
+
+
+    def _hold(self, infno: str, row: dict[str, Any], codes: list[str], sign: int) -> None:
+        """Track how many live sales less returns name each whole-pack code; `sign` -1 when a row is withdrawn."""
+        if infno not in ("3505", "3506") or str(row.get("trdn_flag")) == "1":
+            return  # an opened pack's code is in as many split sales as it has units
+        step = sign if infno == "3505" else -sign
+        for code in codes:
+            found = self._db.execute("SELECT packs FROM held WHERE code = ?", (code,)).fetchone()
+            packs = int(found[0]) if found else 0
+            if step > 0 and packs >= 1:
+                self._count("code_doubles")
+            self._db.execute("INSERT INTO held (code, packs) VALUES (?, ?) ON CONFLICT (code) DO UPDATE SET "
+                             "packs = excluded.packs", (code, packs + step))
+
+    def _withdraw(self, data: dict[str, Any], msgid: str, now: str) -> dict[str, Any]:
+        problems = check_row("3507", data)
+        if problems:
+            self._count("refused_rows")
+            return _answer(0, msgid, now, "", {"result": {"retRslt": "0", "msgRslt": "; ".join(problems)}})
+        bchno, kind = str(data["fixmedins_bchno"]), str(data["inv_data_type"])
+        interfaces = [infno for infno, number in INV_DATA_TYPE.items() if number == kind]
+        found = self._db.execute(f"SELECT id, infno, row, codes FROM accepted WHERE bchno = ? AND withdrawn = 0 "
+                                 f"AND infno IN ({','.join('?' * len(interfaces))}) ORDER BY id DESC LIMIT 1",
+                                 (bchno, *interfaces)).fetchone()
+        if found is None:
+            self._count("refused_withdrawals")
+            refusal = f"流水号{bchno}无可删除的上传记录"
+            return _answer(0, msgid, now, "", {"result": {"retRslt": "0", "msgRslt": refusal}})
+        naming = self._db.execute("SELECT row FROM accepted WHERE infno = '3506' AND withdrawn = 0 AND row LIKE ?",
+                                  (f"%{bchno}%",)).fetchall()
+        if found[1] == "3505" and any(json.loads(text).get("medins_prod_sel_no") == bchno for (text,) in naming):
+            self._count("orphaned_returns")  # a return held here names the sale row now deleted
+        self._db.execute("UPDATE accepted SET withdrawn = 1 WHERE id = ?", (found[0],))
+        self._hold(found[1], json.loads(found[2]), json.loads(found[3]), -1)
+        self._count("withdrawn_rows")
         return _answer(0, msgid, now, "", {"result": {"retRslt": "1", "msgRslt": "成功"}})
 
 
@@ -240,6 +331,10 @@ def _handler(sim: PlatformSim) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802
             if self.path == "/_sim/counts":
                 self._send(200, sim.counts())
+            elif self.path == "/_sim/lines":
+                self._send(200, [{"institution": key[0], "rtal_docno": key[1], "med_list_codg": key[2],
+                                  "sold": str(total.sold), "returned": str(total.returned), "codes": list(total.codes)}
+                                 for key, total in sorted(sim.sale_totals().items())])
             elif self.path == "/_sim/faults":
                 self._send(200, asdict(sim.faults))
             else:

@@ -215,3 +215,32 @@ def test_superscript_digits_are_no_date():
     from gateway.mapping import platform_date
 
     assert platform_date("²²²²²²") == "" and platform_date("260100") == "2026-01-31"
+
+
+def _sale_rows(world):
+    """Every 3505 row planned so far, from the stored request bodies."""
+    rows = []
+    for (body,) in world.store.query("SELECT body FROM requests WHERE infno = '3505' ORDER BY id"):
+        request = json.loads(body)
+        node = request["input"]
+        rows += node["selinfoDetail"] if "selinfoDetail" in node else [node["selinfo"]]
+    return rows
+
+
+def test_a_line_whose_boxes_arrive_between_planner_ticks_goes_up_once_with_its_true_quantity(world):
+    """Issue 16: boxes of one 3-box line scanned a second apart, the planner ticking every half second. Each box
+    was held from its own receipt, so each went up in a row of its own, each saying the line's full 3."""
+    hold_ms = 120_000
+    world.ticket("A1", "T1", at(9), ("XA01", 3), institution="")
+    for box in range(3):
+        world.scan("dev-a", code(box), at(9, 0, 1 + box), ticket="T1")
+    tick = outbox.Planning(batch_size=20, sale_hold_ms=hold_ms, timezone="Asia/Shanghai",
+                           values={INSTITUTION: {"fixmedins_name": "第一药房"}}, defaults=FORWARD_DEFAULTS)
+    for half_seconds in range(2, 20):
+        with world.store.transaction() as tx:
+            outbox.plan(tx, tick, now_ms=at(9) + hold_ms + half_seconds * 500, limit=1000)
+    rows = _sale_rows(world)
+    assert sum(int(row["sel_retn_cnt"]) for row in rows) == 3, [(row["fixmedins_bchno"], row["sel_retn_cnt"])
+                                                                 for row in rows]
+    assert len(rows) == 1
+    assert sorted(item["drug_trac_codg"] for item in rows[0]["drugtracinfo"]) == [code(0), code(1), code(2)]

@@ -84,3 +84,35 @@ def test_the_command_line_starts_and_refuses_a_bad_outage(tmp_path):
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_a_withdrawal_takes_a_row_off_the_per_line_totals_and_a_code_sold_twice_is_counted(sim):
+    whole = {**ROW, "drugtracinfo": [{"drug_trac_codg": "81234560000000000001"},
+                                     {"drug_trac_codg": "81234560000000000002"}], "sel_retn_cnt": "2"}
+    assert post(sim, {**ENVELOPE, "input": {"selinfo": whole}}).json()["output"]["result"]["retRslt"] == "1"
+    [(key, total)] = sim.sale_totals().items()
+    assert key == ("P44030000001", "T1", "XA01") and (total.sold, total.codes) == (2, (
+        "81234560000000000001", "81234560000000000002"))
+    again = {**ROW, "fixmedins_bchno": "B2"}  # a code the platform holds as sold, sold again
+    post(sim, {**ENVELOPE, "msgid": "P44030000001202611221000000002", "input": {"selinfo": again}})
+    assert sim.counts()["code_doubles"] == 1 and sim.sale_totals()[key].sold == 3
+    withdraw = {**ENVELOPE, "infno": "3507", "msgid": "P44030000001202611221000000003",
+                "input": {"data": {"fixmedins_bchno": "B2", "inv_data_type": "4"}}}
+    assert post(sim, withdraw).json()["output"]["result"]["retRslt"] == "1"
+    assert sim.sale_totals()[key].sold == 2 and sim.counts()["live_rows"] == 1
+    again_withdraw = post(sim, {**withdraw, "msgid": "P44030000001202611221000000004"}).json()
+    result = again_withdraw["output"]["result"]
+    assert result["retRslt"] == "0" and "B2" in result["msgRslt"]
+    wrong_type = {**withdraw, "msgid": "P44030000001202611221000000005",
+                  "input": {"data": {"fixmedins_bchno": "B1", "inv_data_type": "3"}}}
+    assert post(sim, wrong_type).json()["output"]["result"]["retRslt"] == "0"  # B1 is a sale, not a purchase
+    assert post(sim, {**withdraw, "infno": "3507A", "msgid": "P44030000001202611221000000006"}).json()["infcode"] == -1
+    returned = {**ROW, "fixmedins_bchno": "R1", "medins_prod_sel_no": "B1"}
+    post(sim, {**ENVELOPE, "infno": "3506", "msgid": "P44030000001202611221000000007", "input": {"selinfo": returned}})
+    assert sim.sale_totals()[key].returned == 1 and sim.counts().get("returns_unmatched", 0) == 0
+    post(sim, {**withdraw, "msgid": "P44030000001202611221000000008",
+               "input": {"data": {"fixmedins_bchno": "B1", "inv_data_type": "4"}}})
+    assert sim.counts()["orphaned_returns"] == 1
+    lines = httpx.get(sim.url + "/_sim/lines").json()
+    assert lines == [{"institution": "P44030000001", "rtal_docno": "T1", "med_list_codg": "XA01", "sold": "0",
+                      "returned": "1", "codes": []}]

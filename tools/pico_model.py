@@ -1,8 +1,11 @@
 """A Raspberry Pi Pico in the instruction-level RP2040 model (rp2040js), driven from Python.
 
 The model runs a real MicroPython UF2 from `firmware/images/`; the agent and its files go in a littlefs image
-made here at MicroPython's filesystem offset. The Node side is `tools/rp2040/model.mjs` (its package is
-installed by `npm ci` in `tools/rp2040/`, which `tools/test.sh` runs).
+made here at MicroPython's filesystem offset. The firmware's flash programs and erases reach a model of the
+flash chip (tools/rp2040/flash-chip.mjs), so files written on the device stay, can be saved with the whole flash
+at any instant, and a fresh model can boot from that (a power cut: `cut_after`, `save_flash`, `flash=`).
+The Node side is `tools/rp2040/model.mjs` (its package is installed by `npm ci` in `tools/rp2040/`, which
+`tools/test.sh` runs).
 
     with PicoModel(uf2=IMAGES / "RPI_PICO-v1.28.0-base.uf2", fs=littlefs_image(files)) as pico:
         pico.wait_connected()
@@ -38,6 +41,8 @@ __all__ = [
     "ModelError",
     "PicoModel",
     "RemoteError",
+    "Cut",
+    "FlashStats",
     "GpioChange",
     "littlefs_image",
     "model_available",
@@ -62,6 +67,32 @@ class RemoteError(ModelError):
     def __init__(self, traceback: str) -> None:
         super().__init__(f"the device raised:\n{traceback}")
         self.traceback = traceback
+
+
+@dataclass(frozen=True)
+class FlashStats:
+    """What the firmware did to the flash chip since the model started."""
+
+    erases: int
+    """4 KB sectors erased (a 64 KB block erase counts 16)."""
+    programs: int
+    """Page-program commands."""
+    programmed: int
+    """Bytes programmed."""
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Where the CPU was stopped by `cut_after`."""
+
+    operation: str
+    """"program" or "erase": the flash operation that had just ended."""
+    address: int
+    """Its flash offset."""
+    length: int
+    """Bytes programmed or erased."""
+    t_ns: int
+    """Emulated time of the cut."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +158,8 @@ class PicoModel:
         self.watchdog_ns: int | None = None
         self.stopped_ns: int | None = None
         self._saved: set[str] = set()
+        self._flash_stats: FlashStats | None = None
+        self.cut: Cut | None = None
         self._stderr = bytearray()
         self._changed = threading.Condition()
         args = ["node", str(MODEL_DIR / "model.mjs")]
@@ -171,6 +204,10 @@ class PicoModel:
                     self.watchdog_ns = message["watchdog"]
                 elif "saved" in message:
                     self._saved.add(message["saved"])
+                elif "flash_stats" in message:
+                    self._flash_stats = FlashStats(**message["flash_stats"])
+                elif "cut" in message:
+                    self.cut = Cut(**message["cut"])
                 elif "stopped" in message:
                     self.stopped_ns = message["stopped"]
                 self._changed.notify_all()
@@ -277,6 +314,30 @@ class PicoModel:
         """Write the whole 2 MB flash, as it is this instant, to `path`."""
         self._send({"save_flash": str(path)})
         self._wait(f"flash saved to {path}", lambda: str(path) in self._saved, timeout)
+
+    def flash_stats(self, timeout: float = 30) -> FlashStats:
+        """Erases and programs of the flash chip since the model started."""
+        with self._changed:
+            self._flash_stats = None
+        self._send({"flash_stats": True})
+        self._wait("flash statistics", lambda: self._flash_stats is not None, timeout)
+        assert self._flash_stats is not None
+        return self._flash_stats
+
+    def cut_after(self, operations: int) -> None:
+        """Stop the CPU right after the `operations`-th program or erase from now; `cut` then says where.
+
+        The model stays up, so `save_flash` can keep the flash as the cut left it for a fresh model.
+        """
+        with self._changed:
+            self.cut = None
+        self._send({"cut_after": operations})
+
+    def wait_cut(self, timeout: float = 60) -> Cut:
+        """Wait for the cut `cut_after` asked for."""
+        self._wait("power cut", lambda: self.cut is not None, timeout)
+        assert self.cut is not None
+        return self.cut
 
     def stop(self, timeout: float = 10) -> None:
         """Stop the CPU wherever it is and end the model."""

@@ -11,6 +11,11 @@
 //        {"uart": N, "data": B64}     bytes into UART N's receiver
 //        {"gpio": PIN, "level": 0|1}  drive an input pin
 //        {"save_flash": PATH}         write the first 2 MB of flash to PATH; answers {"saved": PATH}
+//        {"flash_stats": true}        answers {"flash_stats": {"erases": 4 KB sectors, "programs": pages,
+//                                     "programmed": bytes}} since the start
+//        {"cut_after": N}             stop the CPU right after the Nth program or erase from now (a power cut
+//                                     at a chosen flash operation); answers {"cut": {"operation", "address",
+//                                     "length", "t_ns"}} when it happens
 //        {"stop": true}               stop the CPU where it is and exit; answers {"stopped": T_NS}
 //   out: {"connected": T_NS}          the console's USB CDC is up
 //        {"cdc": B64} / {"uart": N, "data": B64}
@@ -20,6 +25,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { ConsoleLogger, GPIOPinState, LogLevel, Simulator, USBCDC } from 'rp2040js';
+import { FlashChip } from './flash-chip.mjs';
 
 const FLASH_START = 0x10000000;
 const FLASH_SIZE = 2 * 1024 * 1024; // the Pico's W25Q16
@@ -71,6 +77,16 @@ if (args.uf2) loadUF2(args.uf2, mcu.flash);
 if (args.fs) mcu.flash.set(readFileSync(args.fs), FS_OFFSET);
 
 const now = () => Math.round(simulator.clock.nanos);
+
+// rp2040js alone drops the firmware's flash writes: a chip behind the SSI keeps them (flash-chip.mjs)
+const chip = new FlashChip(mcu, FLASH_SIZE);
+let cutAfter = 0;
+chip.onOperation = (operation, address, length) => {
+  if (cutAfter > 0 && --cutAfter === 0) {
+    simulator.stop();
+    send({ cut: { operation, address, length, t_ns: now() } });
+  }
+};
 
 // The console. rp2040js's CDC host keeps 512 bytes for the device and drops the rest: hold ours back.
 const cdc = new USBCDC(mcu.usbCtrl);
@@ -130,6 +146,10 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   } else if ('save_flash' in message) {
     writeFileSync(message.save_flash, mcu.flash.subarray(0, FLASH_SIZE));
     send({ saved: message.save_flash });
+  } else if ('flash_stats' in message) {
+    send({ flash_stats: { erases: chip.erases, programs: chip.programs, programmed: chip.programmed } });
+  } else if ('cut_after' in message) {
+    cutAfter = message.cut_after;
   } else if ('stop' in message) {
     stop();
   } else {

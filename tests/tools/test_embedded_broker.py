@@ -29,7 +29,7 @@ class GatewaySession:
         properties.SessionExpiryInterval = 3600
         self.client.connect("127.0.0.1", port, clean_start=False, properties=properties)
         self.client.loop_start()
-        assert self.connected.wait(5)
+        assert self.connected.wait(15)  # a resumed session may hand over its queue before the SUBACK
 
     def _on_connect(self, client, userdata, flags, reason, properties):
         client.subscribe([("tc/v1/+/ev", 1)])  # connected once the SUBACK is in

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Run every test: firmware on CPython, on the micropython executable and on a Pico in the RP2040 model, gateway,
-# tools; the gateway suite again on PostgreSQL; then the HIL suite against a virtual device. Extra arguments go
-# to pytest and skip the PostgreSQL and HIL runs (e.g. tools/test.sh -k cbor).
+# tools; the gateway suite again on PostgreSQL; then the HIL suite against a virtual device, and against the
+# Raspberry Pi's executable under qemu-aarch64. Extra arguments go to pytest and skip the PostgreSQL and HIL
+# runs (e.g. tools/test.sh -k cbor).
 set -euo pipefail
 source "$(dirname "$0")/setup-env.sh"
 cd "$root"
 have_mosquitto || need_package mosquitto
 # PostgreSQL's server binaries (the tests start a throwaway cluster of their own on a free port)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || command -v pg_config >/dev/null || need_package postgresql
+# the Raspberry Pi's executables (firmware/images/unix-aarch64-*, unix-armhf-*) run under qemu-user on a PC
+{ command -v qemu-aarch64 && command -v qemu-arm; } >/dev/null || need_package qemu-user
 # the RP2040 model (tests/firmware/test_rp2040_model.py): Node and rp2040js, pinned in tools/rp2040's lock file
 command -v node >/dev/null || need_package nodejs
 command -v npm >/dev/null || need_package npm
@@ -30,6 +33,10 @@ if [ "$#" -eq 0 ]; then
     # python -m pytest hil_tests --target serial:/dev/ttyUSB0 --scanner /dev/ttyUSB1, see hil_tests/README.md)
     mkdir -p artifacts
     python -m pytest hil_tests --target virtual --junitxml=artifacts/hil-junit.xml -q
+    hil=$?
+    [ "$status" -eq 0 ] && status=$hil
+    # and against the Raspberry Pi's aarch64 executable under qemu-aarch64
+    python -m pytest hil_tests --target pi-qemu --junitxml=artifacts/hil-pi-qemu-junit.xml -q
     hil=$?
     [ "$status" -eq 0 ] && status=$hil
 fi

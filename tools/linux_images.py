@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tools.paths import FIRMWARE
 
-__all__ = ["ARCHES", "ArchError", "arch_of_elf", "arch_of_machine", "command", "image"]
+__all__ = ["ARCHES", "ArchError", "arch_of_elf", "arch_of_machine", "command", "image", "runner"]
 
 ARCHES = ("aarch64", "armhf", "x86_64")
 IMAGES = FIRMWARE / "images"
@@ -64,16 +64,20 @@ def image(arch: str) -> Path:
     return IMAGES / f"unix-{arch}-v1.28.0-release.elf"
 
 
-def command(arch: str) -> list[str]:
-    """How to run the executable for `arch` on this machine: itself, or under qemu-user."""
-    path = str(image(arch))
+def runner(arch: str) -> list[str]:
+    """What runs an executable of `arch` on this machine: nothing (it runs itself), or qemu-user."""
     try:
         here = arch_of_machine(platform.machine())
     except ArchError:
         here = ""
     if arch == here:
-        return [path]
+        return []
     qemu = shutil.which(_QEMU[arch])
     if qemu is None:
         raise ArchError(f"{_QEMU[arch]} not found: apt-get install qemu-user (to run the {arch} executable here)")
-    return [qemu, path]
+    return [qemu]
+
+
+def command(arch: str) -> list[str]:
+    """How to run the committed executable for `arch` on this machine."""
+    return [*runner(arch), str(image(arch))]

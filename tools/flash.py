@@ -270,6 +270,7 @@ def install_linux(config: Path, *, root: Path, prefix: str, use_python: bool, us
     executable for `arch` with the agent frozen in, nothing else of the agent; on CPython: the agent's source.
     The installed config keeps the journal in STATE_DIR unless it names a data_dir, and belongs to `user`."""
     values = _check_config(config)
+    owner = _account(root, user) if os.geteuid() == 0 else None  # only root can give the config away, and must
     target = root / prefix.lstrip("/")
     target.mkdir(parents=True, exist_ok=True)
     for stale in ("tcagent", "main.py", "micropython"):  # of an earlier install of the other kind
@@ -291,7 +292,8 @@ def install_linux(config: Path, *, root: Path, prefix: str, use_python: bool, us
     installed = {"data_dir": STATE_DIR, **values}
     (target / "config.json").write_text(json.dumps(installed, indent=1))
     os.chmod(target / "config.json", 0o600)
-    _give(target / "config.json", root, user)
+    if owner is not None:
+        os.chown(target / "config.json", *owner)  # the service's user reads its owner-only config
     if (config.parent / "ca.crt").exists():
         shutil.copyfile(config.parent / "ca.crt", target / "ca.crt")
     unit = root / "etc" / "systemd" / "system" / "tcagent.service"
@@ -324,13 +326,6 @@ def _account(root: Path, user: str) -> tuple[int, int]:
                      "choose another with --user")
 
 
-def _give(path: Path, root: Path, user: str) -> None:
-    """Make `path` the service user's (it must read its owner-only config); only root can, and needs to."""
-    if os.geteuid() != 0:
-        return
-    os.chown(path, *_account(root, user))
-
-
 def flash_linux(options: argparse.Namespace) -> None:
     arch = ""
     if not options.python:
@@ -345,6 +340,8 @@ def flash_linux(options: argparse.Namespace) -> None:
     if options.root == Path("/") and shutil.which("systemctl"):
         _run(["systemctl", "daemon-reload"], "systemctl daemon-reload")
         _run(["systemctl", "enable", "--now", "tcagent"], "enabling tcagent.service")
+    elif options.root != Path("/"):
+        print(f"to start it at the board's boot: sudo systemctl --root={options.root} enable tcagent")
 
 
 def monitor(options: argparse.Namespace) -> None:

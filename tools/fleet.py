@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import random
-import sys
 import tempfile
 import threading
 import time
@@ -45,6 +44,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from gateway.protocol import Verdict
 from tcagent import codes, cose, event
 from tools import pos_sim
+from tools.progress import Progress
 
 __all__ = ["Fleet", "FleetDevice", "PRODUCTS", "catalog_csv", "run", "run_firmware", "main"]
 
@@ -228,20 +228,6 @@ def _verdict_name(code: int) -> str:
         return f"unknown_{code}"
 
 
-class _Progress:
-    """A line on stderr every `every_s` seconds, so a long run shows it is moving."""
-
-    def __init__(self, every_s: float = 5.0) -> None:
-        self.every_s = every_s
-        self.started = self.last = time.monotonic()
-
-    def say(self, text: str, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now - self.last >= self.every_s:
-            self.last = now
-            print(f"trace-fleet: {now - self.started:5.0f} s  {text}", file=sys.stderr, flush=True)
-
-
 def _post_ticket(api: str, token: str, ticket: dict[str, object]) -> int:
     request = urllib.request.Request(f"{api}/api/v1/tickets", data=json.dumps(ticket).encode(), method="POST",
                                      headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
@@ -259,9 +245,9 @@ def run(fleet: Fleet, *, api: str, token: str, seconds: float, checkouts_per_min
     number = 0
     posted: Counter[int] = Counter()
     per_second = len(fleet.devices) * checkouts_per_min / 60
-    progress = _Progress()
+    progress = Progress("trace-fleet")
     while time.monotonic() - started < seconds:
-        progress.say(f"{number} checkouts, {sum(d.seq for d in fleet.devices)} events, "
+        progress.tick(f"{number} checkouts, {sum(d.seq for d in fleet.devices)} events, "
                      f"{fleet.outstanding()} not yet acknowledged")
         for _ in range(max(1, int(fleet.chance.expovariate(1.0) * per_second))):
             device = fleet.chance.choice(fleet.devices)
@@ -273,10 +259,9 @@ def run(fleet: Fleet, *, api: str, token: str, seconds: float, checkouts_per_min
         fleet.resend()
         time.sleep(1.0)
     deadline = time.monotonic() + 60
-    progress.say(f"selling stopped after {number} checkouts; waiting up to 60 s for the acknowledgements",
-                 force=True)
+    progress.phase(f"selling stopped after {number} checkouts; waiting up to 60 s for the acknowledgements")
     while fleet.outstanding() and time.monotonic() < deadline:
-        progress.say(f"{fleet.outstanding()} events not yet acknowledged")
+        progress.tick(f"{fleet.outstanding()} events not yet acknowledged")
         fleet.resend()
         time.sleep(0.5)
     events = sum(device.seq for device in fleet.devices)
@@ -303,25 +288,24 @@ def run_firmware(counters: int, *, broker: tuple[str, int], api: str, token: str
                                                     "broker_port": broker[1], "status_interval_s": 2})
             lanes.append(pos_sim.Lane(f"FW{number:03d}", scanner))
             scanner.start()
-        progress = _Progress()
-        progress.say(f"{counters} firmware counters started; waiting for them to come online", force=True)
+        progress = Progress("trace-fleet")
+        progress.phase(f"{counters} firmware counters started; waiting for them to come online")
         for lane in lanes:
             lane.scanner.wait_for(r"^signal online", timeout=30)
         pos = pos_sim.PosSimulator(api, token, lanes, seed=seed, duplicate=fraud.get("repeat", 0.0),
                                    mismatch=fraud.get("mismatch", 0.0), unscanned=fraud.get("unscanned", 0.0))
         started = time.monotonic()
         while time.monotonic() - started < seconds:
-            progress.say(f"{pos.checkouts} checkouts")
+            progress.tick(f"{pos.checkouts} checkouts")
             pos.checkout()
-        progress.say(f"selling stopped after {pos.checkouts} checkouts; waiting up to 60 s for the journals to drain",
-                     force=True)
+        progress.phase(f"selling stopped after {pos.checkouts} checkouts; waiting up to 60 s for the journals to drain")
         names = [lane.scanner.config["device_id"] for lane in lanes]
         marks = ",".join("?" * counters)
         ended_ms = time.time_ns() // 1_000_000
         deadline = time.monotonic() + 60
         backlog = counters
         while backlog and time.monotonic() < deadline:  # a status sent after the last checkout, with nothing left
-            progress.say(f"{backlog} counters still have a backlog or no status since")
+            progress.tick(f"{backlog} counters still have a backlog or no status since")
             time.sleep(1)
             backlog = int(store.query(f"SELECT count(*) FROM device_state WHERE device IN ({marks}) "
                                       f"AND (backlog > 0 OR status_ms < ?)", [*names, ended_ms])[0][0])

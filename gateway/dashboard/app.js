@@ -175,7 +175,7 @@ function drawTable(id, rows) {
   }).join("") + extra.map(([label]) => `<th>${escape(label ? t(label) : "")}</th>`).join("");
   const body = rows.length ? rows.map((row) => `<tr>${columns.map(([key, label, format]) => `<td class="${tone(row, key, format)}" `
     + `data-label="${escape(t(label))}">${escape(shown(row, key, format))}</td>`).join("")}`
-    + `${extra.map(([label, render]) => `<td class="detail" data-label="${escape(label ? t(label) : "")}">${render(row)}</td>`).join("")}</tr>`).join("")
+    + `${extra.map(([label, render]) => `<td class="${label ? "evidence" : "actions"}" data-label="${escape(label ? t(label) : "")}">${render(row)}</td>`).join("")}</tr>`).join("")
     : `<tr><td colspan="${columns.length + extra.length}">${escape(t("no_rows"))}</td></tr>`;
   table.innerHTML = `<thead><tr>${head}</tr></thead><tbody>${body}</tbody>`;
   for (const th of table.querySelectorAll("th[data-key]")) {
@@ -296,7 +296,7 @@ async function drawChart(query) {
   const percentAxis = metric !== "scans";
   const options = {
     width, height: 260,
-    series: [{ value: (u, seconds) => (seconds ? when(seconds * 1000) : "-") },
+    series: [{ label: t("time"), value: (u, seconds) => (seconds ? when(seconds * 1000) : "-") },
       ...lines.map((line, index) => ({ label: line.terminal, stroke: PALETTE[index % PALETTE.length], spanGaps: false,
         points: { show: true }, value: (u, v) => (v === null || v === undefined ? "-" : percentAxis ? `${v.toFixed(1)}%` : String(v)) }))],
     axes: [{ values: (u, ticks) => ticks.map((s) => shortWhen(s * 1000)), space: 80 },

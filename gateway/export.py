@@ -38,7 +38,8 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 @cache
 def _labels() -> dict[str, dict[str, str]]:
-    return json.loads((_ROOT / "labels.json").read_text(encoding="utf-8"))
+    labels: dict[str, dict[str, str]] = json.loads((_ROOT / "labels.json").read_text(encoding="utf-8"))
+    return labels
 
 
 @cache

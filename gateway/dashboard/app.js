@@ -69,6 +69,7 @@ function filterQuery() {
   else if (period === "range") {
     if (!$("from").value || !$("to").value) throw new Error(t("range_missing"));
     if ($("from").value > $("to").value) throw new Error(t("range_inverted"));
+    if (periodHours() > 366 * 24) throw new Error(t("range_too_long"));
     query.set("from", $("from").value);
     query.set("to", $("to").value);
   } else if (period !== "today" && period !== "day") query.set("window_h", period);

@@ -84,3 +84,17 @@ def test_xlsx_cells_are_typed_and_show_the_same_figures(lang):
     assert (coverage.value, coverage.number_format) == (0.75, "0.0%")
     assert valid.value == 0.063 and missing.value == "-"
     assert rates.freeze_panes == "A2"
+
+
+def test_both_languages_have_every_word_the_tables_and_alerts_use():
+    import json
+    from pathlib import Path
+
+    from gateway import alerts
+
+    labels = json.loads((Path(export.__file__).parent / "dashboard" / "labels.json").read_text(encoding="utf-8"))
+    assert set(labels["zh"]) == set(labels["en"])
+    needed = {label for table in export.TABLES for _, label, _ in export.columns(table)} | set(export.TABLES)
+    needed |= {f"type_{kind}" for kind in alerts.TYPES} | {f"severity_{level}" for level in alerts.TYPES.values()}
+    needed |= {f"state_{state}" for state in alerts.STATES}
+    assert needed <= set(labels["zh"]), needed - set(labels["zh"])

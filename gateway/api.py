@@ -182,10 +182,10 @@ class ApiServer:
                                 institution_type=chosen.institution_type)
             busiest = sorted(found, key=lambda row: (-row.counts["scans"], row.institution, row.terminal))
             shown = sorted(busiest[:TREND_TERMINALS], key=lambda row: (row.institution, row.terminal))
-            lines: list[dict[str, object]] = [{"institution": row.institution, "terminal": row.terminal,
-                      "points": rates.series(tx, period, step=step, timezone=self.rules.timezone,
-                                             institution=row.institution, terminal=row.terminal)}
-                     for row in shown]
+            lines: list[dict[str, object]] = [
+                {"institution": row.institution, "terminal": row.terminal,
+                 "points": rates.series(tx, period, step=step, timezone=self.rules.timezone,
+                                        institution=row.institution, terminal=row.terminal)} for row in shown]
         return {"period": period.label, "start_ms": period.start_ms, "end_ms": period.end_ms, "step": step,
                 "terminals": self._named(lines), "left_out": len(found) - len(shown)}
 
@@ -212,8 +212,8 @@ class ApiServer:
         return 200, {"alerts": self._alert_rows(request.query, _ALERTS_QUERY)}
 
     def _alert_rows(self, query: Mapping[str, str], known: Iterable[str]) -> list[dict[str, object]]:
-        """Alerts with the institution's name and the detail in Chinese (`detail_zh`); `terminal` narrows them
-        after the database's newest-first `limit`, so ask for enough."""
+        """Alerts with the institution's name and the detail in Chinese (`detail_zh`). A `terminal` is looked for
+        among the newest 1000 that pass the other filters (the alerts table has no terminal index)."""
         chosen = _filters(query, known)
         limit = _limit(query, most=1000)
         state, kind = query.get("state", ""), query.get("type", "")

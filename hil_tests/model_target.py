@@ -83,6 +83,12 @@ class ModelTarget(Target):
         data = line.encode() if isinstance(line, str) else line
         self._model().uart_write(SCANNER_UART, data + b"\r\n")
 
+    def flashes(self, pin_name: str) -> int:
+        """How often feedback pin `pin_name` (led_green, led_red, led_amber, buzzer) went high, over every boot."""
+        pin = FEEDBACK_PINS[pin_name]
+        changes = self.gpio_changes + (self._pico.gpio_changes if self._pico is not None else [])
+        return sum(1 for change in changes if change.pin == pin and change.level == 1)
+
     def _power_cut(self) -> None:
         """Stop the CPU where it is, keep the flash, boot a fresh model from it."""
         with self._lock:

@@ -109,7 +109,7 @@ class ModelTarget(Target):
         while not self._stopping:
             pico = self._pico
             if pico is not None and pico.watchdog_ns is not None and not self._stopping:
-                self.log.add("target: watchdog reset at %d ns" % pico.watchdog_ns)
+                self.log.add(f"target: watchdog reset at {pico.watchdog_ns} ns")
                 self._power_cut()
             threading.Event().wait(0.2)
 

@@ -174,7 +174,7 @@ def mqtt_vanish(port, client_id):
 def config_check(values, board="unix"):
     checked = config.check(values, board)
     result = {}
-    for name in ("device_id", "broker_port", "uart", "watchdog_ms", "ntp_host", "clock_floor_s", "pins"):
+    for name in ("device_id", "broker_port", "uart", "watchdog_ms", "ntp_host", "clock_floor_s", "pins", "ppp"):
         result[name] = checked[name]
     return result
 

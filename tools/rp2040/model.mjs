@@ -16,6 +16,8 @@
 //        {"cut_after": N}             stop the CPU right after the Nth program or erase from now (a power cut
 //                                     at a chosen flash operation); answers {"cut": {"operation", "address",
 //                                     "length", "t_ns"}} when it happens
+//        {"uart_stats": true}         answers {"uart_stats": [{"received", "overruns", "lost_disabled"}, ...]} per
+//                                     UART: bytes that reached the RX FIFO, found it full, found the UART off
 //        {"stop": true}               stop the CPU where it is and exit; answers {"stopped": T_NS}
 //   out: {"connected": T_NS}          the console's USB CDC is up
 //        {"cdc": B64} / {"uart": N, "data": B64}
@@ -26,6 +28,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { ConsoleLogger, GPIOPinState, LogLevel, Simulator, USBCDC } from 'rp2040js';
 import { FlashChip } from './flash-chip.mjs';
+import { modelPL011 } from './uart-pl011.mjs';
 
 const FLASH_START = 0x10000000;
 const FLASH_SIZE = 2 * 1024 * 1024; // the Pico's W25Q16
@@ -114,6 +117,10 @@ mcu.uart.forEach((uart, n) => {
   };
 });
 
+// the PL011's interrupt rules and a wire's pace (uart-pl011.mjs): with rp2040js's alone, an open UART's
+// interrupt handler never returns
+const uartStats = mcu.uart.map((uart) => modelPL011(uart, simulator.clock));
+
 for (const pin of args.watch) {
   const level = (state) => (state === GPIOPinState.High ? 1 : 0);
   mcu.gpio[pin].addListener((state, old) => {
@@ -150,6 +157,8 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     send({ flash_stats: { erases: chip.erases, programs: chip.programs, programmed: chip.programmed } });
   } else if ('cut_after' in message) {
     cutAfter = message.cut_after;
+  } else if ('uart_stats' in message) {
+    send({ uart_stats: uartStats });
   } else if ('stop' in message) {
     stop();
   } else {

@@ -79,6 +79,7 @@ if (args.flash) mcu.flash.set(readFileSync(args.flash).subarray(0, FLASH_SIZE), 
 if (args.uf2) loadUF2(args.uf2, mcu.flash);
 if (args.fs) mcu.flash.set(readFileSync(args.fs), FS_OFFSET);
 
+setInterval(() => process.stderr.write(JSON.stringify({t: simulator.clock.nanos, exc: globalThis.EXC}) + '\n'), 500);
 const now = () => Math.round(simulator.clock.nanos);
 
 // rp2040js alone drops the firmware's flash writes: a chip behind the SSI keeps them (flash-chip.mjs)
@@ -95,9 +96,23 @@ chip.onOperation = (operation, address, length) => {
 const cdc = new USBCDC(mcu.usbCtrl);
 const cdcPending = [];
 let cdcConnected = false;
+// A USB host sends OUT data only when it has some. rp2040js's CDC host answers every OUT buffer the device
+// arms at once, with zero bytes when it has none: an interrupt every few microseconds that a board never sees
+// (it took about two thirds of the CPU). An empty answer is held until there are bytes for the device.
+const answerRead = mcu.usbCtrl.onEndpointRead;
+let heldRead = null;
+mcu.usbCtrl.onEndpointRead = (endpoint, size) => {
+  if (endpoint === cdc.outEndpoint && cdc.txFIFO.itemCount === 0) heldRead = size;
+  else answerRead(endpoint, size);
+};
 function pumpCDC() {
   if (!cdcConnected) return;
   while (cdcPending.length && cdc.txFIFO.itemCount < cdc.txFIFO.size) cdc.sendSerialByte(cdcPending.shift());
+  if (heldRead !== null && cdc.txFIFO.itemCount) {
+    const size = heldRead;
+    heldRead = null;
+    answerRead(cdc.outEndpoint, size);
+  }
 }
 cdc.onDeviceConnected = () => {
   cdcConnected = true;

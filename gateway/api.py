@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -21,9 +21,9 @@ from http import HTTPStatus
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from starlette.responses import RedirectResponse
+from starlette.responses import RedirectResponse, Response
 
-from gateway import alerts, catalog, dashboard, devices, outbox, pipeline, quarantine, rates
+from gateway import alerts, catalog, dashboard, devices, export, filters, outbox, pipeline, quarantine, rates, wording
 from gateway._http_face import INT64_MAX, Answer, ApiRequest, Endpoint, HttpError, Limits, Tokens, build_app
 from gateway._http_server import BackgroundServer
 from gateway.metrics import Metrics
@@ -64,9 +64,12 @@ class ApiServer:
 
     def __init__(self, settings: ApiSettings, store: Store, rules: Rules, metrics: Metrics, *,
                  read_token: str, write_token: str, ready: Callable[[], dict[str, bool]],
-                 board: dashboard.DashboardSettings | None = None) -> None:
+                 board: dashboard.DashboardSettings | None = None,
+                 institution_names: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self.board = board or dashboard.DashboardSettings()
+        self.institution_names = dict(institution_names or {})
+        """Institution code -> its name (forward.institutions.<code>.fixmedins_name), shown beside the code."""
         self.store = store
         self.rules = rules
         self.metrics = metrics
@@ -129,39 +132,100 @@ class ApiServer:
         return 200, self.metrics.render()
 
     def get_rates(self, request: ApiRequest) -> Answer:
-        query = request.query
-        scope = query.get("scope", "terminal")
+        period, rows = self._rate_rows(request.query, request.query.get("scope", "terminal"), _RATES_QUERY)
+        return 200, {"period": period.label, "start_ms": period.start_ms, "end_ms": period.end_ms, "rates": rows}
+
+    def _rate_rows(self, query: Mapping[str, str], scope: str,
+                   known: Iterable[str]) -> tuple[rates.Period, list[dict[str, object]]]:
+        chosen = _filters(query, known)
         if scope not in ("terminal", "institution"):
             raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, "scope must be terminal or institution")
         period = period_from(query, self.rules)
         with self.store.reading() as tx:
-            rows = rates.query(tx, period, scope=scope, institution=query.get("institution", ""),
-                               terminal=query.get("terminal", ""), region=query.get("region", ""),
-                               institution_type=query.get("institution_type", ""))
-        return 200, {"period": period.label, "start_ms": period.start_ms, "end_ms": period.end_ms,
-                     "rates": [row.as_dict() for row in rows]}
+            rows = rates.query(tx, period, scope=scope, institution=chosen.institution, terminal=chosen.terminal,
+                               region=chosen.region, institution_type=chosen.institution_type)
+        return period, self._named([row.as_dict() for row in rows])
+
+    def _named(self, rows: list[dict[str, object]]) -> list[dict[str, object]]:
+        """Each row with `institution_name` beside its `institution` code ("" when none is configured)."""
+        return [{**row, "institution_name": self.institution_names.get(str(row.get("institution", "")), "")}
+                for row in rows]
 
     def get_series(self, request: ApiRequest) -> Answer:
+        """One series (`by=all`, the default) or one per terminal (`by=terminal`, the trends chart)."""
         query = request.query
+        chosen = _filters(query, _SERIES_QUERY)
         period = period_from(query, self.rules)
+        step = query.get("step", "hour")
+        if query.get("by", "all") == "terminal":
+            return 200, self._trends(period, step, chosen)
+        if query.get("by", "all") != "all":
+            raise HttpError(HTTPStatus.BAD_REQUEST, f"by must be all or terminal, got {query['by'][:40]!r}")
         try:
             with self.store.reading() as tx:
-                points = rates.series(tx, period, step=query.get("step", "hour"), timezone=self.rules.timezone,
-                                      institution=query.get("institution", ""), terminal=query.get("terminal", ""))
+                points = rates.series(tx, period, step=step, timezone=self.rules.timezone,
+                                      institution=chosen.institution, terminal=chosen.terminal)
         except ValueError as error:
             raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, str(error)) from None
         return 200, {"period": period.label, "points": points}
 
+    def _trends(self, period: rates.Period, step: str, chosen: filters.Filters) -> dict[str, object]:
+        """Per terminal of the filters (the busiest TREND_TERMINALS), its points over `period`."""
+        if step not in ("hour", "day"):
+            raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, f"step must be hour or day, got {step[:40]!r}")
+        if step == "hour" and period.end_ms - period.start_ms > TREND_HOURS_MAX * 3_600_000:
+            raise HttpError(HTTPStatus.BAD_REQUEST, f"step=hour per terminal covers at most {TREND_HOURS_MAX} "
+                            "hours; use step=day for a longer range")
+        with self.store.reading() as tx:
+            found = rates.query(tx, period, scope="terminal", institution=chosen.institution,
+                                terminal=chosen.terminal, region=chosen.region,
+                                institution_type=chosen.institution_type)
+            busiest = sorted(found, key=lambda row: (-row.counts["scans"], row.institution, row.terminal))
+            shown = sorted(busiest[:TREND_TERMINALS], key=lambda row: (row.institution, row.terminal))
+            lines: list[dict[str, object]] = [
+                {"institution": row.institution, "terminal": row.terminal,
+                 "points": rates.series(tx, period, step=step, timezone=self.rules.timezone,
+                                        institution=row.institution, terminal=row.terminal)} for row in shown]
+        return {"period": period.label, "start_ms": period.start_ms, "end_ms": period.end_ms, "step": step,
+                "terminals": self._named(lines), "left_out": len(found) - len(shown)}
+
     def dashboard_settings(self, request: ApiRequest) -> Answer:
-        return 200, dashboard.thresholds(self.board)
+        return 200, {**dashboard.thresholds(self.board), "timezone": self.rules.timezone}
+
+    def get_institutions(self, request: ApiRequest) -> Answer:
+        """The registered institutions with their names and terminals, and the named ones without devices yet."""
+        _filters(request.query, ())
+        with self.store.reading() as tx:
+            rows = tx.all("SELECT institution, institution_type, region, terminal FROM devices "
+                          "ORDER BY institution, terminal")
+        found: dict[str, dict[str, Any]] = {}
+        for code, kind, region, terminal in rows:
+            entry = found.setdefault(code, {"institution": code, "institution_type": kind, "region": region,
+                                            "terminals": []})
+            if terminal not in entry["terminals"]:
+                entry["terminals"].append(terminal)
+        for code in self.institution_names:
+            found.setdefault(code, {"institution": code, "institution_type": "", "region": "", "terminals": []})
+        return 200, {"institutions": self._named([found[code] for code in sorted(found)])}
 
     def get_alerts(self, request: ApiRequest) -> Answer:
-        query = request.query
+        return 200, {"alerts": self._alert_rows(request.query, _ALERTS_QUERY)}
+
+    def _alert_rows(self, query: Mapping[str, str], known: Iterable[str]) -> list[dict[str, object]]:
+        """Alerts with the institution's name and the detail in Chinese (`detail_zh`). A `terminal` is looked for
+        among the newest 1000 that pass the other filters (the alerts table has no terminal index)."""
+        chosen = _filters(query, known)
+        limit = _limit(query, most=1000)
+        state, kind = query.get("state", ""), query.get("type", "")
+        if state not in ("", "live", *alerts.STATES) or kind not in ("", *alerts.TYPES):
+            raise HttpError(HTTPStatus.BAD_REQUEST, f"state must be one of live, {', '.join(alerts.STATES)} and type "
+                            f"one of {', '.join(alerts.TYPES)}; got {state[:40]!r}, {kind[:40]!r}")
         with self.store.reading() as tx:
-            found = alerts.list_alerts(tx, state=query.get("state", ""), kind=query.get("type", ""),
-                                       institution=query.get("institution", ""),
-                                       limit=_limit(query, most=1000))
-        return 200, {"alerts": [alert.as_dict() for alert in found]}
+            found = alerts.list_alerts(tx, state=state, kind=kind, institution=chosen.institution,
+                                       limit=limit if not chosen.terminal else 1000)
+        rows = [{**alert.as_dict(), "detail_zh": wording.alert_detail(alert.type, alert.detail)} for alert in found
+                if not chosen.terminal or alert.terminal == chosen.terminal]
+        return self._named(rows[:limit])
 
     def get_alert(self, request: ApiRequest) -> Answer:
         with self.store.reading() as tx:
@@ -184,9 +248,14 @@ class ApiServer:
         return 200, alert.as_dict()
 
     def get_devices(self, request: ApiRequest) -> Answer:
+        return 200, {"devices": self._device_rows(request.query, _DEVICES_QUERY)}
+
+    def _device_rows(self, query: Mapping[str, str], known: Iterable[str]) -> list[dict[str, object]]:
+        chosen = _filters(query, known)
         with self.store.reading() as tx:
-            found = devices.list_devices(tx, institution=request.query.get("institution", ""))
-        return 200, {"devices": [device.as_dict() for device in found]}
+            found = devices.list_devices(tx, institution=chosen.institution)
+        return self._named([device.as_dict() for device in found
+                            if not chosen.terminal or device.terminal == chosen.terminal])
 
     def get_quarantine(self, request: ApiRequest) -> Answer:
         """Newest first; `next_before` pages on, and the byte cap ends a page early (`truncated`)."""
@@ -217,9 +286,42 @@ class ApiServer:
         return 200, {"rows": counts, "oldest_unsettled_ms": oldest[0] if oldest else None, "requests": requests}
 
     def get_dead_letters(self, request: ApiRequest) -> Answer:
+        return 200, {"dead_letters": self._dead_rows(request.query, _DEAD_QUERY)}
+
+    def _dead_rows(self, query: Mapping[str, str], known: Iterable[str]) -> list[dict[str, object]]:
+        """Dead letters with the institution's name and the reason in Chinese (`error_zh`)."""
+        _filters(query, known)
         with self.store.reading() as tx:
-            found = outbox.dead_letters(tx, limit=_limit(request.query, most=1000))
-        return 200, {"dead_letters": found}
+            found = outbox.dead_letters(tx, limit=_limit(query, most=1000))
+        return self._named([{**row, "error_zh": wording.dead_letter_reason(str(row["error"]))} for row in found])
+
+    def get_export(self, request: ApiRequest) -> Answer:
+        """A dashboard table as CSV or .xlsx, the figures as the page shows them (gateway/export.py)."""
+        query = request.query
+        table, kind, lang = query.get("table", ""), query.get("format", "csv"), query.get("lang", "zh")
+        if table not in export.TABLES:
+            raise HttpError(HTTPStatus.BAD_REQUEST, f"table must be one of {', '.join(export.TABLES)}, "
+                            f"got {table[:40]!r}")
+        if kind not in ("csv", "xlsx") or lang not in export.LANGUAGES:
+            raise HttpError(HTTPStatus.BAD_REQUEST, f"format must be csv or xlsx and lang zh or en, got "
+                            f"{kind[:10]!r} and {lang[:10]!r}")
+        known = (*_EXPORT_QUERY, *_EXPORTED[table])
+        if table in ("institutions", "terminals"):
+            rows = self._rate_rows(query, table.removesuffix("s"), known)[1]
+        else:
+            rows = {"alerts": self._alert_rows, "devices": self._device_rows, "deadletters": self._dead_rows}[table](
+                query, known)
+        keys = {key for key, _, _ in export.columns(table)}
+        if "sort" in query:
+            if query["sort"] not in keys:
+                raise HttpError(HTTPStatus.BAD_REQUEST, f"sort must be a column of {table} "
+                                f"({', '.join(sorted(keys))}), got {query['sort'][:40]!r}")
+            rows = export.sort_rows(rows, query["sort"], descending=query.get("desc", "0") == "1")
+        shown = export.shown_table(table, rows, lang=lang, timezone=self.rules.timezone)
+        name = f"{table}-{datetime.now(ZoneInfo(self.rules.timezone)):%Y%m%d-%H%M}.{kind}"
+        body = export.csv_bytes(shown) if kind == "csv" else export.xlsx_bytes(shown, lang=lang)
+        media = "text/csv; charset=utf-8" if kind == "csv" else XLSX_TYPE
+        return 200, Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     def requeue_dead_letters(self, request: ApiRequest) -> Answer:
         body = _json(request.body)
@@ -244,8 +346,17 @@ class ApiServer:
 
 
 def period_from(query: Mapping[str, str], rules: Rules) -> rates.Period:
-    """The period a rates query asks for: day=YYYY-MM-DD, window_h=N, period=window (the configured rolling
-    window), or today in the configured zone."""
+    """The period a rates query asks for: from=YYYY-MM-DD&to=YYYY-MM-DD (days included), day=YYYY-MM-DD,
+    window_h=N, period=window (the configured rolling window), or today in the configured zone."""
+    given = [name for name in ("from", "to", "day", "window_h", "period") if name in query]
+    if {"from", "to"} & set(given) and len(given) > len({"from", "to"} & set(given)):
+        raise HttpError(HTTPStatus.BAD_REQUEST, f"from..to is a period of its own: leave out {given[-1]}")
+    try:
+        chosen = filters.day_range(query, rules.timezone)
+    except filters.QueryError as error:
+        raise HttpError(HTTPStatus.BAD_REQUEST, str(error)) from None
+    if chosen is not None:
+        return chosen
     if "window_h" in query or query.get("period") == "window":
         hours = _whole(query.get("window_h", str(rules.rolling_window_h)), "window_h", 1, 24 * 366,
                        status=HTTPStatus.UNPROCESSABLE_ENTITY)
@@ -261,6 +372,15 @@ def period_from(query: Mapping[str, str], rules: Rules) -> rates.Period:
     else:
         day = datetime.now(ZoneInfo(rules.timezone)).date()
     return rates.day_period(day, rules.timezone)
+
+
+def _filters(query: Mapping[str, str], known: Iterable[str]) -> filters.Filters:
+    """The filters of `query`, after refusing (400) a parameter outside `known` and a filter that cannot be one."""
+    try:
+        filters.check_names(query, known)
+        return filters.filters_of(query)
+    except filters.QueryError as error:
+        raise HttpError(HTTPStatus.BAD_REQUEST, str(error)) from None
 
 
 def _alert_call(call: Callable[[], alerts.Alert]) -> alerts.Alert:
@@ -313,6 +433,8 @@ ROUTES: list[tuple[str, str, Callable[[ApiServer, ApiRequest], Answer], str]] = 
     ("GET", "/api/v1/outbox", ApiServer.get_outbox, "read"),
     ("GET", "/api/v1/deadletters", ApiServer.get_dead_letters, "read"),
     ("POST", "/api/v1/deadletters/requeue", ApiServer.requeue_dead_letters, "write"),
+    ("GET", "/api/v1/institutions", ApiServer.get_institutions, "read"),
+    ("GET", "/api/v1/export", ApiServer.get_export, "read"),
 ]
 """(method, path template, handler, token needed): what openapi.py documents, route for route."""
 
@@ -323,3 +445,19 @@ BODY_CAPS: dict[tuple[str, str], int] = {
     ("POST", "/api/v1/deadletters/requeue"): 1024 * 1024,
 }
 """The largest body each route takes, in bytes (a ticket: as on MQTT); routes not listed take none."""
+
+_PERIOD_QUERY = ("day", "window_h", "period", *filters.RANGE_NAMES)
+_RATES_QUERY = ("scope", *_PERIOD_QUERY, *filters.FILTER_NAMES)
+_SERIES_QUERY = ("step", "by", *_PERIOD_QUERY, *filters.FILTER_NAMES)
+_ALERTS_QUERY = ("state", "type", "institution", "terminal", "limit")
+_DEVICES_QUERY = ("institution", "terminal")
+_DEAD_QUERY = ("limit",)
+_EXPORT_QUERY = ("table", "format", "lang", "sort", "desc")
+_EXPORTED = {"institutions": _RATES_QUERY[1:], "terminals": _RATES_QUERY[1:], "alerts": _ALERTS_QUERY,
+             "devices": _DEVICES_QUERY, "deadletters": _DEAD_QUERY}
+"""The parameters each endpoint takes; any other is refused with 400 (a misspelt filter must not widen an answer)."""
+TREND_TERMINALS = 12
+"""Terminals drawn at most in the trends chart (the busiest of the filters; `left_out` counts the others)."""
+TREND_HOURS_MAX = 31 * 24
+"""Hourly points per terminal cover at most this many hours."""
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

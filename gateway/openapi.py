@@ -31,6 +31,7 @@ def _json(ref: str, description: str = "ok") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _ARRAY_OF_OBJECTS = {"type": "array", "items": {"type": "object"}}
 
 
@@ -48,8 +49,11 @@ def _guarded(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str,
     return {"summary": summary, "responses": {**responses, **_AUTH_ERRORS, **body_errors}, **extra}
 
 
+_NAME = {"type": "string", "description": "the institution's name (forward.institutions.<code>.fixmedins_name); "
+                                         "empty when none is configured"}
 _RATE_FIELDS = {
     "scope": {"type": "string"}, "institution": {"type": "string"}, "terminal": {"type": "string"},
+    "institution_name": _NAME,
     "period": {"type": "string"},
     "coverage": {"type": ["number", "null"], "description": "扫码核查率: units_covered / units_required"},
     "valid_scan_rate": {"type": ["number", "null"], "description": "valid_scans / scans"},
@@ -68,6 +72,8 @@ _ALERT_FIELDS = {
     "state": {"type": "string", "enum": ["open", "acknowledged", "resolved"]},
     "institution": {"type": "string"}, "terminal": {"type": "string"}, "device": {"type": "string"},
     "subject": {"type": "string"}, "detail": {"type": "string"}, "count": {"type": "integer"},
+    "detail_zh": {"type": "string", "description": "the detail in Chinese (the English one when no wording knows it)"},
+    "institution_name": _NAME,
     "first_ms": {"type": "integer"}, "last_ms": {"type": "integer"}, "changed_ms": {"type": "integer"},
     "note": {"type": "string"},
     "events": {"type": "array", "items": {"type": "integer"}, "description": "evidence: stored event ids"},
@@ -119,6 +125,21 @@ def _described() -> dict[str, Any]:
         _query("institution", "only this institution"), _query("terminal", "only this terminal"),
         _query("region", "only institutions of this region"),
         _query("institution_type", "pharmacy or hospital", enum=["pharmacy", "hospital"]),
+        _query("from", "first day YYYY-MM-DD of a range in the configured zone (with to; not with day or window_h)",
+               format="date"),
+        _query("to", "last day YYYY-MM-DD of the range, included (at most 366 days from `from`)", format="date"),
+    ]
+    filters_note = ("Any parameter not listed is refused with 400, and so is a filter longer than 64 characters or "
+                    "not printable: a misspelt filter never widens the answer.")
+    export_parameters = [
+        {**_query("table", "which table", enum=["institutions", "terminals", "alerts", "devices", "deadletters"]),
+         "required": True},
+        _query("format", "csv (UTF-8 with BOM) or xlsx", enum=["csv", "xlsx"], default="csv"),
+        _query("lang", "labels, words and date layout", enum=["zh", "en"], default="zh"),
+        _query("sort", "a column's field, as a click on its head sorts the page (missing values first)"),
+        _query("desc", "1: descending", enum=["0", "1"], default="0"),
+        *rates_parameters[1:], _query("state", "alerts: as /api/v1/alerts"), _query("type", "alerts: alert type"),
+        _limit(1000),
     ]
     return {
         "openapi": "3.1.0",
@@ -146,9 +167,15 @@ def _described() -> dict[str, Any]:
                 }},
                 "Ticket": _TICKET,
                 "DeadLetters": _listing("dead_letters", {"type": "object", "properties": {
-                    name: {"type": "string" if name in ("institution", "infno", "bchno", "error", "code", "device")
-                           else "integer"} for name in ("id", "event_id", "institution", "infno", "bchno", "error",
-                                                        "changed_ms", "code", "device", "seq")}}),
+                    **{name: {"type": "string" if name in ("institution", "infno", "bchno", "error", "code", "device")
+                              else "integer"} for name in ("id", "event_id", "institution", "infno", "bchno", "error",
+                                                           "changed_ms", "code", "device", "seq")},
+                    "error_zh": {"type": "string", "description": "the reason with its English opening in Chinese"},
+                    "institution_name": _NAME}}),
+                "Institutions": _listing("institutions", {"type": "object", "properties": {
+                    "institution": {"type": "string"}, "institution_name": _NAME,
+                    "institution_type": {"type": "string"}, "region": {"type": "string"},
+                    "terminals": {"type": "array", "items": {"type": "string"}}}}),
                 "TicketResult": {"type": "object", "properties": {"id": {"type": "integer"},
                                                                   "result": {"enum": ["stored", "repeated"]}}},
             },
@@ -161,19 +188,34 @@ def _described() -> dict[str, Any]:
             "/openapi.json": {"get": _open("this document", {"200": {"description": "OpenAPI 3.1"}})},
             "/metrics": {"get": _guarded("Prometheus metrics", {"200": {"description": "text exposition format"}})},
             "/api/v1/rates": {"get": _guarded("rates per terminal or institution", {"200": _json("Rates"),
-                                              "422": _ERROR}, parameters=rates_parameters)},
+                                              "400": _ERROR, "422": _ERROR}, parameters=rates_parameters,
+                                              description=filters_note)},
             "/api/v1/rates/series": {"get": _guarded(
-                "coverage and scan volume per hour or per day", {"200": {"description": "points, oldest first"},
-                                                                 "422": _ERROR},
+                "coverage and scan volume per hour or per day; by=terminal: one series per terminal (the busiest 12 "
+                "of the filters; `left_out` counts the others; hourly over at most 31 days)",
+                {"200": {"description": "points, oldest first (by=terminal: `terminals`, each with its points)"},
+                 "400": _ERROR, "422": _ERROR},
                 parameters=[_query("step", "hour or day", enum=["hour", "day"], default="hour"),
-                            *rates_parameters[1:5]])},
-            "/api/v1/dashboard/settings": {"get": _guarded("the thresholds the dashboard colours rates against",
-                                                           {"200": {"description": "per rate: good, warn"}})},
+                            _query("by", "all: one series; terminal: one per terminal", enum=["all", "terminal"],
+                                   default="all"),
+                            *rates_parameters[1:]], description=filters_note)},
+            "/api/v1/dashboard/settings": {"get": _guarded(
+                "the thresholds the dashboard colours rates against, and the zone it shows times in",
+                {"200": {"description": "per rate: good, warn; backlog_warn; timezone (IANA name)"}})},
+            "/api/v1/institutions": {"get": _guarded(
+                "institutions of the registered devices and of forward.institutions: code, name, type, region, "
+                "terminals (the dashboard's filter choices)", {"200": _json("Institutions"), "400": _ERROR})},
+            "/api/v1/export": {"get": _guarded(
+                "a dashboard table as a file, its figures as the page shows them (rates in % with one decimal, "
+                "times in the configured zone); the table's own filters apply, others are refused",
+                {"200": {"description": "attachment", "content": {"text/csv": {}, XLSX: {}}}, "400": _ERROR,
+                 "422": _ERROR}, parameters=export_parameters)},
             "/api/v1/alerts": {"get": _guarded("alerts, newest first", {"200": _json("Alerts"), "400": _ERROR},
                                                parameters=[
-                _query("state", "open, acknowledged, resolved, or live (open and acknowledged)"),
+                _query("state", "open, acknowledged, resolved, or live (open and acknowledged)",
+                       enum=["open", "acknowledged", "resolved", "live"]),
                 _query("type", "alert type"), _query("institution", "only this institution"),
-                _limit(1000)])},
+                _query("terminal", "only this terminal"), _limit(1000)])},
             "/api/v1/alerts/{id}": {
                 "get": _guarded("one alert", {"200": _json("Alert"), "404": _ERROR}, parameters=[_ID]),
                 "post": _guarded("acknowledge or resolve", {"200": _json("Alert"), "404": _ERROR, "409": _ERROR,
@@ -185,8 +227,10 @@ def _described() -> dict[str, Any]:
             "/api/v1/alerts/{id}/evidence": {"get": _guarded(
                 "the events (device, seq, code, time, verdict) and tickets (with lines) an alert points to",
                 {"200": {"description": "events and tickets"}, "404": _ERROR}, parameters=[_ID])},
-            "/api/v1/devices": {"get": _guarded("devices with their last status", {"200": _json("Devices")},
-                                                parameters=[_query("institution", "only this institution")])},
+            "/api/v1/devices": {"get": _guarded("devices with their last status", {"200": _json("Devices"),
+                                                                                   "400": _ERROR},
+                                                parameters=[_query("institution", "only this institution"),
+                                                            _query("terminal", "only this terminal")])},
             "/api/v1/quarantine": {"get": _guarded(
                 "refused messages with their bytes, newest first, paged: at most `limit` rows and 1 MiB",
                 {"200": _json("Quarantine"), "400": _ERROR},

@@ -174,14 +174,18 @@ class SerialTarget(Target):
 
 
 def make_target(spec: str, folder: Path, *, scanner: str = "", reset: str = "rts") -> Target:
-    """A target from the --target option: "virtual", "pi-qemu" or "serial:/dev/ttyUSB0"."""
+    """A target from the --target option: "virtual", "pi-qemu", "rp2040" or "serial:/dev/ttyUSB0"."""
     if spec == "virtual":
         return VirtualTarget(folder)
     if spec == "pi-qemu":
         return VirtualTarget(folder, interpreter="micropython-aarch64")
+    if spec == "rp2040":
+        from hil_tests.model_target import ModelTarget  # the model's Node and PPP peer: only when asked for
+
+        return ModelTarget(folder)
     if spec.startswith("serial:") and len(spec) > 7:
         port = spec[7:]
         if not Path(port).exists():
             raise RuntimeError(f"{port} does not exist: is the board plugged in? (ls /dev/ttyUSB* /dev/ttyACM*)")
         return SerialTarget(port, scanner=scanner, reset=reset)
-    raise RuntimeError(f"--target must be virtual, pi-qemu or serial:PORT, got {spec!r}")
+    raise RuntimeError(f"--target must be virtual, pi-qemu, rp2040 or serial:PORT, got {spec!r}")

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run every test: firmware on CPython, on the micropython executable and on a Pico in the RP2040 model, gateway,
-# tools; the gateway suite again on PostgreSQL; then the HIL suite against a virtual device, and against the
-# Raspberry Pi's executable under qemu-aarch64. Extra arguments go to pytest and skip the PostgreSQL and HIL
-# runs (e.g. tools/test.sh -k cbor).
+# tools; the gateway suite again on PostgreSQL; then the HIL suite against a virtual device, against the
+# Raspberry Pi's executable under qemu-aarch64, and against the Pico in the RP2040 model (its network PPP to
+# this machine). Extra arguments go to pytest and skip the PostgreSQL and HIL runs (e.g. tools/test.sh -k cbor).
 set -euo pipefail
 source "$(dirname "$0")/setup-env.sh"
 cd "$root"
@@ -19,6 +19,8 @@ if ! cmp -s "$model/package-lock.json" "$model/node_modules/.installed-lock" 2>/
     echo "installing the RP2040 model's packages (npm ci in tools/rp2040)" >&2
     (cd "$model" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.installed-lock)
 fi
+# the host's end of the model Pico's PPP link (hil_tests --target rp2040, tools/ppp_peer.py)
+command -v slirp-fullbolt >/dev/null || need_package slirp
 set +e
 python -m pytest "$@"
 status=$?
@@ -37,6 +39,10 @@ if [ "$#" -eq 0 ]; then
     [ "$status" -eq 0 ] && status=$hil
     # and against the Raspberry Pi's aarch64 executable under qemu-aarch64
     python -m pytest hil_tests --target pi-qemu --junitxml=artifacts/hil-pi-qemu-junit.xml -q
+    hil=$?
+    [ "$status" -eq 0 ] && status=$hil
+    # the same suite on the PPP Pico image in the RP2040 model (root: its PPP peer runs in a UTS namespace)
+    python -m pytest hil_tests --target rp2040 --junitxml=artifacts/hil-rp2040-junit.xml -q
     hil=$?
     [ "$status" -eq 0 ] && status=$hil
 fi

@@ -5,7 +5,9 @@
 #                                                        directories; {owner} and {name} in the pattern stand for
 #                                                        the upstream repository, e.g. '/mirrors/{owner}+{name}/repo'
 #   tools/images/build.sh build SRC [BOARD...]           build picotool, mpy-cross and, per board (default RPI_PICO
-#                                                        RPI_PICO_W), a base image and a release image (the agent
+#                                                        RPI_PICO_W RPI_PICO_PPP; a board in firmware/boards/ is
+#                                                        ours, the others upstream's), a base image and a release
+#                                                        image (the agent
 #                                                        frozen through firmware/manifest.py); copy the UF2s into
 #                                                        firmware/images/, and rewrite the generated part of
 #                                                        firmware/images/README.md (versions, SHA-256)
@@ -84,6 +86,7 @@ check_image() {
     case "$board" in
         RPI_PICO) name="Raspberry Pi Pico with RP2040" ;;
         RPI_PICO_W) name="Raspberry Pi Pico W with RP2040" ;;
+        RPI_PICO_PPP) name="Raspberry Pi Pico (PPP) with RP2040" ;;
         *) name="" ;;
     esac
     if [ -n "$name" ] && ! grep -q -a -F "$name" "$bin"; then
@@ -101,7 +104,7 @@ build() {
     local src="$1"
     shift
     local boards=("$@")
-    [ "${#boards[@]}" -gt 0 ] || boards=(RPI_PICO RPI_PICO_W)
+    [ "${#boards[@]}" -gt 0 ] || boards=(RPI_PICO RPI_PICO_W RPI_PICO_PPP)
     src="$(cd "$src" && pwd)"
     verify "$src"
     local mpy="$src/micropython" jobs out="$root/firmware/images"
@@ -128,18 +131,22 @@ build() {
     make -C "$mpy/mpy-cross" -j "$jobs"
 
     mkdir -p "$out"
-    local board form manifest build_dir
+    local board form manifest build_dir board_dir
     for board in "${boards[@]}"; do
+        # a board of ours (firmware/boards/: upstream's Pico with lwIP and network.PPP) or upstream's
+        board_dir="$root/firmware/boards/$board"
+        [ -d "$board_dir" ] || board_dir="$mpy/ports/rp2/boards/$board"
         for form in base release; do
             build_dir="$mpy/ports/rp2/build-$board-$form"
             # CMAKE_ARGS on make's command line replaces the port Makefile's own (BOARD, FROZEN_MANIFEST):
             # everything goes in it
-            cmake_args="-DMICROPY_BOARD=$board -DMICROPY_BOARD_DIR=$mpy/ports/rp2/boards/$board"
+            cmake_args="-DMICROPY_BOARD=$board -DMICROPY_BOARD_DIR=$board_dir"
             cmake_args+=" -Dpicotool_DIR=$picotool_dir"
             [ "$form" = release ] && cmake_args+=" -DMICROPY_FROZEN_MANIFEST=$root/firmware/manifest.py"
             # A failed first configure can leave a folder that links an empty image: always start clean.
             rm -rf "$build_dir"
-            make -C "$mpy/ports/rp2" -j "$jobs" BOARD="$board" BUILD="$build_dir" CMAKE_ARGS="$cmake_args"
+            make -C "$mpy/ports/rp2" -j "$jobs" BOARD="$board" BOARD_DIR="$board_dir" BUILD="$build_dir" \
+                CMAKE_ARGS="$cmake_args"
             check_image "$build_dir/firmware.bin" "$board" "$form"
             cp "$build_dir/firmware.uf2" "$out/$board-v1.28.0-$form.uf2"
         done

@@ -116,7 +116,7 @@ def wait_stored(gateway: GatewayProcess, device: str, count: int, progress: Prog
 
 def least_free(received: list[dict[int, Any]]) -> int:
     """The least free heap among the statuses (key 5), after the first (sent at connect, before the drain)."""
-    values = [status[5] for status in received[1:] if 5 in status]
+    values = [int(status[5]) for status in received[1:] if 5 in status]
     if not values:
         raise SystemExit("no status message came while draining: the drain was shorter than a status interval")
     return min(values)

@@ -9,6 +9,8 @@ and the event carries them as bytes anyway.
 (True, b'8123456', b'789012345', 0)
 """
 
+from collections import namedtuple
+
 from tcagent import errors, gs1, ma
 from tcagent.compat import const
 
@@ -25,36 +27,23 @@ GS1_BRACKETED = const(2)  # (01)...(21)...
 MAX_LINE = const(512)
 _GS = const(0x1D)
 _AIM_START = const(0x5D)  # "]"
-_GS1_AIM_IDS = (b"]C1", b"]e0", b"]d2", b"]Q3", b"]J1")
+_GS1_AIM_IDS = (b"]d2", b"]C1", b"]e0", b"]Q3", b"]J1")
+
+# What one scan decodes to; empty bytes where a field does not apply. A tuple built once, with every field, at
+# the end of decoding: on MicroPython each attribute set on an instance grows its attribute table (eight of
+# them took 0.17 ms on an RP2040) and an attribute a class holds as default is read at twice the cost of a
+# tuple's field.
+#   raw: bytes as framed, suffix removed; aim: AIM symbology identifier, e.g. b"]d2"; kind: KIND_*;
+#   code: canonical form to upload; pid: product identifier (7-digit prefix, GTIN-14 or MA product);
+#   serial, lot; expiry: YYMMDD, day 00 = end of month; made: production date YYMMDD;
+#   err: errors.*; detail: why err is not OK, for people (str); elements: GS1 ((ai, value), ...)
+Scan = namedtuple("Scan", ("raw", "aim", "kind", "code", "pid", "serial", "lot", "expiry", "made", "err",
+                           "detail", "elements"))
 
 
-class Scan:
-    """What one scan decodes to; empty bytes where a field does not apply.
-
-    The defaults are class attributes and a scan sets only the fields it has: on MicroPython every
-    attribute set on an instance grows its attribute table, and twelve of them took about 0.4 ms on an
-    RP2040 (there is no __slots__ there, so none here either).
-    """
-
-    aim = b""  # AIM symbology identifier, e.g. b"]d2"
-    kind = KIND_OTHER
-    code = b""  # canonical form to upload
-    pid = b""  # product identifier: 7-digit prefix, GTIN-14 or MA product
-    serial = b""
-    lot = b""
-    expiry = b""  # YYMMDD, day 00 = end of month
-    made = b""  # production date YYMMDD
-    err = errors.OK
-    detail = ""  # why err is not OK, for people (str)
-    elements = ()  # GS1: [(ai, value), ...]
-
-    def __init__(self, raw):
-        self.raw = raw  # bytes as framed, suffix removed
-
-    def fail(self, code, detail):
-        self.err = code
-        self.detail = detail
-        return self
+def _failed(raw, aim, kind, code, err, detail):
+    """A scan that decoded to nothing traceable: what is known of it, and why."""
+    return Scan(raw, aim, kind, code, b"", b"", b"", b"", b"", err, detail, ())
 
 
 def _kept(byte):
@@ -90,56 +79,53 @@ def decode(line, gs1_form=GS1_FULL, today=""):
     and decoded again, which gives the same result as cleaning first at a
     fraction of the cost for the lines a counter sees.
     """
-    if isinstance(line, str):
-        line = line.encode()
-    elif type(line) is not bytes:
-        line = bytes(line)
+    if type(line) is not bytes:
+        line = line.encode() if isinstance(line, str) else bytes(line)
     if len(line) > MAX_LINE + 2:
-        scan = Scan(line[: MAX_LINE + 2].rstrip(b"\r\n"))
-        return scan.fail(errors.TOO_LONG, "line longer than %d bytes" % MAX_LINE)
+        return _failed(line[: MAX_LINE + 2].rstrip(b"\r\n"), b"", KIND_OTHER, b"", errors.TOO_LONG,
+                       "line longer than %d bytes" % MAX_LINE)
     raw = line.rstrip(b"\r\n")
-    scan = Scan(raw)
-    _decode_text(scan, raw, gs1_form)
+    scan = _decode_text(raw, raw, gs1_form)
     if scan.err:
         text, error = _clean(raw)
         if error == errors.FULLWIDTH:
-            return Scan(raw).fail(error, "full-width digits: an input method, not a scan engine, sent this")
+            return _failed(raw, b"", KIND_OTHER, b"", error,
+                           "full-width digits: an input method, not a scan engine, sent this")
         if error:
-            return Scan(raw).fail(error, "bytes outside printable ASCII")
+            return _failed(raw, b"", KIND_OTHER, b"", error, "bytes outside printable ASCII")
         if text != raw:
-            scan = Scan(raw)
-            _decode_text(scan, text, gs1_form)
+            scan = _decode_text(raw, text, gs1_form)
     if today and scan.expiry and not scan.err:
         if isinstance(today, str):
             today = today.encode()
         if _expired(scan.expiry, today):
-            scan.fail(errors.EXPIRED, "expired %s, today %s" % (scan.expiry.decode(), today.decode()))
+            return Scan(scan.raw, scan.aim, scan.kind, scan.code, scan.pid, scan.serial, scan.lot, scan.expiry,
+                        scan.made, errors.EXPIRED, "expired %s, today %s" % (scan.expiry.decode(), today.decode()),
+                        scan.elements)
     return scan
 
 
-def _decode_text(scan, text, gs1_form):
-    """Decode `text` (the line without its suffix) into `scan`."""
+def _decode_text(raw, text, gs1_form):
+    """Decode `text` (the line without its suffix, maybe cleaned) into a Scan of `raw`."""
+    aim = b""
     if len(text) >= 3 and text[0] == _AIM_START:
-        if not (_kept(text[1]) and _kept(text[2])):
-            scan.fail(errors.CHARSET, "AIM identifier needs cleaning")  # decoded again from the cleaned line
-            return
-        scan.aim = text[:3]
+        if not (_kept(text[1]) and _kept(text[2])):  # decoded again from the cleaned line
+            return _failed(raw, aim, KIND_OTHER, b"", errors.CHARSET, "AIM identifier needs cleaning")
+        aim = text[:3]
         text = text[3:]
     if not text:
-        scan.fail(errors.EMPTY, "nothing but framing")
-    elif scan.aim in _GS1_AIM_IDS:
-        _decode_gs1(scan, text, gs1.parse, gs1_form)
-    elif text[0] == 0x28:  # "("
-        _decode_gs1(scan, text, gs1.parse_bracketed, gs1_form)
-    elif text.startswith(b"MA."):
-        _decode_ma(scan, text)
-    elif text.isdigit():
-        _decode_digits(scan, text)
-    elif _looks_gs1(text):
-        _decode_gs1(scan, text, gs1.parse, gs1_form)
-    else:
-        scan.code = text
-        scan.fail(errors.NOT_TRACE_CODE, "no trace-code format matches")
+        return _failed(raw, aim, KIND_OTHER, b"", errors.EMPTY, "nothing but framing")
+    if aim in _GS1_AIM_IDS:
+        return _decode_gs1(raw, aim, text, False, gs1_form)
+    if text[0] == 0x28:  # "("
+        return _decode_gs1(raw, aim, text, True, gs1_form)
+    if text.startswith(b"MA."):
+        return _decode_ma(raw, aim, text)
+    if text.isdigit():
+        return _decode_digits(raw, aim, text)
+    if _looks_gs1(text):
+        return _decode_gs1(raw, aim, text, False, gs1_form)
+    return _failed(raw, aim, KIND_OTHER, text, errors.NOT_TRACE_CODE, "no trace-code format matches")
 
 
 def _looks_gs1(text):
@@ -152,73 +138,74 @@ def _looks_gs1(text):
     )
 
 
-def _decode_digits(scan, text):
-    scan.code = text
-    if len(text) == 20:
+def _decode_digits(raw, aim, text):
+    length = len(text)
+    if length == 20:
         if text[0] != 0x38:  # "8"
-            scan.fail(errors.DIGITS_PREFIX, "20 digits must start with 8, got %s" % chr(text[0]))
-            return
-        scan.kind = KIND_DIGITS20
-        scan.pid = text[:7]
-        scan.serial = text[7:16]
-    elif len(text) in (8, 12, 13):
-        scan.fail(errors.COMMODITY_EAN, "%d-digit retail barcode, not a trace code" % len(text))
-    elif len(text) == 14 and text.startswith(b"86"):
-        scan.fail(errors.DRUG_STANDARD_CODE, "14-digit drug standard code (本位码), not a trace code")
-    elif 16 <= len(text) <= 24:
-        scan.fail(errors.DIGITS_LENGTH, "trace code wants 20 digits, got %d" % len(text))
-    else:
-        scan.fail(errors.NOT_TRACE_CODE, "%d digits match no trace-code format" % len(text))
+            return _failed(raw, aim, KIND_OTHER, text, errors.DIGITS_PREFIX,
+                           "20 digits must start with 8, got %s" % chr(text[0]))
+        return Scan(raw, aim, KIND_DIGITS20, text, text[:7], text[7:16], b"", b"", b"", errors.OK, "", ())
+    if length in (8, 12, 13):
+        return _failed(raw, aim, KIND_OTHER, text, errors.COMMODITY_EAN,
+                       "%d-digit retail barcode, not a trace code" % length)
+    if length == 14 and text.startswith(b"86"):
+        return _failed(raw, aim, KIND_OTHER, text, errors.DRUG_STANDARD_CODE,
+                       "14-digit drug standard code (本位码), not a trace code")
+    if 16 <= length <= 24:
+        return _failed(raw, aim, KIND_OTHER, text, errors.DIGITS_LENGTH,
+                       "trace code wants 20 digits, got %d" % length)
+    return _failed(raw, aim, KIND_OTHER, text, errors.NOT_TRACE_CODE,
+                   "%d digits match no trace-code format" % length)
 
 
-def _decode_gs1(scan, text, parser, gs1_form):
-    scan.kind = KIND_GS1
+def _decode_gs1(raw, aim, text, bracketed, gs1_form):
     try:
-        elements = parser(text)
+        if bracketed:
+            elements = gs1.parse_bracketed(text)
+            tidy = False
+        else:
+            elements, tidy = gs1.split(text)
     except gs1.GS1Error as error:
-        scan.code = text
-        scan.fail(error.code, str(error))
-        return
-    scan.elements = elements
-    pid = serial = b""
+        return _failed(raw, aim, KIND_GS1, text, error.code, str(error))
+    pid = serial = lot = expiry = made = b""
     for ai, value in elements:
-        if ai == b"01" or ai == b"02" and not pid:
+        if ai == b"01":
             pid = value
         elif ai == b"21":
             serial = value
-        elif ai == b"10":
-            scan.lot = value
         elif ai == b"17":
-            scan.expiry = value
+            expiry = value
+        elif ai == b"10":
+            lot = value
         elif ai == b"11":
-            scan.made = value
-    scan.pid = pid
-    scan.serial = serial
+            made = value
+        elif ai == b"02" and not pid:
+            pid = value
     if gs1_form == GS1_GTIN_SERIAL and pid and serial:
-        scan.code = b"01" + pid + b"21" + serial
+        code = b"01" + pid + b"21" + serial
     elif gs1_form == GS1_BRACKETED:
-        scan.code = gs1.bracketed(elements)
+        code = gs1.bracketed(elements)
+    elif tidy:  # the line already is the transmitted form: joining the fields again would give its bytes
+        code = text
     else:
-        scan.code = gs1.join(elements)
+        code = gs1.join(elements)
+    err = errors.OK
+    detail = ""
     if not pid:
-        scan.fail(errors.GS1_NO_GTIN, "GS1 code without GTIN (01 or 02)")
+        err = errors.GS1_NO_GTIN
+        detail = "GS1 code without GTIN (01 or 02)"
     elif not serial:
-        scan.fail(errors.GS1_NO_SERIAL, "GS1 code without serial (21): not traceable per box")
+        err = errors.GS1_NO_SERIAL
+        detail = "GS1 code without serial (21): not traceable per box"
+    return Scan(raw, aim, KIND_GS1, code, pid, serial, lot, expiry, made, err, detail, elements)
 
 
-def _decode_ma(scan, text):
-    scan.code = text
-    scan.kind = KIND_MA
+def _decode_ma(raw, aim, text):
     try:
-        product, elements = ma.parse(text)
+        product, serial, lot, expiry, made = ma.parse(text)
     except ma.MAError as error:
-        scan.fail(error.code, str(error))
-        return
-    scan.pid = product
-    scan.serial = elements.get(b"S", b"")
-    scan.lot = elements.get(b"L", b"")
-    scan.expiry = elements.get(b"E", b"")
-    scan.made = elements.get(b"M", b"")
+        return _failed(raw, aim, KIND_MA, text, error.code, str(error))
+    return Scan(raw, aim, KIND_MA, text, product, serial, lot, expiry, made, errors.OK, "", ())
 
 
 def _expired(expiry, today):

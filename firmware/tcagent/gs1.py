@@ -101,7 +101,7 @@ def lookup(data, pos):
 def check_digit(body):
     """GS1 mod-10 check digit for the ASCII digits `body` (everything but the check digit)."""
     # Weights run 3, 1, 3, ... from the right: the two sums swap at each digit, so the last digit ends up
-    # in the weight-3 sum whatever the length.
+    # in the weight-3 sum whatever the length. (MicroPython's bytes take no slice with a step.)
     weight3 = weight1 = 0
     for byte in body:
         weight3, weight1 = weight1 + byte, weight3
@@ -111,13 +111,13 @@ def check_digit(body):
 
 
 def _two_digits(text, pos):
-    return (text[pos] - 48) * 10 + text[pos + 1] - 48
+    return text[pos] * 10 + text[pos + 1] - 528  # 528: the ASCII zeros, 48 * 11
 
 
 def date_ok(yymmdd, allow_day_zero=True):
     """Whether `yymmdd` (6 ASCII digits) is a real date; day 00 means end of month."""
-    month = _two_digits(yymmdd, 2)
-    day = _two_digits(yymmdd, 4)
+    month = yymmdd[2] * 10 + yymmdd[3] - 528  # arithmetic inline: a call costs more than the digits
+    day = yymmdd[4] * 10 + yymmdd[5] - 528
     if not 1 <= month <= 12:
         return False
     if day == 0:
@@ -161,25 +161,43 @@ def _add(elements, ai, value):
     elements.append((ai, value))
 
 
-def parse(data):
-    """Parse a transmitted element string (bytes) into a list of (ai, value) in order."""
+def _needs_separator(ai):
+    return ai[:2] not in _PREDEFINED_LENGTH
+
+
+def split(data):
+    """Parse a transmitted element string (bytes): (list of (ai, value) in order, whether `data` is tidy).
+
+    Tidy means `data` already is what join() makes of the list (a GS after each field that needs one, except
+    the last, and no other GS), so a caller can keep `data` instead of joining the fields again.
+    """
     elements = []  # type: list
     pos = 0
     end = len(data)
+    tidy = end > 0 and data[end - 1] != _GS_BYTE
+    separator = False  # the field before needs a GS before the next
     while pos < end:
         if data[pos] == _GS_BYTE:  # a stray or trailing separator
+            if not separator:
+                tidy = False
+            separator = False
             pos += 1
             continue
+        if separator:  # a fixed-length field that needs a GS was not given one
+            tidy = False
         ai = data[pos : pos + 2]
         entry = _TABLE.get(ai)  # most AIs have two digits: lookup()'s first step, without its call
         if entry is not None:
             length, flags = entry
+            pos += 2
+            separator = ai not in _PREDEFINED_LENGTH
         else:
             found = lookup(data, pos)
             if found is None:
                 raise GS1Error(errors.GS1_UNKNOWN_AI, "unknown AI at %r" % shown(data[pos : pos + 4]))
             ai, length, flags = found
-        pos += len(ai)
+            pos += len(ai)
+            separator = _needs_separator(ai)
         stop = data.find(GS, pos)
         if stop < 0:
             stop = end
@@ -187,11 +205,19 @@ def parse(data):
             stop = pos + length
         value = data[pos:stop]
         check_value(ai, value, length, flags)
-        _add(elements, ai, value)
+        for seen_ai, _ in elements:
+            if seen_ai == ai:
+                raise GS1Error(errors.GS1_DUPLICATE_AI, "AI (%s) appears twice" % shown(ai))
+        elements.append((ai, value))
         pos = stop
     if not elements:
         raise GS1Error(errors.GS1_SYNTAX, "no element strings")
-    return elements
+    return elements, tidy
+
+
+def parse(data):
+    """Parse a transmitted element string (bytes) into a list of (ai, value) in order."""
+    return split(data)[0]
 
 
 def parse_bracketed(data):
@@ -236,7 +262,7 @@ def join(elements):
             parts.append(GS)
         parts.append(ai)
         parts.append(value)
-        separator = (ai if len(ai) == 2 else ai[:2]) not in _PREDEFINED_LENGTH
+        separator = _needs_separator(ai)
     return b"".join(parts)
 
 

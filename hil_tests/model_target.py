@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hil_tests.targets import Target
-from tools.paths import FIRMWARE, compile_firmware
+from tools.paths import FIRMWARE, RP2040_ARCH, compile_firmware
 from tools.pico_model import IMAGES, GpioChange, PicoModel, littlefs_image
 from tools.ppp_peer import HOST_ALIAS, SlirpPeer
 from tools.virtual_device import LineLog
@@ -51,7 +51,7 @@ class ModelTarget(Target):
         self.folder.mkdir(parents=True, exist_ok=True)
         settings = {**config, "broker_host": HOST_ALIAS, "ppp": PPP, "pins": FEEDBACK_PINS}
         settings.pop("uart", None)  # the board's default scanner UART
-        compiled = compile_firmware(self.folder / "mpy")
+        compiled = compile_firmware(self.folder / "mpy", RP2040_ARCH)
         files = {str(path.relative_to(compiled)): path.read_bytes() for path in compiled.rglob("tcagent/**/*.mpy")}
         files["main.py"] = (FIRMWARE / "main.py").read_bytes()
         files["config.json"] = json.dumps(settings).encode()

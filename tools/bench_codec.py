@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tools.paths import FIRMWARE, compile_firmware, micropython, micropython_env
+from tools.paths import FIRMWARE, RP2040_ARCH, compile_firmware, micropython, micropython_env
 
 SCRIPT = FIRMWARE / "bench_codec.py"
 ROWS = (("us_per_scan", "µs per scan"), ("us_decode", "  µs decode"), ("us_encode", "  µs event CBOR"),
@@ -68,7 +68,7 @@ def run_in_model(rounds: int, appends: int) -> dict[str, Any]:
         raise SystemExit(f"the RP2040 model cannot run: {reason}")
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        compiled = compile_firmware(work / "mpy")
+        compiled = compile_firmware(work / "mpy", RP2040_ARCH)
         files = {str(path.relative_to(compiled)): path.read_bytes() for path in compiled.rglob("tcagent/**/*.mpy")}
         with PicoModel(uf2=IMAGES / "RPI_PICO-v1.28.0-base.uf2", fs=littlefs_image(files), workdir=work) as pico:
             pico.wait_connected()

@@ -29,7 +29,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tools.gateway_process import GatewayProcess, running_system
-from tools.paths import FIRMWARE, compile_firmware
+from tools.paths import FIRMWARE, RP2040_ARCH, compile_firmware
 from tools.pico_model import IMAGES, PicoModel, littlefs_image, model_available
 from tools.ppp_peer import HOST_ALIAS, SlirpPeer, peer_available
 from tools.progress import Progress
@@ -128,7 +128,7 @@ def drain_on_pico(work: Path, gateway: GatewayProcess, port: int, device: str, k
     folder = work / device
     journal_dir = folder / "data" / "journal"
     written = fill_journal(journal_dir, device, key, config["journal_capacity"], backlog)
-    compiled = compile_firmware(work / "mpy")
+    compiled = compile_firmware(work / "mpy", RP2040_ARCH)
     files = {str(path.relative_to(compiled)): path.read_bytes() for path in compiled.rglob("tcagent/**/*.mpy")}
     files["main.py"] = (FIRMWARE / "main.py").read_bytes()
     files["config.json"] = json.dumps({**config, "device_id": device, "broker_port": port}).encode()
@@ -169,7 +169,7 @@ def drain_on_unix(work: Path, gateway: GatewayProcess, port: int, device: str, k
 def fill_filesystem(work: Path, progress: Progress) -> dict[str, Any]:
     """Events the Pico's littlefs holds, and the flash chip's erases and programmed bytes per event."""
     progress.phase("Pico: appending events to a journal until its littlefs is full (a few minutes)")
-    compiled = compile_firmware(work / "mpy-fill")
+    compiled = compile_firmware(work / "mpy-fill", RP2040_ARCH)
     files = {str(path.relative_to(compiled)): path.read_bytes() for path in compiled.rglob("tcagent/**/*.mpy")}
     with PicoModel(uf2=IMAGES / "RPI_PICO-v1.28.0-base.uf2", fs=littlefs_image(files), workdir=work) as pico:
         pico.wait_connected()

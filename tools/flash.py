@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 from tools import linux_images
-from tools.paths import FIRMWARE, compile_firmware
+from tools.paths import ESP32_ARCH, FIRMWARE, RP2040_ARCH, compile_firmware
 
 __all__ = ["FlashError", "agent_tree", "install_linux", "main"]
 
@@ -174,9 +174,10 @@ def _mpremote(port: str, *arguments: str) -> str:
         raise
 
 
-def agent_tree(target: Path, config: Path) -> Path:
-    """The files a board gets: tcagent compiled to .mpy, main.py as source (boards run it at boot), config.json."""
-    compile_firmware(target / "compiled")
+def agent_tree(target: Path, config: Path, arch: str) -> Path:
+    """The files a board gets: tcagent compiled to .mpy (hot functions as machine code for `arch`, an mpy-cross
+    -march name), main.py as source (boards run it at boot), config.json."""
+    compile_firmware(target / "compiled", arch)
     tree = target / "board"
     shutil.copytree(target / "compiled" / "tcagent", tree / "tcagent")
     shutil.copyfile(FIRMWARE / "main.py", tree / "main.py")
@@ -211,10 +212,10 @@ def _probe_repl(port: str, timeout_s: float = 4.0) -> None:
                          "flash MicroPython first (without --skip-firmware), or check that this is the board's port")
 
 
-def _copy_agent(port: str, config: Path) -> None:
+def _copy_agent(port: str, config: Path, arch: str) -> None:
     _probe_repl(port)
     with tempfile.TemporaryDirectory() as scratch:
-        tree = agent_tree(Path(scratch), config)
+        tree = agent_tree(Path(scratch), config, arch)
         _mpremote(port, "fs", "cp", "-r", str(tree / "tcagent"), ":")
         _mpremote(port, "fs", "cp", str(tree / "main.py"), ":main.py")
         _mpremote(port, "fs", "cp", str(tree / "config.json"), ":config.json")
@@ -235,7 +236,7 @@ def flash_esp32(options: argparse.Namespace) -> None:
         _run(["esptool", "--chip", options.chip, "--port", port, "--baud", "460800", "write-flash", "-z", offset,
               str(image)], "writing MicroPython")
         time.sleep(2)
-    _copy_agent(port, options.config)
+    _copy_agent(port, options.config, ESP32_ARCH)
 
 
 def flash_pico(options: argparse.Namespace) -> None:
@@ -254,7 +255,7 @@ def flash_pico(options: argparse.Namespace) -> None:
         while time.monotonic() < deadline and not (Path(options.port).exists() if options.port
                                                    else boards_attached()):
             time.sleep(0.5)
-    _copy_agent(_port(options.port), options.config)
+    _copy_agent(_port(options.port), options.config, RP2040_ARCH)
 
 
 def board_arch(root: Path) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tools.paths import FIRMWARE, compile_firmware, micropython_command, micropython_env
+from tools.paths import FIRMWARE, build_arch, compile_firmware, micropython_command, micropython_env
 
 
 class LineLog:
@@ -114,7 +114,7 @@ class VirtualDevice:
             command = [*micropython_command(self.interpreter), *(["-X", f"heapsize={self.heap}"] if self.heap else [])]
             if self.compiled:  # .mpy files, as a board runs them: no compiling at import, less heap
                 command += ["-m", "main"]
-                code = compile_firmware(self.folder / "mpy")
+                code = compile_firmware(self.folder / "mpy", build_arch(micropython_command(self.interpreter)))
             else:
                 command.append(str(FIRMWARE / "main.py"))
                 code = FIRMWARE

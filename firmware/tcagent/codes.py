@@ -12,7 +12,7 @@ and the event carries them as bytes anyway.
 from collections import namedtuple
 
 from tcagent import errors, gs1, ma
-from tcagent.compat import const
+from tcagent.compat import const, native
 
 KIND_OTHER = const(0)
 KIND_DIGITS20 = const(1)
@@ -67,6 +67,7 @@ def _clean(raw):
     return bytes(kept), errors.OK
 
 
+@native
 def decode(line, gs1_form=GS1_FULL, today=""):
     """Decode `line` (bytes or str as the engine sent it) into a Scan.
 
@@ -105,6 +106,7 @@ def decode(line, gs1_form=GS1_FULL, today=""):
     return scan
 
 
+@native
 def _decode_text(raw, text, gs1_form):
     """Decode `text` (the line without its suffix, maybe cleaned) into a Scan of `raw`."""
     aim = b""
@@ -128,6 +130,7 @@ def _decode_text(raw, text, gs1_form):
     return _failed(raw, aim, KIND_OTHER, text, errors.NOT_TRACE_CODE, "no trace-code format matches")
 
 
+@native
 def _looks_gs1(text):
     """A GS1 string from an engine that sends no AIM id: starts with (01) and a valid GTIN."""
     return (
@@ -138,6 +141,7 @@ def _looks_gs1(text):
     )
 
 
+@native
 def _decode_digits(raw, aim, text):
     length = len(text)
     if length == 20:
@@ -158,6 +162,7 @@ def _decode_digits(raw, aim, text):
                    "%d digits match no trace-code format" % length)
 
 
+@native
 def _decode_gs1(raw, aim, text, bracketed, gs1_form):
     try:
         if bracketed:
@@ -200,6 +205,7 @@ def _decode_gs1(raw, aim, text, bracketed, gs1_form):
     return Scan(raw, aim, KIND_GS1, code, pid, serial, lot, expiry, made, err, detail, elements)
 
 
+@native
 def _decode_ma(raw, aim, text):
     try:
         product, serial, lot, expiry, made = ma.parse(text)

@@ -8,7 +8,7 @@ empty external AAD; 32-byte tag.
 import hashlib
 
 from tcagent import cbor
-from tcagent.compat import const
+from tcagent.compat import const, native
 
 ALG_HMAC_256_256 = const(5)
 TAG_MAC0 = const(17)
@@ -87,6 +87,7 @@ def _equal(left, right):
 _kid_start = [b"", b""]  # kid and the message up to the payload's head for it, kept: a device signs with one kid
 
 
+@native
 def sign(key, payload, kid):
     """Return the tagged COSE_Mac0 bytes for `payload` (bytes) from `kid` (bytes).
 

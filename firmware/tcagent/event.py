@@ -5,7 +5,7 @@ the RFC 8949 deterministic encoding without building and sorting a map.
 """
 
 from tcagent import cbor
-from tcagent.compat import const
+from tcagent.compat import const, native
 
 SCHEMA_VERSION = const(1)
 
@@ -45,6 +45,10 @@ OP_NAMES = ("", "sale", "sale_return", "purchase", "purchase_return", "stocktake
 _TEXT_HEAD = const(0x60)  # major type 3 with a length below 24
 _BYTES_HEAD = const(0x40)  # major type 2 likewise
 _MAP_HEAD = const(0xA0)  # major type 5 likewise
+_UINT8_HEAD = const(0x18)  # major type 0 with a 1-byte argument
+_UINT16_HEAD = const(0x19)  # ... a 2-byte one
+_UINT32_HEAD = const(0x1A)  # ... a 4-byte one
+_UINT64_HEAD = const(0x1B)  # ... an 8-byte one
 _FIELDS_ALWAYS = const(11)  # the fields every event carries
 _ROOM = const(256)  # bytes reserved for the event up front: most events fit, a longer one grows the buffer
 
@@ -73,6 +77,7 @@ def _device(device):
     return _device_field[1]
 
 
+@native
 def encode(device, seq, boot, time_ms, uptime_ms, clock, op, scan, ticket="", split_qty=0):
     """Return the event's CBOR bytes; empty optional fields are left out. `device` and `ticket` are str.
 
@@ -90,6 +95,13 @@ def encode(device, seq, boot, time_ms, uptime_ms, clock, op, scan, ticket="", sp
     append(K_SEQ)
     if seq < 24:
         append(seq)
+    elif seq < 0x10000:  # a counter's seq: its head inline, a call costs more
+        if seq < 0x100:
+            append(_UINT8_HEAD)
+        else:
+            append(_UINT16_HEAD)
+            append(seq >> 8)
+        append(seq & 0xFF)
     else:
         cbor.write_head(out, 0, seq)
     append(K_BOOT)
@@ -98,13 +110,22 @@ def encode(device, seq, boot, time_ms, uptime_ms, clock, op, scan, ticket="", sp
     else:
         cbor.write_head(out, 0, boot)
     append(K_TIME)
-    if time_ms < 24:
+    if time_ms > 0xFFFFFFFF:  # every synced time since 1970-02-19: the head inline
+        append(_UINT64_HEAD)
+        out += time_ms.to_bytes(8, "big")
+    elif time_ms < 24:
         append(time_ms)
     else:
         cbor.write_head(out, 0, time_ms)
     append(K_UPTIME)
     if uptime_ms < 24:
         append(uptime_ms)
+    elif uptime_ms < 0x100:
+        append(_UINT8_HEAD)
+        append(uptime_ms)
+    elif 0xFFFF < uptime_ms <= 0xFFFFFFFF:  # from a minute after boot to 49 days: the head inline
+        append(_UINT32_HEAD)
+        out += uptime_ms.to_bytes(4, "big")
     else:
         cbor.write_head(out, 0, uptime_ms)
     append(K_CLOCK)

@@ -12,7 +12,7 @@ character.
 """
 
 from tcagent import errors
-from tcagent.compat import const
+from tcagent.compat import const, native
 
 GS = b"\x1d"
 _GS_BYTE = const(0x1D)
@@ -78,6 +78,7 @@ def shown(value):
         return repr(value)
 
 
+@native
 def lookup(data, pos):
     """Return (ai, length, flags) for the AI starting at `pos` in `data` (bytes), or None when unknown."""
     for size in (2, 3, 4):
@@ -98,6 +99,7 @@ def lookup(data, pos):
     return None
 
 
+@native
 def check_digit(body):
     """GS1 mod-10 check digit for the ASCII digits `body` (everything but the check digit)."""
     # Weights run 3, 1, 3, ... from the right: the two sums swap at each digit, so the last digit ends up
@@ -114,6 +116,7 @@ def _two_digits(text, pos):
     return text[pos] * 10 + text[pos + 1] - 528  # 528: the ASCII zeros, 48 * 11
 
 
+@native
 def date_ok(yymmdd, allow_day_zero=True):
     """Whether `yymmdd` (6 ASCII digits) is a real date; day 00 means end of month."""
     month = yymmdd[2] * 10 + yymmdd[3] - 528  # arithmetic inline: a call costs more than the digits
@@ -127,6 +130,7 @@ def date_ok(yymmdd, allow_day_zero=True):
     return day <= _DAYS_IN_MONTH[month - 1]
 
 
+@native
 def check_value(ai, value, length, flags):
     """Raise GS1Error unless `value` is a valid value for `ai`."""
     if flags & FIXED:
@@ -154,6 +158,7 @@ def check_value(ai, value, length, flags):
             raise GS1Error(errors.GS1_DATE, "AI (%s) %s has no valid hhmm" % (shown(ai), shown(value)))
 
 
+@native
 def _add(elements, ai, value):
     for seen_ai, _ in elements:
         if seen_ai == ai:
@@ -165,6 +170,7 @@ def _needs_separator(ai):
     return ai[:2] not in _PREDEFINED_LENGTH
 
 
+@native
 def split(data):
     """Parse a transmitted element string (bytes): (list of (ai, value) in order, whether `data` is tidy).
 

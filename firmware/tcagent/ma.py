@@ -8,7 +8,7 @@ bytes, as scanned (see tcagent.gs1 for why not str).
 """
 
 from tcagent import errors
-from tcagent.compat import const
+from tcagent.compat import const, native
 from tcagent.gs1 import date_ok, shown
 
 _MAX_LENGTH = 150
@@ -32,6 +32,7 @@ def _alnum(text):
     return bool(text) and not text.lstrip(_VALUE_CHARS)
 
 
+@native
 def parse(text):
     """Return (product identifier, serial, lot, expiry, made) of an MA code (bytes), or raise MAError.
 

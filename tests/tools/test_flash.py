@@ -226,11 +226,16 @@ def test_linux_install_refuses_a_user_that_does_not_exist(tmp_path, config):
     assert code == 2 and "no user 'nosuchuser' on the system under" in output
 
 
-def test_the_board_tree_is_compiled_with_main_as_source(tmp_path, config):
-    tree = flash.agent_tree(tmp_path / "build", config)
+@pytest.mark.parametrize(("arch", "number"), [("armv6m", 4), ("xtensawin", 10)])
+def test_the_board_tree_is_compiled_with_main_as_source(tmp_path, config, arch, number):
+    tree = flash.agent_tree(tmp_path / "build", config, arch)
     assert (tree / "main.py").read_text().startswith('"""Boot entry')
     assert (tree / "tcagent" / "agent.mpy").exists() and not list((tree / "tcagent").rglob("*.py"))
     assert json.loads((tree / "config.json").read_text())["device_id"] == "dev-0007"
+    # an .mpy names the arch of its machine code in its third byte (bits 2 up), 0 for bytecode only
+    header_arch = {path.stem: path.read_bytes()[2] >> 2 for path in (tree / "tcagent").glob("*.mpy")}
+    assert header_arch["codes"] == header_arch["cose"] == header_arch["event"] == number
+    assert header_arch["errors"] == 0
 
 
 def test_clear_errors(tmp_path, config):

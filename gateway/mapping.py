@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from gateway.platform_fields import BATCH_NODE, ENVELOPE, INV_DATA_TYPE, ROW_NODE, ROWS
+from gateway.platform_fields import BATCH_NODE, ENVELOPE, INV_DATA_TYPE, ROW_NODE, ROWS, SIGN_IN, SIGN_IN_NODE
 from gateway.protocol import Operation
 
-__all__ = ["INTERFACE", "WITHDRAW", "RowSource", "build_row", "withdrawal_row", "envelope", "msgid_for",
-           "platform_time", "platform_date"]
+__all__ = ["INTERFACE", "WITHDRAW", "RowSource", "build_row", "withdrawal_row", "envelope", "sign_in_envelope",
+           "msgid_for", "platform_time", "platform_date"]
 
 INTERFACE = {Operation.SALE: "3505", Operation.DISPENSE: "3505", Operation.SALE_RETURN: "3506",
              Operation.PURCHASE: "3503", Operation.PURCHASE_RETURN: "3504", Operation.STOCKTAKE: "3501"}
@@ -135,4 +135,15 @@ def envelope(*, infno: str, msgid: str, institution: str, rows: list[dict[str, o
         "fixmedins_code": institution,
     })
     body["input"] = {BATCH_NODE[infno]: rows} if batch else {ROW_NODE[infno]: rows[0]}
+    return body
+
+
+def sign_in_envelope(*, msgid: str, institution: str, sign_in: Mapping[str, object], values: Mapping[str, str],
+                     now_ms: int, timezone: str) -> dict[str, object]:
+    """The body of a 9001 sign-in: the common envelope (its sign_no empty) around `signIn` (opter_no, mac, ip)."""
+    body: dict[str, object] = {"infver": "V1.0", "opter_type": "1", "recer_sys_code": "FSI_LOCAL", "signtype": "",
+                               "dev_no": "", "dev_safe_info": "", "cainfo": ""}
+    body.update({spec.name: values[spec.name] for spec in ENVELOPE if spec.name in values})
+    body.update({"infno": SIGN_IN, "msgid": msgid, "inf_time": platform_time(now_ms, timezone),
+                 "fixmedins_code": institution, "sign_no": "", "input": {SIGN_IN_NODE: dict(sign_in)}})
     return body

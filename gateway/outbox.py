@@ -46,7 +46,7 @@ from gateway.platform_fields import check_envelope, check_row
 from gateway.scans import StoredScan
 from gateway.store import Tx
 
-__all__ = ["enqueue", "regroup", "plan", "Claimed", "claim", "settle_done", "settle_rejected", "settle_retry",
+__all__ = ["enqueue", "regroup", "plan", "Claimed", "claim", "resign", "settle_done", "settle_rejected", "settle_retry",
            "requeue", "release_leases", "state_counts", "dead_letters", "Planning", "PLAN_LOCK"]
 
 PLAN_LOCK = "outbox:plan"
@@ -334,18 +334,33 @@ class Claimed:
     infno: str
     body: bytes
     attempts: int
+    institution: str = ""
 
 
 def claim(tx: Tx, *, instance: str, now_ms: int, lease_ms: int) -> Claimed | None:
     """The open request due first, leased to `instance` for `lease_ms`. The lease is taken only if no other
     instance took it since the look-up (the update re-checks), so two workers never send one request at once."""
-    rows = tx.all("SELECT id, msgid, infno, body, attempts FROM requests WHERE state = 'open' AND next_ms <= ? "
-                  "AND lease_until_ms <= ? ORDER BY next_ms, id LIMIT 8", (now_ms, now_ms))
+    rows = tx.all("SELECT id, msgid, infno, body, attempts, institution FROM requests WHERE state = 'open' "
+                  "AND next_ms <= ? AND lease_until_ms <= ? ORDER BY next_ms, id LIMIT 8", (now_ms, now_ms))
     for row in rows:
         if tx.execute("UPDATE requests SET lease_until_ms = ?, claimed_by = ? WHERE id = ? AND state = 'open' "
                       "AND lease_until_ms <= ?", (now_ms + lease_ms, instance, row[0], now_ms)):
-            return Claimed(int(row[0]), row[1], row[2], bytes(row[3]), int(row[4]))
+            return Claimed(int(row[0]), row[1], row[2], bytes(row[3]), int(row[4]), row[5])
     return None
+
+
+def resign(tx: Tx, claimed: Claimed, *, sign_no: str, msgid: str = "") -> Claimed:
+    """The claimed request with `sign_no` in its envelope, and `msgid` when given, stored before it is sent (the
+    stored body stays the exact body sent). A new msgid only after the platform refused the old sign_no: it then
+    processed nothing under the old msgid, and may answer that msgid with the same refusal for ever."""
+    body = json.loads(claimed.body)
+    if body.get("sign_no") == sign_no and (not msgid or msgid == claimed.msgid):
+        return claimed
+    body["sign_no"] = sign_no
+    body["msgid"] = msgid or claimed.msgid
+    encoded = json.dumps(body, ensure_ascii=False).encode()
+    tx.write("UPDATE requests SET msgid = ?, body = ? WHERE id = ?", (body["msgid"], encoded, claimed.request_id))
+    return Claimed(claimed.request_id, body["msgid"], claimed.infno, encoded, claimed.attempts, claimed.institution)
 
 
 def settle_done(tx: Tx, request_id: int, failed: Mapping[str, str], *, now_ms: int) -> tuple[int, int]:

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from starlette.responses import RedirectResponse
 
-from gateway import alerts, catalog, dashboard, devices, outbox, pipeline, quarantine, rates
+from gateway import adjustments, alerts, catalog, dashboard, devices, outbox, pipeline, quarantine, rates, withdrawals
 from gateway._http_face import INT64_MAX, Answer, ApiRequest, Endpoint, HttpError, Limits, Tokens, build_app
 from gateway._http_server import BackgroundServer
 from gateway.metrics import Metrics
@@ -214,7 +214,44 @@ class ApiServer:
             counts = outbox.state_counts(tx)
             oldest = tx.one("SELECT min(changed_ms) FROM outbox WHERE state IN ('pending', 'sending')")
             requests = dict(tx.all("SELECT state, count(*) FROM requests GROUP BY state"))
-        return 200, {"rows": counts, "oldest_unsettled_ms": oldest[0] if oldest else None, "requests": requests}
+            documents = adjustments.state_counts(tx)
+            asked = dict(tx.all("SELECT state, count(*) FROM withdrawals GROUP BY state"))
+        return 200, {"rows": counts, "oldest_unsettled_ms": oldest[0] if oldest else None, "requests": requests,
+                     "adjustments": documents, "withdrawals": asked}
+
+    def post_adjustment(self, request: ApiRequest) -> Answer:
+        now = _now_ms()
+        try:
+            document = adjustments.parse_adjustment(_json(request.body), timezone=self.rules.timezone, now_ms=now)
+            with self.store.transaction() as tx:
+                adjustment_id, new = adjustments.record(tx, document, now_ms=now)
+        except adjustments.AdjustmentError as error:
+            status = HTTPStatus.CONFLICT if error.kind == "conflict" else HTTPStatus.UNPROCESSABLE_ENTITY
+            raise HttpError(status, str(error)) from None
+        return (201 if new else 200), {"id": adjustment_id, "bchno": f"TCA{adjustment_id}",
+                                       "result": "stored" if new else "repeated"}
+
+    def get_withdrawals(self, request: ApiRequest) -> Answer:
+        with self.store.reading() as tx:
+            found = withdrawals.listing(tx, state=request.query.get("state", ""), limit=_limit(request.query,
+                                                                                              most=1000))
+        return 200, {"withdrawals": [item.as_dict() for item in found]}
+
+    def post_withdrawal(self, request: ApiRequest) -> Answer:
+        body = _json(request.body)
+        if not isinstance(body, dict) or not all(isinstance(body.get(key, ""), str) for key in
+                                                 ("bchno", "reason", "operator")):
+            raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, 'body must be {"bchno": "...", "reason": "...", '
+                            '"operator": "..."}')
+        try:
+            with self.store.transaction() as tx:
+                asked = withdrawals.ask(tx, str(body.get("bchno", ""))[:30], reason=str(body.get("reason", "")),
+                                        operator=str(body.get("operator", "")), now_ms=_now_ms())
+        except withdrawals.WithdrawalError as error:
+            status = {"missing": HTTPStatus.NOT_FOUND, "conflict": HTTPStatus.CONFLICT}.get(
+                error.kind, HTTPStatus.UNPROCESSABLE_ENTITY)
+            raise HttpError(status, str(error)) from None
+        return 201, asked.as_dict()
 
     def get_dead_letters(self, request: ApiRequest) -> Answer:
         with self.store.reading() as tx:
@@ -313,6 +350,9 @@ ROUTES: list[tuple[str, str, Callable[[ApiServer, ApiRequest], Answer], str]] = 
     ("GET", "/api/v1/outbox", ApiServer.get_outbox, "read"),
     ("GET", "/api/v1/deadletters", ApiServer.get_dead_letters, "read"),
     ("POST", "/api/v1/deadletters/requeue", ApiServer.requeue_dead_letters, "write"),
+    ("POST", "/api/v1/adjustments", ApiServer.post_adjustment, "write"),
+    ("GET", "/api/v1/withdrawals", ApiServer.get_withdrawals, "read"),
+    ("POST", "/api/v1/withdrawals", ApiServer.post_withdrawal, "write"),
 ]
 """(method, path template, handler, token needed): what openapi.py documents, route for route."""
 
@@ -321,5 +361,7 @@ BODY_CAPS: dict[tuple[str, str], int] = {
     ("POST", "/api/v1/tickets"): 64 * 1024,
     ("PUT", "/api/v1/catalog"): 4 * 1024 * 1024,
     ("POST", "/api/v1/deadletters/requeue"): 1024 * 1024,
+    ("POST", "/api/v1/adjustments"): 64 * 1024,
+    ("POST", "/api/v1/withdrawals"): 16 * 1024,
 }
 """The largest body each route takes, in bytes (a ticket: as on MQTT); routes not listed take none."""

@@ -7,7 +7,7 @@ const state = {
   labels: {}, thresholds: {}, data: {}, sort: {}, chart: null, open: {},
   refreshMs: Number(new URLSearchParams(location.search).get("refresh_ms")) || 5000,
 };
-const RATES = ["coverage", "valid_scan_rate", "duplicate_rate", "consistency_error_rate", "upload_rate"];
+const RATES = ["coverage", "valid_scan_rate", "duplicate_rate", "consistency_error_rate", "swap_rate", "upload_rate"];
 const $ = (id) => document.getElementById(id);
 const t = (key) => (state.labels[state.lang] || {})[key] || key;
 
@@ -39,7 +39,7 @@ function periodQuery() {
   return query;
 }
 
-// A rate's class: lower is better for duplicates and consistency errors, higher for the others.
+// A rate's class: lower is better for duplicates, consistency errors and swaps, higher for the others.
 function grade(name, value) {
   const limits = state.thresholds[name];
   if (value === null || value === undefined || !limits) return "";

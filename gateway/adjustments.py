@@ -81,7 +81,7 @@ def _decimal(data: Mapping[str, Any], key: str, default: str) -> str:
     return str(number)
 
 
-def parse_adjustment(data: object, *, timezone: str, now_ms: int) -> Adjustment:
+def parse_adjustment(data: object, *, timezone: str) -> Adjustment:
     """An Adjustment from decoded JSON; AdjustmentError naming the first bad field."""
     if not isinstance(data, Mapping):
         raise AdjustmentError("invalid", "an adjustment must be a JSON object")
@@ -94,8 +94,8 @@ def parse_adjustment(data: object, *, timezone: str, now_ms: int) -> Adjustment:
     split = data.get("split", False)
     if not isinstance(split, bool):
         raise AdjustmentError("invalid", "split must be true or false")
-    try:
-        time_ms = parse_time(data["time"], timezone) if "time" in data else now_ms
+    try:  # required, as on a ticket: a repeat must be the same document
+        time_ms = parse_time(data.get("time"), timezone)
     except ValueError as error:
         raise AdjustmentError("invalid", str(error)) from None
     count = _decimal(data, "count", str(len(codes)))

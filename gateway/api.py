@@ -64,8 +64,10 @@ class ApiServer:
 
     def __init__(self, settings: ApiSettings, store: Store, rules: Rules, metrics: Metrics, *,
                  read_token: str, write_token: str, ready: Callable[[], dict[str, bool]],
-                 board: dashboard.DashboardSettings | None = None) -> None:
+                 board: dashboard.DashboardSettings | None = None, sale_hold_ms: int = 0) -> None:
+        """`sale_hold_ms`: forward.sale_hold_s, to tell held sale rows from rows ready to go (GET /api/v1/outbox)."""
         self.settings = settings
+        self.sale_hold_ms = sale_hold_ms
         self.board = board or dashboard.DashboardSettings()
         self.store = store
         self.rules = rules
@@ -211,7 +213,7 @@ class ApiServer:
 
     def get_outbox(self, request: ApiRequest) -> Answer:
         with self.store.reading() as tx:
-            counts = outbox.state_counts(tx)
+            counts = outbox.state_counts(tx, now_ms=_now_ms(), sale_hold_ms=self.sale_hold_ms)
             oldest = tx.one("SELECT min(changed_ms) FROM outbox WHERE state IN ('pending', 'sending')")
             requests = dict(tx.all("SELECT state, count(*) FROM requests GROUP BY state"))
             documents = adjustments.state_counts(tx)
@@ -222,7 +224,7 @@ class ApiServer:
     def post_adjustment(self, request: ApiRequest) -> Answer:
         now = _now_ms()
         try:
-            document = adjustments.parse_adjustment(_json(request.body), timezone=self.rules.timezone, now_ms=now)
+            document = adjustments.parse_adjustment(_json(request.body), timezone=self.rules.timezone)
             with self.store.transaction() as tx:
                 adjustment_id, new = adjustments.record(tx, document, now_ms=now)
         except adjustments.AdjustmentError as error:

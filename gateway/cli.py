@@ -130,7 +130,8 @@ def show_devices(settings: config.Settings, options: argparse.Namespace) -> int:
 
 
 def show_outbox(settings: config.Settings, options: argparse.Namespace) -> int:
-    counts = _read(settings, outbox.state_counts)
+    counts = _read(settings, lambda tx: outbox.state_counts(tx, now_ms=time.time_ns() // 1_000_000,
+                                                            sale_hold_ms=settings.forward.sale_hold_s * 1000))
     letters = _read(settings, lambda tx: outbox.dead_letters(tx, limit=options.limit)) if options.dead else []
     print(views.table(list(counts), [list(counts.values())]))
     if options.rows:

@@ -106,7 +106,8 @@ _TICKET = {
 
 
 _ADJUSTMENT = {
-    "type": "object", "required": ["institution", "number", "list_code", "codes"], "additionalProperties": False,
+    "type": "object", "required": ["institution", "number", "time", "list_code", "codes"],
+    "additionalProperties": False,
     "properties": {
         "institution": {"type": "string", "maxLength": 12},
         "number": {"type": "string", "maxLength": 40, "description": "the document number, unique per institution"},
@@ -117,7 +118,7 @@ _ADJUSTMENT = {
                   "the number of codes)"},
         "split": {"type": "boolean", "default": False},
         "time": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "integer"}],
-                 "description": "inv_chg_time (default: now)"},
+                 "description": "inv_chg_time: ISO 8601 (no offset: the configured zone) or ms since the epoch"},
         "chg_type": {"type": "string", "maxLength": 6,
                      "description": "inv_chg_type (default forward.defaults; the code list is not published)"},
         "price": {"type": ["string", "number"], "description": "pric (default forward.defaults)"},

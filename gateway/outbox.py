@@ -532,12 +532,29 @@ def release_leases(tx: Tx, instance: str) -> int:
     return tx.execute("UPDATE requests SET lease_until_ms = 0 WHERE state = 'open' AND claimed_by = ?", (instance,))
 
 
-def state_counts(tx: Tx) -> dict[str, int]:
+_HELD = """
+SELECT count(*) FROM outbox o JOIN events e ON e.id = o.event_id LEFT JOIN ticket_lines l ON l.id = e.line_id
+LEFT JOIN tickets t ON t.id = l.ticket_id
+WHERE o.state = 'pending' AND o.infno IN ('3505', '3506') AND o.live_bchno = '' AND (
+  (e.line_id IS NULL AND o.ready_ms > ?)
+  OR (e.line_id IS NOT NULL AND l.scans < l.needed AND (t.received_ms > ? OR EXISTS (
+      SELECT 1 FROM outbox m JOIN events me ON me.id = m.event_id WHERE me.line_id = e.line_id AND m.ready_ms > ?))))
+"""
+
+
+def state_counts(tx: Tx, *, now_ms: int = 0, sale_hold_ms: int = 0) -> dict[str, int]:
     """Rows per state; `retrying` (failed-retryable) counts the sending rows whose request already failed once.
     `withheld`: sale scans their ticket does not sell (kept as evidence, never uploaded); `withdrawn`: rows an
-    operator had the platform delete."""
-    counts = {state: 0 for state in ("pending", "sending", "done", "dead", "withheld", "withdrawn")}
+    operator had the platform delete. Given the time and forward.sale_hold_s, `held` counts the pending sale rows
+    the planner holds on purpose (their line may still get scans: see the module's text), and `pending` only
+    the rows ready to go: a held row is waiting for its timer, not stalled."""
+    counts = {state: 0 for state in ("held", "pending", "sending", "done", "dead", "withheld", "withdrawn")}
     counts.update({state: int(count) for state, count in tx.all("SELECT state, count(*) FROM outbox GROUP BY state")})
+    if now_ms and sale_hold_ms:
+        cutoff = now_ms - sale_hold_ms
+        row = tx.one(_HELD, (cutoff, cutoff, cutoff))
+        counts["held"] = int(row[0]) if row else 0
+        counts["pending"] -= counts["held"]
     row = tx.one("SELECT count(*) FROM outbox o JOIN requests r ON r.id = o.request_id "
                  "WHERE o.state = 'sending' AND r.attempts > 0")
     counts["retrying"] = int(row[0]) if row else 0

@@ -99,7 +99,7 @@ def run(settings: Settings, *, config_path: Path | None = None) -> int:
                             write_token=settings.api.write_token or token_file(settings.data_dir / "api-write-token"),
                             ready=lambda: {"broker": ingest.connected, "ingest": ingest.alive,
                                            **({"forwarder": forwarder.alive} if forwarder else {})},
-                            board=settings.dashboard)
+                            board=settings.dashboard, sale_hold_ms=settings.forward.sale_hold_s * 1000)
         except OSError as error:
             store.close()
             raise ServiceError(f"api: cannot listen on {settings.api.host}:{settings.api.port}: {error.strerror}; "

@@ -35,8 +35,8 @@ def sim(tmp_path):
 def _post(world, document):
     now_ms = at(11, 1)
     with world.store.transaction() as tx:
-        return adjustments.record(tx, adjustments.parse_adjustment(document, timezone="Asia/Shanghai",
-                                                                   now_ms=now_ms), now_ms=now_ms)
+        return adjustments.record(tx, adjustments.parse_adjustment(document, timezone="Asia/Shanghai"),
+                                  now_ms=now_ms)
 
 
 def _held(sim):
@@ -99,7 +99,8 @@ def test_a_document_the_platform_refuses_is_dead_with_the_reason(world, sim):
     ({"codes": []}, "codes must list 1-100"), ({"codes": [code(1), code(1)]}, "must not repeat"),
     ({"count": "1.00001"}, "at most 4 decimals"), ({"count": -1}, "non-negative"), ({"count": 0}, "above 0"),
     ({"price": "NaN"}, "price"), ({"number": ""}, "number must be text"), ({"chg_type": "1234567"}, "chg_type"),
-    ({"split": "yes"}, "split"), ({"time": "yesterday"}, "ISO 8601"), ({"institution": 5}, "institution")])
+    ({"split": "yes"}, "split"), ({"time": "yesterday"}, "ISO 8601"), ({"time": None}, "ISO 8601"),
+    ({"institution": 5}, "institution")])
 def test_bad_documents_are_refused_naming_the_field(change, message):
     with pytest.raises(adjustments.AdjustmentError, match=message):
-        adjustments.parse_adjustment({**DOCUMENT, **change}, timezone="Asia/Shanghai", now_ms=at(11))
+        adjustments.parse_adjustment({**DOCUMENT, **change}, timezone="Asia/Shanghai")

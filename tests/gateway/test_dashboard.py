@@ -86,13 +86,13 @@ def test_the_dashboard_shows_the_scenario_and_follows_it_live(gateway, broker, t
         page.select_option("#period", "24")
         expect(page.locator("#terminals tbody tr")).to_have_count(3, timeout=15000)
 
-        terminals = _cells(page, "terminals")  # institution, terminal, 5 rates, scans, units, missing
-        assert terminals["A1"][2:7] == ["75.0%", "75.0%", "0.0%", "0.0%", "0.0%"]
-        assert terminals["A2"][2] == "100.0%" and terminals["A2"][5] == "33.3%"
+        terminals = _cells(page, "terminals")  # institution, terminal, 6 rates, scans, units, missing
+        assert terminals["A1"][2:8] == ["75.0%", "75.0%", "0.0%", "0.0%", "0.0%", "0.0%"]
+        assert terminals["A2"][2] == "100.0%" and terminals["A2"][5] == terminals["A2"][6] == "33.3%"  # and 串换率
         assert terminals["B1"][2] == "-" and terminals["B1"][4] == "100.0%"
         assert "bad" in page.locator("#terminals tbody tr", has_text="A1").locator("td").nth(2).get_attribute("class")
         institutions = _cells(page, "institutions")
-        assert institutions["P-A"][1] == "83.3%" and institutions["P-A"][6] == "7"
+        assert institutions["P-A"][1] == "83.3%" and institutions["P-A"][7] == "7"
 
         page.locator("#terminals th", has_text="终端").click()  # sort by terminal, descending on a second click
         page.locator("#terminals th", has_text="终端").click()
@@ -125,7 +125,7 @@ def test_the_dashboard_shows_the_scenario_and_follows_it_live(gateway, broker, t
 
         publish_all(broker.port, [("bench-0000", 1, _signed_now(gateway.live_key))])
         expect(page.locator("#terminals tbody tr", has_text="L1")).to_have_count(1, timeout=15000)
-        assert _cells(page, "terminals")["L1"][7] == "1"
+        assert _cells(page, "terminals")["L1"][8] == "1"
 
         page.click("#language")
         expect(page.locator("h1")).to_have_text("Traceability-code scan supervision")

@@ -85,6 +85,9 @@ def test_the_dashboard_shows_the_scenario_and_follows_it_live(gateway, broker, t
         page.click("#login")
         page.select_option("#period", "24")
         expect(page.locator("#terminals tbody tr")).to_have_count(3, timeout=15000)
+        # the 24 h table, not one drawn from an earlier answer: A1's coverage is there
+        expect(page.locator("#terminals tbody tr", has_text="A1").locator("td").nth(2)).to_have_text("75.0%",
+                                                                                                 timeout=15000)
 
         terminals = _cells(page, "terminals")  # institution, terminal, 6 rates, scans, units, missing
         assert terminals["A1"][2:8] == ["75.0%", "75.0%", "0.0%", "0.0%", "0.0%", "0.0%"]

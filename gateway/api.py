@@ -23,7 +23,21 @@ from zoneinfo import ZoneInfo
 
 from starlette.responses import RedirectResponse, Response
 
-from gateway import alerts, catalog, dashboard, devices, export, filters, outbox, pipeline, quarantine, rates, wording
+from gateway import (
+    adjustments,
+    alerts,
+    catalog,
+    dashboard,
+    devices,
+    export,
+    filters,
+    outbox,
+    pipeline,
+    quarantine,
+    rates,
+    withdrawals,
+    wording,
+)
 from gateway._http_face import INT64_MAX, Answer, ApiRequest, Endpoint, HttpError, Limits, Tokens, build_app
 from gateway._http_server import BackgroundServer
 from gateway.metrics import Metrics
@@ -65,8 +79,10 @@ class ApiServer:
     def __init__(self, settings: ApiSettings, store: Store, rules: Rules, metrics: Metrics, *,
                  read_token: str, write_token: str, ready: Callable[[], dict[str, bool]],
                  board: dashboard.DashboardSettings | None = None,
-                 institution_names: Mapping[str, str] | None = None) -> None:
+                 institution_names: Mapping[str, str] | None = None, sale_hold_ms: int = 0) -> None:
+        """`sale_hold_ms`: forward.sale_hold_s, to tell held sale rows from rows ready to go (GET /api/v1/outbox)."""
         self.settings = settings
+        self.sale_hold_ms = sale_hold_ms
         self.board = board or dashboard.DashboardSettings()
         self.institution_names = dict(institution_names or {})
         """Institution code -> its name (forward.institutions.<code>.fixmedins_name), shown beside the code."""
@@ -280,10 +296,51 @@ class ApiServer:
 
     def get_outbox(self, request: ApiRequest) -> Answer:
         with self.store.reading() as tx:
-            counts = outbox.state_counts(tx)
+            counts = outbox.state_counts(tx, now_ms=_now_ms(), sale_hold_ms=self.sale_hold_ms)
             oldest = tx.one("SELECT min(changed_ms) FROM outbox WHERE state IN ('pending', 'sending')")
             requests = dict(tx.all("SELECT state, count(*) FROM requests GROUP BY state"))
-        return 200, {"rows": counts, "oldest_unsettled_ms": oldest[0] if oldest else None, "requests": requests}
+            documents = adjustments.state_counts(tx)
+            asked = dict(tx.all("SELECT state, count(*) FROM withdrawals GROUP BY state"))
+        return 200, {"rows": counts, "oldest_unsettled_ms": oldest[0] if oldest else None, "requests": requests,
+                     "adjustments": documents, "withdrawals": asked}
+
+    def post_adjustment(self, request: ApiRequest) -> Answer:
+        now = _now_ms()
+        try:
+            document = adjustments.parse_adjustment(_json(request.body), timezone=self.rules.timezone)
+            with self.store.transaction() as tx:
+                adjustment_id, new = adjustments.record(tx, document, now_ms=now)
+        except adjustments.AdjustmentError as error:
+            status = HTTPStatus.CONFLICT if error.kind == "conflict" else HTTPStatus.UNPROCESSABLE_ENTITY
+            raise HttpError(status, str(error)) from None
+        return (201 if new else 200), {"id": adjustment_id, "bchno": f"TCA{adjustment_id}",
+                                       "result": "stored" if new else "repeated"}
+
+    def get_withdrawals(self, request: ApiRequest) -> Answer:
+        _filters(request.query, _WITHDRAWALS_QUERY)
+        state = request.query.get("state", "")
+        if state not in ("", *withdrawals.STATES):
+            raise HttpError(HTTPStatus.BAD_REQUEST, f"state must be one of {', '.join(withdrawals.STATES)}, "
+                            f"got {state[:40]!r}")
+        with self.store.reading() as tx:
+            found = withdrawals.listing(tx, state=state, limit=_limit(request.query, most=1000))
+        return 200, {"withdrawals": [item.as_dict() for item in found]}
+
+    def post_withdrawal(self, request: ApiRequest) -> Answer:
+        body = _json(request.body)
+        if not isinstance(body, dict) or not all(isinstance(body.get(key, ""), str) for key in
+                                                 ("bchno", "reason", "operator")):
+            raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, 'body must be {"bchno": "...", "reason": "...", '
+                            '"operator": "..."}')
+        try:
+            with self.store.transaction() as tx:
+                asked = withdrawals.ask(tx, str(body.get("bchno", ""))[:30], reason=str(body.get("reason", "")),
+                                        operator=str(body.get("operator", "")), now_ms=_now_ms())
+        except withdrawals.WithdrawalError as error:
+            status = {"missing": HTTPStatus.NOT_FOUND, "conflict": HTTPStatus.CONFLICT}.get(
+                error.kind, HTTPStatus.UNPROCESSABLE_ENTITY)
+            raise HttpError(status, str(error)) from None
+        return 201, asked.as_dict()
 
     def get_dead_letters(self, request: ApiRequest) -> Answer:
         return 200, {"dead_letters": self._dead_rows(request.query, _DEAD_QUERY)}
@@ -435,6 +492,9 @@ ROUTES: list[tuple[str, str, Callable[[ApiServer, ApiRequest], Answer], str]] = 
     ("POST", "/api/v1/deadletters/requeue", ApiServer.requeue_dead_letters, "write"),
     ("GET", "/api/v1/institutions", ApiServer.get_institutions, "read"),
     ("GET", "/api/v1/export", ApiServer.get_export, "read"),
+    ("POST", "/api/v1/adjustments", ApiServer.post_adjustment, "write"),
+    ("GET", "/api/v1/withdrawals", ApiServer.get_withdrawals, "read"),
+    ("POST", "/api/v1/withdrawals", ApiServer.post_withdrawal, "write"),
 ]
 """(method, path template, handler, token needed): what openapi.py documents, route for route."""
 
@@ -443,6 +503,8 @@ BODY_CAPS: dict[tuple[str, str], int] = {
     ("POST", "/api/v1/tickets"): 64 * 1024,
     ("PUT", "/api/v1/catalog"): 4 * 1024 * 1024,
     ("POST", "/api/v1/deadletters/requeue"): 1024 * 1024,
+    ("POST", "/api/v1/adjustments"): 64 * 1024,
+    ("POST", "/api/v1/withdrawals"): 16 * 1024,
 }
 """The largest body each route takes, in bytes (a ticket: as on MQTT); routes not listed take none."""
 
@@ -452,6 +514,7 @@ _SERIES_QUERY = ("step", "by", *_PERIOD_QUERY, *filters.FILTER_NAMES)
 _ALERTS_QUERY = ("state", "type", "institution", "terminal", "limit")
 _DEVICES_QUERY = ("institution", "terminal")
 _DEAD_QUERY = ("limit",)
+_WITHDRAWALS_QUERY = ("state", "limit")
 _EXPORT_QUERY = ("table", "format", "lang", "sort", "desc")
 _EXPORTED = {"institutions": _RATES_QUERY[1:], "terminals": _RATES_QUERY[1:], "alerts": _ALERTS_QUERY,
              "devices": _DEVICES_QUERY, "deadletters": _DEAD_QUERY}

@@ -9,8 +9,10 @@
     trace-gateway alerts [--state live] [--type repeat_sale] [--json]
     trace-gateway alert ID acknowledged|resolved [--note TEXT]
     trace-gateway devices [--json]
-    trace-gateway outbox [--dead]
+    trace-gateway outbox [--dead] [--rows]
     trace-gateway requeue ID ... | --all
+    trace-gateway withdraw BCHNO --reason TEXT [--operator NAME]
+    trace-gateway withdrawals [--state asked|sending|done|refused] [--json]
     trace-gateway replay DIR [--database FILE]
 """
 
@@ -24,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from gateway import alerts, catalog, config, devices, logs, outbox, rates, version, views
+from gateway import alerts, catalog, config, devices, logs, outbox, rates, version, views, withdrawals
 from gateway.api import HttpError, period_from
 from gateway.protocol import DEVICE_ID_PATTERN
 from gateway.store import Device, Store, StoreError, Tx, open_store
@@ -128,9 +130,17 @@ def show_devices(settings: config.Settings, options: argparse.Namespace) -> int:
 
 
 def show_outbox(settings: config.Settings, options: argparse.Namespace) -> int:
-    counts = _read(settings, outbox.state_counts)
+    counts = _read(settings, lambda tx: outbox.state_counts(tx, now_ms=time.time_ns() // 1_000_000,
+                                                            sale_hold_ms=settings.forward.sale_hold_s * 1000))
     letters = _read(settings, lambda tx: outbox.dead_letters(tx, limit=options.limit)) if options.dead else []
     print(views.table(list(counts), [list(counts.values())]))
+    if options.rows:
+        held = _read(settings, lambda tx: outbox.live_rows(tx, limit=options.limit))
+        print()
+        print(views.table(["bchno", "infno", "institution", "codes", "accepted"],
+                          [[item["bchno"], item["infno"], item["institution"], item["codes"],
+                            views.local_time(int(str(item["changed_ms"])), settings.rules.timezone)] for item in held])
+              if held else "the platform holds no rows from this gateway")
     if options.dead:
         print()
         print(views.table(["id", "event", "code", "infno", "bchno", "error"],
@@ -152,6 +162,33 @@ def requeue(settings: config.Settings, options: argparse.Namespace) -> int:
         print(f"trace-gateway requeue: no dead letter with id {', '.join(map(str, unknown))} (see outbox --dead)",
               file=sys.stderr)
         return 1
+    return 0
+
+
+def withdraw(settings: config.Settings, options: argparse.Namespace) -> int:
+    store = _store(settings)
+    try:
+        with store.transaction() as tx:
+            asked = withdrawals.ask(tx, options.bchno, reason=options.reason, operator=options.operator,
+                                    now_ms=time.time_ns() // 1_000_000)
+    except withdrawals.WithdrawalError as error:
+        raise SystemExit(f"trace-gateway withdraw: {error}") from None
+    finally:
+        store.close()
+    print(f"withdrawal {asked.id} of row {asked.bchno} ({asked.infno}) asked; the forwarder sends it "
+          "(trace-gateway withdrawals shows its state)")
+    return 0
+
+
+def show_withdrawals(settings: config.Settings, options: argparse.Namespace) -> int:
+    found = _read(settings, lambda tx: withdrawals.listing(tx, state=options.state, limit=options.limit))
+    if options.json:
+        print(json.dumps([item.as_dict() for item in found], ensure_ascii=False, indent=1))
+    else:
+        print(views.table(["id", "bchno", "infno", "state", "asked", "operator", "reason", "error"],
+                          [[item.id, item.bchno, item.infno, item.state,
+                            views.local_time(item.asked_ms, settings.rules.timezone), item.operator, item.reason[:60],
+                            item.error[:60]] for item in found]) if found else "no withdrawals")
     return 0
 
 
@@ -215,10 +252,19 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("devices", help="devices with their last status").add_argument("--json", action="store_true")
     box = commands.add_parser("outbox", help="outbox rows by state; --dead lists the dead letters")
     box.add_argument("--dead", action="store_true")
+    box.add_argument("--rows", action="store_true", help="list the rows the platform holds (to withdraw one)")
     box.add_argument("--limit", type=int, default=50)
     again = commands.add_parser("requeue", help="send dead letters again (after fixing their cause)")
     again.add_argument("ids", type=int, nargs="*", help="outbox ids (see outbox --dead)")
     again.add_argument("--all", action="store_true")
+    taking = commands.add_parser("withdraw", help="have the platform delete a row it accepted (3507), for good")
+    taking.add_argument("bchno", help="the row's fixmedins_bchno (see outbox --rows)")
+    taking.add_argument("--reason", required=True)
+    taking.add_argument("--operator", default="")
+    taken = commands.add_parser("withdrawals", help="operators' withdrawals and their state, newest first")
+    taken.add_argument("--state", default="", choices=["", *withdrawals.STATES])
+    taken.add_argument("--limit", type=int, default=50)
+    taken.add_argument("--json", action="store_true")
     replaying = commands.add_parser("replay", help="load JSONL exports into a fresh store; print rates and alerts")
     replaying.add_argument("folder", help="folder with catalog.csv, devices.jsonl, events.jsonl, tickets.jsonl, "
                            "inbound.jsonl (docs/operations.md)")
@@ -229,7 +275,7 @@ def _parser() -> argparse.ArgumentParser:
 _COMMANDS = {"check-config": check_config, "catalog": import_catalog, "rates": show_rates, "alerts": show_alerts,
              "alert": change_alert,
              "devices": show_devices, "replay": replay, "device": add_device, "outbox": show_outbox,
-             "requeue": requeue}
+             "requeue": requeue, "withdraw": withdraw, "withdrawals": show_withdrawals}
 
 
 def main(argv: list[str] | None = None) -> int:

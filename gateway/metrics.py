@@ -55,7 +55,8 @@ class Metrics:
         self.batch_failures = Counter("tracegw_batch_failures_total", "Batches whose commit failed (redelivered)",
                                       registry=self.registry)
         self.forward_requests = Counter("tracegw_forward_requests_total", "Platform requests by outcome: accepted, "
-                                        "refused (dead letters), retry (transport failure or unknown outcome)",
+                                        "refused (dead letters), retry (transport failure or unknown outcome), "
+                                        "sign_no_refused (sent again after a new sign-in)",
                                         ["result"], registry=self.registry)
         self.forward_rows = Counter("tracegw_forward_rows_total", "Outbox rows settled: accepted or refused",
                                     ["result"], registry=self.registry)
@@ -74,7 +75,7 @@ class Metrics:
             self.rejections.labels(reason)
         for result in ("stored", "repeated", "refused"):
             self.tickets.labels(result)
-        for result in ("accepted", "refused", "retry"):
+        for result in ("accepted", "refused", "retry", "sign_no_refused"):
             self.forward_requests.labels(result)
         for result in ("accepted", "refused"):
             self.forward_rows.labels(result)

@@ -61,10 +61,13 @@ _RATE_FIELDS = {
     "consistency_error_rate": {"type": ["number", "null"],
                                "description": "单据一致性错误率: mismatched_scans / matched_scans"},
     "upload_rate": {"type": ["number", "null"], "description": "上传率: uploaded / stored"},
+    "swap_rate": {"type": ["number", "null"], "description": (
+        "串换率 (ours): swapped_scans / matched_scans, scans settled on a ticket with a code that cannot be the "
+        "billed pack: another product's, or one already sold")},
     "missing_seqs": {"type": "integer", "description": "seqs devices wrote that are not stored (device loss)"},
     **{name: {"type": "integer"} for name in ("scans", "valid_scans", "sale_scans", "duplicate_sales", "matched_scans",
                                               "mismatched_scans", "units_required", "units_covered", "stored",
-                                              "uploaded")},
+                                              "uploaded", "swapped_scans")},
 }
 _ALERT_FIELDS = {
     "id": {"type": "integer"}, "type": {"type": "string"},
@@ -105,6 +108,34 @@ _TICKET = {
                                         "description": "packs (whole-pack line) or units (split line)"},
                            "split": {"type": "boolean", "default": False}}}},
     },
+}
+
+
+_ADJUSTMENT = {
+    "type": "object", "required": ["institution", "number", "time", "list_code", "codes"],
+    "additionalProperties": False,
+    "properties": {
+        "institution": {"type": "string", "maxLength": 12},
+        "number": {"type": "string", "maxLength": 40, "description": "the document number, unique per institution"},
+        "list_code": {"type": "string", "maxLength": 50, "description": "med_list_codg"},
+        "codes": {"type": "array", "minItems": 1, "maxItems": 100, "uniqueItems": True,
+                  "items": {"type": "string", "maxLength": 100}, "description": "the trace codes (drugtracinfo)"},
+        "count": {"type": ["string", "integer"], "description": "cnt: packs, or units when split (default: "
+                  "the number of codes)"},
+        "split": {"type": "boolean", "default": False},
+        "time": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "integer"}],
+                 "description": "inv_chg_time: ISO 8601 (no offset: the configured zone) or ms since the epoch"},
+        "chg_type": {"type": "string", "maxLength": 6,
+                     "description": "inv_chg_type (default forward.defaults; the code list is not published)"},
+        "price": {"type": ["string", "number"], "description": "pric (default forward.defaults)"},
+        "operator": {"type": "string", "maxLength": 50, "description": "inv_chg_opter_name"},
+        "memo": {"type": "string", "maxLength": 500},
+    },
+}
+_WITHDRAWAL_FIELDS = {
+    **{name: {"type": "integer"} for name in ("id", "asked_ms", "changed_ms")},
+    **{name: {"type": "string"} for name in ("bchno", "institution", "infno", "reason", "operator", "error")},
+    "state": {"enum": ["asked", "sending", "done", "refused"]},
 }
 
 
@@ -176,6 +207,9 @@ def _described() -> dict[str, Any]:
                     "institution": {"type": "string"}, "institution_name": _NAME,
                     "institution_type": {"type": "string"}, "region": {"type": "string"},
                     "terminals": {"type": "array", "items": {"type": "string"}}}}),
+                "Adjustment": _ADJUSTMENT,
+                "Withdrawal": {"type": "object", "properties": _WITHDRAWAL_FIELDS},
+                "Withdrawals": _listing("withdrawals", {"$ref": "#/components/schemas/Withdrawal"}),
                 "TicketResult": {"type": "object", "properties": {"id": {"type": "integer"},
                                                                   "result": {"enum": ["stored", "repeated"]}}},
             },
@@ -242,8 +276,34 @@ def _described() -> dict[str, Any]:
                                            "409": _ERROR, "422": _ERROR},
                 requestBody={"required": True, "content": {"application/json": {"schema": {
                     "$ref": "#/components/schemas/Ticket"}}}})},
-            "/api/v1/outbox": {"get": _guarded("outbox rows by state, the oldest unsettled, requests by state",
-                                               {"200": {"description": "counts"}})},
+            "/api/v1/outbox": {"get": _guarded(
+                "outbox rows by state (pending, sending, done, dead, withheld, withdrawn; retrying: sending rows "
+                "whose request failed once), the oldest unsettled, requests, adjustments and withdrawals by state",
+                {"200": {"description": "counts"}})},
+            "/api/v1/adjustments": {"post": _guarded(
+                "take an inventory change document (3502), uploaded once", {
+                    "201": {"description": "stored: id, bchno (its fixmedins_bchno), result"},
+                    "200": {"description": "already stored with the same content"}, "409": _ERROR, "422": _ERROR},
+                requestBody={"required": True, "content": {"application/json": {"schema": {
+                    "$ref": "#/components/schemas/Adjustment"}}}})},
+            "/api/v1/withdrawals": {
+                "get": _guarded("operators' withdrawals (3507), newest first", {"200": _json("Withdrawals"),
+                                                                                "400": _ERROR},
+                                parameters=[_query("state", "asked, sending, done or refused",
+                                                       enum=["asked", "sending", "done", "refused"]),
+                                            _limit(1000)]),
+                "post": _guarded(
+                    "withdraw a row the platform accepted (3507), with a reason; final: nothing goes up in its place",
+                    {"201": _json("Withdrawal", "asked: the forwarder sends it"),
+                     "404": {**_ERROR, "description": "the platform holds no such row"},
+                     "409": {**_ERROR, "description": "being corrected, already being withdrawn, or named by a "
+                             "return"}, "422": _ERROR},
+                    requestBody={"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["bchno", "reason"], "properties": {
+                            "bchno": {"type": "string", "maxLength": 30, "description": "the row's fixmedins_bchno"},
+                            "reason": {"type": "string", "maxLength": 500},
+                            "operator": {"type": "string", "maxLength": 50}}}}}}),
+            },
             "/api/v1/deadletters": {"get": _guarded(
                 "rows the platform (or the local field check) refused, with the reason",
                 {"200": _json("DeadLetters"), "400": _ERROR}, parameters=[_limit(1000)])},

@@ -101,7 +101,8 @@ def run(settings: Settings, *, config_path: Path | None = None) -> int:
                                            **({"forwarder": forwarder.alive} if forwarder else {})},
                             board=settings.dashboard, institution_names={
                                 code: values.get("fixmedins_name", "")
-                                for code, values in settings.forward.institutions.items()})
+                                for code, values in settings.forward.institutions.items()},
+                            sale_hold_ms=settings.forward.sale_hold_s * 1000)
         except OSError as error:
             store.close()
             raise ServiceError(f"api: cannot listen on {settings.api.host}:{settings.api.port}: {error.strerror}; "

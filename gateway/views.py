@@ -10,7 +10,7 @@ from gateway.alerts import Alert
 from gateway.devices import DeviceView
 from gateway.rates import RateRow
 
-__all__ = ["table", "rates_table", "alerts_table", "devices_table"]
+__all__ = ["table", "local_time", "rates_table", "alerts_table", "devices_table"]
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -36,23 +36,23 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f}%"
 
 
-def _time(ms: int, zone: str) -> str:
+def local_time(ms: int, zone: str) -> str:
     return datetime.fromtimestamp(ms / 1000, ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S") if ms else "never"
 
 
 def rates_table(rows: Sequence[RateRow]) -> str:
-    header = ["institution", "terminal", "coverage", "valid", "duplicate", "consistency err", "upload", "scans",
-              "units req", "missing seqs"]
+    header = ["institution", "terminal", "coverage", "valid", "duplicate", "consistency err", "swap", "upload",
+              "scans", "units req", "missing seqs"]
     return table(header, [[row.institution, row.terminal or "*", _percent(row.coverage), _percent(row.valid_scan_rate),
                            _percent(row.duplicate_rate), _percent(row.consistency_error_rate),
-                           _percent(row.upload_rate), row.counts["scans"], row.counts["units_required"],
-                           row.missing_seqs] for row in rows])
+                           _percent(row.swap_rate), _percent(row.upload_rate), row.counts["scans"],
+                           row.counts["units_required"], row.missing_seqs] for row in rows])
 
 
 def alerts_table(found: Sequence[Alert], zone: str) -> str:
     header = ["id", "type", "severity", "state", "institution", "terminal", "count", "last", "events", "detail"]
     return table(header, [[alert.id, alert.type, alert.severity, alert.state, alert.institution, alert.terminal,
-                           alert.count, _time(alert.last_ms, zone), ",".join(map(str, alert.events[-5:])),
+                           alert.count, local_time(alert.last_ms, zone), ",".join(map(str, alert.events[-5:])),
                            alert.detail[:80]] for alert in found])
 
 
@@ -61,6 +61,6 @@ def devices_table(found: Sequence[DeviceView], zone: str) -> str:
               "acked seq", "max seq", "missing"]
     return table(header, [[device.device, device.terminal, device.institution,
                            "yes" if device.online else ("no" if device.status_ms else "never"),
-                           _time(device.status_ms, zone), device.firmware or "-", device.backlog,
+                           local_time(device.status_ms, zone), device.firmware or "-", device.backlog,
                            ("unsynced", "ntp", "gateway")[device.clock] if 0 <= device.clock <= 2 else device.clock,
                            device.acked_seq, device.max_seq, device.missing_seqs] for device in found])

@@ -71,7 +71,7 @@ def _verified(agent, message):
     if kind == _TIME:
         good = _TIME_MIN_MS <= number < _TIME_MAX_MS
     elif kind == _MODE:
-        good = 1 <= number <= 6
+        good = 1 <= number <= 7
     elif kind == _RESEND:
         good = number > 0
     elif kind == _CONFIG:

@@ -86,7 +86,7 @@ function periodHours() {
   return period === "today" || period === "day" ? 24 : Number(period);
 }
 
-// A rate's class: lower is better for duplicates and consistency errors, higher for the others.
+// A rate's class: lower is better for duplicates, consistency errors and swaps, higher for the others.
 function grade(name, value) {
   const limits = state.thresholds[name];
   if (value === null || value === undefined || !limits) return "";
@@ -191,7 +191,7 @@ function drawTable(id, rows) {
 
 function drawOutbox(outbox) {
   const rows = outbox.rows || {};
-  const figures = ["pending", "sending", "retrying", "dead", "withheld", "done"].map((name) => {
+  const figures = ["held", "pending", "sending", "retrying", "dead", "withheld", "withdrawn", "done"].map((name) => {
     const css = name === "dead" && rows[name] ? "bad" : name === "retrying" && rows[name] ? "warn" : "";
     return `<div class="${css}" id="outbox-${name}"><dt>${escape(t(`outbox_${name}`))}</dt><dd>${rows[name] ?? 0}</dd></div>`;
   });

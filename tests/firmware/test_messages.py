@@ -135,7 +135,7 @@ HOSTILE_COMMANDS = {
     "type_unknown": signed(command(1000, 99, None)),
     "type_text": signed(command(1000, "mode", 3)),
     "mode_0": signed(command(1000, 2, 0)),
-    "mode_7": signed(command(1000, 2, 7)),
+    "mode_8": signed(command(1000, 2, 8)),
     "mode_text": signed(command(1000, 2, "3")),
     "mode_true": signed(command(1000, 2, True)),
     "time_text": signed(command(1000, 1, "now")),

@@ -92,12 +92,36 @@ def test_outbox_dead_letters_and_requeue(configured):
                                         defaults={}), now_ms=at(23), limit=100)
     store.close()
     listing = cli("outbox", "--dead").stdout
-    # pending, sending, done, dead, withheld (the second scan of the one box is no sale of its own), retrying
-    assert listing.splitlines()[2].split() == ["0", "0", "0", "1", "1", "0"]
+    # held, pending, sending, done, dead, withheld (the second scan of the one box is no sale of its own),
+    # withdrawn, retrying
+    assert listing.splitlines()[2].split() == ["0", "0", "0", "0", "1", "1", "0", "0"]
     assert "not sent, fix the data or forward.defaults: manu_lotnum is mandatory and missing" in listing
     assert "1 dead letters sent back" in cli("requeue", "1").stdout
     assert "0 dead letters sent back" in cli("requeue", "--all").stdout
-    assert cli("outbox").stdout.splitlines()[2].split() == ["1", "0", "0", "0", "1", "0"]
+    assert cli("outbox").stdout.splitlines()[2].split() == ["0", "1", "0", "0", "0", "1", "0", "0"]
+
+
+def test_withdraw_a_row_the_platform_holds(configured):
+    cli, _ = configured
+    from gateway.store import open_store
+
+    store = open_store(cli.location)
+    with store.transaction() as tx:  # the line's row accepted, as a settled request leaves it
+        tx.execute("UPDATE outbox SET state = 'done', bchno = 'TCL1', live_bchno = 'TCL1', uploaded = 1 "
+                   "WHERE state = 'pending' AND event_id = 1")
+    store.close()
+    rows = cli("outbox", "--rows").stdout
+    assert rows.splitlines()[-1].split()[:4] == ["TCL1", "3505", "P-A", "1"]
+    refused = cli("withdraw", "TCL9", "--reason", "typo", check=False)
+    assert refused.returncode == 1 and "no row 'TCL9' is held by the platform" in refused.stderr
+    asked = cli("withdraw", "TCL1", "--reason", "sale cancelled", "--operator", "店长").stdout
+    assert "withdrawal 1 of row TCL1 (3505) asked" in asked
+    again = cli("withdraw", "TCL1", "--reason", "sale cancelled", check=False)
+    assert again.returncode == 1 and "under way" in again.stderr
+    listing = cli("withdrawals").stdout
+    assert listing.splitlines()[2].split()[:4] == ["1", "TCL1", "3505", "asked"] and "sale cancelled" in listing
+    [item] = json.loads(cli("withdrawals", "--json", "--state", "asked").stdout)
+    assert (item["operator"], item["reason"]) == ("店长", "sale cancelled")
 
 
 def test_operator_mistakes_end_in_one_clear_line_and_a_non_zero_exit(configured):

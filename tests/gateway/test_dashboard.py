@@ -140,14 +140,18 @@ def test_the_dashboard_shows_the_scenario_and_follows_it_live(gateway, broker, t
         page.click("#login")
         page.select_option("#period", "24")
         expect(page.locator("#terminals tbody tr")).to_have_count(3, timeout=15000)
+        # the 24 h table, not one drawn from an earlier answer: A1's coverage is there
+        expect(page.locator("#terminals tbody tr", has_text="A1").locator("td").nth(3)).to_have_text("75.0%",
+                                                                                                 timeout=15000)
 
-        terminals = _by(page, "terminals", 2)  # code, name, terminal, 5 rates, scans, units, missing
-        assert terminals["A1"][:8] == ["P-A", "第一药房", "A1", "75.0%", "75.0%", "0.0%", "0.0%", "0.0%"]
-        assert terminals["A2"][3] == "100.0%" and terminals["A2"][6] == "33.3%"
+        terminals = _by(page, "terminals", 2)  # code, name, terminal, 6 rates, scans, units, missing
+        assert terminals["A1"][:9] == ["P-A", "第一药房", "A1", "75.0%", "75.0%", "0.0%", "0.0%", "0.0%", "0.0%"]
+        assert terminals["A2"][3] == "100.0%" and terminals["A2"][6] == terminals["A2"][7] == "33.3%"  # and 串换率
         assert terminals["B1"][:4] == ["P-B", "第二药房", "B1", "-"] and terminals["B1"][5] == "100.0%"
         assert "bad" in page.locator("#terminals tbody tr", has_text="A1").locator("td").nth(3).get_attribute("class")
+        assert "bad" in page.locator("#terminals tbody tr", has_text="A2").locator("td").nth(7).get_attribute("class")
         institutions = _by(page, "institutions", 0)
-        assert institutions["P-A"][1:3] == ["第一药房", "83.3%"] and institutions["P-A"][7] == "7"
+        assert institutions["P-A"][1:3] == ["第一药房", "83.3%"] and institutions["P-A"][8] == "7"
 
         alerts = page.locator("#alerts tbody tr")
         expect(alerts).to_have_count(3, timeout=15000)  # cross-institution sale, mismatch, unscanned line
@@ -169,6 +173,8 @@ def test_the_dashboard_shows_the_scenario_and_follows_it_live(gateway, broker, t
 
         expect(page.locator("#outbox-dead dd")).to_have_text("2")  # the outbox and its dead letters
         assert page.locator("#outbox-pending dt").inner_text() == "待上传"
+        assert page.locator("#outbox-held dt").inner_text() == "暂缓（等待销售单计时）"
+        assert page.locator("#outbox-withdrawn dd").inner_text() == "0"
         dead = _screen(page, "deadletters")
         assert len(dead) == 2 and {row[1:3] for row in map(tuple, dead)} == {("P-A", "第一药房")}
         assert {row[8] for row in dead} == {"平台拒收：追溯码与药品不符"}
@@ -207,7 +213,7 @@ def test_the_dashboard_shows_the_scenario_and_follows_it_live(gateway, broker, t
         _same_as_screen(page, "institutions", _csv(page, "institutions"))
 
         publish_all(broker.port, [("bench-0000", 1, _signed_now(gateway.live_key))])
-        expect(page.locator("#terminals tbody tr", has_text="L1").locator("td").nth(8)).to_have_text(
+        expect(page.locator("#terminals tbody tr", has_text="L1").locator("td").nth(9)).to_have_text(
             "1", timeout=15000)
         assert _by(page, "terminals", 2)["L1"][:2] == ["P-L", "-"]  # no name configured for P-L
 

@@ -15,8 +15,8 @@ NOON_MS = 1_795_406_400_000  # 2026-11-23 12:00:00 +08:00 (04:00 UTC)
 
 def _row(**values):
     base = {"institution": "P-A", "institution_name": "第一药房", "terminal": "A1", "coverage": 0.75,
-            "valid_scan_rate": 0.0625, "duplicate_rate": 0.0, "consistency_error_rate": None, "upload_rate": 1 / 3,
-            "scans": 16, "units_required": 4, "missing_seqs": 0}
+            "valid_scan_rate": 0.0625, "duplicate_rate": 0.0, "consistency_error_rate": None, "swap_rate": 0.125,
+            "upload_rate": 1 / 3, "scans": 16, "units_required": 4, "missing_seqs": 0}
     return {**base, **values}
 
 
@@ -24,7 +24,7 @@ def test_rates_show_one_decimal_rounded_half_up_like_the_page():
     shown = export.shown_table("terminals", [_row()], lang="zh", timezone=ZONE)
     assert shown.headers[:4] == ["机构编码", "机构名称", "终端", "扫码核查率"]
     texts = [cell.text for cell in shown.rows[0]]
-    assert texts == ["P-A", "第一药房", "A1", "75.0%", "6.3%", "0.0%", "-", "33.3%", "16", "4", "0"]
+    assert texts == ["P-A", "第一药房", "A1", "75.0%", "6.3%", "0.0%", "-", "12.5%", "33.3%", "16", "4", "0"]
     assert [cell.value for cell in shown.rows[0][3:5]] == [0.75, 0.063]
 
 
@@ -83,6 +83,8 @@ def test_xlsx_cells_are_typed_and_show_the_same_figures(lang):
     coverage, valid, missing = rates["D2"], rates["E2"], rates["G2"]
     assert (coverage.value, coverage.number_format) == (0.75, "0.0%")
     assert valid.value == 0.063 and missing.value == "-"
+    assert (rates["H1"].value, rates["H2"].value, rates["H2"].number_format) == (
+        export.label("swap_rate", lang), 0.125, "0.0%")
     assert rates.freeze_panes == "A2"
 
 

@@ -4,7 +4,9 @@ Served by Hypercorn (gateway/_http_server.py) through an ASGI face (gateway/_htt
 limits before reading: the token from the headers, then the body cap, a slot among `max_in_flight`, the body
 within `body_timeout_s`, and the handler in a small thread pool. JSON in and out, described by
 `GET /openapi.json` (gateway/openapi.py). Every endpoint but /livez, /readyz and /openapi.json wants
-`Authorization: Bearer <token>`: the read token or the write token for reads, the write token for writes.
+`Authorization: Bearer <token>` of a named user (gateway/users.py) whose role allows it: read to look,
+acknowledge to move alerts, admin for the rest and for device commands (the legacy read and write tokens are the
+users read-token and write-token).
 """
 
 from __future__ import annotations
@@ -23,14 +25,15 @@ from zoneinfo import ZoneInfo
 
 from starlette.responses import RedirectResponse
 
-from gateway import alerts, catalog, dashboard, devices, outbox, pipeline, quarantine, rates
-from gateway._http_face import INT64_MAX, Answer, ApiRequest, Endpoint, HttpError, Limits, Tokens, build_app
+from gateway import alerts, catalog, control, dashboard, devices, outbox, pipeline, quarantine, rates
+from gateway._http_face import INT64_MAX, Answer, ApiRequest, Endpoint, HttpError, Limits, build_app
 from gateway._http_server import BackgroundServer
 from gateway.metrics import Metrics
 from gateway.openapi import document
 from gateway.rules import Rules
 from gateway.store import Store
 from gateway.tickets import TicketError, parse_ticket
+from gateway.users import TokenBook
 
 __all__ = ["ApiSettings", "ApiServer", "ROUTES", "BODY_CAPS", "HttpError", "period_from"]
 
@@ -64,16 +67,21 @@ class ApiServer:
 
     def __init__(self, settings: ApiSettings, store: Store, rules: Rules, metrics: Metrics, *,
                  read_token: str, write_token: str, ready: Callable[[], dict[str, bool]],
-                 board: dashboard.DashboardSettings | None = None) -> None:
+                 board: dashboard.DashboardSettings | None = None,
+                 commands_queued: Callable[[], None] = lambda: None) -> None:
+        """`read_token` and `write_token`: the legacy shared tokens (users read-token and write-token);
+        `commands_queued` is told when a device command was queued (the sender sends it at once)."""
         self.settings = settings
         self.board = board or dashboard.DashboardSettings()
         self.store = store
         self.rules = rules
         self.metrics = metrics
         self._ready = ready
+        self._commands_queued = commands_queued
         self._pool = ThreadPoolExecutor(max(1, settings.workers), thread_name_prefix="api")
         limits = Limits(max_in_flight=max(1, settings.max_in_flight), body_timeout_s=settings.body_timeout_s)
-        self.app = build_app(self._endpoints(), Tokens(read_token, write_token), limits, self._pool)
+        tokens = TokenBook(store, self._pool, legacy={"read-token": read_token, "write-token": write_token})
+        self.app = build_app(self._endpoints(), tokens, limits, self._pool)
         """The ASGI app (its routes are ROUTES and the dashboard's pages)."""
         self._server = BackgroundServer(self.app, host=settings.host, port=settings.port, backlog=settings.backlog,
                                         header_timeout_s=settings.header_timeout_s,
@@ -180,7 +188,7 @@ class ApiServer:
         note = body.get("note", "")
         with self.store.transaction() as tx:
             alert = _alert_call(lambda: alerts.change_state(tx, request.path["id"], body["state"],
-                                                            note=str(note), now_ms=_now_ms()))
+                                                            note=str(note), now_ms=_now_ms(), by=request.user))
         return 200, alert.as_dict()
 
     def get_devices(self, request: ApiRequest) -> Answer:
@@ -240,6 +248,39 @@ class ApiServer:
         with self.store.transaction() as tx:
             written = catalog.replace_products(tx, products)
         return 200, {"imported": written}
+
+    def whoami(self, request: ApiRequest) -> Answer:
+        return 200, {"name": request.user, "role": request.role}
+
+    def post_command(self, request: ApiRequest) -> Answer:
+        """Queue a device command as the calling user; 202 with the audit row (poll it for the answer)."""
+        body = _json(request.body)
+        if not isinstance(body, dict) or not isinstance(body.get("device"), str) or not isinstance(
+                body.get("command"), str):
+            raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, 'body must be {"device": "...", "command": "mode"|'
+                            '"config"|"resend"|"reboot"|"time", "argument": ...}')
+        try:
+            with self.store.transaction() as tx:
+                queued = control.issue(tx, body["device"], body["command"], body.get("argument"), by=request.user,
+                                       now_ms=_now_ms())
+        except control.ControlError as error:
+            raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, str(error)) from None
+        log.info("%s queued %s for %s", request.user, queued.kind, queued.device)
+        self._commands_queued()
+        return 202, queued.as_dict()
+
+    def get_commands(self, request: ApiRequest) -> Answer:
+        with self.store.reading() as tx:
+            found = control.list_commands(tx, device=request.query.get("device", ""),
+                                          limit=_limit(request.query, most=1000))
+        return 200, {"commands": [command.as_dict() for command in found]}
+
+    def get_command(self, request: ApiRequest) -> Answer:
+        try:
+            with self.store.reading() as tx:
+                return 200, control.get_command(tx, request.path["id"]).as_dict()
+        except control.ControlError as error:
+            raise HttpError(HTTPStatus.NOT_FOUND, str(error)) from None
 
 
 
@@ -304,7 +345,7 @@ ROUTES: list[tuple[str, str, Callable[[ApiServer, ApiRequest], Answer], str]] = 
     ("GET", "/api/v1/dashboard/settings", ApiServer.dashboard_settings, "read"),
     ("GET", "/api/v1/alerts", ApiServer.get_alerts, "read"),
     ("GET", "/api/v1/alerts/{id}", ApiServer.get_alert, "read"),
-    ("POST", "/api/v1/alerts/{id}", ApiServer.change_alert, "write"),
+    ("POST", "/api/v1/alerts/{id}", ApiServer.change_alert, "acknowledge"),
     ("GET", "/api/v1/alerts/{id}/evidence", ApiServer.get_evidence, "read"),
     ("GET", "/api/v1/devices", ApiServer.get_devices, "read"),
     ("GET", "/api/v1/quarantine", ApiServer.get_quarantine, "read"),
@@ -313,13 +354,18 @@ ROUTES: list[tuple[str, str, Callable[[ApiServer, ApiRequest], Answer], str]] = 
     ("GET", "/api/v1/outbox", ApiServer.get_outbox, "read"),
     ("GET", "/api/v1/deadletters", ApiServer.get_dead_letters, "read"),
     ("POST", "/api/v1/deadletters/requeue", ApiServer.requeue_dead_letters, "write"),
+    ("GET", "/api/v1/me", ApiServer.whoami, "read"),
+    ("POST", "/api/v1/commands", ApiServer.post_command, "admin"),
+    ("GET", "/api/v1/commands", ApiServer.get_commands, "read"),
+    ("GET", "/api/v1/commands/{id}", ApiServer.get_command, "read"),
 ]
-"""(method, path template, handler, token needed): what openapi.py documents, route for route."""
+"""(method, path template, handler, least role): what openapi.py documents, route for route (write = admin)."""
 
 BODY_CAPS: dict[tuple[str, str], int] = {
     ("POST", "/api/v1/alerts/{id}"): 16 * 1024,
     ("POST", "/api/v1/tickets"): 64 * 1024,
     ("PUT", "/api/v1/catalog"): 4 * 1024 * 1024,
     ("POST", "/api/v1/deadletters/requeue"): 1024 * 1024,
+    ("POST", "/api/v1/commands"): 4 * 1024,
 }
 """The largest body each route takes, in bytes (a ticket: as on MQTT); routes not listed take none."""

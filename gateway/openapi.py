@@ -70,6 +70,8 @@ _ALERT_FIELDS = {
     "subject": {"type": "string"}, "detail": {"type": "string"}, "count": {"type": "integer"},
     "first_ms": {"type": "integer"}, "last_ms": {"type": "integer"}, "changed_ms": {"type": "integer"},
     "note": {"type": "string"},
+    "changed_by": {"type": "string", "description": "who last moved the state: a user's name, cli:<login>, or "
+                                                    "gateway (resolved by itself)"},
     "events": {"type": "array", "items": {"type": "integer"}, "description": "evidence: stored event ids"},
     "tickets": {"type": "array", "items": {"type": "integer"}, "description": "evidence: ticket ids"},
 }
@@ -79,6 +81,23 @@ _QUARANTINE_FIELDS = {
     "message_bytes": {"type": "integer", "description": "length of the refused message"},
     "message_hex": {"type": "string", "description": "the message's bytes in hex (its first 64 KiB)"},
     "message_truncated": {"type": "boolean", "description": "message_hex holds only the first 64 KiB"},
+}
+_COMMAND_FIELDS = {
+    "id": {"type": "integer", "description": "row of the audit log"},
+    "device": {"type": "string"},
+    "command_id": {"type": "integer", "description": "the id signed into the command (the device's replay guard)"},
+    "kind": {"enum": ["time", "mode", "resend", "config", "reboot"]},
+    "argument": {"description": "as sent: a number, a map of settings, or null"},
+    "issued_by": {"type": "string", "description": "the user's name, or cli:<login>"},
+    "issued_ms": {"type": "integer"},
+    "state": {"enum": ["queued", "sent", "answered", "expired", "unanswered"],
+              "description": "expired: queued while no gateway ran (not sent after 60 s); unanswered: no answer "
+                             "within 30 s of sending (a late answer still lands)"},
+    "sent_ms": {"type": "integer"}, "answer_ms": {"type": "integer"},
+    "result": {"type": "string", "description": "applied, or refused: out of range | replayed id | replay guard lost"},
+    "answer": {"description": "what the device reports: its time (time), mode, first seq resent (resend), the "
+                              "settings in effect (config); null otherwise"},
+    "device_last_id": {"type": "integer", "description": "the last command id the device had accepted"},
 }
 _TICKET = {
     "type": "object", "required": ["number", "terminal", "time", "lines"], "additionalProperties": False,
@@ -126,7 +145,9 @@ def _described() -> dict[str, Any]:
                  "description": "Scan events, supervision rates and alerts of the traceability-code gateway."},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "description": "read token for GET, write token for everything"}},
+                                           "description": "a named user's token (trace-gateway users add); each "
+                                                          "operation says the least role it needs: read, "
+                                                          "acknowledge or admin"}},
             "schemas": {
                 "Error": {"type": "object", "properties": {"error": {"type": "string"}}},
                 "Rates": {"type": "object", "properties": {
@@ -149,6 +170,8 @@ def _described() -> dict[str, Any]:
                     name: {"type": "string" if name in ("institution", "infno", "bchno", "error", "code", "device")
                            else "integer"} for name in ("id", "event_id", "institution", "infno", "bchno", "error",
                                                         "changed_ms", "code", "device", "seq")}}),
+                "Command": {"type": "object", "properties": _COMMAND_FIELDS},
+                "Commands": _listing("commands", {"$ref": "#/components/schemas/Command"}),
                 "TicketResult": {"type": "object", "properties": {"id": {"type": "integer"},
                                                                   "result": {"enum": ["stored", "repeated"]}}},
             },
@@ -209,6 +232,27 @@ def _described() -> dict[str, Any]:
                     {"type": "object", "required": ["ids"], "properties": {"ids": {"type": "array",
                                                                                   "items": {"type": "integer"}}}},
                     {"type": "object", "required": ["all"], "properties": {"all": {"const": True}}}]}}}})},
+            "/api/v1/me": {"get": _guarded("the user the token belongs to (read)", {"200": {
+                "description": "name and role", "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"name": {"type": "string"},
+                                                     "role": {"enum": ["read", "acknowledge", "admin"]}}}}}}})},
+            "/api/v1/commands": {
+                "get": _guarded("the device command audit log, newest first (read)", {"200": _json("Commands"),
+                                                                                       "400": _ERROR},
+                                parameters=[_query("device", "only this device"), _limit(1000)]),
+                "post": _guarded(
+                    "queue a signed command for a device as the calling user (admin); poll the row for the answer",
+                    {"202": _json("Command", "queued"), "422": _ERROR}, requestBody={
+                        "required": True, "content": {"application/json": {"schema": {
+                            "type": "object", "required": ["device", "command"], "properties": {
+                                "device": {"type": "string"},
+                                "command": {"enum": ["mode", "config", "resend", "reboot", "time"]},
+                                "argument": {"description": "mode: 1-6; resend: first seq; config: a map of "
+                                             "debounce_ms, line_timeout_ms, gs1_form, status_interval_s, "
+                                             "ack_timeout_s; time: ms since the epoch; reboot: null"}}}}}}),
+            },
+            "/api/v1/commands/{id}": {"get": _guarded("one command with the device's answer (read)",
+                                                      {"200": _json("Command"), "404": _ERROR}, parameters=[_ID])},
             "/api/v1/catalog": {"put": _guarded(
                 "import products from CSV (all rows or none)", {"200": {"description": "imported"}, "422": _ERROR},
                 requestBody={"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}})},

@@ -83,7 +83,7 @@ def issue(tx: Tx, device: str, kind: str, argument: object, *, by: str, now_ms: 
     except ValueError as error:
         raise ControlError(str(error)) from None
     highest = tx.one("SELECT max(command_id), max(device_last_id) FROM commands WHERE device = ?", (device,))
-    command_id = max(now_ms, *(int(value) + 1 for value in (highest or ()) if value is not None))
+    command_id = max([now_ms] + [int(value) + 1 for value in (highest or ()) if value is not None])
     row = tx.one("INSERT INTO commands (device, command_id, kind, argument, issued_by, issued_ms, state) "
                  f"VALUES (?, ?, ?, ?, ?, ?, 'queued') RETURNING {_COLUMNS}",
                  (device, command_id, kind, json.dumps(argument), by, now_ms))

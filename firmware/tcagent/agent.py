@@ -9,7 +9,7 @@ import asyncio
 from tcagent import cbor, codes, cose, event, feedback, guard, intake, journal
 from tcagent.compat import const, sleep_ms
 
-VERSION = "0.2.0"
+VERSION = "0.3.0"
 RECORD_MAX = const(1280)  # docs/protocol.md: one COSE_Mac0 at most 1,280 bytes
 EVENT_MAX = const(1024)  # docs/protocol.md: an event payload at most 1,024 bytes
 _RECENT = const(8)  # verdicts are signalled only for the last few scans, not for a drained backlog

@@ -161,7 +161,7 @@ class TokenBook:
                 pass
             found = self._holder(digest)
         if found is None:
-            raise HttpError(HTTPStatus.UNAUTHORIZED, "unknown or revoked token", headers=challenge)
+            raise HttpError(HTTPStatus.UNAUTHORIZED, "unknown token, or revoked", headers=challenge)
         name, role = found
         if ROLES.index(role) < _NEEDS[access]:
             needed = ROLES[_NEEDS[access]]

@@ -104,6 +104,7 @@ const alertColumns = [
   ["count", "count", (row) => [String(row.count), "number"]],
   ["last_ms", "last", (row) => [escape(when(row.last_ms))]],
   ["detail", "detail", (row) => [escape(row.detail.replace(/\u001d/g, "<GS>")), "detail"]],
+  ["changed_by", "changed_by", (row) => [escape(row.changed_by || "-")]],
   ["events", "evidence", (row) => [`<a href="#" class="evidence" data-id="${row.id}">${escape(`${t("events")}: ${row.events.length}, ${t("tickets")}: ${row.tickets.length}`)}</a>`
     + (state.open[row.id] ? `<div class="proof">${state.open[row.id]}</div>` : ""), "detail"]],
   ["id", "", (row) => [
@@ -123,13 +124,72 @@ const deviceColumns = [
   ["missing_seqs", "missing_seqs", (row) => [String(row.missing_seqs), `number ${row.missing_seqs ? "bad" : ""}`]],
 ];
 
+// Device commands (the audit log; admins also send them): who, when, what, and the device's answer.
+const showJson = (value) => (value === null || value === undefined ? "-" : JSON.stringify(value));
+const commandColumns = [
+  ["issued_ms", "issued", (row) => [escape(when(row.issued_ms))]],
+  ["issued_by", "issued_by", (row) => [escape(row.issued_by)]],
+  ["device", "device", (row) => [escape(row.device)]],
+  ["kind", "command", (row) => [escape(t(`cmd_${row.kind}`))]],
+  ["argument", "argument", (row) => [escape(showJson(row.argument)), "detail"]],
+  ["state", "state", (row) => [escape(t(row.state)), row.state === "answered" ? "" : row.state === "sent" || row.state === "queued" ? "warn" : "bad"]],
+  ["result", "result", (row) => [escape(row.result || "-"), row.result === "applied" ? "good" : row.result ? "bad" : ""]],
+  ["answer", "answer", (row) => [escape(showJson(row.answer)), "detail"]],
+];
+
+// The argument as typed: a number (mode, resend, time), NAME=NUMBER pairs (config), nothing (reboot; time: now).
+function commandArgument(kind, text) {
+  text = text.trim();
+  if (kind === "reboot") return null;
+  if (kind === "time" && !text) return Date.now();
+  if (kind === "config") {
+    const pairs = text.split(/[,\s]+/).filter(Boolean).map((pair) => pair.split("="));
+    if (!pairs.length || pairs.some((pair) => pair.length !== 2 || !/^\d+$/.test(pair[1]))) throw new Error(t("bad_argument"));
+    return Object.fromEntries(pairs.map(([name, value]) => [name, Number(value)]));
+  }
+  if (!/^\d+$/.test(text)) throw new Error(t("bad_argument"));
+  return Number(text);
+}
+
+async function sendCommand() {
+  const kind = $("control-kind").value, device = $("control-device").value;
+  try {
+    const argument = commandArgument(kind, $("control-argument").value);
+    if (kind === "reboot" && !confirm(`${t("confirm_reboot")} ${device}`)) return;
+    const queued = await api("/api/v1/commands", { method: "POST", body: JSON.stringify({ device, command: kind, argument }) });
+    $("control-result").textContent = `${t("cmd_" + kind)} ${device}: ${t(queued.state)}`;
+    for (let tries = 0; tries < 40; tries += 1) {  // follow it until the device answers (or 20 s pass)
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const row = await api(`/api/v1/commands/${queued.id}`);
+      $("control-result").textContent = `${t("cmd_" + kind)} ${device}: ${t(row.state)}`
+        + (row.result ? ` — ${row.result}${row.answer === null ? "" : " " + showJson(row.answer)}` : "");
+      if (row.state !== "queued" && row.state !== "sent") break;
+    }
+    await refresh();
+  } catch (error) {
+    $("control-result").textContent = `${t("error")}: ${error.message}`;
+  }
+}
+
+function updateDeviceChoices(rows) {
+  const select = $("control-device");
+  const chosen = select.value;
+  const names = rows.map((row) => row.device);
+  if (names.join() !== [...select.options].map((o) => o.value).join()) {
+    select.innerHTML = names.map((name) => `<option>${escape(name)}</option>`).join("");
+    if (names.includes(chosen)) select.value = chosen;
+  }
+}
+
 async function refresh() {
   try {
     const query = periodQuery();
-    const [institutions, terminals, alerts, devices] = await Promise.all([
+    const [institutions, terminals, alerts, devices, commands] = await Promise.all([
       api(`/api/v1/rates?scope=institution&${query}`), api(`/api/v1/rates?scope=terminal&${query}`),
-      api("/api/v1/alerts?state=live&limit=200"), api("/api/v1/devices"),
+      api("/api/v1/alerts?state=live&limit=200"), api("/api/v1/devices"), api("/api/v1/commands?limit=20"),
     ]);
+    drawTable("commands", commandColumns, commands.commands);
+    updateDeviceChoices(devices.devices);
     drawTable("institutions", rateColumns(false), institutions.rates);
     drawTable("terminals", rateColumns(true), terminals.rates);
     drawTable("alerts", alertColumns, alerts.alerts);
@@ -228,6 +288,9 @@ async function start() {
   } catch (error) {
     return showLogin(state.token ? error.message : "");
   }
+  const me = await api("/api/v1/me").catch(() => ({ name: "", role: "read" }));
+  $("who").textContent = me.name ? `${t("signed_in_as")} ${me.name} (${me.role})` : "";
+  $("control").hidden = me.role !== "admin";
   $("login-box").hidden = true;
   $("board").hidden = false;
   $("logout").hidden = false;
@@ -243,6 +306,7 @@ async function main() {
     state.lang = state.lang === "zh" ? "en" : "zh";
     localStorage.setItem("tracegw-lang", state.lang);
     applyLabels();
+    $("control-kind").onchange();
     refresh();
   };
   $("login").onclick = () => {
@@ -259,6 +323,9 @@ async function main() {
   $("period").onchange = () => { $("day").hidden = $("period").value !== "day"; refresh(); };
   for (const id of ["day", "region", "institution_type", "chart-terminal", "chart-step"]) $(id).onchange = refresh;
   for (const button of document.querySelectorAll("button.csv")) button.onclick = () => exportCsv(button.dataset.table);
+  $("control-send").onclick = sendCommand;
+  $("control-kind").onchange = () => { $("control-hint").textContent = t(`hint_${$("control-kind").value}`); };
+  $("control-kind").onchange();
   if (state.token) start(); else showLogin("");
 }
 

@@ -110,3 +110,57 @@ def test_a_command_for_a_device_that_is_away_is_not_answered_and_says_so(gateway
 def _duplicates(gateway):
     with gateway.store() as store:
         return store.query("SELECT duplicates FROM device_state WHERE device = 'dev-0001'")[0][0]
+
+
+def test_the_dashboard_lets_an_admin_send_a_command_and_shows_the_answer(gateway, make_device, device_key):
+    """In Chromium (skipped where the dashboard test is: no chromium or playwright outside CI)."""
+    import os
+    import shutil
+
+    import pytest
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        chromium = None
+    if chromium is None:
+        if os.environ.get("CI"):
+            raise RuntimeError("CI needs chromium and playwright for the dashboard tests (.ci/run installs them)")
+        pytest.skip("chromium or playwright not installed")
+    gateway.register("dev-0001", device_key)
+    gateway.start()
+    device = make_device()
+    device.start()
+    device.wait_for(r"^signal online", timeout=20)
+    admin, viewer = add_user(gateway, "ops-wang", "admin"), add_user(gateway, "viewer", "read")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.goto(f"http://127.0.0.1:{gateway.api_port}/dashboard/?refresh_ms=1000")
+        page.fill("#token", viewer)
+        page.click("#login")
+        expect(page.locator("#who")).to_contain_text("viewer (read)")
+        expect(page.locator("#control")).to_be_hidden()  # a reader sees the audit log, not the controls
+        page.click("#logout")
+        page.fill("#token", admin)
+        page.click("#login")
+        expect(page.locator("#who")).to_contain_text("ops-wang (admin)")
+        expect(page.locator("#control-device option")).to_have_count(1, timeout=15000)
+        page.select_option("#control-kind", "mode")
+        page.fill("#control-argument", "5")
+        page.click("#control-send")
+        expect(page.locator("#control-result")).to_contain_text("applied 5", timeout=20000)
+        device.wait_for(r"^signal mode 5$", timeout=5)
+        row = page.locator("#commands tbody tr").first
+        expect(row).to_contain_text("ops-wang")
+        expect(row).to_contain_text("已应答")
+        page.once("dialog", lambda dialog: dialog.accept())  # a reboot asks first
+        page.select_option("#control-kind", "reboot")
+        page.click("#control-send")
+        expect(page.locator("#control-result")).to_contain_text("applied", timeout=20000)
+        browser.close()
+    assert wait_until(lambda: not device.alive(), 10) and device.process.returncode == 75
+    with gateway.store() as store:
+        rows = store.query("SELECT issued_by, kind, argument, result FROM commands ORDER BY id")
+    assert rows == [("ops-wang", "mode", "5", "applied"), ("ops-wang", "reboot", "null", "applied")]

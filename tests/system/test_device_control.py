@@ -164,3 +164,33 @@ def test_the_dashboard_lets_an_admin_send_a_command_and_shows_the_answer(gateway
     with gateway.store() as store:
         rows = store.query("SELECT issued_by, kind, argument, result FROM commands ORDER BY id")
     assert rows == [("ops-wang", "mode", "5", "applied"), ("ops-wang", "reboot", "null", "applied")]
+
+
+def test_a_provisioned_device_may_answer_through_the_brokers_acl(tmp_path):
+    """The ACL block trace-provision writes lets the device publish its answers (and nothing of another's)."""
+    from tools import provision
+    from tools.broker import Broker, add_service_user
+    from tools.gateway_process import GatewayProcess
+    from tools.virtual_device import VirtualDevice
+
+    (tmp_path / "gateway.toml").write_text(f'data_dir = "{tmp_path / "gw-data"}"\n')
+    assert provision.main(["--device", "dev-0001", "--board", "linux", "--terminal", "T01",
+                           "--institution", "P44030000001", "--broker-host", "127.0.0.1",
+                           "--out", str(tmp_path / "devices"), "--gateway-config", str(tmp_path / "gateway.toml"),
+                           "--passwd", str(tmp_path / "passwd"), "--acl", str(tmp_path / "acl")]) == 0
+    add_service_user(tmp_path / "passwd", tmp_path / "acl", "trace-gateway-1", "gw-secret")
+    config = json.loads((tmp_path / "devices" / "dev-0001" / "config.json").read_text())
+    with Broker(tmp_path / "broker", password_file=tmp_path / "passwd", acl_file=tmp_path / "acl") as broker:
+        (tmp_path / "gw").mkdir()
+        gateway = GatewayProcess(tmp_path / "gw", broker, mqtt_user="trace-gateway-1", mqtt_password="gw-secret",
+                                 data_dir=tmp_path / "gw-data")
+        device = VirtualDevice(tmp_path / "device", {**config, "broker_port": broker.port, "status_interval_s": 2})
+        try:
+            gateway.start()
+            device.start()
+            device.wait_for(r"^signal online", timeout=20)
+            done = cli(gateway, "command", "dev-0001", "mode", "4")
+            assert done.returncode == 0 and "dev-0001 answered applied: 4" in done.stdout, done.stdout + done.stderr
+        finally:
+            device.stop()
+            gateway.stop()

@@ -30,7 +30,7 @@ __all__ = ["Metrics", "REJECTION_REASONS"]
 REJECTION_REASONS = (
     "oversized", "malformed_cbor", "not_mac0", "kid_mismatch", "unknown_device", "bad_mac", "schema", "replay",
     "seq_out_of_window", "bad_topic", "status_malformed", "ticket_invalid", "ticket_conflict", "unknown_terminal",
-    "undecodable", "commit_failed")
+    "undecodable", "commit_failed", "answer_malformed")
 """The quarantine's reasons (docs/operations.md, "Refused messages"): each series exists from the start, at 0."""
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -67,7 +67,7 @@ class Metrics:
         self.registry.register(_StoreCollector(store))
         ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
         Info("tracegw_build", "The gateway's version", registry=self.registry).info({"version": version()})
-        for kind in ("ev", "status", "ticket", "other"):
+        for kind in ("ev", "status", "ticket", "res", "other"):
             self.messages.labels(kind)
         for result in ("stored", "duplicate"):
             self.events.labels(result)

@@ -79,6 +79,8 @@ _ALERT_FIELDS = {
     "institution_name": _NAME,
     "first_ms": {"type": "integer"}, "last_ms": {"type": "integer"}, "changed_ms": {"type": "integer"},
     "note": {"type": "string"},
+    "changed_by": {"type": "string", "description": "who last moved the state: a user's name, cli:<login>, or "
+                                                    "gateway (resolved by itself)"},
     "events": {"type": "array", "items": {"type": "integer"}, "description": "evidence: stored event ids"},
     "tickets": {"type": "array", "items": {"type": "integer"}, "description": "evidence: ticket ids"},
 }
@@ -88,6 +90,24 @@ _QUARANTINE_FIELDS = {
     "message_bytes": {"type": "integer", "description": "length of the refused message"},
     "message_hex": {"type": "string", "description": "the message's bytes in hex (its first 64 KiB)"},
     "message_truncated": {"type": "boolean", "description": "message_hex holds only the first 64 KiB"},
+}
+_COMMAND_FIELDS = {
+    "id": {"type": "integer", "description": "row of the audit log"},
+    "device": {"type": "string"},
+    "command_id": {"type": "integer", "description": "the id signed into the command (the device's replay guard)"},
+    "kind": {"enum": ["time", "mode", "resend", "config", "reboot"]},
+    "argument": {"description": "as sent: a number, a map of settings, or null"},
+    "issued_by": {"type": "string", "description": "the user's name, or cli:<login>"},
+    "issued_ms": {"type": "integer"},
+    "state": {"enum": ["queued", "sent", "answered", "expired", "unanswered"],
+              "description": "expired: queued while no gateway ran (not sent after 60 s); unanswered: no answer "
+                             "within 30 s of sending (a late answer still lands)"},
+    "sent_ms": {"type": "integer"}, "answer_ms": {"type": "integer"},
+    "result": {"type": "string", "description": "applied, or refused: out of range | replayed id | replay guard lost"},
+    "result_zh": {"type": "string", "description": "the result in Chinese"},
+    "answer": {"description": "what the device reports: its time (time), mode, first seq resent (resend), the "
+                              "settings in effect (config); null otherwise"},
+    "device_last_id": {"type": "integer", "description": "the last command id the device had accepted"},
 }
 _TICKET = {
     "type": "object", "required": ["number", "terminal", "time", "lines"], "additionalProperties": False,
@@ -139,11 +159,16 @@ _WITHDRAWAL_FIELDS = {
 }
 
 
-def document(body_caps: Mapping[tuple[str, str], int] | None = None) -> dict[str, Any]:
-    """The description; `body_caps` ((method, path) -> bytes, the API's BODY_CAPS) go into the request bodies."""
+def document(body_caps: Mapping[tuple[str, str], int] | None = None,
+             access: Mapping[tuple[str, str], str] | None = None) -> dict[str, Any]:
+    """The description; `body_caps` ((method, path) -> bytes, the API's BODY_CAPS) go into the request bodies,
+    `access` ((method, path) -> the route's least role, api.ROUTES) into each operation's `x-least-role`."""
     described = _described()
     for (method, path), cap in (body_caps or {}).items():
         described["paths"][path][method.lower()]["requestBody"]["description"] = f"at most {cap} bytes (413 above)"
+    for (method, path), role in (access or {}).items():
+        if role != "none":
+            described["paths"][path][method.lower()]["x-least-role"] = "admin" if role == "write" else role
     return described
 
 
@@ -163,14 +188,14 @@ def _described() -> dict[str, Any]:
     filters_note = ("Any parameter not listed is refused with 400, and so is a filter longer than 64 characters or "
                     "not printable: a misspelt filter never widens the answer.")
     export_parameters = [
-        {**_query("table", "which table", enum=["institutions", "terminals", "alerts", "devices", "deadletters"]),
-         "required": True},
+        {**_query("table", "which table", enum=["institutions", "terminals", "alerts", "devices", "deadletters",
+                                                "commands"]), "required": True},
         _query("format", "csv (UTF-8 with BOM) or xlsx", enum=["csv", "xlsx"], default="csv"),
         _query("lang", "labels, words and date layout", enum=["zh", "en"], default="zh"),
         _query("sort", "a column's field, as a click on its head sorts the page (missing values first)"),
         _query("desc", "1: descending", enum=["0", "1"], default="0"),
         *rates_parameters[1:], _query("state", "alerts: as /api/v1/alerts"), _query("type", "alerts: alert type"),
-        _limit(1000),
+        _query("device", "commands: only this device"), _limit(1000),
     ]
     return {
         "openapi": "3.1.0",
@@ -178,7 +203,9 @@ def _described() -> dict[str, Any]:
                  "description": "Scan events, supervision rates and alerts of the traceability-code gateway."},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "description": "read token for GET, write token for everything"}},
+                                           "description": "a named user's token (trace-gateway users add); each "
+                                                          "operation's x-least-role says the least role it "
+                                                          "needs: read, acknowledge or admin"}},
             "schemas": {
                 "Error": {"type": "object", "properties": {"error": {"type": "string"}}},
                 "Rates": {"type": "object", "properties": {
@@ -210,6 +237,8 @@ def _described() -> dict[str, Any]:
                 "Adjustment": _ADJUSTMENT,
                 "Withdrawal": {"type": "object", "properties": _WITHDRAWAL_FIELDS},
                 "Withdrawals": _listing("withdrawals", {"$ref": "#/components/schemas/Withdrawal"}),
+                "Command": {"type": "object", "properties": _COMMAND_FIELDS},
+                "Commands": _listing("commands", {"$ref": "#/components/schemas/Command"}),
                 "TicketResult": {"type": "object", "properties": {"id": {"type": "integer"},
                                                                   "result": {"enum": ["stored", "repeated"]}}},
             },
@@ -234,8 +263,9 @@ def _described() -> dict[str, Any]:
                                    default="all"),
                             *rates_parameters[1:]], description=filters_note)},
             "/api/v1/dashboard/settings": {"get": _guarded(
-                "the thresholds the dashboard colours rates against, and the zone it shows times in",
-                {"200": {"description": "per rate: good, warn; backlog_warn; timezone (IANA name)"}})},
+                "the thresholds the dashboard colours rates against, the zone it shows times in, and who is signed in",
+                {"200": {"description": "per rate: good, warn; backlog_warn; timezone (IANA name); user and role: "
+                                        "the token's user (as /api/v1/me)"}})},
             "/api/v1/institutions": {"get": _guarded(
                 "institutions of the registered devices and of forward.institutions: code, name, type, region, "
                 "terminals (the dashboard's filter choices)", {"200": _json("Institutions"), "400": _ERROR})},
@@ -302,7 +332,8 @@ def _described() -> dict[str, Any]:
                         "type": "object", "required": ["bchno", "reason"], "properties": {
                             "bchno": {"type": "string", "maxLength": 30, "description": "the row's fixmedins_bchno"},
                             "reason": {"type": "string", "maxLength": 500},
-                            "operator": {"type": "string", "maxLength": 50}}}}}}),
+                            "operator": {"type": "string", "maxLength": 64,
+                                         "description": "who asks (default: the user's name)"}}}}}}),
             },
             "/api/v1/deadletters": {"get": _guarded(
                 "rows the platform (or the local field check) refused, with the reason",
@@ -313,6 +344,28 @@ def _described() -> dict[str, Any]:
                     {"type": "object", "required": ["ids"], "properties": {"ids": {"type": "array",
                                                                                   "items": {"type": "integer"}}}},
                     {"type": "object", "required": ["all"], "properties": {"all": {"const": True}}}]}}}})},
+            "/api/v1/me": {"get": _guarded("the user the token belongs to (read)", {"400": _ERROR, "200": {
+                "description": "name and role", "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"name": {"type": "string"},
+                                                     "role": {"enum": ["read", "acknowledge", "admin"]}}}}}}})},
+            "/api/v1/commands": {
+                "get": _guarded("the device command audit log, newest first (read)", {"200": _json("Commands"),
+                                                                                       "400": _ERROR},
+                                parameters=[_query("device", "only this device"), _limit(1000)]),
+                "post": _guarded(
+                    "queue a signed command for a device as the calling user (admin); poll the row for the answer",
+                    {"202": _json("Command", "queued"), "422": _ERROR}, requestBody={
+                        "required": True, "content": {"application/json": {"schema": {
+                            "type": "object", "required": ["device", "command"], "properties": {
+                                "device": {"type": "string"},
+                                "command": {"enum": ["mode", "config", "resend", "reboot", "time"]},
+                                "argument": {"description": "mode: 1-7; resend: first seq; config: a map of "
+                                             "debounce_ms, line_timeout_ms, gs1_form, status_interval_s, "
+                                             "ack_timeout_s; time: ms since the epoch; reboot: null"}}}}}}),
+            },
+            "/api/v1/commands/{id}": {"get": _guarded("one command with the device's answer (read)",
+                                                      {"200": _json("Command"), "400": _ERROR, "404": _ERROR},
+                                                      parameters=[_ID])},
             "/api/v1/catalog": {"put": _guarded(
                 "import products from CSV (all rows or none)", {"200": {"description": "imported"}, "422": _ERROR},
                 requestBody={"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}})},

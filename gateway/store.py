@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 __all__ = ["Device", "Tx", "Store", "SQLiteStore", "SCHEMA_VERSION", "SCHEMA", "MIGRATIONS", "StoreError", "Conflict",
            "open_store", "retrying"]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 KEY_CACHE_S = 30.0
 """A key changed by `trace-gateway device add` in another process is used within this many seconds."""
 
@@ -153,6 +153,16 @@ MIGRATIONS: dict[int, list[str]] = {
         "bchno TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '', received_ms INTEGER NOT NULL, "
         "changed_ms INTEGER NOT NULL, UNIQUE (institution, number))",
         "CREATE INDEX adjustments_by_state ON adjustments (state)"],
+    6: ["CREATE TABLE users (name TEXT PRIMARY KEY, role TEXT NOT NULL, token_hash BLOB NOT NULL UNIQUE, "
+        "created_ms INTEGER NOT NULL, revoked_ms INTEGER NOT NULL DEFAULT 0)",
+        "ALTER TABLE alerts ADD COLUMN changed_by TEXT NOT NULL DEFAULT ''",
+        "CREATE TABLE commands (id INTEGER PRIMARY KEY, device TEXT NOT NULL, command_id INTEGER NOT NULL, "
+        "kind TEXT NOT NULL, argument TEXT NOT NULL, issued_by TEXT NOT NULL, issued_ms INTEGER NOT NULL, "
+        "state TEXT NOT NULL, sent_ms INTEGER NOT NULL DEFAULT 0, sent_by TEXT NOT NULL DEFAULT '', "
+        "answer_ms INTEGER NOT NULL DEFAULT 0, result TEXT NOT NULL DEFAULT '', answer TEXT NOT NULL DEFAULT '', "
+        "device_last_id INTEGER NOT NULL DEFAULT 0, answer_signed BLOB, UNIQUE (device, command_id))",
+        "CREATE INDEX commands_queued ON commands (issued_ms) WHERE state = 'queued'",
+        "CREATE INDEX commands_sent ON commands (sent_ms) WHERE state = 'sent'"],
 }
 """Version -> the statements (SQL both engines run) that bring a database from the version before to it."""
 

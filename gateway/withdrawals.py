@@ -55,9 +55,9 @@ def ask(tx: Tx, bchno: str, *, reason: str, operator: str, now_ms: int) -> Withd
     from gateway.outbox import PLAN_LOCK  # (outbox calls this module to plan and settle)
 
     tx.lock([PLAN_LOCK])  # the planner may be about to withdraw or correct the same row
-    if not reason.strip() or len(reason) > 500 or len(operator) > 50:
+    if not reason.strip() or len(reason) > 500 or len(operator) > 64:
         raise WithdrawalError("invalid", "a withdrawal needs a reason (1-500 characters) and an operator name "
-                              "(at most 50)")
+                              "(at most 64, as a user's name)")
     holders = tx.all("SELECT institution, infno, state FROM outbox WHERE live_bchno = ?", (bchno,))
     if not holders:
         holders = tx.all("SELECT institution, '3502', state FROM adjustments WHERE bchno = ? AND state = 'done'",

@@ -137,6 +137,7 @@ def test_the_openapi_document_lists_exactly_the_routes(served):
     for method, path, _, access in ROUTES:
         operation = document["paths"][path][method.lower()]
         assert (operation.get("security") == []) == (access == "none"), path
+        assert operation.get("x-least-role") == {"none": None, "write": "admin"}.get(access, access), path
 
 
 def test_the_dashboard_files_are_served_without_a_token_and_nothing_else(served):
@@ -307,7 +308,8 @@ def test_every_filtered_endpoint_takes_what_the_document_lists_and_refuses_the_r
     world, call, ready = served
     document = call("GET", "/openapi.json", token=None)[1]
     for path in ("/api/v1/rates", "/api/v1/rates/series", "/api/v1/alerts", "/api/v1/devices",
-                 "/api/v1/deadletters", "/api/v1/institutions", "/api/v1/export", "/api/v1/withdrawals"):
+                 "/api/v1/deadletters", "/api/v1/institutions", "/api/v1/export", "/api/v1/withdrawals",
+                 "/api/v1/commands", "/api/v1/me"):
         listed = {parameter["name"] for parameter in document["paths"][path]["get"].get("parameters", [])}
         table = "table=alerts&" if path == "/api/v1/export" else ""
         status, body = call("GET", f"{path}?{table}bogus=1")

@@ -60,8 +60,8 @@ class _Events:
                 scan = codes.decode(f"8123456{self.seq:013d}".encode())
                 now = time.time_ns() // 1_000_000
                 event = Event(device="bench-dev", seq=self.seq, boot=1, time_ms=now, uptime_ms=self.seq, clock=1,
-                              op=Operation.SALE, raw=scan.raw, kind=scan.kind, code=scan.code, pid=scan.pid,
-                              serial=scan.serial, err=scan.err)
+                              op=Operation.SALE, raw=scan.raw, kind=scan.kind, code=scan.code.decode(),
+                              pid=scan.pid.decode(), serial=scan.serial.decode(), err=scan.err)
                 batch.append(pipeline.Accepted(event, b"bench", now))
             pipeline.commit(self.store, rules, accepted=batch)
             count -= len(batch)

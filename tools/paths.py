@@ -26,13 +26,29 @@ def micropython() -> str:
     return path
 
 
+def micropython_command(build: str = "micropython") -> list[str]:
+    """How to run a MicroPython build: `micropython`, the executable on PATH (the PyPI wheel); or
+    `micropython-ARCH`, the unix-port executable committed for a Linux board (tools/linux_images.py), under
+    qemu-user when this machine is of another architecture."""
+    if build == "micropython":
+        return [micropython()]
+    from tools import linux_images
+
+    arch = build.removeprefix("micropython-")
+    if arch == build or arch not in linux_images.ARCHES:
+        raise ValueError(f"unknown MicroPython build {build!r}: micropython, or micropython-ARCH for ARCH in "
+                         f"{', '.join(linux_images.ARCHES)}")
+    return linux_images.command(arch)
+
+
 def micropython_env(*folders: Path | str) -> dict[str, str]:
     """The environment for running micropython with `folders` on its import path.
 
     MICROPYPATH replaces the default path, so it must name `.frozen` again: asyncio and
-    other bundled modules live there.
+    other bundled modules live there. The folders come first: an executable with the agent
+    frozen in then runs the agent of these folders (today's code), not its frozen copy.
     """
-    return {**os.environ, "MICROPYPATH": ":".join([".frozen", *(str(folder) for folder in folders)])}
+    return {**os.environ, "MICROPYPATH": ":".join([*(str(folder) for folder in folders), ".frozen"])}
 
 
 def compile_firmware(target: Path) -> Path:

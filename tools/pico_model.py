@@ -153,6 +153,9 @@ class PicoModel:
             raise ModelError(reason)
         self._cdc = bytearray()
         self._uart: dict[int, bytearray] = {0: bytearray(), 1: bytearray()}
+        self._uart_sinks: dict[int, Callable[[bytes], None]] = {}
+        self._cdc_sink: Callable[[bytes], None] | None = None
+        self._send_lock = threading.Lock()  # uart_write may come from a relay thread (tools/ppp_peer.py)
         self.gpio_changes: list[GpioChange] = []
         self.connected_ns: int | None = None
         self.watchdog_ns: int | None = None
@@ -192,8 +195,12 @@ class PicoModel:
         for line in self._process.stdout:
             message = json.loads(line)
             with self._changed:
-                if "cdc" in message:
+                if "cdc" in message and self._cdc_sink is not None:
+                    self._cdc_sink(base64.b64decode(message["cdc"]))
+                elif "cdc" in message:
                     self._cdc += base64.b64decode(message["cdc"])
+                elif "uart" in message and message["uart"] in self._uart_sinks:
+                    self._uart_sinks[message["uart"]](base64.b64decode(message["data"]))
                 elif "uart" in message:
                     self._uart[message["uart"]] += base64.b64decode(message["data"])
                 elif "gpio" in message:
@@ -224,8 +231,9 @@ class PicoModel:
     def _send(self, message: Mapping[str, object]) -> None:
         if self._process.stdin is None or self._process.poll() is not None:
             raise ModelError(f"the model has exited: {self.stderr()}")
-        self._process.stdin.write(json.dumps(message).encode() + b"\n")
-        self._process.stdin.flush()
+        with self._send_lock:
+            self._process.stdin.write(json.dumps(message).encode() + b"\n")
+            self._process.stdin.flush()
 
     def _wait(self, ready: str, check: Callable[[], bool], timeout: float) -> None:
         """Wait until `check()` holds; `ready` names what was awaited, for the error."""
@@ -305,6 +313,14 @@ class PicoModel:
             data = bytes(self._uart[port])
             self._uart[port].clear()
             return data
+
+    def on_console(self, sink: Callable[[bytes], None]) -> None:
+        """Hand what the console prints to `sink` (called on the reader thread); read_until sees nothing after."""
+        self._cdc_sink = sink
+
+    def on_uart(self, port: int, sink: Callable[[bytes], None]) -> None:
+        """Hand what UART `port` transmits to `sink` (called on the reader thread) instead of keeping it."""
+        self._uart_sinks[port] = sink
 
     def set_gpio(self, pin: int, level: int) -> None:
         """Drive input `pin` low (0) or high (1)."""

@@ -20,6 +20,7 @@ DEFAULTS = {  # type: dict
     "tls_ca": "",  # PEM/DER file of the CA that signed the broker's certificate (tls only)
     "wifi_ssid": "",  # boards only
     "wifi_password": "",
+    "ppp": {"id": -1, "tx": -1, "rx": -1, "baud": 115200},  # rp2: the link over PPP on this UART; id -1: none
     "ntp_host": "",  # boards only; "": the broker host
     "clock_floor_s": 0,  # boards: the clock is never taken to be before this (Unix s); 0: the firmware's date
     "uart": {"port": "/dev/ttyACM0", "baud": 9600, "id": 0, "tx": 16, "rx": 17},  # unix: port; boards: id, pins
@@ -123,6 +124,7 @@ def check(values, board=None):
     _expect(1 <= config["batch_max"] <= 64, "batch_max", "1-64", config["batch_max"])
     _expect(1280 <= config["batch_bytes"] <= 16384, "batch_bytes", "1280-16384", config["batch_bytes"])
     _expect(config["keepalive_s"] >= 5, "keepalive_s", ">= 5", config["keepalive_s"])
+    _expect(on_board or config["ppp"]["id"] == -1, "ppp.id", "-1 (PPP is for boards)", config["ppp"]["id"])
     if not config["ntp_host"]:
         config["ntp_host"] = config["broker_host"]
     if on_board:

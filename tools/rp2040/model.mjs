@@ -16,6 +16,8 @@
 //        {"cut_after": N}             stop the CPU right after the Nth program or erase from now (a power cut
 //                                     at a chosen flash operation); answers {"cut": {"operation", "address",
 //                                     "length", "t_ns"}} when it happens
+//        {"uart_stats": true}         answers {"uart_stats": [{"received", "overruns", "lost_disabled"}, ...]} per
+//                                     UART: bytes that reached the RX FIFO, found it full, found the UART off
 //        {"stop": true}               stop the CPU where it is and exit; answers {"stopped": T_NS}
 //   out: {"connected": T_NS}          the console's USB CDC is up
 //        {"cdc": B64} / {"uart": N, "data": B64}
@@ -26,6 +28,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { ConsoleLogger, GPIOPinState, LogLevel, Simulator, USBCDC } from 'rp2040js';
 import { FlashChip } from './flash-chip.mjs';
+import { modelPL011 } from './uart-pl011.mjs';
 
 const FLASH_START = 0x10000000;
 const FLASH_SIZE = 2 * 1024 * 1024; // the Pico's W25Q16
@@ -76,6 +79,7 @@ if (args.flash) mcu.flash.set(readFileSync(args.flash).subarray(0, FLASH_SIZE), 
 if (args.uf2) loadUF2(args.uf2, mcu.flash);
 if (args.fs) mcu.flash.set(readFileSync(args.fs), FS_OFFSET);
 
+setInterval(() => process.stderr.write(JSON.stringify({t: simulator.clock.nanos, exc: globalThis.EXC}) + '\n'), 500);
 const now = () => Math.round(simulator.clock.nanos);
 
 // rp2040js alone drops the firmware's flash writes: a chip behind the SSI keeps them (flash-chip.mjs)
@@ -92,9 +96,23 @@ chip.onOperation = (operation, address, length) => {
 const cdc = new USBCDC(mcu.usbCtrl);
 const cdcPending = [];
 let cdcConnected = false;
+// A USB host sends OUT data only when it has some. rp2040js's CDC host answers every OUT buffer the device
+// arms at once, with zero bytes when it has none: an interrupt every few microseconds that a board never sees
+// (it took about two thirds of the CPU). An empty answer is held until there are bytes for the device.
+const answerRead = mcu.usbCtrl.onEndpointRead;
+let heldRead = null;
+mcu.usbCtrl.onEndpointRead = (endpoint, size) => {
+  if (endpoint === cdc.outEndpoint && cdc.txFIFO.itemCount === 0) heldRead = size;
+  else answerRead(endpoint, size);
+};
 function pumpCDC() {
   if (!cdcConnected) return;
   while (cdcPending.length && cdc.txFIFO.itemCount < cdc.txFIFO.size) cdc.sendSerialByte(cdcPending.shift());
+  if (heldRead !== null && cdc.txFIFO.itemCount) {
+    const size = heldRead;
+    heldRead = null;
+    answerRead(cdc.outEndpoint, size);
+  }
 }
 cdc.onDeviceConnected = () => {
   cdcConnected = true;
@@ -113,6 +131,10 @@ mcu.uart.forEach((uart, n) => {
     pending.push(value);
   };
 });
+
+// the PL011's interrupt rules and a wire's pace (uart-pl011.mjs): with rp2040js's alone, an open UART's
+// interrupt handler never returns
+const uartStats = mcu.uart.map((uart) => modelPL011(uart, simulator.clock));
 
 for (const pin of args.watch) {
   const level = (state) => (state === GPIOPinState.High ? 1 : 0);
@@ -150,6 +172,8 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     send({ flash_stats: { erases: chip.erases, programs: chip.programs, programmed: chip.programmed } });
   } else if ('cut_after' in message) {
     cutAfter = message.cut_after;
+  } else if ('uart_stats' in message) {
+    send({ uart_stats: uartStats });
   } else if ('stop' in message) {
     stop();
   } else {

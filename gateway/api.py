@@ -4,7 +4,9 @@ Served by Hypercorn (gateway/_http_server.py) through an ASGI face (gateway/_htt
 limits before reading: the token from the headers, then the body cap, a slot among `max_in_flight`, the body
 within `body_timeout_s`, and the handler in a small thread pool. JSON in and out, described by
 `GET /openapi.json` (gateway/openapi.py). Every endpoint but /livez, /readyz and /openapi.json wants
-`Authorization: Bearer <token>`: the read token or the write token for reads, the write token for writes.
+`Authorization: Bearer <token>` of a named user (gateway/users.py) whose role allows it: read to look,
+acknowledge to move alerts, admin for the rest and for device commands (the legacy read and write tokens are the
+users read-token and write-token).
 """
 
 from __future__ import annotations
@@ -23,14 +25,30 @@ from zoneinfo import ZoneInfo
 
 from starlette.responses import RedirectResponse, Response
 
-from gateway import alerts, catalog, dashboard, devices, export, filters, outbox, pipeline, quarantine, rates, wording
-from gateway._http_face import INT64_MAX, Answer, ApiRequest, Endpoint, HttpError, Limits, Tokens, build_app
+from gateway import (
+    adjustments,
+    alerts,
+    catalog,
+    control,
+    dashboard,
+    devices,
+    export,
+    filters,
+    outbox,
+    pipeline,
+    quarantine,
+    rates,
+    withdrawals,
+    wording,
+)
+from gateway._http_face import INT64_MAX, Answer, ApiRequest, Endpoint, HttpError, Limits, build_app
 from gateway._http_server import BackgroundServer
 from gateway.metrics import Metrics
 from gateway.openapi import document
 from gateway.rules import Rules
 from gateway.store import Store
 from gateway.tickets import TicketError, parse_ticket
+from gateway.users import TokenBook
 
 __all__ = ["ApiSettings", "ApiServer", "ROUTES", "BODY_CAPS", "HttpError", "period_from"]
 
@@ -65,8 +83,13 @@ class ApiServer:
     def __init__(self, settings: ApiSettings, store: Store, rules: Rules, metrics: Metrics, *,
                  read_token: str, write_token: str, ready: Callable[[], dict[str, bool]],
                  board: dashboard.DashboardSettings | None = None,
-                 institution_names: Mapping[str, str] | None = None) -> None:
+                 institution_names: Mapping[str, str] | None = None, sale_hold_ms: int = 0,
+                 commands_queued: Callable[[], None] = lambda: None) -> None:
+        """`read_token` and `write_token`: the legacy shared tokens (users read-token and write-token);
+        `sale_hold_ms`: forward.sale_hold_s, to tell held sale rows from rows ready to go (GET /api/v1/outbox);
+        `commands_queued` is told when a device command was queued (the sender sends it at once)."""
         self.settings = settings
+        self.sale_hold_ms = sale_hold_ms
         self.board = board or dashboard.DashboardSettings()
         self.institution_names = dict(institution_names or {})
         """Institution code -> its name (forward.institutions.<code>.fixmedins_name), shown beside the code."""
@@ -74,9 +97,11 @@ class ApiServer:
         self.rules = rules
         self.metrics = metrics
         self._ready = ready
+        self._commands_queued = commands_queued
         self._pool = ThreadPoolExecutor(max(1, settings.workers), thread_name_prefix="api")
         limits = Limits(max_in_flight=max(1, settings.max_in_flight), body_timeout_s=settings.body_timeout_s)
-        self.app = build_app(self._endpoints(), Tokens(read_token, write_token), limits, self._pool)
+        tokens = TokenBook(store, self._pool, legacy={"read-token": read_token, "write-token": write_token})
+        self.app = build_app(self._endpoints(), tokens, limits, self._pool)
         """The ASGI app (its routes are ROUTES and the dashboard's pages)."""
         self._server = BackgroundServer(self.app, host=settings.host, port=settings.port, backlog=settings.backlog,
                                         header_timeout_s=settings.header_timeout_s,
@@ -126,7 +151,7 @@ class ApiServer:
         return (200 if all(checks.values()) else 503), checks
 
     def openapi(self, request: ApiRequest) -> Answer:
-        return 200, document(BODY_CAPS)
+        return 200, document(BODY_CAPS, {(method, path): access for method, path, _, access in ROUTES})
 
     def prometheus(self, request: ApiRequest) -> Answer:
         return 200, self.metrics.render()
@@ -190,7 +215,10 @@ class ApiServer:
                 "terminals": self._named(lines), "left_out": len(found) - len(shown)}
 
     def dashboard_settings(self, request: ApiRequest) -> Answer:
-        return 200, {**dashboard.thresholds(self.board), "timezone": self.rules.timezone}
+        """The thresholds and zone the page draws with, and who is signed in (the page shows the name and offers
+        device control to an admin)."""
+        return 200, {**dashboard.thresholds(self.board), "timezone": self.rules.timezone, "user": request.user,
+                     "role": request.role}
 
     def get_institutions(self, request: ApiRequest) -> Answer:
         """The registered institutions with their names and terminals, and the named ones without devices yet."""
@@ -244,7 +272,7 @@ class ApiServer:
         note = body.get("note", "")
         with self.store.transaction() as tx:
             alert = _alert_call(lambda: alerts.change_state(tx, request.path["id"], body["state"],
-                                                            note=str(note), now_ms=_now_ms()))
+                                                            note=str(note), now_ms=_now_ms(), by=request.user))
         return 200, alert.as_dict()
 
     def get_devices(self, request: ApiRequest) -> Answer:
@@ -280,10 +308,51 @@ class ApiServer:
 
     def get_outbox(self, request: ApiRequest) -> Answer:
         with self.store.reading() as tx:
-            counts = outbox.state_counts(tx)
+            counts = outbox.state_counts(tx, now_ms=_now_ms(), sale_hold_ms=self.sale_hold_ms)
             oldest = tx.one("SELECT min(changed_ms) FROM outbox WHERE state IN ('pending', 'sending')")
             requests = dict(tx.all("SELECT state, count(*) FROM requests GROUP BY state"))
-        return 200, {"rows": counts, "oldest_unsettled_ms": oldest[0] if oldest else None, "requests": requests}
+            documents = adjustments.state_counts(tx)
+            asked = dict(tx.all("SELECT state, count(*) FROM withdrawals GROUP BY state"))
+        return 200, {"rows": counts, "oldest_unsettled_ms": oldest[0] if oldest else None, "requests": requests,
+                     "adjustments": documents, "withdrawals": asked}
+
+    def post_adjustment(self, request: ApiRequest) -> Answer:
+        now = _now_ms()
+        try:
+            document = adjustments.parse_adjustment(_json(request.body), timezone=self.rules.timezone)
+            with self.store.transaction() as tx:
+                adjustment_id, new = adjustments.record(tx, document, now_ms=now)
+        except adjustments.AdjustmentError as error:
+            status = HTTPStatus.CONFLICT if error.kind == "conflict" else HTTPStatus.UNPROCESSABLE_ENTITY
+            raise HttpError(status, str(error)) from None
+        return (201 if new else 200), {"id": adjustment_id, "bchno": f"TCA{adjustment_id}",
+                                       "result": "stored" if new else "repeated"}
+
+    def get_withdrawals(self, request: ApiRequest) -> Answer:
+        _filters(request.query, _WITHDRAWALS_QUERY)
+        state = request.query.get("state", "")
+        if state not in ("", *withdrawals.STATES):
+            raise HttpError(HTTPStatus.BAD_REQUEST, f"state must be one of {', '.join(withdrawals.STATES)}, "
+                            f"got {state[:40]!r}")
+        with self.store.reading() as tx:
+            found = withdrawals.listing(tx, state=state, limit=_limit(request.query, most=1000))
+        return 200, {"withdrawals": [item.as_dict() for item in found]}
+
+    def post_withdrawal(self, request: ApiRequest) -> Answer:
+        body = _json(request.body)
+        if not isinstance(body, dict) or not all(isinstance(body.get(key, ""), str) for key in
+                                                 ("bchno", "reason", "operator")):
+            raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, 'body must be {"bchno": "...", "reason": "...", '
+                            '"operator": "..."}')
+        try:
+            with self.store.transaction() as tx:
+                asked = withdrawals.ask(tx, str(body.get("bchno", ""))[:30], reason=str(body.get("reason", "")),
+                                        operator=str(body.get("operator", "")) or request.user, now_ms=_now_ms())
+        except withdrawals.WithdrawalError as error:
+            status = {"missing": HTTPStatus.NOT_FOUND, "conflict": HTTPStatus.CONFLICT}.get(
+                error.kind, HTTPStatus.UNPROCESSABLE_ENTITY)
+            raise HttpError(status, str(error)) from None
+        return 201, asked.as_dict()
 
     def get_dead_letters(self, request: ApiRequest) -> Answer:
         return 200, {"dead_letters": self._dead_rows(request.query, _DEAD_QUERY)}
@@ -309,14 +378,15 @@ class ApiServer:
         if table in ("institutions", "terminals"):
             rows = self._rate_rows(query, table.removesuffix("s"), known)[1]
         else:
-            rows = {"alerts": self._alert_rows, "devices": self._device_rows, "deadletters": self._dead_rows}[table](
-                query, known)
+            rows = {"alerts": self._alert_rows, "devices": self._device_rows, "deadletters": self._dead_rows,
+                    "commands": self._command_rows}[table](query, known)
         keys = {key for key, _, _ in export.columns(table)}
         if "sort" in query:
             if query["sort"] not in keys:
                 raise HttpError(HTTPStatus.BAD_REQUEST, f"sort must be a column of {table} "
                                 f"({', '.join(sorted(keys))}), got {query['sort'][:40]!r}")
-            rows = export.sort_rows(rows, query["sort"], descending=query.get("desc", "0") == "1")
+            rows = export.sort_rows(rows, query["sort"], descending=query.get("desc", "0") == "1",
+                                    form=export.column_format(table, query["sort"]))
         shown = export.shown_table(table, rows, lang=lang, timezone=self.rules.timezone)
         name = f"{table}-{datetime.now(ZoneInfo(self.rules.timezone)):%Y%m%d-%H%M}.{kind}"
         body = export.csv_bytes(shown) if kind == "csv" else export.xlsx_bytes(shown, lang=lang)
@@ -342,6 +412,49 @@ class ApiServer:
         with self.store.transaction() as tx:
             written = catalog.replace_products(tx, products)
         return 200, {"imported": written}
+
+    def whoami(self, request: ApiRequest) -> Answer:
+        _filters(request.query, ())
+        return 200, {"name": request.user, "role": request.role}
+
+    def post_command(self, request: ApiRequest) -> Answer:
+        """Queue a device command as the calling user; 202 with the audit row (poll it for the answer)."""
+        body = _json(request.body)
+        if not isinstance(body, dict) or not isinstance(body.get("device"), str) or not isinstance(
+                body.get("command"), str):
+            raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, 'body must be {"device": "...", "command": "mode"|'
+                            '"config"|"resend"|"reboot"|"time", "argument": ...}')
+        try:
+            with self.store.transaction() as tx:
+                queued = control.issue(tx, body["device"], body["command"], body.get("argument"), by=request.user,
+                                       now_ms=_now_ms())
+        except control.ControlError as error:
+            raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, str(error)) from None
+        log.info("%s queued %s for %s", request.user, queued.kind, queued.device)
+        self._commands_queued()
+        return 202, queued.as_dict()
+
+    def get_commands(self, request: ApiRequest) -> Answer:
+        return 200, {"commands": self._command_rows(request.query, _COMMANDS_QUERY)}
+
+    def _command_rows(self, query: Mapping[str, str], known: Iterable[str]) -> list[dict[str, object]]:
+        """The audit log, newest first, with the device's result in Chinese (`result_zh`)."""
+        _filters(query, known)
+        device = query.get("device", "")
+        if len(device) > 64 or not device.isprintable():
+            raise HttpError(HTTPStatus.BAD_REQUEST, f"device must be printable text of at most 64 characters, "
+                            f"got {device[:40]!r}")
+        with self.store.reading() as tx:
+            found = control.list_commands(tx, device=device, limit=_limit(query, most=1000))
+        return [_command_row(command) for command in found]
+
+    def get_command(self, request: ApiRequest) -> Answer:
+        _filters(request.query, ())
+        try:
+            with self.store.reading() as tx:
+                return 200, _command_row(control.get_command(tx, request.path["id"]))
+        except control.ControlError as error:
+            raise HttpError(HTTPStatus.NOT_FOUND, str(error)) from None
 
 
 
@@ -381,6 +494,10 @@ def _filters(query: Mapping[str, str], known: Iterable[str]) -> filters.Filters:
         return filters.filters_of(query)
     except filters.QueryError as error:
         raise HttpError(HTTPStatus.BAD_REQUEST, str(error)) from None
+
+
+def _command_row(command: control.Command) -> dict[str, object]:
+    return {**command.as_dict(), "result_zh": wording.command_result(command.result)}
 
 
 def _alert_call(call: Callable[[], alerts.Alert]) -> alerts.Alert:
@@ -424,7 +541,7 @@ ROUTES: list[tuple[str, str, Callable[[ApiServer, ApiRequest], Answer], str]] = 
     ("GET", "/api/v1/dashboard/settings", ApiServer.dashboard_settings, "read"),
     ("GET", "/api/v1/alerts", ApiServer.get_alerts, "read"),
     ("GET", "/api/v1/alerts/{id}", ApiServer.get_alert, "read"),
-    ("POST", "/api/v1/alerts/{id}", ApiServer.change_alert, "write"),
+    ("POST", "/api/v1/alerts/{id}", ApiServer.change_alert, "acknowledge"),
     ("GET", "/api/v1/alerts/{id}/evidence", ApiServer.get_evidence, "read"),
     ("GET", "/api/v1/devices", ApiServer.get_devices, "read"),
     ("GET", "/api/v1/quarantine", ApiServer.get_quarantine, "read"),
@@ -435,14 +552,24 @@ ROUTES: list[tuple[str, str, Callable[[ApiServer, ApiRequest], Answer], str]] = 
     ("POST", "/api/v1/deadletters/requeue", ApiServer.requeue_dead_letters, "write"),
     ("GET", "/api/v1/institutions", ApiServer.get_institutions, "read"),
     ("GET", "/api/v1/export", ApiServer.get_export, "read"),
+    ("POST", "/api/v1/adjustments", ApiServer.post_adjustment, "write"),
+    ("GET", "/api/v1/withdrawals", ApiServer.get_withdrawals, "read"),
+    ("POST", "/api/v1/withdrawals", ApiServer.post_withdrawal, "write"),
+    ("GET", "/api/v1/me", ApiServer.whoami, "read"),
+    ("POST", "/api/v1/commands", ApiServer.post_command, "admin"),
+    ("GET", "/api/v1/commands", ApiServer.get_commands, "read"),
+    ("GET", "/api/v1/commands/{id}", ApiServer.get_command, "read"),
 ]
-"""(method, path template, handler, token needed): what openapi.py documents, route for route."""
+"""(method, path template, handler, least role): what openapi.py documents, route for route (write = admin)."""
 
 BODY_CAPS: dict[tuple[str, str], int] = {
     ("POST", "/api/v1/alerts/{id}"): 16 * 1024,
     ("POST", "/api/v1/tickets"): 64 * 1024,
     ("PUT", "/api/v1/catalog"): 4 * 1024 * 1024,
     ("POST", "/api/v1/deadletters/requeue"): 1024 * 1024,
+    ("POST", "/api/v1/adjustments"): 64 * 1024,
+    ("POST", "/api/v1/withdrawals"): 16 * 1024,
+    ("POST", "/api/v1/commands"): 4 * 1024,
 }
 """The largest body each route takes, in bytes (a ticket: as on MQTT); routes not listed take none."""
 
@@ -452,9 +579,11 @@ _SERIES_QUERY = ("step", "by", *_PERIOD_QUERY, *filters.FILTER_NAMES)
 _ALERTS_QUERY = ("state", "type", "institution", "terminal", "limit")
 _DEVICES_QUERY = ("institution", "terminal")
 _DEAD_QUERY = ("limit",)
+_WITHDRAWALS_QUERY = ("state", "limit")
+_COMMANDS_QUERY = ("device", "limit")
 _EXPORT_QUERY = ("table", "format", "lang", "sort", "desc")
 _EXPORTED = {"institutions": _RATES_QUERY[1:], "terminals": _RATES_QUERY[1:], "alerts": _ALERTS_QUERY,
-             "devices": _DEVICES_QUERY, "deadletters": _DEAD_QUERY}
+             "devices": _DEVICES_QUERY, "deadletters": _DEAD_QUERY, "commands": _COMMANDS_QUERY}
 """The parameters each endpoint takes; any other is refused with 400 (a misspelt filter must not widen an answer)."""
 TREND_TERMINALS = 12
 """Terminals drawn at most in the trends chart (the busiest of the filters; `left_out` counts the others)."""

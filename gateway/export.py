@@ -3,8 +3,9 @@
 The columns come from dashboard/tables.json and the words from dashboard/labels.json, the files the page itself
 reads, and each format below does what app.js does for the screen: a rate is a percentage with one decimal,
 rounded half up like JavaScript's toFixed (0.0625 shows 6.3%); a time is the configured zone's wall clock,
-YYYY/MM/DD HH:MM:SS in Chinese and DD/MM/YYYY HH:MM:SS in English; a missing figure is "-". The browser test
-compares the screen with both files cell by cell.
+YYYY/MM/DD HH:MM:SS in Chinese and DD/MM/YYYY HH:MM:SS in English; a device command's argument or answer is
+its JSON without spaces, as JSON.stringify writes it; a missing figure is "-". The browser test compares the
+screen with both files cell by cell.
 
 In the .xlsx a rate is the number shown (0.063) formatted 0.0%, a count a number, a time an Excel date-time in
 the configured zone, so a supervisor can sum and sort; the CSV holds the shown text. A text cell that a
@@ -26,8 +27,8 @@ from zoneinfo import ZoneInfo
 
 import xlsxwriter  # type: ignore[import-untyped]
 
-__all__ = ["TABLES", "LANGUAGES", "Cell", "Shown", "columns", "label", "shown_table", "sort_rows", "csv_bytes",
-           "xlsx_bytes"]
+__all__ = ["TABLES", "LANGUAGES", "Cell", "Shown", "columns", "column_format", "label", "shown_table", "sort_rows",
+           "csv_bytes", "xlsx_bytes"]
 
 _ROOT = Path(__file__).resolve().parent / "dashboard"
 LANGUAGES = ("zh", "en")
@@ -60,6 +61,11 @@ def label(key: str, lang: str) -> str:
 def columns(table: str) -> list[list[str]]:
     """[field, label key, format] per column of `table`."""
     return _tables()[table]
+
+
+def column_format(table: str, key: str) -> str:
+    """The format of `table`'s column `key` ("" when it has none)."""
+    return next((form for field, _, form in columns(table) if field == key), "")
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,11 @@ def _time(ms: int | None, lang: str, timezone: str) -> Cell:
     return Cell(text, local.replace(tzinfo=None), "time")
 
 
+def _json(value: object) -> str:
+    """A command's argument or answer as the page writes it (JSON.stringify: no spaces)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def _text(value: object) -> Cell:
     text = "-" if value is None or value == "" else str(value).replace("\x1d", "<GS>")
     return Cell(text, text, "text")
@@ -114,6 +125,8 @@ def _cell(row: dict[str, Any], key: str, form: str, lang: str, timezone: str) ->
         return _text(label("online" if value else "offline" if row.get("status_ms") else "never", lang))
     if form == "localized":
         return _text(row.get(f"{key}_zh") or value if lang == "zh" else value)
+    if form == "json":
+        return _text(None if value is None else _json(value))
     return _text(value)
 
 
@@ -124,13 +137,15 @@ def shown_table(table: str, rows: list[dict[str, Any]], *, lang: str, timezone: 
                  rows=[[_cell(row, key, form, lang, timezone) for key, _, form in spec] for row in rows])
 
 
-def sort_rows(rows: list[dict[str, Any]], key: str, *, descending: bool) -> list[dict[str, Any]]:
-    """Sorted as a click on the column head sorts the page: by the raw value, a missing one first, stable."""
+def sort_rows(rows: list[dict[str, Any]], key: str, *, descending: bool, form: str = "") -> list[dict[str, Any]]:
+    """Sorted as a click on the column head sorts the page: by the raw value (a `json` column: by its text, as
+    its values may be numbers or objects), a missing one first, stable."""
     present = [row for row in rows if row.get(key) is not None]
     missing = [row for row in rows if row.get(key) is None]
+    value: Any = (lambda row: _json(row[key])) if form == "json" else (lambda row: row[key])
     if descending:  # the page reverses its comparison: equal rows keep their order, missing ones go last
-        return sorted(present, key=lambda row: row[key], reverse=True) + missing
-    return missing + sorted(present, key=lambda row: row[key])
+        return sorted(present, key=value, reverse=True) + missing
+    return missing + sorted(present, key=value)
 
 
 def _guarded(text: str) -> str:

@@ -1,4 +1,4 @@
-"""Alert details and dead-letter reasons in Chinese, for the dashboard and its exports.
+"""Alert details, dead-letter reasons and device commands' results in Chinese, for the dashboard and its exports.
 
 The gateway writes these texts in English where they arise (ledger.py, tickets.py, devices.py, quarantine.py,
 outbox.py), and the logs, the CLI and the database keep them so. A pharmacy manager reads Chinese: each English
@@ -10,6 +10,8 @@ alert type in alerts.TYPES.
 '追溯码 0123 已在 P-A 销售，现又在 P-B 销售'
 >>> dead_letter_reason("platform refused: 追溯码重复")
 '平台拒收：追溯码重复'
+>>> command_result("refused: out of range")
+'拒绝：参数超出设备允许范围'
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-__all__ = ["alert_detail", "dead_letter_reason", "ALERT_WORDING"]
+__all__ = ["alert_detail", "dead_letter_reason", "command_result", "ALERT_WORDING", "COMMAND_RESULTS"]
 
 _Say = Callable[[re.Match[str]], str]
 
@@ -74,6 +76,14 @@ _REASON_PREFIXES = (
     ("not sent: ", "未上传："),
 )
 
+COMMAND_RESULTS = {
+    "applied": "已执行",
+    "refused: out of range": "拒绝：参数超出设备允许范围",
+    "refused: replayed id": "拒绝：指令编号不新（防重放）",
+    "refused: replay guard lost": "拒绝：设备防重放记录丢失，需先经 NTP 校时",
+}
+"""A device's answer to a command (control.RESULTS' texts) in Chinese."""
+
 
 def alert_detail(kind: str, detail: str) -> str:
     """The Chinese of an alert's English `detail`, or `detail` itself when no pattern of `kind` matches it."""
@@ -90,3 +100,8 @@ def dead_letter_reason(reason: str) -> str:
         if reason.startswith(english):
             return chinese + reason[len(english):]
     return reason
+
+
+def command_result(result: str) -> str:
+    """The Chinese of a command's result (empty before the device answers), or the result itself if unknown."""
+    return COMMAND_RESULTS.get(result, result)

@@ -29,7 +29,7 @@ DEFAULTS = {  # type: dict
     "line_timeout_ms": 200,
     "debounce_ms": 1500,
     "gs1_form": 0,  # 0 full element string, 1 GTIN + serial, 2 bracketed
-    "mode": 1,  # operation at boot: 1 sale ... 6 dispense
+    "mode": 1,  # operation at boot: 1 sale ... 6 dispense, 7 stock adjustment
     "data_dir": "data",
     "journal_capacity": 262144,
     "journal_segment": 16384,
@@ -114,7 +114,7 @@ def check(values, board=None):
                 else:
                     _expect(isinstance(value, int) and not isinstance(value, bool) and value >= -1, name + "." + key,
                             "a whole number (-1: none)" if name == "pins" else "a whole number", value)
-    _expect(1 <= config["mode"] <= 6, "mode", "1-6", config["mode"])
+    _expect(1 <= config["mode"] <= 7, "mode", "1-7", config["mode"])
     _expect(config["gs1_form"] <= 2, "gs1_form", "0, 1 or 2", config["gs1_form"])
     _expect(0 < config["broker_port"] < 65536, "broker_port", "1-65535", config["broker_port"])
     _expect(config["suffix"] != "", "suffix", "at least one character", config["suffix"])

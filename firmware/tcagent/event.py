@@ -40,7 +40,8 @@ OP_PURCHASE = const(3)
 OP_PURCHASE_RETURN = const(4)
 OP_STOCKTAKE = const(5)
 OP_DISPENSE = const(6)
-OP_NAMES = ("", "sale", "sale_return", "purchase", "purchase_return", "stocktake", "dispense")
+OP_ADJUST = const(7)
+OP_NAMES = ("", "sale", "sale_return", "purchase", "purchase_return", "stocktake", "dispense", "adjust")
 
 _TEXT_HEAD = const(0x60)  # major type 3 with a length below 24
 _BYTES_HEAD = const(0x40)  # major type 2 likewise

@@ -7,7 +7,7 @@ const state = {
   token: localStorage.getItem("tracegw-token") || "",
   lang: localStorage.getItem("tracegw-lang") || "zh",
   labels: {}, tables: {}, thresholds: {}, timezone: "Asia/Shanghai", data: {}, sort: {}, chart: null, open: {},
-  institutions: [],
+  institutions: [], user: "", role: "",
   refreshMs: Number(new URLSearchParams(location.search).get("refresh_ms")) || 5000,
 };
 const $ = (id) => document.getElementById(id);
@@ -59,6 +59,8 @@ function applyLabels() {
     button.onclick = () => download(button.dataset.table, button.dataset.format).catch((error) => { $("error").textContent = failure(error); });
   }
   fillFilterChoices();
+  showUser();
+  $("control-hint").textContent = t(`hint_${$("control-kind").value}`);
 }
 
 // The period and filters as API parameters; a half-chosen range is the user's to finish, not the API's to refuse.
@@ -86,7 +88,7 @@ function periodHours() {
   return period === "today" || period === "day" ? 24 : Number(period);
 }
 
-// A rate's class: lower is better for duplicates and consistency errors, higher for the others.
+// A rate's class: lower is better for duplicates, consistency errors and swaps, higher for the others.
 function grade(name, value) {
   const limits = state.thresholds[name];
   if (value === null || value === undefined || !limits) return "";
@@ -113,6 +115,7 @@ function shortWhen(ms) {  // a chart's axis: day and hour
   return state.lang === "zh" ? `${month}/${day} ${hour}:${minute}` : `${day}/${month} ${hour}:${minute}`;
 }
 const text = (value) => (value === null || value === undefined || value === "" ? "-" : String(value).replace(/\u001d/g, "<GS>"));
+const json = (value) => (value === null || value === undefined ? null : JSON.stringify(value));
 function shown(row, key, format) {
   const value = row[key];
   if (format === "percent") return percent(value);
@@ -121,6 +124,7 @@ function shown(row, key, format) {
   if (format.startsWith("label:")) return text(t(format.slice(6) + value));
   if (format === "connection") return text(t(value ? "online" : row.status_ms ? "offline" : "never"));
   if (format === "localized") return text(state.lang === "zh" ? row[`${key}_zh`] || value : value);
+  if (format === "json") return text(json(value));
   return text(value);
 }
 
@@ -134,7 +138,9 @@ function tone(row, key, format) {
   if (key === "severity") return value === "warning" ? "warn" : "bad";
   if (key === "online") return value ? "good" : "bad";
   if (key === "clock") return value ? "good" : "warn";
-  if (format === "localized") return "detail";
+  if (format === "label:command_") return value === "answered" ? "good" : value === "sent" || value === "queued" ? "warn" : "bad";
+  if (key === "result") return `detail ${value === "applied" ? "good" : value ? "bad" : ""}`;
+  if (format === "localized" || format === "json") return "detail";
   return "";
 }
 
@@ -152,11 +158,14 @@ const EXTRA = {
   ],
 };
 
+// Sorted by the raw value as gateway/export.py sorts a file (a json column: by its text).
 function sorted(id, rows) {
   const sort = state.sort[id];
   if (!sort) return rows;
+  const column = state.tables[id].find(([key]) => key === sort.key);
+  const value = column && column[2] === "json" ? (row) => json(row[sort.key]) : (row) => row[sort.key];
   return [...rows].sort((a, b) => {
-    const x = a[sort.key], y = b[sort.key];
+    const x = value(a), y = value(b);
     const missing = (v) => v === null || v === undefined;
     const order = x === y || (missing(x) && missing(y)) ? 0 : missing(x) ? -1 : missing(y) ? 1 : x < y ? -1 : 1;
     return sort.desc ? -order : order;
@@ -191,7 +200,7 @@ function drawTable(id, rows) {
 
 function drawOutbox(outbox) {
   const rows = outbox.rows || {};
-  const figures = ["pending", "sending", "retrying", "dead", "withheld", "done"].map((name) => {
+  const figures = ["held", "pending", "sending", "retrying", "dead", "withheld", "withdrawn", "done"].map((name) => {
     const css = name === "dead" && rows[name] ? "bad" : name === "retrying" && rows[name] ? "warn" : "";
     return `<div class="${css}" id="outbox-${name}"><dt>${escape(t(`outbox_${name}`))}</dt><dd>${rows[name] ?? 0}</dd></div>`;
   });
@@ -209,11 +218,11 @@ async function refresh() {
   }
   try {
     const scoped = new URLSearchParams([...query].filter(([name]) => name === "institution" || name === "terminal"));
-    const [listed, institutions, terminals, alerts, devices, outbox, dead] = await Promise.all([
+    const [listed, institutions, terminals, alerts, devices, outbox, dead, commands] = await Promise.all([
       api("/api/v1/institutions"),
       api(`/api/v1/rates?scope=institution&${query}`), api(`/api/v1/rates?scope=terminal&${query}`),
       api(`/api/v1/alerts?state=live&limit=200&${scoped}`), api(`/api/v1/devices?${scoped}`),
-      api("/api/v1/outbox"), api("/api/v1/deadletters?limit=200"),
+      api("/api/v1/outbox"), api("/api/v1/deadletters?limit=200"), api(`/api/v1/commands?limit=${COMMANDS_SHOWN}`),
     ]);
     state.institutions = listed.institutions;
     fillFilterChoices();
@@ -223,6 +232,8 @@ async function refresh() {
     drawTable("devices", devices.devices);
     drawOutbox(outbox);
     drawTable("deadletters", dead.dead_letters);
+    drawTable("commands", commands.commands);
+    fillDeviceChoices(devices.devices);
     await drawChart(query);
     $("error").textContent = "";
     $("updated").textContent = `${t("updated")} ${when(Date.now())}`;
@@ -270,7 +281,7 @@ function bindAlertButtons() {
         await api(`/api/v1/alerts/${button.dataset.id}`, { method: "POST", body: JSON.stringify({ state: button.dataset.state, note: "dashboard" }) });
         await refresh();
       } catch (error) {
-        $("error").textContent = error.status === 403 ? t("write_token_needed") : failure(error);
+        $("error").textContent = error.status === 403 ? t("acknowledge_role_needed") : failure(error);
       }
     };
   }
@@ -314,6 +325,7 @@ async function download(table, format) {
   const query = filterQuery();
   if (table === "alerts") { query.set("state", "live"); query.set("limit", "200"); }
   if (table === "deadletters") { query.delete("institution"); query.delete("terminal"); query.set("limit", "200"); }
+  if (table === "commands") { query.delete("institution"); query.delete("terminal"); query.set("limit", String(COMMANDS_SHOWN)); }
   if (!["institutions", "terminals"].includes(table)) {
     for (const name of ["day", "window_h", "from", "to", "region", "institution_type"]) query.delete(name);
   }
@@ -337,10 +349,70 @@ function showLogin(message) {
   $("login-error").textContent = message || "";
 }
 
-// The signed-in user, once the API names one (named tokens, issue 18); shared tokens have no name to show.
-function showUser(name) {
-  $("user").hidden = !name;
-  $("user").textContent = name ? `${t("user")}: ${name}` : "";
+// The signed-in user and role (gateway/users.py; the legacy shared tokens are the users read-token and
+// write-token); an admin also gets the device command form.
+function showUser() {
+  $("user").hidden = !state.user;
+  $("user").textContent = state.user ? `${t("user")}: ${state.user} (${t(`role_${state.role}`)})` : "";
+  $("control").hidden = state.role !== "admin";
+}
+
+// The device commands: the newest COMMANDS_SHOWN of the audit log, and the form an admin sends one with.
+const COMMANDS_SHOWN = 20;
+
+function fillDeviceChoices(rows) {
+  const select = $("control-device");
+  const chosen = select.value;
+  const names = rows.map((row) => row.device).sort();
+  const html = names.map((name) => `<option value="${escape(name)}">${escape(name)}</option>`).join("");
+  if (select.dataset.html !== html) {
+    select.innerHTML = html;
+    select.dataset.html = html;
+    if (names.includes(chosen)) select.value = chosen;
+  }
+}
+
+// The argument as typed: a number (mode, resend, time), NAME=NUMBER pairs (config), nothing (reboot; time: now).
+function commandArgument(kind, typed) {
+  typed = typed.trim();
+  if (kind === "reboot") return null;
+  if (kind === "time" && !typed) return Date.now();
+  if (kind === "config") {
+    const pairs = typed.split(/[,\s]+/).filter(Boolean).map((pair) => pair.split("="));
+    if (!pairs.length || pairs.some((pair) => pair.length !== 2 || !/^\d+$/.test(pair[1]))) throw new Error(t("bad_argument"));
+    return Object.fromEntries(pairs.map(([name, value]) => [name, Number(value)]));
+  }
+  if (!/^\d+$/.test(typed)) throw new Error(t("bad_argument"));
+  return Number(typed);
+}
+
+// What became of a command, in the page's language: its state, and the device's result and answer once it came.
+function commandOutcome(row) {
+  const said = `${t(`cmd_${row.kind}`)} ${row.device}: ${t(`command_${row.state}`)}`;
+  if (!row.result) return said;
+  const answer = json(row.answer);
+  return `${said} — ${shown(row, "result", "localized")}${answer === null ? "" : ` ${answer}`}`;
+}
+
+// Send one command as the signed-in admin and follow it until the device answers (or 20 s pass).
+async function sendCommand() {
+  const kind = $("control-kind").value, device = $("control-device").value;
+  const result = $("control-result");
+  try {
+    const argument = commandArgument(kind, $("control-argument").value);
+    if (kind === "reboot" && !confirm(`${t("confirm_reboot")} ${device}`)) return;
+    result.textContent = `${t(`cmd_${kind}`)} ${device}: ${t("command_sending")}`;
+    let row = await api("/api/v1/commands", { method: "POST", body: JSON.stringify({ device, command: kind, argument }) });
+    result.textContent = commandOutcome(row);
+    for (let tries = 0; tries < 40 && (row.state === "queued" || row.state === "sent"); tries += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      row = await api(`/api/v1/commands/${row.id}`);
+      result.textContent = commandOutcome(row);
+    }
+    await refresh();
+  } catch (error) {
+    result.textContent = error instanceof ApiError ? failure(error) : `${t("error")}: ${error.message}`;
+  }
 }
 
 async function start() {
@@ -348,7 +420,9 @@ async function start() {
     const settings = await api("/api/v1/dashboard/settings");
     state.thresholds = settings;
     state.timezone = settings.timezone || state.timezone;
-    showUser(settings.user);
+    state.user = settings.user || "";
+    state.role = settings.role || "";
+    showUser();
   } catch (error) {
     return showLogin(state.token ? failure(error) : "");
   }
@@ -379,7 +453,10 @@ async function main() {
     localStorage.removeItem("tracegw-token");
     state.token = "";
     clearInterval(state.timer);
-    showUser("");
+    state.user = "";
+    state.role = "";
+    showUser();
+    $("control-result").textContent = "";
     showLogin("");
   };
   $("period").onchange = () => {
@@ -389,6 +466,8 @@ async function main() {
   };
   $("institution").onchange = () => { fillFilterChoices(); refresh(); };
   for (const id of ["day", "from", "to", "terminal", "region", "institution_type", "chart-metric"]) $(id).onchange = refresh;
+  $("control-send").onclick = sendCommand;
+  $("control-kind").onchange = () => { $("control-hint").textContent = t(`hint_${$("control-kind").value}`); };
   window.addEventListener("resize", () => {  // a phone turned sideways: redraw the chart at the new width
     clearTimeout(state.resized);
     state.resized = setTimeout(() => { if (state.chart) refresh(); }, 300);

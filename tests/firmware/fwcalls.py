@@ -284,7 +284,8 @@ def _agent_state(device, escaped):
              "first_segment": device.journal.first_segment, "mode": device.mode, "clock": device.hal.clock,
              "time_ms": device.hal.time_ms(), "last_command_id": device.guard.last_id, "guard_lost": device.guard.lost,
              "alarms": device.alarms(), "signals": device.hal.signals, "resend_from": device.resend_from,
-             "config": settable, "rebooted": device.hal.rebooted}
+             "config": settable, "rebooted": device.hal.rebooted, "answers": device.answers,
+             "reboot_pending": device.reboot_at is not None}
     device.journal.close()
     return state
 

@@ -23,7 +23,7 @@ def test_defaults_fill_in(fw):
     ({"tls": "yes"}, "'tls': expected true or false"),
     ({"brokr_host": "x"}, "'brokr_host' is unknown"),
     ({"uart": {"prot": "/dev/x"}}, "'uart.prot'"),
-    ({"mode": 7}, "'mode': expected 1-6"),
+    ({"mode": 8}, "'mode': expected 1-7"),
     ({"journal_capacity": 1000}, "'journal_capacity'"),
     ({"suffix": ""}, "'suffix'"),
 ])

@@ -137,6 +137,7 @@ def test_the_openapi_document_lists_exactly_the_routes(served):
     for method, path, _, access in ROUTES:
         operation = document["paths"][path][method.lower()]
         assert (operation.get("security") == []) == (access == "none"), path
+        assert operation.get("x-least-role") == {"none": None, "write": "admin"}.get(access, access), path
 
 
 def test_the_dashboard_files_are_served_without_a_token_and_nothing_else(served):
@@ -307,7 +308,8 @@ def test_every_filtered_endpoint_takes_what_the_document_lists_and_refuses_the_r
     world, call, ready = served
     document = call("GET", "/openapi.json", token=None)[1]
     for path in ("/api/v1/rates", "/api/v1/rates/series", "/api/v1/alerts", "/api/v1/devices",
-                 "/api/v1/deadletters", "/api/v1/institutions", "/api/v1/export"):
+                 "/api/v1/deadletters", "/api/v1/institutions", "/api/v1/export", "/api/v1/withdrawals",
+                 "/api/v1/commands", "/api/v1/me"):
         listed = {parameter["name"] for parameter in document["paths"][path]["get"].get("parameters", [])}
         table = "table=alerts&" if path == "/api/v1/export" else ""
         status, body = call("GET", f"{path}?{table}bogus=1")
@@ -317,3 +319,33 @@ def test_every_filtered_endpoint_takes_what_the_document_lists_and_refuses_the_r
             assert set(taken) <= listed and {"table", "format", "lang", "sort", "desc"} <= set(taken)
         else:
             assert set(taken) == listed - {""}, path
+
+
+def test_adjustments_and_withdrawals(served):
+    """3502 documents in (once per number), a withdrawal of a row the platform holds, refusals with their status."""
+    world, call, ready = served
+    document = {"institution": "P-A", "number": "BS-1", "time": "2026-11-22T11:00:00", "list_code": "XA01",
+                "codes": [code(7)], "chg_type": "105"}
+    assert call("POST", "/api/v1/adjustments", document)[0] == 403  # the read token may not write
+    assert call("POST", "/api/v1/adjustments", document, token=WRITE) == (
+        201, {"id": 1, "bchno": "TCA1", "result": "stored"})
+    assert call("POST", "/api/v1/adjustments", document, token=WRITE)[1]["result"] == "repeated"
+    assert call("POST", "/api/v1/adjustments", {**document, "codes": [code(8)]}, token=WRITE)[0] == 409
+    status, refusal = call("POST", "/api/v1/adjustments", {**document, "count": "x"}, token=WRITE)
+    assert status == 422 and "count" in refusal["error"]
+    world.scan("dev-a", code(1), at(9))
+    with world.store.transaction() as tx:  # accepted by the platform, as a settled request leaves the row
+        tx.execute("UPDATE outbox SET state = 'done', bchno = 'TCE1', live_bchno = 'TCE1', uploaded = 1")
+    asked = {"bchno": "TCE1", "reason": "wrong patient", "operator": "店长"}
+    status, withdrawal = call("POST", "/api/v1/withdrawals", asked, token=WRITE)
+    assert status == 201 and (withdrawal["state"], withdrawal["infno"], withdrawal["reason"]) == (
+        "asked", "3505", "wrong patient")
+    assert call("POST", "/api/v1/withdrawals", asked, token=WRITE)[0] == 409  # under way already
+    assert call("POST", "/api/v1/withdrawals", {**asked, "bchno": "TCE9"}, token=WRITE)[0] == 404
+    assert call("POST", "/api/v1/withdrawals", {**asked, "reason": ""}, token=WRITE)[0] == 422
+    assert call("POST", "/api/v1/withdrawals", [1], token=WRITE)[0] == 422
+    assert [item["bchno"] for item in call("GET", "/api/v1/withdrawals?state=asked")[1]["withdrawals"]] == ["TCE1"]
+    outbox = call("GET", "/api/v1/outbox")[1]
+    assert outbox["rows"]["done"] == 1 and outbox["withdrawals"] == {"asked": 1}
+    assert outbox["adjustments"]["pending"] == 1
+    assert call("GET", "/api/v1/withdrawals?state=gone")[0] == 400

@@ -1,8 +1,9 @@
 """The dashboard in a real browser (Debian's chromium, driven by Playwright) against a gateway process fed by a
 scenario with known rates: the tables in Chinese with institution names, colours, filters and a date range, an
-alert acknowledged from the page, the per-terminal trends chart, the outbox and its dead letters, CSV and Excel
-exports compared cell by cell with the screen, the language switch, a new scan showing up without a reload, and
-the page at a phone's 390 px without sideways scrolling. Saves artifacts/dashboard.png (desktop, in English) and
+alert acknowledged from the page (and who did it), the per-terminal trends chart, the outbox and its dead
+letters, the device command audit log and an admin's command form, CSV and Excel exports compared cell by cell
+with the screen, the language switch, a new scan showing up without a reload, and the page at a phone's 390 px
+without sideways scrolling. Saves artifacts/dashboard.png (desktop, in English) and
 artifacts/dashboard-390.png (the phone, in Chinese)."""
 
 import csv
@@ -21,6 +22,7 @@ import pytest
 from scenario import Scenario, code
 from stores import fresh_database
 
+from gateway import control
 from gateway.protocol import Verdict
 from gateway.store import open_store
 from tcagent import codes, cose, event
@@ -42,6 +44,11 @@ HOUR = 3_600_000
 ZONE = ZoneInfo("Asia/Shanghai")
 SHOWN_TIME = re.compile(r"\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}")
 REFUSED = "platform refused: 追溯码与药品不符"
+SETTINGS = {"debounce_ms": 500, "ack_timeout_s": 10}
+COMMANDS = [(60_000, "config", SETTINGS, ("answered", "applied", '{"debounce_ms": 500, "ack_timeout_s": 10}')),
+            (120_000, "mode", 3, ("answered", "refused: replayed id", "1")),
+            (180_000, "reboot", None, ("expired", "", ""))]
+"""(ms after the scenario's start, command, argument, (state, result, answer)) of device dev-a, issued by ops-li."""
 
 
 def _signed_now(key):
@@ -79,6 +86,9 @@ def gateway(tmp_path, broker):
     with store.transaction() as tx:
         tx.write("UPDATE outbox SET state = 'dead', error = ?, changed_ms = ? WHERE id IN "
                  "(SELECT id FROM outbox ORDER BY id LIMIT 2)", (REFUSED, base + 3 * HOUR))
+        for at_ms, kind, argument, settled in COMMANDS:  # the audit log as answers and a gateway outage left it
+            row = control.issue(tx, "dev-a", kind, argument, by="ops-li", now_ms=base + at_ms)
+            tx.write("UPDATE commands SET state = ?, result = ?, answer = ? WHERE id = ?", (*settled, row.id))
     store.close()
     process.live_key = os.urandom(32)
     process.register("bench-0000", process.live_key, terminal="L1", institution="P-L")
@@ -138,16 +148,21 @@ def test_the_dashboard_shows_the_scenario_and_follows_it_live(gateway, broker, t
         expect(page.locator("#login-error")).to_have_text("访问令牌无效，请重新输入")
         page.fill("#token", WRITE_TOKEN)
         page.click("#login")
+        expect(page.locator("#user")).to_have_text("用户: write-token (管理员)")  # the legacy write token is admin
         page.select_option("#period", "24")
         expect(page.locator("#terminals tbody tr")).to_have_count(3, timeout=15000)
+        # the 24 h table, not one drawn from an earlier answer: A1's coverage is there
+        expect(page.locator("#terminals tbody tr", has_text="A1").locator("td").nth(3)).to_have_text("75.0%",
+                                                                                                 timeout=15000)
 
-        terminals = _by(page, "terminals", 2)  # code, name, terminal, 5 rates, scans, units, missing
-        assert terminals["A1"][:8] == ["P-A", "第一药房", "A1", "75.0%", "75.0%", "0.0%", "0.0%", "0.0%"]
-        assert terminals["A2"][3] == "100.0%" and terminals["A2"][6] == "33.3%"
+        terminals = _by(page, "terminals", 2)  # code, name, terminal, 6 rates, scans, units, missing
+        assert terminals["A1"][:9] == ["P-A", "第一药房", "A1", "75.0%", "75.0%", "0.0%", "0.0%", "0.0%", "0.0%"]
+        assert terminals["A2"][3] == "100.0%" and terminals["A2"][6] == terminals["A2"][7] == "33.3%"  # and 串换率
         assert terminals["B1"][:4] == ["P-B", "第二药房", "B1", "-"] and terminals["B1"][5] == "100.0%"
         assert "bad" in page.locator("#terminals tbody tr", has_text="A1").locator("td").nth(3).get_attribute("class")
+        assert "bad" in page.locator("#terminals tbody tr", has_text="A2").locator("td").nth(7).get_attribute("class")
         institutions = _by(page, "institutions", 0)
-        assert institutions["P-A"][1:3] == ["第一药房", "83.3%"] and institutions["P-A"][7] == "7"
+        assert institutions["P-A"][1:3] == ["第一药房", "83.3%"] and institutions["P-A"][8] == "7"
 
         alerts = page.locator("#alerts tbody tr")
         expect(alerts).to_have_count(3, timeout=15000)  # cross-institution sale, mismatch, unscanned line
@@ -166,9 +181,13 @@ def test_the_dashboard_shows_the_scenario_and_follows_it_live(gateway, broker, t
         [mismatch] = [alert for alert in gateway.api("GET", "/api/v1/alerts?state=live")[1]["alerts"]
                       if alert["type"] == "product_mismatch"]
         assert mismatch["state"] == "acknowledged" and mismatch["note"] == "dashboard"
+        assert mismatch["changed_by"] == "write-token"
+        assert _by(page, "alerts", 1)["药品串换"][9] == "write-token"  # who changed it (处理人)
 
         expect(page.locator("#outbox-dead dd")).to_have_text("2")  # the outbox and its dead letters
         assert page.locator("#outbox-pending dt").inner_text() == "待上传"
+        assert page.locator("#outbox-held dt").inner_text() == "暂缓（等待销售单计时）"
+        assert page.locator("#outbox-withdrawn dd").inner_text() == "0"
         dead = _screen(page, "deadletters")
         assert len(dead) == 2 and {row[1:3] for row in map(tuple, dead)} == {("P-A", "第一药房")}
         assert {row[8] for row in dead} == {"平台拒收：追溯码与药品不符"}
@@ -207,7 +226,7 @@ def test_the_dashboard_shows_the_scenario_and_follows_it_live(gateway, broker, t
         _same_as_screen(page, "institutions", _csv(page, "institutions"))
 
         publish_all(broker.port, [("bench-0000", 1, _signed_now(gateway.live_key))])
-        expect(page.locator("#terminals tbody tr", has_text="L1").locator("td").nth(8)).to_have_text(
+        expect(page.locator("#terminals tbody tr", has_text="L1").locator("td").nth(9)).to_have_text(
             "1", timeout=15000)
         assert _by(page, "terminals", 2)["L1"][:2] == ["P-L", "-"]  # no name configured for P-L
 
@@ -215,8 +234,9 @@ def test_the_dashboard_shows_the_scenario_and_follows_it_live(gateway, broker, t
         expect(page.locator("h1")).to_have_text("Traceability-code scan supervision")
         expect(page.locator("#alerts tbody tr", has_text="Product mismatch")).to_contain_text("acknowledged")
         english = _csv(page, "alerts")
-        assert english[0][:3] == ["Severity", "Type", "State"]
+        assert english[0][:3] == ["Severity", "Type", "State"] and english[0][9] == "Changed by"
         _same_as_screen(page, "alerts", english)
+        expect(page.locator("#user")).to_have_text("User: write-token (admin)")
         _same_as_screen(page, "deadletters", _xlsx(page, "deadletters", "en"))
         overflow = page.evaluate("() => [document.documentElement.scrollWidth, ...[...document.querySelectorAll("
                                  "'.wide')].map((box) => box.scrollWidth - box.clientWidth)]")
@@ -226,13 +246,55 @@ def test_the_dashboard_shows_the_scenario_and_follows_it_live(gateway, broker, t
         browser.close()
 
 
+def test_the_command_audit_log_and_an_admins_form(gateway):
+    """In a page of its own: Chromium stops a page's downloads after about ten."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1800}, accept_downloads=True)
+        page.goto(f"http://127.0.0.1:{gateway.api_port}/dashboard/?refresh_ms=1000")
+        page.fill("#token", WRITE_TOKEN)
+        page.click("#login")
+        expect(page.locator("#commands tbody tr")).to_have_count(3, timeout=15000)
+        commands = _by(page, "commands", 3)  # the audit log, newest first: issued, by, device, command, ...
+        assert list(commands) == ["重启", "切换业务模式", "修改参数"]
+        assert SHOWN_TIME.fullmatch(commands["修改参数"][0])
+        assert commands["修改参数"][1:] == ["ops-li", "dev-a", "修改参数", '{"debounce_ms":500,"ack_timeout_s":10}',
+                                         "已应答", "已执行", '{"debounce_ms":500,"ack_timeout_s":10}']
+        assert commands["切换业务模式"][4:] == ["3", "已应答", "拒绝：指令编号不新（防重放）", "1"]
+        assert commands["重启"][4:] == ["-", "已过期（网关未运行）", "-", "-"]
+        result = page.locator("#commands tbody tr", has_text="修改参数").locator("td").nth(6)
+        assert "good" in result.get_attribute("class")
+        expect(page.locator("#control")).to_be_visible()  # an admin's form, with the devices to choose from
+        expect(page.locator("#control-device option")).to_have_count(4)
+        assert page.locator("#control-device option").all_inner_texts() == ["bench-0000", "dev-a", "dev-a2", "dev-b"]
+        page.select_option("#control-kind", "config")
+        assert page.locator("#control-hint").inner_text().startswith("如 debounce_ms=500")
+        page.fill("#control-argument", "debounce_ms=fast")
+        page.click("#control-send")
+        expect(page.locator("#control-result")).to_have_text("出错: 参数格式不对")  # refused before it is sent
+        _same_as_screen(page, "commands", _xlsx(page, "commands", "zh"))
+        page.locator("#commands th", has_text="参数").click()  # a column of JSON sorts by its text, as in the file
+        assert [row[4] for row in _screen(page, "commands")] == ["-", "3", '{"debounce_ms":500,"ack_timeout_s":10}']
+        _same_as_screen(page, "commands", _csv(page, "commands"))
+        page.click("#language")
+        expect(page.locator("#commands tbody tr").first).to_contain_text("expired")
+        assert _by(page, "commands", 3)["Set mode"][6] == "refused: replayed id"
+        _same_as_screen(page, "commands", _xlsx(page, "commands", "en"))
+        browser.close()
+
+
+WIDTHS = ("() => [document.documentElement.scrollWidth, document.body.scrollWidth, "
+          "Math.max(...[...document.querySelectorAll('body *')].map((node) => node.getBoundingClientRect().right))]")
+"""The page's widths and the rightmost edge of anything on it, in CSS pixels."""
+
+
 def test_a_phone_reads_it_without_sideways_scrolling(gateway):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
                                 has_touch=True, locale="zh-CN")  # a manager's phone
         page.goto(f"http://127.0.0.1:{gateway.api_port}/dashboard/")
-        page.fill("#token", READ_TOKEN)
+        page.fill("#token", WRITE_TOKEN)  # an admin: the device command form shown too
         page.click("#login")
         page.select_option("#period", "range")  # the widest form: both day pickers shown
         today = datetime.now(ZONE).date()
@@ -244,19 +306,28 @@ def test_a_phone_reads_it_without_sideways_scrolling(gateway):
         expect(page.locator("#chart canvas")).to_have_count(1, timeout=10000)
         page.locator("#alerts a.evidence").first.click()
         expect(page.locator("#alerts .proof")).to_have_count(1, timeout=10000)
-        widths = page.evaluate("() => [document.documentElement.scrollWidth, document.body.scrollWidth, "
-                               "Math.max(...[...document.querySelectorAll('body *')].map("
-                               "(node) => node.getBoundingClientRect().right))]")
+        expect(page.locator("#commands tbody tr")).to_have_count(3, timeout=10000)
+        expect(page.locator("#control")).to_be_visible()
+        page.select_option("#control-kind", "mode")  # the longest hint
+        widths = page.evaluate(WIDTHS)
         assert max(widths) <= 390, widths
         label = page.evaluate("() => getComputedStyle(document.querySelector('#terminals tbody td:nth-child(4)'), "
                               "'::before').content")  # in one call: the page redraws its tables every 5 s
         assert label == '"扫码核查率"'
+        command = page.evaluate("() => [...document.querySelectorAll('#commands tbody tr:first-child td')].map("
+                                "(cell) => getComputedStyle(cell, '::before').content + ' ' + cell.innerText)")
+        assert command[5] == '"状态" 已过期（网关未运行）', command
         (ROOT / "artifacts").mkdir(exist_ok=True)
         page.screenshot(path=str(ROOT / "artifacts" / "dashboard-390.png"), full_page=True)
+        page.click("#language")  # English words are longer
+        expect(page.locator("#control-hint")).to_contain_text("7 stock adjustment")
+        expect(page.locator("#commands tbody tr").first).to_contain_text("expired")
+        widths = page.evaluate(WIDTHS)
+        assert max(widths) <= 390, widths
         browser.close()
 
 
-def test_a_read_token_can_look_but_not_acknowledge(gateway):
+def test_a_read_token_can_look_but_not_acknowledge_or_send_commands(gateway):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page()
@@ -265,8 +336,11 @@ def test_a_read_token_can_look_but_not_acknowledge(gateway):
         expect(page.locator("#login-error")).to_have_text("请输入访问令牌")
         page.fill("#token", READ_TOKEN)
         page.click("#login")
+        expect(page.locator("#user")).to_have_text("用户: read-token (查看)")
         page.select_option("#period", "24")
         expect(page.locator("#alerts button.ack").first).to_be_visible(timeout=15000)
+        expect(page.locator("#commands tbody tr")).to_have_count(3)  # a reader sees the audit log, not the form
+        expect(page.locator("#control")).to_be_hidden()
         page.locator("#alerts button.ack").first.click()
-        expect(page.locator("#error")).to_have_text("需要写入令牌才能修改告警")
+        expect(page.locator("#error")).to_have_text("需要“处理告警”或管理员权限才能修改告警")
         browser.close()

@@ -15,8 +15,8 @@ NOON_MS = 1_795_406_400_000  # 2026-11-23 12:00:00 +08:00 (04:00 UTC)
 
 def _row(**values):
     base = {"institution": "P-A", "institution_name": "第一药房", "terminal": "A1", "coverage": 0.75,
-            "valid_scan_rate": 0.0625, "duplicate_rate": 0.0, "consistency_error_rate": None, "upload_rate": 1 / 3,
-            "scans": 16, "units_required": 4, "missing_seqs": 0}
+            "valid_scan_rate": 0.0625, "duplicate_rate": 0.0, "consistency_error_rate": None, "swap_rate": 0.125,
+            "upload_rate": 1 / 3, "scans": 16, "units_required": 4, "missing_seqs": 0}
     return {**base, **values}
 
 
@@ -24,19 +24,20 @@ def test_rates_show_one_decimal_rounded_half_up_like_the_page():
     shown = export.shown_table("terminals", [_row()], lang="zh", timezone=ZONE)
     assert shown.headers[:4] == ["机构编码", "机构名称", "终端", "扫码核查率"]
     texts = [cell.text for cell in shown.rows[0]]
-    assert texts == ["P-A", "第一药房", "A1", "75.0%", "6.3%", "0.0%", "-", "33.3%", "16", "4", "0"]
+    assert texts == ["P-A", "第一药房", "A1", "75.0%", "6.3%", "0.0%", "-", "12.5%", "33.3%", "16", "4", "0"]
     assert [cell.value for cell in shown.rows[0][3:5]] == [0.75, 0.063]
 
 
 def test_times_are_the_configured_zones_wall_clock_in_each_language():
     alert = {"severity": "high", "type": "repeat_sale", "state": "open", "institution": "P-A", "institution_name": "",
              "terminal": "A1", "count": 2, "last_ms": NOON_MS + 5_999, "detail": "code 1 sold again",
-             "detail_zh": "追溯码 1 再次销售"}
+             "detail_zh": "追溯码 1 再次销售", "changed_by": "li.ming"}
     chinese = [cell.text for cell in export.shown_table("alerts", [alert], lang="zh", timezone=ZONE).rows[0]]
-    assert chinese == ["严重", "重复销售", "待处理", "P-A", "-", "A1", "2", "2026/11/23 12:00:05", "追溯码 1 再次销售"]
+    assert chinese == ["严重", "重复销售", "待处理", "P-A", "-", "A1", "2", "2026/11/23 12:00:05", "追溯码 1 再次销售",
+                       "li.ming"]
     english = [cell.text for cell in export.shown_table("alerts", [alert], lang="en", timezone=ZONE).rows[0]]
     assert english[:3] == ["high", "Repeat sale", "open"]
-    assert english[7:] == ["23/11/2026 12:00:05", "code 1 sold again"]
+    assert english[7:] == ["23/11/2026 12:00:05", "code 1 sold again", "li.ming"]
     utc = export.shown_table("alerts", [alert], lang="zh", timezone="UTC").rows[0][7].text
     assert utc == "2026/11/23 04:00:05"
 
@@ -46,6 +47,21 @@ def test_devices_show_their_connection_and_never_for_no_status():
               "online": False, "status_ms": 0, "backlog": 0, "firmware": "", "clock": 0, "missing_seqs": 0}
     texts = [cell.text for cell in export.shown_table("devices", [device], lang="zh", timezone=ZONE).rows[0]]
     assert texts == ["dev-a", "A1", "P-A", "第一药房", "从未", "从未", "0", "-", "未同步", "0"]
+
+
+def test_commands_show_their_argument_and_answer_as_json_and_the_result_in_chinese():
+    command = {"issued_ms": NOON_MS, "issued_by": "ops-li", "device": "dev-a", "kind": "config",
+               "argument": {"debounce_ms": 500, "名": 1}, "state": "answered", "result": "applied",
+               "result_zh": "已执行", "answer": None}
+    chinese = [cell.text for cell in export.shown_table("commands", [command], lang="zh", timezone=ZONE).rows[0]]
+    assert chinese == ["2026/11/23 12:00:00", "ops-li", "dev-a", "修改参数", '{"debounce_ms":500,"名":1}', "已应答",
+                       "已执行", "-"]
+    english = [cell.text for cell in export.shown_table("commands", [command], lang="en", timezone=ZONE).rows[0]]
+    assert english[3:7] == ["Change settings", '{"debounce_ms":500,"名":1}', "answered", "applied"]
+    rows = [{**command, "argument": argument} for argument in (3, None, {"a": 1}, 12)]
+    assert [row["argument"] for row in export.sort_rows(rows, "argument", descending=False, form="json")] == [
+        None, 12, 3, {"a": 1}]  # by the text, as the page sorts a JSON column
+    assert export.column_format("commands", "argument") == "json" and export.column_format("commands", "x") == ""
 
 
 def test_sorting_matches_a_click_on_the_column_head():
@@ -83,6 +99,8 @@ def test_xlsx_cells_are_typed_and_show_the_same_figures(lang):
     coverage, valid, missing = rates["D2"], rates["E2"], rates["G2"]
     assert (coverage.value, coverage.number_format) == (0.75, "0.0%")
     assert valid.value == 0.063 and missing.value == "-"
+    assert (rates["H1"].value, rates["H2"].value, rates["H2"].number_format) == (
+        export.label("swap_rate", lang), 0.125, "0.0%")
     assert rates.freeze_panes == "A2"
 
 

@@ -1,11 +1,12 @@
-"""Alert details and dead-letter reasons in Chinese: alerts raised by the gateway's own rules, read back."""
+"""Alert details, dead-letter reasons and command results in Chinese: alerts raised by the gateway's own rules,
+read back."""
 
 import doctest
 import re
 
 from scenario import Scenario, at, code
 
-from gateway import alerts, wording
+from gateway import alerts, control, wording
 from gateway.protocol import Operation
 
 _ENGLISH_WORD = re.compile(r"\b[a-z]{4,}\b")
@@ -64,6 +65,13 @@ def test_dead_letter_reasons_keep_the_platforms_words():
     assert wording.dead_letter_reason("not sent, fix the data or forward.defaults: opter missing") == (
         "未上传，请修正数据或配置 forward.defaults：opter missing")
     assert wording.dead_letter_reason("odd") == "odd"
+
+
+def test_every_result_a_device_gives_reads_in_chinese():
+    assert set(wording.COMMAND_RESULTS) == set(control.RESULTS.values())
+    for result in control.RESULTS.values():
+        assert re.search("[\u4e00-\u9fff]", wording.command_result(result)), result
+    assert wording.command_result("") == ""
 
 
 def test_the_examples_in_the_docstrings_hold():

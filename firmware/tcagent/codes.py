@@ -46,11 +46,6 @@ def _failed(raw, aim, kind, code, err, detail):
     return Scan(raw, aim, kind, code, b"", b"", b"", b"", b"", err, detail, ())
 
 
-def _kept(byte):
-    """Whether cleaning keeps `byte` as it is: printable ASCII, or GS."""
-    return 0x20 < byte < 0x7F or byte == _GS
-
-
 def _clean(raw):
     """Drop spaces and control characters except GS; return (text, error or OK)."""
     kept = bytearray()
@@ -111,7 +106,9 @@ def _decode_text(raw, text, gs1_form):
     """Decode `text` (the line without its suffix, maybe cleaned) into a Scan of `raw`."""
     aim = b""
     if len(text) >= 3 and text[0] == _AIM_START:
-        if not (_kept(text[1]) and _kept(text[2])):  # decoded again from the cleaned line
+        first = text[1]  # both kept as cleaning keeps them (printable ASCII or GS; inline: a call costs more)
+        second = text[2]
+        if not ((0x20 < first < 0x7F or first == _GS) and (0x20 < second < 0x7F or second == _GS)):
             return _failed(raw, aim, KIND_OTHER, b"", errors.CHARSET, "AIM identifier needs cleaning")
         aim = text[:3]
         text = text[3:]

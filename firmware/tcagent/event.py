@@ -65,17 +65,15 @@ def _text(out, key, value):
     out += value
 
 
-_device_field = ["", b""]  # device id and its encoded field, kept: a device signs with one id
+_device_field = ["", b""]  # type: list  # device id and its encoded field, kept: a device signs with one id
 
 
-def _device(device):
-    """The encoded `1: device` field (`device` a str), computed once per device id."""
-    if device != _device_field[0]:
-        field = bytearray()
-        _text(field, K_DEVICE, device.encode())
-        _device_field[0] = device
-        _device_field[1] = bytes(field)
-    return _device_field[1]
+def _keep_device(device):
+    """Encode and keep the `1: device` field (`device` a str): encode() calls this only for a new device id."""
+    field = bytearray()
+    _text(field, K_DEVICE, device.encode())
+    _device_field[0] = device
+    _device_field[1] = bytes(field)
 
 
 @native
@@ -92,7 +90,9 @@ def encode(device, seq, boot, time_ms, uptime_ms, clock, op, scan, ticket="", sp
     append(_MAP_HEAD)  # its field count is set at the end
     append(K_VERSION)
     append(SCHEMA_VERSION)
-    out += _device(device)
+    if device != _device_field[0]:  # a device signs with one id: its field is kept, checked here without a call
+        _keep_device(device)
+    out += _device_field[1]
     append(K_SEQ)
     if seq < 24:
         append(seq)
@@ -230,7 +230,14 @@ def encode(device, seq, boot, time_ms, uptime_ms, clock, op, scan, ticket="", sp
         out += value
         count += 1
     if ticket:
-        _text(out, K_TICKET, ticket.encode())
+        value = ticket.encode()
+        length = len(value)
+        if length < 24:
+            append(K_TICKET)
+            append(_TEXT_HEAD | length)
+        else:
+            _text_head(out, K_TICKET, length)
+        out += value
         count += 1
     if split_qty:
         append(K_SPLIT_QTY)

@@ -210,7 +210,8 @@ def split(data):
         if flags & FIXED and stop > pos + length:
             stop = pos + length
         value = data[pos:stop]
-        check_value(ai, value, length, flags)
+        if flags or not 0 < len(value) <= length or value.lstrip(_CSET82):
+            check_value(ai, value, length, flags)  # a plain field that passes needs no call: it costs more
         for seen_ai, _ in elements:
             if seen_ai == ai:
                 raise GS1Error(errors.GS1_DUPLICATE_AI, "AI (%s) appears twice" % shown(ai))

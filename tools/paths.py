@@ -73,13 +73,6 @@ def build_arch(command: list[str]) -> str:
     return _MPY_ARCHES[number] if number < len(_MPY_ARCHES) else ""
 
 
-def with_native_marks(text: bytes) -> bytes:
-    """`text` (a firmware source) with each `@native` line turned into `@micropython.native` on the same line,
-    so line numbers stay: what a build with a native emitter compiles (tools/images/build.sh freeze-tree does
-    the same for the Pico images)."""
-    return _NATIVE_MARK.sub(rb"\1@micropython.native", text)
-
-
 def compile_firmware(target: Path, arch: str = "") -> Path:
     """Compile every firmware file with mpy-cross into `target` (the tree a board gets); return `target`.
 
@@ -100,7 +93,7 @@ def compile_firmware(target: Path, arch: str = "") -> Path:
         text = source.read_bytes()
         if arch:
             command.append(f"-march={arch}")
-            text = with_native_marks(text)
+            text = _NATIVE_MARK.sub(rb"\1@micropython.native", text)
         result = subprocess.run([*command, "-"], input=text, capture_output=True, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"mpy-cross {relative}: {result.stderr.decode(errors='replace')}")

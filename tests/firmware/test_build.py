@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tools.paths import build_arch, compile_firmware, micropython, with_native_marks
+from tools.paths import build_arch, compile_firmware, micropython
 
 from conftest import FIRMWARE, HARNESS, ROOT, MicroPythonFirmware, load_vector
 
@@ -60,27 +60,6 @@ def test_native_marks_become_machine_code_only_with_an_arch(compiled, compiled_n
         if source.parent.name == "tcagent":
             assert header_arch(compiled_native, source.stem) == (2 if source.stem in marked else 0), source.stem
             assert header_arch(compiled, source.stem) == 0, source.stem
-
-
-def test_pico_images_freeze_the_agent_with_its_native_marks(tmp_path):
-    """tools/images/build.sh freezes this tree into the Pico release images: what firmware/manifest.py freezes
-    (itself, main.py, tcagent/), marked as compile_firmware marks it, and it compiles for the RP2040 (the rp2
-    port's mpy-cross runs with -march=armv6m)."""
-    tree = tmp_path / "frozen"
-    subprocess.run(["bash", str(ROOT / "tools" / "images" / "build.sh"), "freeze-tree", str(tree)], check=True,
-                   timeout=60)
-    frozen = [FIRMWARE / "manifest.py", FIRMWARE / "main.py", *sorted((FIRMWARE / "tcagent").rglob("*.py"))]
-    assert sorted(path.relative_to(tree) for path in tree.rglob("*.py")) == sorted(
-        source.relative_to(FIRMWARE) for source in frozen)
-    for source in frozen:
-        relative = source.relative_to(FIRMWARE)
-        text = (tree / relative).read_bytes()
-        assert text == with_native_marks(source.read_bytes()), relative
-        if b"\n@native\n" in source.read_bytes():
-            assert b"\n@micropython.native\n" in text and b"\n@native\n" not in text, relative
-        result = subprocess.run([_tool("mpy-cross"), "-march=armv6m", "-o", str(tmp_path / "out.mpy"),
-                                 str(tree / relative)], capture_output=True, text=True)
-        assert result.returncode == 0, f"mpy-cross -march=armv6m {relative}: {result.stderr}"
 
 
 @pytest.mark.parametrize("tree", ["compiled", "compiled_native"])

@@ -7,22 +7,14 @@
 #   tools/images/build.sh build SRC [BOARD...]           build picotool, mpy-cross and, per board (default RPI_PICO
 #                                                        RPI_PICO_W RPI_PICO_PPP; a board in firmware/boards/ is
 #                                                        ours, the others upstream's), a base image and a release
-#                                                        image (the agent frozen through firmware/manifest.py,
-#                                                        its `@native` functions as Cortex-M0+ machine code: see
-#                                                        freeze-tree); copy the UF2s into firmware/images/, and
-#                                                        rewrite the generated part of firmware/images/README.md
-#                                                        (versions, SHA-256)
-#   tools/images/build.sh freeze-tree DEST               write what a Pico release image freezes into DEST:
-#                                                        firmware/'s manifest.py, main.py and tcagent/ with each
-#                                                        `@native` mark turned into `@micropython.native` (the rp2
-#                                                        port's mpy-cross runs with -march=armv6m), as
-#                                                        tools/paths.compile_firmware does for a Pico's .mpy files
+#                                                        image (the agent
+#                                                        frozen through firmware/manifest.py); copy the UF2s into
+#                                                        firmware/images/, and rewrite the generated part of
+#                                                        firmware/images/README.md (versions, SHA-256)
 #   tools/images/build.sh record SRC BOARD...            only rewrite that part, for the UF2s already there
 #   tools/images/build.sh build-unix SRC [ARCH...]       build MicroPython's unix port for Linux boards, per
 #                                                        architecture (default aarch64 armhf x86_64), statically
-#                                                        linked, with the agent frozen as bytecode (the port
-#                                                        freezes without -march: no machine code, and the aarch64
-#                                                        build has no native emitter); copy the executables into
+#                                                        linked, with the agent frozen; copy the executables into
 #                                                        firmware/images/ and rewrite their generated part of
 #                                                        firmware/images/README.md
 #   tools/images/build.sh record-unix SRC ARCH...        only rewrite that part, for the executables already there
@@ -32,9 +24,6 @@
 # libc6-dev-armhf-cross (and gcc-x86-64-linux-gnu on a host that is not x86-64).
 # Nothing is downloaded: every source comes from SRC. The images are reproducible for the same SRC path and
 # toolchain (SOURCE_DATE_EPOCH is the v1.28.0 commit time; the SDK embeds some source paths).
-# IMAGES_OUT (default firmware/images) and IMAGES_BUILD (default the port's folder in SRC) move where `build`
-# puts its images and build folders, e.g. a scratch folder for a trial build; `build` rewrites the README of
-# IMAGES_OUT only if there is one; IMAGES_FORMS (default "base release") picks the forms it builds.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -91,17 +80,6 @@ verify() {
     done < <(pinned)
 }
 
-# freeze_tree DEST: the agent as a Pico release image freezes it (see the usage above)
-freeze_tree() {
-    local dest="$1" source
-    rm -rf "$dest"
-    mkdir -p "$dest"
-    (cd "$root/firmware" && find manifest.py main.py tcagent -name '*.py') | while read -r source; do
-        mkdir -p "$dest/$(dirname "$source")"
-        sed -E 's/^([ \t]*)@native[ \t]*$/\1@micropython.native/' "$root/firmware/$source" >"$dest/$source"
-    done
-}
-
 # check_image BIN BOARD FORM: the image is of that board, and holds the agent if and only if it is a release
 check_image() {
     local bin="$1" board="$2" form="$3" name
@@ -129,8 +107,7 @@ build() {
     [ "${#boards[@]}" -gt 0 ] || boards=(RPI_PICO RPI_PICO_W RPI_PICO_PPP)
     src="$(cd "$src" && pwd)"
     verify "$src"
-    local mpy="$src/micropython" jobs out="${IMAGES_OUT:-$root/firmware/images}"
-    local builds="${IMAGES_BUILD:-$mpy/ports/rp2}"
+    local mpy="$src/micropython" jobs out="$root/firmware/images"
     jobs="$(nproc)"
     # the build date MicroPython embeds: the tag's commit time, not today
     SOURCE_DATE_EPOCH="$(sed -n "s/^# SOURCE_DATE_EPOCH=\([0-9]*\).*/\1/p" "$sources")"
@@ -159,27 +136,22 @@ build() {
         # a board of ours (firmware/boards/: upstream's Pico with lwIP and network.PPP) or upstream's
         board_dir="$root/firmware/boards/$board"
         [ -d "$board_dir" ] || board_dir="$mpy/ports/rp2/boards/$board"
-        for form in ${IMAGES_FORMS:-base release}; do
-            build_dir="$builds/build-$board-$form"
+        for form in base release; do
+            build_dir="$mpy/ports/rp2/build-$board-$form"
             # CMAKE_ARGS on make's command line replaces the port Makefile's own (BOARD, FROZEN_MANIFEST):
             # everything goes in it
             cmake_args="-DMICROPY_BOARD=$board -DMICROPY_BOARD_DIR=$board_dir"
             cmake_args+=" -Dpicotool_DIR=$picotool_dir"
+            [ "$form" = release ] && cmake_args+=" -DMICROPY_FROZEN_MANIFEST=$root/firmware/manifest.py"
             # A failed first configure can leave a folder that links an empty image: always start clean.
             rm -rf "$build_dir"
-            if [ "$form" = release ]; then
-                freeze_tree "$build_dir/frozen"
-                cmake_args+=" -DMICROPY_FROZEN_MANIFEST=$build_dir/frozen/manifest.py"
-            fi
             make -C "$mpy/ports/rp2" -j "$jobs" BOARD="$board" BOARD_DIR="$board_dir" BUILD="$build_dir" \
                 CMAKE_ARGS="$cmake_args"
             check_image "$build_dir/firmware.bin" "$board" "$form"
             cp "$build_dir/firmware.uf2" "$out/$board-v1.28.0-$form.uf2"
         done
     done
-    if [ -f "$out/README.md" ]; then
-        record "$out" "$src" "${boards[@]}"
-    fi
+    record "$out" "$src" "${boards[@]}"
 }
 
 # record OUT SRC BOARD...: rewrite the generated part of OUT/README.md (toolchain, sources, each file's SHA-256)
@@ -345,11 +317,9 @@ case "${1:-}" in
            shift; build "$@" ;;
     record) [ "$#" -ge 3 ] || { echo "usage: $0 record SRC BOARD..." >&2; exit 2; }
             record "$root/firmware/images" "$2" "${@:3}" ;;
-    freeze-tree) [ "$#" -eq 2 ] || { echo "usage: $0 freeze-tree DEST" >&2; exit 2; }
-                 freeze_tree "$2" ;;
     build-unix) [ "$#" -ge 2 ] || { echo "usage: $0 build-unix SRC [ARCH...]" >&2; exit 2; }
                 shift; build_unix "$@" ;;
     record-unix) [ "$#" -ge 3 ] || { echo "usage: $0 record-unix SRC ARCH..." >&2; exit 2; }
                  record_unix "$root/firmware/images" "$2" "${@:3}" ;;
-    *) sed -n '2,37p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,22p' "$0" >&2; exit 2 ;;
 esac

@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 __all__ = ["Device", "Tx", "Store", "SQLiteStore", "SCHEMA_VERSION", "SCHEMA", "MIGRATIONS", "StoreError", "Conflict",
            "open_store", "retrying"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 KEY_CACHE_S = 30.0
 """A key changed by `trace-gateway device add` in another process is used within this many seconds."""
 
@@ -139,6 +139,11 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX events_by_line ON events (line_id) WHERE line_id IS NOT NULL",
         "ALTER TABLE requests ADD COLUMN withdraws TEXT NOT NULL DEFAULT ''",
         "CREATE INDEX requests_by_withdrawn ON requests (withdraws) WHERE withdraws <> ''"],
+    5: ["ALTER TABLE ticket_lines ADD COLUMN stood INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE events ADD COLUMN stands_for INTEGER",
+        "CREATE INDEX events_loose ON events (terminal, list_code, verdict, event_ms) "
+        "WHERE ticket_id IS NULL AND err = 0 AND op IN (1, 6) AND ticket = ''",
+        "CREATE INDEX events_by_stand ON events (stands_for) WHERE stands_for IS NOT NULL"],
 }
 """Version -> the statements (SQL both engines run) that bring a database from the version before to it."""
 

@@ -1,8 +1,10 @@
 """Sale scans against ticket lines: which scan a line takes, and how many of its units lack any code.
 
 A scan carrying a ticket number belongs to that ticket; a scan without one goes to the nearest ticket of its
-terminal within `match_window_s` with a line of its product that has room. Either may arrive first: a scan
-after its ticket is placed when stored (`match_scan`), scans before it when the ticket is stored (`claim`).
+terminal with a line of its product that has room, settled at most `match_window_s` after the scan or
+`match_after_ticket_s` before it (boxes are scanned before the customer pays: a box scanned well after a
+settlement is the next customer's). Either may arrive first: a scan after its ticket is placed when stored
+(`match_scan`), scans before it when the ticket is stored (`claim`).
 
 What a scan does to the line it meets:
 - it *fills* it: a valid scan of the line's product, no duplicate, while the line has fewer fills than it needs.
@@ -169,14 +171,20 @@ def _scan(row: Sequence[Any]) -> Scan:
     return Scan(int(row[0]), row[1], row[2], bool(row[3]), int(row[4]), int(row[5]), row[6])
 
 
-def loose_near(tx: Tx, terminal: str, list_code: str, time_ms: int, window_ms: int, *, duplicate: bool,
+def _before_and_after(time_ms: int, rules: Rules) -> tuple[tuple[str, int, int], tuple[str, int, int]]:
+    """The two ranges of scan times a ticket settled at `time_ms` may take loose scans from, nearest first."""
+    return (("DESC", time_ms - rules.match_window_s * 1000, time_ms),
+            ("ASC", time_ms + 1, time_ms + rules.match_after_ticket_s * 1000))
+
+
+def loose_near(tx: Tx, terminal: str, list_code: str, time_ms: int, rules: Rules, *, duplicate: bool,
                limit: int) -> list[Scan]:
-    """Up to `limit` loose sale scans of one product at a terminal, nearest to `time_ms` within the window first:
-    two index range reads of at most `limit` rows each, however many scans wait."""
+    """Up to `limit` loose sale scans of one product at a terminal that a ticket settled at `time_ms` may take,
+    nearest first: two index range reads of at most `limit` rows each, however many scans wait."""
     if limit <= 0:
         return []
     found: list[Scan] = []
-    for direction, low, high in (("DESC", time_ms - window_ms, time_ms), ("ASC", time_ms + 1, time_ms + window_ms)):
+    for direction, low, high in _before_and_after(time_ms, rules):
         found += [_scan(row) for row in tx.all(
             f"SELECT {_SCAN_COLUMNS} FROM events WHERE terminal = ? AND list_code = ? AND verdict = ? AND {_LOOSE} "
             f"AND event_ms BETWEEN ? AND ? ORDER BY event_ms {direction}, id LIMIT ?",
@@ -184,10 +192,11 @@ def loose_near(tx: Tx, terminal: str, list_code: str, time_ms: int, window_ms: i
     return sorted(found, key=lambda scan: (abs(scan.event_ms - time_ms), scan.id))[:limit]
 
 
-def _loose_any(tx: Tx, terminal: str, time_ms: int, window_ms: int, limit: int) -> list[Scan]:
-    """Loose sale scans of any product nearest to `time_ms` (for a line still short when its check is due)."""
+def _loose_any(tx: Tx, terminal: str, time_ms: int, rules: Rules, limit: int) -> list[Scan]:
+    """Loose sale scans of any product a ticket settled at `time_ms` may take, nearest first (for a line still
+    short when its check is due)."""
     found: list[Scan] = []
-    for direction, low, high in (("DESC", time_ms - window_ms, time_ms), ("ASC", time_ms + 1, time_ms + window_ms)):
+    for direction, low, high in _before_and_after(time_ms, rules):
         found += [_scan(row) for row in tx.all(
             f"SELECT {_SCAN_COLUMNS} FROM events WHERE terminal = ? AND {_LOOSE} AND event_ms BETWEEN ? AND ? "
             f"ORDER BY event_ms {direction}, id LIMIT ?", (terminal, low, high, limit))]
@@ -261,13 +270,13 @@ def match_scan(tx: Tx, tally: rates.Tally, scan: StoredScan, rules: Rules, *, du
     else:
         if not scan.list_code:
             return Matching.NONE
-        window_ms = rules.match_window_s * 1000
         room = "l.scans + l.stood < l.needed" if duplicate else "l.scans < l.needed"
         row = tx.one(
             "SELECT t.id, t.institution, t.terminal, t.number, t.time_ms FROM tickets t JOIN ticket_lines l "
             f"ON l.ticket_id = t.id WHERE t.terminal = ? AND t.time_ms BETWEEN ? AND ? AND l.list_code = ? AND {room} "
             "ORDER BY abs(t.time_ms - ?), t.id LIMIT 1",
-            (scan.terminal, scan.event_ms - window_ms, scan.event_ms + window_ms, scan.list_code, scan.event_ms))
+            (scan.terminal, scan.event_ms - rules.match_after_ticket_s * 1000,
+             scan.event_ms + rules.match_window_s * 1000, scan.list_code, scan.event_ms))
         if row is None:
             return Matching.NONE
         ticket = TicketRef(*row)
@@ -290,7 +299,6 @@ def claim(tx: Tx, tally: rates.Tally, ticket: TicketRef, rules: Rules, *, receiv
     fills = [scan for scan in numbered if scan.list_code in products and not scan.duplicate]
     stands = sorted((scan for scan in numbered if scan not in fills), key=lambda scan: scan.list_code not in products)
     placements = [place(lines, scan) for scan in fills]
-    window_ms = rules.match_window_s * 1000
     for duplicate in (False, True):
         if duplicate:
             placements += [place(lines, scan) for scan in stands]
@@ -298,7 +306,7 @@ def claim(tx: Tx, tally: rates.Tally, ticket: TicketRef, rules: Rules, *, receiv
             mine = [line for line in lines if line.list_code == product]
             room = sum(max(0, line.needed - line.scans - (line.stood if duplicate else 0)) for line in mine)
             placements += [place(mine, scan) for scan in loose_near(
-                tx, ticket.terminal, product, ticket.time_ms, window_ms, duplicate=duplicate, limit=room)]
+                tx, ticket.terminal, product, ticket.time_ms, rules, duplicate=duplicate, limit=room)]
     binder = _Binder(tx, tally, ticket, terminal=ticket.terminal, institution=ticket.institution)
     for placement in placements:
         binder.bind(placement, regroup_ms=received_ms)
@@ -328,7 +336,7 @@ def check_due_lines(tx: Tx, rules: Rules, now_ms: int, *, limit: int = 1000) -> 
         wanted = sum(short[line.id] for line in lines if line.required)
         if wanted:
             binder = _Binder(tx, rates.Tally(), ticket, terminal=ticket.terminal, institution=ticket.institution)
-            for scan in _loose_any(tx, ticket.terminal, ticket.time_ms, rules.match_window_s * 1000, wanted):
+            for scan in _loose_any(tx, ticket.terminal, ticket.time_ms, rules, wanted):
                 needy = [line for line in lines if line.required and short[line.id]]
                 placement = place(needy, scan)
                 taken = placement.fills or placement.stands_for

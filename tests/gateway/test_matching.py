@@ -32,13 +32,17 @@ def _line_id(world, number, line_no):
                              "WHERE t.number = ? AND l.line_no = ?", (number, line_no))[0][0]
 
 
-def test_scans_without_a_ticket_number_match_only_within_the_window(world):
+def test_scans_without_a_ticket_number_match_a_ticket_settled_after_them_within_the_window(world):
     world.ticket("A1", "T1", at(9), ("XA01", 1))
     world.ticket("A1", "T2", at(10), ("XA01", 1))
-    world.scan("dev-a", code(1), at(9, 4))  # 4 minutes after T1: matched
-    world.scan("dev-a", code(2), at(9, 30))  # 30 minutes from both: left alone
-    assert world.rates()["A1"].counts["units_covered"] == 1
-    assert world.store.query("SELECT seq, ticket_id IS NOT NULL FROM events ORDER BY seq") == [(1, 1), (2, 0)]
+    world.ticket("A1", "T3", at(11), ("XA01", 1))
+    world.scan("dev-a", code(1), at(8, 56))  # 4 minutes before T1: its box
+    world.scan("dev-a", code(2), at(9, 30))  # 30 minutes from T1 and T2: left alone
+    world.scan("dev-a", code(3), at(10, 0, 30))  # after T2 was paid, and T3 is an hour away: the next customer's
+    world.scan("dev-a", code(4), at(11, 0, 5))  # 5 s after T3: clock skew between the POS and the scanner
+    assert world.rates()["A1"].counts["units_covered"] == 2
+    assert world.store.query("SELECT seq, ticket_id IS NOT NULL FROM events ORDER BY seq") == [
+        (1, 1), (2, 0), (3, 0), (4, 1)]
 
 
 def test_a_scan_before_its_ticket_is_claimed_when_the_ticket_arrives(world):
@@ -68,9 +72,9 @@ def test_a_late_scan_resolves_the_unscanned_alert(world):
 
 def test_several_lines_of_one_product_fill_in_order_and_the_short_one_is_named(world):
     world.ticket("A1", "T1", at(9), ("XA01", 2), ("XB02", 1), ("XA01", 1))
-    world.scan("dev-a", code(1), at(9, 0, 10))
-    world.scan("dev-a", code(2), at(9, 0, 20))
-    world.scan("dev-a", code(3, "8654321"), at(9, 0, 30))
+    world.scan("dev-a", code(1), at(8, 59, 10))  # stored after the ticket, scanned before the customer paid
+    world.scan("dev-a", code(2), at(8, 59, 20))
+    world.scan("dev-a", code(3, "8654321"), at(8, 59, 30))
     assert _lines(world, "T1") == [(1, 2, 0), (2, 1, 0), (3, 0, 0)]
     world.sweep(at(9, 11))
     [alert] = world.alerts()
@@ -80,8 +84,8 @@ def test_several_lines_of_one_product_fill_in_order_and_the_short_one_is_named(w
 
 def test_a_split_scan_fills_the_split_line_of_its_product_first(world):
     world.ticket("A1", "T1", at(9), ("XA01", 1), ("XA01", 6, True))
-    world.scan("dev-a", code(1), at(9, 1), split=6)
-    world.scan("dev-a", code(2), at(9, 2))
+    world.scan("dev-a", code(1), at(8, 59), split=6)
+    world.scan("dev-a", code(2), at(8, 59, 30))
     assert _lines(world, "T1") == [(1, 1, 0), (2, 1, 0)]
 
 
@@ -90,7 +94,7 @@ def test_scans_before_and_after_the_ticket_fill_one_line_and_nothing_is_left(wor
     world.scan("dev-a", code(2), at(8, 59), ticket="T1")
     world.ticket("A1", "T1", at(9), ("XA01", 3))
     assert _lines(world, "T1") == [(1, 2, 0)]
-    world.scan("dev-a", code(3), at(9, 1))
+    world.scan("dev-a", code(3), at(8, 59, 30), ticket="T1")  # the counter was offline: it comes late
     assert _lines(world, "T1") == [(1, 3, 0)]
     world.sweep(at(9, 11))
     assert world.alerts() == []
@@ -111,11 +115,11 @@ def test_a_partly_scanned_line_raises_one_alert_for_the_units_without_code(world
 def test_a_duplicate_sale_stands_for_its_line_one_alert_not_two(world, numbered, order):
     box = code(1)
     world.scan("dev-a", box, at(8))  # sold earlier the same morning, no ticket near
-    if order == "after":
+    if order == "after":  # the ticket is stored first
         world.ticket("A1", "T1", at(9), ("XA01", 1))
-    assert world.scan("dev-a", box, at(9, 1), ticket="T1" if numbered else "") == Verdict.DUPLICATE_SALE
+    assert world.scan("dev-a", box, at(8, 59, 30), ticket="T1" if numbered else "") == Verdict.DUPLICATE_SALE
     if order == "before":
-        world.ticket("A1", "T1", at(9, 2), ("XA01", 1))
+        world.ticket("A1", "T1", at(9), ("XA01", 1))
     assert _lines(world, "T1") == [(1, 0, 1)]
     world.sweep(at(9, 30))
     [alert] = world.alerts()  # no unscanned_sale: a code was scanned for the unit

@@ -1,10 +1,12 @@
 """Sale scans against ticket lines: which scan a line takes, and how many of its units lack any code.
 
-A scan carrying a ticket number belongs to that ticket; a scan without one goes to the nearest ticket of its
-terminal with a line of its product that has room, settled at most `match_window_s` after the scan or
-`match_after_ticket_s` before it (boxes are scanned before the customer pays: a box scanned well after a
-settlement is the next customer's). Either may arrive first: a scan after its ticket is placed when stored
-(`match_scan`), scans before it when the ticket is stored (`claim`).
+A scan carrying a ticket number belongs to that ticket. A scan without one (loose) belongs to the checkout it
+was made in: a counter serves one customer at a time and boxes are scanned before the customer pays, so that is
+the first ticket of its terminal settled after the scan (at most `match_after_ticket_s` before it, for clock skew
+between POS and scanner; at most `match_window_s` after it). A ticket takes the loose scans of its products made
+since the ticket before it, nearest first; what it does not bill stays loose until its lines are checked, and
+then stands for a line still short (串换), never for another customer's. Either may arrive first: a scan after
+its ticket is placed when stored (`match_scan`), scans before it when the ticket is stored (`claim`).
 
 What a scan does to the line it meets:
 - it *fills* it: a valid scan of the line's product, no duplicate, while the line has fewer fills than it needs.
@@ -103,7 +105,8 @@ class TicketRef:
 
 def place(lines: Sequence[Line], scan: Scan) -> Placement:
     """Where `scan` goes on a ticket of `lines` (their counters move). A split scan fills a split line first, a
-    whole pack a whole-pack line first; a scan standing for a line takes the first with a unit still without code.
+    whole pack a whole-pack line first; a scan standing for a line takes the first with a unit still without code,
+    lines that require a code before exempt ones.
 
     >>> lines = [Line(1, 1, "XA01", 2, 0, 0, True, False), Line(2, 2, "XB02", 1, 0, 0, True, False)]
     >>> place(lines, Scan(7, "c", "XC03", False, 0, 0)).stands_for.line_no
@@ -127,7 +130,7 @@ def place(lines: Sequence[Line], scan: Scan) -> Placement:
 
 
 def _stand(lines: Iterable[Line], scan: Scan, matching: Matching) -> Placement:
-    for line in sorted(lines, key=lambda line: line.line_no):
+    for line in sorted(lines, key=lambda line: (not line.required, line.line_no)):  # an exempt line needs no code
         if line.scans + line.stood < line.needed:
             line.stood += 1
             return Placement(scan, matching, stands_for=line)
@@ -171,20 +174,29 @@ def _scan(row: Sequence[Any]) -> Scan:
     return Scan(int(row[0]), row[1], row[2], bool(row[3]), int(row[4]), int(row[5]), row[6])
 
 
-def _before_and_after(time_ms: int, rules: Rules) -> tuple[tuple[str, int, int], tuple[str, int, int]]:
-    """The two ranges of scan times a ticket settled at `time_ms` may take loose scans from, nearest first."""
-    return (("DESC", time_ms - rules.match_window_s * 1000, time_ms),
-            ("ASC", time_ms + 1, time_ms + rules.match_after_ticket_s * 1000))
+def checkout_span(tx: Tx, terminal: str, time_ms: int, rules: Rules) -> tuple[int, int]:
+    """The scan times (first, last) of the checkout a ticket of `terminal` settled at `time_ms` ends: since the
+    ticket settled before it, within the window."""
+    skew_ms = rules.match_after_ticket_s * 1000
+    row = tx.one("SELECT max(time_ms) FROM tickets WHERE terminal = ? AND time_ms < ?", (terminal, time_ms))
+    previous = int(row[0]) + skew_ms + 1 if row and row[0] is not None else 0
+    return max(time_ms - rules.match_window_s * 1000, previous), time_ms + skew_ms
 
 
-def loose_near(tx: Tx, terminal: str, list_code: str, time_ms: int, rules: Rules, *, duplicate: bool,
+def _before_and_after(span: tuple[int, int], time_ms: int) -> tuple[tuple[str, int, int], tuple[str, int, int]]:
+    """A checkout's span split at its settlement, each part read nearest first."""
+    return ("DESC", span[0], time_ms), ("ASC", max(span[0], time_ms + 1), span[1])
+
+
+def loose_near(tx: Tx, terminal: str, list_code: str, time_ms: int, span: tuple[int, int], *, duplicate: bool,
                limit: int) -> list[Scan]:
-    """Up to `limit` loose sale scans of one product at a terminal that a ticket settled at `time_ms` may take,
-    nearest first: two index range reads of at most `limit` rows each, however many scans wait."""
+    """Up to `limit` loose sale scans of one product made in a checkout `span` (`checkout_span`) at a terminal,
+    nearest to its settlement first: two index range reads of at most `limit` rows each, however many scans
+    wait."""
     if limit <= 0:
         return []
     found: list[Scan] = []
-    for direction, low, high in _before_and_after(time_ms, rules):
+    for direction, low, high in _before_and_after(span, time_ms):
         found += [_scan(row) for row in tx.all(
             f"SELECT {_SCAN_COLUMNS} FROM events WHERE terminal = ? AND list_code = ? AND verdict = ? AND {_LOOSE} "
             f"AND event_ms BETWEEN ? AND ? ORDER BY event_ms {direction}, id LIMIT ?",
@@ -192,11 +204,11 @@ def loose_near(tx: Tx, terminal: str, list_code: str, time_ms: int, rules: Rules
     return sorted(found, key=lambda scan: (abs(scan.event_ms - time_ms), scan.id))[:limit]
 
 
-def _loose_any(tx: Tx, terminal: str, time_ms: int, rules: Rules, limit: int) -> list[Scan]:
-    """Loose sale scans of any product a ticket settled at `time_ms` may take, nearest first (for a line still
-    short when its check is due)."""
+def _loose_any(tx: Tx, terminal: str, time_ms: int, span: tuple[int, int], limit: int) -> list[Scan]:
+    """Loose sale scans of any product made in a checkout span, nearest to its settlement first (for a line
+    still short when its check is due)."""
     found: list[Scan] = []
-    for direction, low, high in _before_and_after(time_ms, rules):
+    for direction, low, high in _before_and_after(span, time_ms):
         found += [_scan(row) for row in tx.all(
             f"SELECT {_SCAN_COLUMNS} FROM events WHERE terminal = ? AND {_LOOSE} AND event_ms BETWEEN ? AND ? "
             f"ORDER BY event_ms {direction}, id LIMIT ?", (terminal, low, high, limit))]
@@ -213,7 +225,9 @@ class _Binder:
         self.scan_terminal = terminal
         self.scan_institution = institution
 
-    def bind(self, placement: Placement, *, regroup_ms: int | None = None) -> None:
+    def bind(self, placement: Placement, *, regroup_ms: int | None = None, judged: bool = False) -> None:
+        """Write one placement; `judged`: the scan was tied before (moved or placed again), its rates and alerts
+        are written already."""
         tx, ticket, scan = self.tx, self.ticket, placement.scan
         filled, stood = placement.fills, placement.stands_for
         if filled is not None:
@@ -227,13 +241,10 @@ class _Binder:
             alerts.auto_resolve(tx, "unscanned_sale", f"line:{line.id}", scan.event_ms,
                                 "scanned late" if filled is not None else "a code was scanned late: see its alert")
         mismatched = placement.matching == Matching.MISMATCH
-        self.tally.add(self.scan_institution, self.scan_terminal, scan.event_ms, matched_scans=1,
-                       mismatched_scans=int(mismatched))
-        if scan.duplicate:  # its duplicate alert is the one: another product besides is no second fraud
-            where = f"ticket {ticket.number}" + (f" line {stood.line_no} ({stood.list_code})" if stood else "")
-            alerts.add_evidence(tx, DUPLICATE_KINDS, scan.code, tickets=[ticket.id], detail_note=f"sold on {where}")
-        elif mismatched:
-            self._mismatch(placement)
+        if not judged:
+            self.tally.add(self.scan_institution, self.scan_terminal, scan.event_ms, matched_scans=1,
+                           mismatched_scans=int(mismatched))
+            self._alert(placement)
         # line_id only for the scans that fill the line: they are the codes of its platform row; any other scan
         # tied to the ticket is withheld from the upload (outbox)
         tx.write("UPDATE events SET ticket_id = ?, line_id = ?, stands_for = ?, matching = ? WHERE id = ?",
@@ -241,6 +252,15 @@ class _Binder:
                   scan.id))
         if regroup_ms is not None:
             outbox.regroup(tx, scan.id, now_ms=regroup_ms)
+
+    def _alert(self, placement: Placement) -> None:
+        """A duplicate's alert learns its ticket line; a box of a product the ticket does not bill raises one."""
+        tx, ticket, scan, stood = self.tx, self.ticket, placement.scan, placement.stands_for
+        if scan.duplicate:  # its duplicate alert is the one: another product besides is no second fraud
+            where = f"ticket {ticket.number}" + (f" line {stood.line_no} ({stood.list_code})" if stood else "")
+            alerts.add_evidence(tx, DUPLICATE_KINDS, scan.code, tickets=[ticket.id], detail_note=f"sold on {where}")
+        elif placement.matching == Matching.MISMATCH:
+            self._mismatch(placement)
 
     def _mismatch(self, placement: Placement) -> None:
         ticket, scan, line = self.ticket, placement.scan, placement.stands_for
@@ -270,17 +290,16 @@ def match_scan(tx: Tx, tally: rates.Tally, scan: StoredScan, rules: Rules, *, du
     else:
         if not scan.list_code:
             return Matching.NONE
-        room = "l.scans + l.stood < l.needed" if duplicate else "l.scans < l.needed"
-        row = tx.one(
-            "SELECT t.id, t.institution, t.terminal, t.number, t.time_ms FROM tickets t JOIN ticket_lines l "
-            f"ON l.ticket_id = t.id WHERE t.terminal = ? AND t.time_ms BETWEEN ? AND ? AND l.list_code = ? AND {room} "
-            "ORDER BY abs(t.time_ms - ?), t.id LIMIT 1",
-            (scan.terminal, scan.event_ms - rules.match_after_ticket_s * 1000,
-             scan.event_ms + rules.match_window_s * 1000, scan.list_code, scan.event_ms))
+        row = tx.one("SELECT id, institution, terminal, number, time_ms FROM tickets WHERE terminal = ? "
+                     "AND time_ms BETWEEN ? AND ? ORDER BY time_ms, id LIMIT 1",
+                     (scan.terminal, scan.event_ms - rules.match_after_ticket_s * 1000,
+                      scan.event_ms + rules.match_window_s * 1000))
         if row is None:
             return Matching.NONE
         ticket = TicketRef(*row)
         placement = place([line for line in _lines(tx, ticket.id) if line.list_code == scan.list_code], seen)
+        if placement.fills is None and placement.stands_for is None:
+            return Matching.NONE  # not what its checkout bills, or beyond it: judged when the lines are checked
     _Binder(tx, tally, ticket, terminal=scan.terminal, institution=scan.institution).bind(placement)
     return placement.matching
 
@@ -299,6 +318,7 @@ def claim(tx: Tx, tally: rates.Tally, ticket: TicketRef, rules: Rules, *, receiv
     fills = [scan for scan in numbered if scan.list_code in products and not scan.duplicate]
     stands = sorted((scan for scan in numbered if scan not in fills), key=lambda scan: scan.list_code not in products)
     placements = [place(lines, scan) for scan in fills]
+    span = checkout_span(tx, ticket.terminal, ticket.time_ms, rules)
     for duplicate in (False, True):
         if duplicate:
             placements += [place(lines, scan) for scan in stands]
@@ -306,7 +326,7 @@ def claim(tx: Tx, tally: rates.Tally, ticket: TicketRef, rules: Rules, *, receiv
             mine = [line for line in lines if line.list_code == product]
             room = sum(max(0, line.needed - line.scans - (line.stood if duplicate else 0)) for line in mine)
             placements += [place(mine, scan) for scan in loose_near(
-                tx, ticket.terminal, product, ticket.time_ms, rules, duplicate=duplicate, limit=room)]
+                tx, ticket.terminal, product, ticket.time_ms, span, duplicate=duplicate, limit=room)]
     binder = _Binder(tx, tally, ticket, terminal=ticket.terminal, institution=ticket.institution)
     for placement in placements:
         binder.bind(placement, regroup_ms=received_ms)
@@ -319,10 +339,11 @@ def due_terminals(tx: Tx, now_ms: int) -> list[str]:
 
 
 def check_due_lines(tx: Tx, rules: Rules, now_ms: int, *, limit: int = 1000) -> int:
-    """Check the tickets whose lines are past their due time: a unit still without any code first takes a loose
-    scan of the terminal near the ticket (a box of another product, scanned without the ticket number: 串换),
-    then what stays short raises unscanned_sale for its line. The number of lines checked. The caller holds
-    outbox.PLAN_LOCK (a loose scan tied here may be in a platform row already)."""
+    """Check the tickets whose lines are past their due time (by then every ticket of the window is here):
+    a unit still without any code first takes back a scan of its checkout that a ticket settled later took
+    while this one was not here yet, then a loose scan of its checkout (a box of a product it does not bill,
+    scanned without the ticket number: 串换); what stays short raises unscanned_sale for its line. The number of
+    lines checked. The caller holds outbox.PLAN_LOCK (a scan tied here may be in a platform row already)."""
     due = tx.all("SELECT DISTINCT l.ticket_id, t.institution, t.terminal, t.number, t.time_ms FROM ticket_lines l "
                  "JOIN tickets t ON t.id = l.ticket_id WHERE l.checked = 0 AND l.due_ms <= ? "
                  "ORDER BY t.time_ms LIMIT ?", (now_ms, limit))
@@ -330,24 +351,59 @@ def check_due_lines(tx: Tx, rules: Rules, now_ms: int, *, limit: int = 1000) -> 
     for row in due:
         ticket = TicketRef(*row)
         lines = _lines(tx, ticket.id)
-        checked += len(lines)
+        unchecked = {line_id for (line_id,) in tx.all("SELECT id FROM ticket_lines WHERE ticket_id = ? AND checked = 0",
+                                                      (ticket.id,))}
+        checked += len(unchecked)
         tx.write("UPDATE ticket_lines SET checked = 1 WHERE ticket_id = ?", (ticket.id,))
+        tally = rates.Tally()
+        binder = _Binder(tx, tally, ticket, terminal=ticket.terminal, institution=ticket.institution)
+        for scan in [_scan(found) for found in tx.all(  # scans beyond its lines: a line may have room again
+                f"SELECT {_SCAN_COLUMNS} FROM events WHERE ticket_id = ? AND line_id IS NULL AND stands_for IS NULL "
+                "ORDER BY id", (ticket.id,))]:
+            placement = place(lines, scan)
+            if placement.fills or placement.stands_for:
+                binder.bind(placement, judged=True)
         short = lacking(lines)
-        wanted = sum(short[line.id] for line in lines if line.required)
-        if wanted:
-            binder = _Binder(tx, rates.Tally(), ticket, terminal=ticket.terminal, institution=ticket.institution)
-            for scan in _loose_any(tx, ticket.terminal, ticket.time_ms, rules, wanted):
-                needy = [line for line in lines if line.required and short[line.id]]
-                placement = place(needy, scan)
+        if any(short[line.id] for line in lines if line.required):
+            span = checkout_span(tx, ticket.terminal, ticket.time_ms, rules)
+            _take_back(tx, tally, binder, lines, short, span, rules.match_window_s * 1000, now_ms)
+            wanted = sum(short[line.id] for line in lines if line.required)
+            for scan in _loose_any(tx, ticket.terminal, ticket.time_ms, span, wanted) if wanted else []:
+                placement = place([line for line in lines if line.required and short[line.id]], scan)
                 taken = placement.fills or placement.stands_for
                 if taken is not None:
                     short[taken.id] -= 1
                     binder.bind(placement, regroup_ms=now_ms)
-            binder.tally.write(tx)
+        tally.write(tx)
         for line in lines:
-            if line.required and short[line.id]:
+            if line.required and short[line.id] and line.id in unchecked:
                 _unscanned(tx, ticket, line, short[line.id], now_ms)
     return checked
+
+
+def _take_back(tx: Tx, tally: rates.Tally, binder: _Binder, lines: list[Line], short: dict[int, int],
+               span: tuple[int, int], window_ms: int, now_ms: int) -> None:
+    """Loose scans of this checkout that fill a line of a ticket settled after it (which came first and took
+    them) come back to the lines they were made for; that ticket's line is checked again."""
+    ticket = binder.ticket
+    for line in lines:
+        if not (line.required and short[line.id]):
+            continue
+        for row in tx.all(
+                "SELECT e.id, e.code, e.list_code, e.verdict = 1, e.split_qty, e.event_ms, e.device, l.id, l.required, "
+                "t.institution, t.terminal, t.time_ms FROM tickets t JOIN ticket_lines l ON l.ticket_id = t.id "
+                "JOIN events e ON e.line_id = l.id WHERE t.terminal = ? AND t.time_ms > ? AND t.time_ms <= ? "
+                "AND l.list_code = ? AND e.ticket = '' AND e.event_ms BETWEEN ? AND ? ORDER BY e.event_ms DESC LIMIT ?",
+                (ticket.terminal, span[1], span[1] + window_ms, line.list_code, span[0], span[1],
+                 short[line.id])):
+            placement = place([line], _scan(row))
+            if placement.fills is None:
+                continue
+            short[line.id] -= 1
+            tx.write("UPDATE ticket_lines SET scans = scans - 1, checked = 0 WHERE id = ?", (row[7],))
+            if row[8]:
+                tally.add(row[9], row[10], row[11], units_covered=-1)
+            binder.bind(placement, regroup_ms=now_ms, judged=True)
 
 
 def _unscanned(tx: Tx, ticket: TicketRef, line: Line, missing: int, now_ms: int) -> None:

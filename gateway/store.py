@@ -143,7 +143,9 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE events ADD COLUMN stands_for INTEGER",
         "CREATE INDEX events_loose ON events (terminal, list_code, verdict, event_ms) "
         "WHERE ticket_id IS NULL AND err = 0 AND op IN (1, 6) AND ticket = ''",
-        "CREATE INDEX events_by_stand ON events (stands_for) WHERE stands_for IS NOT NULL"],
+        "CREATE INDEX events_by_stand ON events (stands_for) WHERE stands_for IS NOT NULL",
+        "CREATE INDEX events_beyond_lines ON events (ticket_id) "
+        "WHERE ticket_id IS NOT NULL AND line_id IS NULL AND stands_for IS NULL"],
 }
 """Version -> the statements (SQL both engines run) that bring a database from the version before to it."""
 

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from starlette.responses import RedirectResponse
 
-from gateway import alerts, catalog, dashboard, devices, outbox, pipeline, quarantine, rates
+from gateway import alerts, catalog, dashboard, devices, outbox, paycheck, pipeline, quarantine, rates
 from gateway._http_face import INT64_MAX, Answer, ApiRequest, Endpoint, HttpError, Limits, Tokens, build_app
 from gateway._http_server import BackgroundServer
 from gateway.metrics import Metrics
@@ -209,6 +209,18 @@ class ApiServer:
             raise HttpError(status, f"{outcome.reason}: {outcome.error}")
         return (201 if outcome.result == "stored" else 200), {"id": outcome.ticket_id, "result": outcome.result}
 
+    def check_ticket(self, request: ApiRequest) -> Answer:
+        """无码不付: the POS asks before settling; `time` may be left out (now)."""
+        body = _json(request.body)
+        if isinstance(body, dict) and "time" not in body:
+            body = {**body, "time": _now_ms()}
+        try:
+            ticket = parse_ticket(body, timezone=self.rules.timezone)
+        except TicketError as error:
+            raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, str(error)) from None
+        with self.store.reading() as tx:
+            return 200, paycheck.check(tx, ticket, self.rules)
+
     def get_outbox(self, request: ApiRequest) -> Answer:
         with self.store.reading() as tx:
             counts = outbox.state_counts(tx)
@@ -309,6 +321,7 @@ ROUTES: list[tuple[str, str, Callable[[ApiServer, ApiRequest], Answer], str]] = 
     ("GET", "/api/v1/devices", ApiServer.get_devices, "read"),
     ("GET", "/api/v1/quarantine", ApiServer.get_quarantine, "read"),
     ("POST", "/api/v1/tickets", ApiServer.post_ticket, "write"),
+    ("POST", "/api/v1/tickets/check", ApiServer.check_ticket, "read"),
     ("PUT", "/api/v1/catalog", ApiServer.put_catalog, "write"),
     ("GET", "/api/v1/outbox", ApiServer.get_outbox, "read"),
     ("GET", "/api/v1/deadletters", ApiServer.get_dead_letters, "read"),
@@ -319,6 +332,7 @@ ROUTES: list[tuple[str, str, Callable[[ApiServer, ApiRequest], Answer], str]] = 
 BODY_CAPS: dict[tuple[str, str], int] = {
     ("POST", "/api/v1/alerts/{id}"): 16 * 1024,
     ("POST", "/api/v1/tickets"): 64 * 1024,
+    ("POST", "/api/v1/tickets/check"): 64 * 1024,
     ("PUT", "/api/v1/catalog"): 4 * 1024 * 1024,
     ("POST", "/api/v1/deadletters/requeue"): 1024 * 1024,
 }

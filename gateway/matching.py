@@ -35,8 +35,8 @@ from gateway.rules import Rules
 from gateway.scans import StoredScan
 from gateway.store import Tx
 
-__all__ = ["Matching", "Line", "Scan", "Placement", "TicketRef", "place", "lacking", "loose_near", "match_scan",
-           "claim", "due_terminals", "check_due_lines", "DUPLICATE_KINDS"]
+__all__ = ["Matching", "Line", "Scan", "Placement", "TicketRef", "place", "lacking", "ticket_lines", "checkout_span",
+           "loose_near", "loose_any", "match_scan", "claim", "due_terminals", "check_due_lines", "DUPLICATE_KINDS"]
 
 DUPLICATE_KINDS = ("repeat_sale", "returned_drug", "cross_institution_sale", "distant_sale")
 """The alerts a duplicate sale raises (gateway.ledger); a scan that stands for a line adds its ticket to them."""
@@ -163,7 +163,7 @@ _LOOSE = f"ticket_id IS NULL AND {_SALE_SCAN} AND ticket = ''"
 """A sale scan tied to no ticket and carrying no ticket number: the predicate of the index events_loose."""
 
 
-def _lines(tx: Tx, ticket_id: int) -> list[Line]:
+def ticket_lines(tx: Tx, ticket_id: int) -> list[Line]:
     return [Line(int(row[0]), int(row[1]), row[2], int(row[3]), int(row[4]), int(row[5]), bool(row[6]),
                  bool(row[7]), int(row[8]))
             for row in tx.all(f"SELECT {_LINE_COLUMNS} FROM ticket_lines WHERE ticket_id = ? ORDER BY line_no",
@@ -204,7 +204,7 @@ def loose_near(tx: Tx, terminal: str, list_code: str, time_ms: int, span: tuple[
     return sorted(found, key=lambda scan: (abs(scan.event_ms - time_ms), scan.id))[:limit]
 
 
-def _loose_any(tx: Tx, terminal: str, time_ms: int, span: tuple[int, int], limit: int) -> list[Scan]:
+def loose_any(tx: Tx, terminal: str, time_ms: int, span: tuple[int, int], limit: int) -> list[Scan]:
     """Loose sale scans of any product made in a checkout span, nearest to its settlement first (for a line
     still short when its check is due)."""
     found: list[Scan] = []
@@ -286,7 +286,7 @@ def match_scan(tx: Tx, tally: rates.Tally, scan: StoredScan, rules: Rules, *, du
         if row is None:
             return Matching.NONE
         ticket = TicketRef(*row)
-        placement = place(_lines(tx, ticket.id), seen)
+        placement = place(ticket_lines(tx, ticket.id), seen)
     else:
         if not scan.list_code:
             return Matching.NONE
@@ -297,7 +297,7 @@ def match_scan(tx: Tx, tally: rates.Tally, scan: StoredScan, rules: Rules, *, du
         if row is None:
             return Matching.NONE
         ticket = TicketRef(*row)
-        placement = place([line for line in _lines(tx, ticket.id) if line.list_code == scan.list_code], seen)
+        placement = place([line for line in ticket_lines(tx, ticket.id) if line.list_code == scan.list_code], seen)
         if placement.fills is None and placement.stands_for is None:
             return Matching.NONE  # not what its checkout bills, or beyond it: judged when the lines are checked
     _Binder(tx, tally, ticket, terminal=scan.terminal, institution=scan.institution).bind(placement)
@@ -308,7 +308,7 @@ def claim(tx: Tx, tally: rates.Tally, ticket: TicketRef, rules: Rules, *, receiv
     """Tie the scans stored before a just-stored ticket to it: those carrying its number, then loose ones of its
     products nearest in time, as many as its lines have room for. Each scan tied leaves the platform row it may
     be in already (outbox.regroup: the caller holds outbox.PLAN_LOCK)."""
-    lines = _lines(tx, ticket.id)
+    lines = ticket_lines(tx, ticket.id)
     numbered = [_scan(row) for row in tx.all(
         f"SELECT {_SCAN_COLUMNS} FROM events WHERE terminal = ? AND ticket = ? AND ticket_id IS NULL AND {_SALE_SCAN} "
         "ORDER BY id", (ticket.terminal, ticket.number))]
@@ -350,7 +350,7 @@ def check_due_lines(tx: Tx, rules: Rules, now_ms: int, *, limit: int = 1000) -> 
     checked = 0
     for row in due:
         ticket = TicketRef(*row)
-        lines = _lines(tx, ticket.id)
+        lines = ticket_lines(tx, ticket.id)
         unchecked = {line_id for (line_id,) in tx.all("SELECT id FROM ticket_lines WHERE ticket_id = ? AND checked = 0",
                                                       (ticket.id,))}
         checked += len(unchecked)
@@ -368,7 +368,7 @@ def check_due_lines(tx: Tx, rules: Rules, now_ms: int, *, limit: int = 1000) -> 
             span = checkout_span(tx, ticket.terminal, ticket.time_ms, rules)
             _take_back(tx, tally, binder, lines, short, span, rules.match_window_s * 1000, now_ms)
             wanted = sum(short[line.id] for line in lines if line.required)
-            for scan in _loose_any(tx, ticket.terminal, ticket.time_ms, span, wanted) if wanted else []:
+            for scan in loose_any(tx, ticket.terminal, ticket.time_ms, span, wanted) if wanted else []:
                 placement = place([line for line in lines if line.required and short[line.id]], scan)
                 taken = placement.fills or placement.stands_for
                 if taken is not None:

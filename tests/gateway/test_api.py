@@ -199,3 +199,14 @@ def test_documented_bounds_and_body_caps_are_the_enforced_ones(served):
                 assert call("GET", f"{path}?limit=0")[0] == 400
     before = document["paths"]["/api/v1/quarantine"]["get"]["parameters"]
     assert {parameter["name"] for parameter in before} == {"limit", "before"}
+
+
+def test_the_pos_asks_before_settling_and_hears_per_line_what_is_missing(served):
+    world, call, _ = served
+    world.scan("dev-a", code(1), at(9), ticket="T9")
+    body = {"number": "T9", "terminal": "A1", "lines": [{"list_code": "XA01", "quantity": 2}]}
+    status, answer = call("POST", "/api/v1/tickets/check", body)  # no time: now, with any token
+    assert status == 200 and answer["pay"] is False and answer["lines"][0]["missing"] == 1
+    assert answer["lines"][0]["scanned"] == [code(1)]
+    assert call("POST", "/api/v1/tickets/check", {"number": "T9"})[0] == 422
+    assert world.store.query("SELECT count(*) FROM tickets") == [(0,)]

@@ -310,8 +310,8 @@ def claim(tx: Tx, tally: rates.Tally, ticket: TicketRef, rules: Rules, *, receiv
     be in already (outbox.regroup: the caller holds outbox.PLAN_LOCK)."""
     lines = ticket_lines(tx, ticket.id)
     numbered = [_scan(row) for row in tx.all(
-        f"SELECT {_SCAN_COLUMNS} FROM events WHERE terminal = ? AND ticket = ? AND ticket_id IS NULL AND {_SALE_SCAN} "
-        "ORDER BY id", (ticket.terminal, ticket.number))]
+        f"SELECT {_SCAN_COLUMNS} FROM events WHERE terminal = ? AND ticket = ? AND ticket <> '' "  # events_by_ticket
+        f"AND ticket_id IS NULL AND {_SALE_SCAN} ORDER BY id", (ticket.terminal, ticket.number))]
     products = sorted({line.list_code for line in lines})
     # every scan that fills a line first, then those that stand for one: a wrong box takes a line only if no
     # right box came for it; the ticket's own scans before loose ones

@@ -40,8 +40,8 @@ def _dry_run(tx: Tx, ticket: Ticket, rules: Rules) -> tuple[list[Line], list[Pla
                   catalog.line_requires_code(tx, line.list_code), line.split, line.quantity)
              for index, line in enumerate(ticket.lines, start=1)]
     numbered = [_scan(row) for row in tx.all(
-        f"SELECT {_COLUMNS} FROM events WHERE terminal = ? AND ticket = ? AND ticket_id IS NULL AND err = 0 "
-        "AND op IN (1, 6) ORDER BY id", (ticket.terminal, ticket.number))]
+        f"SELECT {_COLUMNS} FROM events WHERE terminal = ? AND ticket = ? AND ticket <> '' AND ticket_id IS NULL "
+        "AND err = 0 AND op IN (1, 6) ORDER BY id", (ticket.terminal, ticket.number))]
     products = sorted({line.list_code for line in lines})
     fills = [scan for scan in numbered if scan.list_code in products and not scan.duplicate]
     placements = [matching.place(lines, scan) for scan in fills]

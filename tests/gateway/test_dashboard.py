@@ -75,7 +75,7 @@ def gateway(tmp_path, broker):
     world.ticket("A1", "T2", base + HOUR, ("XA01", 1), ("XD04", 1))
     world.scan("dev-a", "6901234567892", base + HOUR + 60_000)
     world.ticket("A2", "U1", base + 2 * HOUR, ("XA01", 1))
-    world.scan("dev-a2", code(3), base + 2 * HOUR + 60_000)
+    world.scan("dev-a2", code(3), base + 2 * HOUR)  # scanned before the customer paid (a box after is the next one's)
     mismatch = world.scan("dev-a2", code(101, "8654321"), base + 2 * HOUR + 120_000, ticket="U1")
     assert mismatch == Verdict.PRODUCT_MISMATCH
     world.scan("dev-a2", code(4), base + 2 * HOUR + 180_000, ticket="U2")

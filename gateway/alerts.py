@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 
 from gateway.store import Tx
 
-__all__ = ["Alert", "TYPES", "STATES", "AlertError", "raise_alert", "auto_resolve", "list_alerts", "get_alert",
-           "change_state", "open_counts", "evidence"]
+__all__ = ["Alert", "TYPES", "STATES", "AlertError", "raise_alert", "add_evidence", "auto_resolve", "list_alerts",
+           "get_alert", "change_state", "open_counts", "evidence"]
 
 TYPES = {
     "repeat_sale": "high",
@@ -94,6 +94,19 @@ def raise_alert(tx: Tx, kind: str, *, subject: str, detail: str, now_ms: int, in
     )
     assert row is not None
     return int(row[0])
+
+
+def add_evidence(tx: Tx, kinds: Sequence[str], subject: str, *, events: Sequence[int] = (),
+                 tickets: Sequence[int] = (), detail_note: str = "") -> None:
+    """Add what was learnt later (the ticket a duplicate sale belongs to) to the live alert of one of `kinds` on
+    `subject`, without counting another occurrence: it is the same fraud, better documented."""
+    live = tx.one(f"SELECT id, events, tickets, detail FROM alerts WHERE subject = ? AND state <> 'resolved' "
+                  f"AND type IN ({','.join('?' * len(kinds))}) ORDER BY id DESC LIMIT 1", (subject, *kinds))
+    if live is None:
+        return
+    detail = live[3] if not detail_note or detail_note in live[3] else f"{live[3]}; {detail_note}"
+    tx.write("UPDATE alerts SET events = ?, tickets = ?, detail = ? WHERE id = ?",
+             (_merge(live[1], events), _merge(live[2], tickets), detail[:2000], live[0]))
 
 
 def auto_resolve(tx: Tx, kind: str, subject: str, now_ms: int, note: str) -> None:

@@ -35,6 +35,7 @@ from gateway import (
     export,
     filters,
     outbox,
+    paycheck,
     pipeline,
     quarantine,
     rates,
@@ -306,6 +307,20 @@ class ApiServer:
             raise HttpError(status, f"{outcome.reason}: {outcome.error}")
         return (201 if outcome.result == "stored" else 200), {"id": outcome.ticket_id, "result": outcome.result}
 
+    def check_ticket(self, request: ApiRequest) -> Answer:
+        """无码不付: the POS asks before settling; `time` may be left out (now). Role read: it writes nothing, so a
+        POS that only asks needs no admin token."""
+        _filters(request.query, ())
+        body = _json(request.body)
+        if isinstance(body, dict) and "time" not in body:
+            body = {**body, "time": _now_ms()}
+        try:
+            ticket = parse_ticket(body, timezone=self.rules.timezone)
+        except TicketError as error:
+            raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, str(error)) from None
+        with self.store.reading() as tx:
+            return 200, paycheck.check(tx, ticket, self.rules)
+
     def get_outbox(self, request: ApiRequest) -> Answer:
         with self.store.reading() as tx:
             counts = outbox.state_counts(tx, now_ms=_now_ms(), sale_hold_ms=self.sale_hold_ms)
@@ -546,6 +561,7 @@ ROUTES: list[tuple[str, str, Callable[[ApiServer, ApiRequest], Answer], str]] = 
     ("GET", "/api/v1/devices", ApiServer.get_devices, "read"),
     ("GET", "/api/v1/quarantine", ApiServer.get_quarantine, "read"),
     ("POST", "/api/v1/tickets", ApiServer.post_ticket, "write"),
+    ("POST", "/api/v1/tickets/check", ApiServer.check_ticket, "read"),
     ("PUT", "/api/v1/catalog", ApiServer.put_catalog, "write"),
     ("GET", "/api/v1/outbox", ApiServer.get_outbox, "read"),
     ("GET", "/api/v1/deadletters", ApiServer.get_dead_letters, "read"),
@@ -565,6 +581,7 @@ ROUTES: list[tuple[str, str, Callable[[ApiServer, ApiRequest], Answer], str]] = 
 BODY_CAPS: dict[tuple[str, str], int] = {
     ("POST", "/api/v1/alerts/{id}"): 16 * 1024,
     ("POST", "/api/v1/tickets"): 64 * 1024,
+    ("POST", "/api/v1/tickets/check"): 64 * 1024,
     ("PUT", "/api/v1/catalog"): 4 * 1024 * 1024,
     ("POST", "/api/v1/deadletters/requeue"): 1024 * 1024,
     ("POST", "/api/v1/adjustments"): 64 * 1024,

@@ -6,16 +6,19 @@ duplicate when a whole-pack sale of the code is outstanding, when a whole-pack s
 meets split units already sold, or when split units would exceed the pack size. A sale
 return gives back what it names, so a return followed by a resale is no duplicate.
 
-A duplicate raises one alert by where the earlier sale was: the same institution
-(repeat_sale), a hospital before a pharmacy (returned_drug, 回流), any other
-institution (cross_institution_sale); and, when the two regions differ within the
-configured window, distant_sale (a cloned code).
+A duplicate raises one alert (one fraud, one alert), by where the earlier sale was: the
+same institution (repeat_sale); a hospital before a pharmacy (returned_drug, 回流); another
+region within the configured window (distant_sale, a cloned code); any other institution
+(cross_institution_sale).
 
 Stock: packs taken in (purchase or stocktake scans, each code once per institution)
-against packs sold (a whole sale, or the first split sale that opens a pack), per
-institution and product; sold above taken in plus a margin raises sales_above_purchases. The
-rule starts for an institution with its first inbound or stocktake scan, so a pharmacy
-that has not begun scanning what it receives is not flooded with one alert per product.
+against packs sold, per institution and product. A code counts as one pack sold while
+it is sold (whole or split units outstanding): its first sale moves the stock, a
+duplicate sale of it does not (the duplicate's alert is the finding, not a second
+pack), and the return that leaves nothing outstanding moves it back. Sold above taken
+in plus a margin raises sales_above_purchases. The rule starts for an institution with
+its first inbound or stocktake scan, so a pharmacy that has not begun scanning what it
+receives is not flooded with one alert per product.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ def _sale(tx: Tx, scan: StoredScan, rules: Rules) -> bool:
         duplicate = whole_net > 0 or (scan.pack_size > 0 and split_net + units > scan.pack_size)
     else:
         duplicate = whole_net > 0 or split_net > 0
-    opens_pack = not units or split_net == 0
+    opens_pack = whole_net == 0 and split_net == 0  # the code was not sold: a pack leaves the stock
     tx.write(
         "INSERT INTO codes (code, whole_net, split_net, sales, last_event, last_institution, last_type, last_region, "
         "last_ms) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?) ON CONFLICT (code) DO UPDATE SET "
@@ -92,19 +95,20 @@ def _duplicate_alerts(tx: Tx, scan: StoredScan, rules: Rules, *, last_institutio
                            institution=scan.institution, terminal=scan.terminal, device=scan.device, events=evidence)
 
     sold_as = f"split {scan.split_qty} units" if scan.split_qty else "whole pack"
+    apart_s = abs(scan.event_ms - last_ms) // 1000
+    distant = bool(last_region and scan.region and last_region != scan.region and apart_s <= rules.distant_window_s)
     if last_institution == scan.institution:
         raise_("repeat_sale", f"code {scan.code} sold again at {scan.institution} ({sold_as}) beyond its "
                "split-pack allowance")
     elif last_type == "hospital" and scan.institution_type == "pharmacy":
         raise_("returned_drug", f"code {scan.code} dispensed at hospital {last_institution}, now sold at pharmacy "
-               f"{scan.institution} (回流药 suspicion)")
+               f"{scan.institution} (回流药 suspicion)" + (f", regions {last_region} and {scan.region} {apart_s} s "
+                                                         "apart" if distant else ""))
+    elif distant:
+        raise_("distant_sale", f"code {scan.code} sold at {last_institution} in region {last_region} and at "
+               f"{scan.institution} in {scan.region} {apart_s} s apart (cloned code suspicion)")
     else:
         raise_("cross_institution_sale", f"code {scan.code} sold at {last_institution}, now at {scan.institution}")
-    apart_s = abs(scan.event_ms - last_ms) // 1000
-    if (last_institution != scan.institution and last_region and scan.region and last_region != scan.region
-            and apart_s <= rules.distant_window_s):
-        raise_("distant_sale", f"code {scan.code} sold in region {last_region} and in {scan.region} {apart_s} s "
-               "apart (cloned code suspicion)")
 
 
 def _sale_return(tx: Tx, scan: StoredScan) -> None:
@@ -114,10 +118,9 @@ def _sale_return(tx: Tx, scan: StoredScan) -> None:
     whole_net, split_net = row
     if scan.split_qty:
         split_net = max(0, split_net - scan.split_qty)
-        closes_pack = split_net == 0 and row[1] > 0
     else:
-        closes_pack = whole_net > 0
         whole_net = max(0, whole_net - 1)
+    closes_pack = (row[0] > 0 or row[1] > 0) and whole_net == split_net == 0  # nothing of it is sold any more
     tx.write("UPDATE codes SET whole_net = ?, split_net = ? WHERE code = ?", (whole_net, split_net, scan.code))
     if closes_pack:
         _stock(tx, scan, sold=-1)

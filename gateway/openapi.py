@@ -224,6 +224,7 @@ def _described() -> dict[str, Any]:
                     "truncated": {"type": "boolean", "description": "the byte cap (1 MiB), not limit, ended the page"},
                 }},
                 "Ticket": _TICKET,
+                "TicketToCheck": {**_TICKET, "required": ["number", "terminal", "lines"]},
                 "DeadLetters": _listing("dead_letters", {"type": "object", "properties": {
                     **{name: {"type": "string" if name in ("institution", "infno", "bchno", "error", "code", "device")
                               else "integer"} for name in ("id", "event_id", "institution", "infno", "bchno", "error",
@@ -239,6 +240,29 @@ def _described() -> dict[str, Any]:
                 "Withdrawals": _listing("withdrawals", {"$ref": "#/components/schemas/Withdrawal"}),
                 "Command": {"type": "object", "properties": _COMMAND_FIELDS},
                 "Commands": _listing("commands", {"$ref": "#/components/schemas/Command"}),
+                "TicketCheck": {"type": "object", "properties": {
+                    "number": {"type": "string"}, "terminal": {"type": "string"},
+                    "stored": {"type": "boolean", "description": "the ticket was stored already: its own matching"},
+                    "pay": {"type": "boolean", "description": "无码不付: true when every line requiring a code has "
+                                                              "all of them and no scan was a duplicate, another "
+                                                              "product or an unknown one"},
+                    "lines": {"type": "array", "items": {"type": "object", "properties": {
+                        "line_no": {"type": "integer"}, "list_code": {"type": "string"},
+                        "quantity": {"type": "integer"}, "split": {"type": "boolean"},
+                        "required": {"type": "boolean", "description": "the product requires a code"},
+                        "needed": {"type": "integer", "description": "codes the line needs (1 on a split line)"},
+                        "scanned": {"type": "array", "items": {"type": "string"}, "description": "codes that fill it"},
+                        "missing": {"type": "integer", "description": "units no code was scanned for"},
+                        "duplicates": {"type": "array", "items": {"type": "string"},
+                                       "description": "codes scanned for it that were sold before"},
+                        "mismatches": {"type": "array", "items": {"type": "string"},
+                                       "description": "codes of products the ticket does not bill, scanned in its "
+                                                      "place (串换)"},
+                        "unknown": {"type": "array", "items": {"type": "string"},
+                                    "description": "codes of products the catalog does not know"}}}},
+                    "extra": {"type": "array", "items": {"type": "string"},
+                              "description": "duplicates or other products scanned for the ticket beyond its lines"},
+                }},
                 "TicketResult": {"type": "object", "properties": {"id": {"type": "integer"},
                                                                   "result": {"enum": ["stored", "repeated"]}}},
             },
@@ -306,6 +330,13 @@ def _described() -> dict[str, Any]:
                                            "409": _ERROR, "422": _ERROR},
                 requestBody={"required": True, "content": {"application/json": {"schema": {
                     "$ref": "#/components/schemas/Ticket"}}}})},
+            "/api/v1/tickets/check": {"post": _guarded(
+                "无码不付: before settling, per line the codes scanned, the units missing one, duplicates and "
+                "mismatches (writes nothing; `time` may be left out: now)",
+                {"200": _json("TicketCheck"), "400": {**_ERROR, "description": "a query parameter (it takes none)"},
+                 "422": _ERROR},
+                requestBody={"required": True, "content": {"application/json": {"schema": {
+                    "$ref": "#/components/schemas/TicketToCheck"}}}})},
             "/api/v1/outbox": {"get": _guarded(
                 "outbox rows by state (pending, sending, done, dead, withheld, withdrawn; retrying: sending rows "
                 "whose request failed once), the oldest unsettled, requests, adjustments and withdrawals by state",

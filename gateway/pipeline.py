@@ -16,15 +16,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from gateway import catalog, control, devices, ledger, outbox, quarantine, rates, tickets
+from gateway import catalog, control, devices, ledger, matching, outbox, quarantine, rates, tickets
 from gateway.commands import Answer
 from gateway.devices import Status
+from gateway.matching import Matching
 from gateway.protocol import Event, Operation, ProtocolError, Verdict
 from gateway.quarantine import Bounds, Rejected
 from gateway.rules import Rules
 from gateway.scans import SALES, StoredScan
 from gateway.store import Store, Tx, retrying
-from gateway.tickets import Matching, Ticket, TicketError
+from gateway.tickets import Ticket, TicketError
 
 __all__ = ["Accepted", "Rejected", "TicketIn", "AnswerIn", "TicketOutcome", "DeviceAck", "CommitResult", "commit",
            "sweep"]
@@ -137,12 +138,14 @@ def _commit_once(store: Store, rules: Rules, accepted: list[Accepted], rejected:
 
 def sweep(store: Store, rules: Rules, *, now_ms: int) -> None:
     """The time-based rules: offline devices, ticket lines left unscanned (one instance at a time, holding the
-    terminals whose lines it checks)."""
+    terminals whose lines it checks, and the outbox's planning lock when there are any: a loose scan it ties to
+    a ticket may be in a platform row)."""
     def once() -> None:
         with store.transaction() as tx:
-            tx.lock(["sweep", *(f"terminal:{terminal}" for terminal in tickets.due_terminals(tx, now_ms))])
+            terminals = [f"terminal:{terminal}" for terminal in matching.due_terminals(tx, now_ms)]
+            tx.lock(["sweep", *terminals, *([outbox.PLAN_LOCK] if terminals else [])])
             devices.check_offline(tx, rules, now_ms=now_ms)
-            tickets.check_due_lines(tx, now_ms)
+            matching.check_due_lines(tx, rules, now_ms)
 
     retrying(once)
 
@@ -301,12 +304,12 @@ class _Batch:
         if scan.err:
             return Verdict.INVALID_CODE
         duplicate = ledger.apply(self.tx, scan, self.rules)
-        matching = (tickets.match_scan(self.tx, self.tally, scan, self.rules, duplicate=duplicate) if is_sale
-                    else Matching.NONE)
+        placed = (matching.match_scan(self.tx, self.tally, scan, self.rules, duplicate=duplicate) if is_sale
+                  else Matching.NONE)
         if duplicate:
             self.tally.add(scan.institution, scan.terminal, scan.event_ms, duplicate_sales=1)
             return Verdict.DUPLICATE_SALE
-        if matching == Matching.MISMATCH:
+        if placed == Matching.MISMATCH:
             return Verdict.PRODUCT_MISMATCH
         if not known and not self._catalog_empty and scan.op != Operation.STOCKTAKE:
             return Verdict.UNKNOWN_PRODUCT

@@ -18,7 +18,10 @@ class Rules:
     rolling_window_h: int = 24
     """Length of the rolling window of the rates, in hours (whole hour buckets, the current one included)."""
     match_window_s: int = 600
-    """A scan without a ticket number matches a ticket of its terminal at most this far apart in time."""
+    """A scan without a ticket number matches a ticket of its terminal settled at most this long after it."""
+    match_after_ticket_s: int = 10
+    """... or settled at most this long before it (clock skew between POS and scanner): a box scanned after
+    a settlement belongs to the next customer, unless it carries the ticket's number."""
     unscanned_after_s: int = 900
     """A ticket line that requires a code and has no scan this long after the ticket raises unscanned_sale."""
     distant_window_s: int = 86400

@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 __all__ = ["Device", "Tx", "Store", "SQLiteStore", "SCHEMA_VERSION", "SCHEMA", "MIGRATIONS", "StoreError", "Conflict",
            "open_store", "retrying"]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 KEY_CACHE_S = 30.0
 """A key changed by `trace-gateway device add` in another process is used within this many seconds."""
 
@@ -163,6 +163,13 @@ MIGRATIONS: dict[int, list[str]] = {
         "device_last_id INTEGER NOT NULL DEFAULT 0, answer_signed BLOB, UNIQUE (device, command_id))",
         "CREATE INDEX commands_queued ON commands (issued_ms) WHERE state = 'queued'",
         "CREATE INDEX commands_sent ON commands (sent_ms) WHERE state = 'sent'"],
+    7: ["ALTER TABLE ticket_lines ADD COLUMN stood INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE events ADD COLUMN stands_for INTEGER",
+        "CREATE INDEX events_loose ON events (terminal, list_code, verdict, event_ms) "
+        "WHERE ticket_id IS NULL AND err = 0 AND op IN (1, 6) AND ticket = ''",
+        "CREATE INDEX events_by_stand ON events (stands_for) WHERE stands_for IS NOT NULL",
+        "CREATE INDEX events_beyond_lines ON events (ticket_id) "
+        "WHERE ticket_id IS NOT NULL AND line_id IS NULL AND stands_for IS NULL"],
 }
 """Version -> the statements (SQL both engines run) that bring a database from the version before to it."""
 

@@ -6,7 +6,8 @@
    engine a pty: scans go in, signals come out, events are stored.
 3. The broker goes down: the counter keeps taking scans; they arrive once it is back.
 4. What the gateway refuses: a tampered message and one on another device's topic.
-5. The POS ticket of those scans arrives over the HTTP API; the coverage and the other rates, and the
+5. Before settling, the POS asks whether each line has its codes (无码不付, POST /api/v1/tickets/check) and
+   prints the answer; then the ticket arrives over the HTTP API; the coverage and the other rates, and the
    duplicate-sale alert, as `trace-gateway rates` and `trace-gateway alerts` print them.
 6. The upload to the platform simulator (3505 rows, one per ticket line), signed in (9001) and through
    injected errors and lost answers: each row accepted once.
@@ -171,11 +172,12 @@ def _run(scratch: Path, key: bytes, platform: PlatformSim, live_seconds: float, 
                 except ProtocolError as error:
                     print(f"   {label}: refused, reason {error.reason!r}")
 
-            section("5. The POS ticket arrives; rates and alerts (trace-gateway rates / alerts)")
+            section("5. The POS asks before settling (无码不付), the ticket arrives; rates and alerts")
             ticket = {"number": "T20261122-0001", "terminal": "T01", "time": int(time.time() * 1000),
                       "lines": [{"list_code": "XA01", "quantity": 1}, {"list_code": "XC03", "quantity": 1},
                                 {"list_code": "XE05", "quantity": 2}, {"list_code": "XF06", "quantity": 2,
                                                                        "split": True}]}
+            _ask_before_paying(gateway, ticket)
             answer = gateway.api("POST", "/api/v1/tickets", json.dumps(ticket).encode(), write=True)
             print(f"   POST /api/v1/tickets: {answer}")
             for command in (["rates"], ["alerts"]):
@@ -207,6 +209,16 @@ def _run(scratch: Path, key: bytes, platform: PlatformSim, live_seconds: float, 
         finally:
             device.stop()
     return 0
+
+
+def _ask_before_paying(gateway: GatewayProcess, ticket: dict[str, object]) -> None:
+    """无码不付: the POS asks the gateway whether every line has its codes before it settles."""
+    status, answer = gateway.api("POST", "/api/v1/tickets/check", json.dumps(ticket).encode())
+    print(f"   POS asks before settling, POST /api/v1/tickets/check: HTTP {status}, pay: {answer['pay']}")  # type: ignore[index]
+    for line in answer["lines"]:  # type: ignore[index]
+        print(f"     line {line['line_no']} {line['list_code']} x{line['quantity']}: {len(line['scanned'])} of "
+              f"{line['needed']} codes scanned, {line['missing']} missing, duplicates {line['duplicates'] or '-'}, "
+              f"mismatches {line['mismatches'] or '-'}")
 
 
 def _live(scratch: Path, broker: MqttBroker, gateway: GatewayProcess, platform: PlatformSim, first: VirtualDevice,
@@ -271,7 +283,8 @@ def _live_table(gateway: GatewayProcess, platform: PlatformSim, pos: pos_sim.Pos
         [[row["terminal"], row["institution"], percent(row["coverage"]), row["scans"], row["duplicate_sales"],
           row["mismatched_scans"], row["uploaded"], row["stored"]] for row in rows])
     kinds = Counter(alert["type"] for alert in alerts)
-    return (f"   after {elapsed:4.0f} s: {pos.checkouts} checkouts, injected {dict(pos.injected)}; platform accepted "
+    return (f"   after {elapsed:4.0f} s: {pos.checkouts} checkouts ({pos.held_payments} the no-code-no-pay check "
+            f"held), injected {dict(pos.injected)}; platform accepted "
             f"{platform.counts().get('accepted_rows', 0)} rows\n" + textwrap.indent(table, "   ")
             + f"\n   {upload_states(uploads)}\n   (held: sale rows waiting up to {SALE_HOLD_S} s for the rest of "
             "their ticket line, by design; ready: planned within a second; retrying: sent again after an error or "

@@ -1,7 +1,8 @@
 """A POS simulator: checkouts at counters whose scanners are real firmware processes (tools/virtual_device.py).
 
 For each checkout it scans the ticket-number barcode, then each item's trace code through the counter's scan
-engine (the device's pty), as a cashier would, and posts the sale ticket to the gateway's API. At the given
+engine (the device's pty), as a cashier would, asks the gateway whether every line has its codes (无码不付,
+`POST /api/v1/tickets/check`; counted in `held_payments` when not) and posts the sale ticket. At the given
 rates a checkout carries a pattern the gateway must catch: a box sold before (duplicate), a box of another
 product than billed (mismatch), or an item billed without a scan (unscanned).
 """
@@ -50,6 +51,9 @@ class PosSimulator:
         self.checkouts = 0
         self._serial = 0
         self._sold: list[str] = []
+        self.held_payments = 0
+        """Checkouts the gateway's no-code-no-pay check said not to settle yet."""
+        self.last_check: dict[str, object] = {}
 
     def _code(self, prefix: str) -> str:
         self._serial += 1
@@ -85,9 +89,24 @@ class PosSimulator:
             time.sleep(self.chance.uniform(0.3, 0.8))  # the cashier picks up the next box
         ticket = {"number": number, "terminal": counter.terminal, "time": int(time.time() * 1000),
                   "lines": [{"list_code": code, "quantity": 1} for _, code, _, _ in items]}
+        self.last_check = self._ask(ticket)
+        if self.last_check.get("pay") is False:
+            self.held_payments += 1  # 无码不付: a real cashier fixes the scans first; this one settles anyway
         self._post(ticket)
         counter.scanner.scan("TC:TKT:")  # the next customer
         return ticket
+
+    def _ask(self, ticket: dict[str, object]) -> dict[str, object]:
+        """无码不付: the gateway's answer, per line, before settling ({} when it cannot be had)."""
+        request = urllib.request.Request(f"{self.api}/api/v1/tickets/check", data=json.dumps(ticket).encode(),
+                                         method="POST", headers={"Authorization": f"Bearer {self.token}",
+                                                                 "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                found: dict[str, object] = json.loads(answer.read())
+                return found
+        except (urllib.error.URLError, ValueError):
+            return {}
 
     def _post(self, ticket: dict[str, object]) -> int:
         request = urllib.request.Request(f"{self.api}/api/v1/tickets", data=json.dumps(ticket).encode(),

@@ -54,27 +54,41 @@ class Scenario:
         self.store.add_device(place)
 
     def scan(self, device: str, text: str, when: int, *, op: Operation = Operation.SALE, ticket: str = "",
-             split: int = 0, clock: int = 1) -> Verdict:
-        """One scan at `device`, committed; the verdict its counter hears."""
-        seq = self.seqs[device] = self.seqs.get(device, 0) + 1
-        scan = codes.decode(text.encode())
-        event = Event(device=device, seq=seq, boot=1, time_ms=when if clock else 0, uptime_ms=seq, clock=clock,
-                      op=op, raw=scan.raw, aim=scan.aim.decode(), kind=scan.kind, code=scan.code.decode(),
-                      pid=scan.pid.decode(), serial=scan.serial.decode(), lot=scan.lot.decode(),
-                      expiry=scan.expiry.decode(), made=scan.made.decode(), err=scan.err, ticket=ticket,
-                      split_qty=split)
-        result = pipeline.commit(self.store, self.rules,
-                                 accepted=[pipeline.Accepted(event, f"{device}/{seq}".encode(), when)])
+             split: int = 0, clock: int = 1, received: int = 0) -> Verdict:
+        """One scan at `device` at `when`, committed as received at `received` (default: at once); the verdict its
+        counter hears."""
+        event = self._event(device, text, when, op=op, ticket=ticket, split=split, clock=clock)
+        accepted = [pipeline.Accepted(event, f"{device}/{event.seq}".encode(), received or when)]
+        result = pipeline.commit(self.store, self.rules, accepted=accepted)
         return result.acks[device].verdicts[-1][1]
 
+    def scan_many(self, device: str, texts: list[str], when: int, *, op: Operation) -> None:
+        """Scans at `device`, all at `when`, committed in one batch (a delivery taken in)."""
+        accepted = []
+        for text in texts:
+            event = self._event(device, text, when, op=op)
+            accepted.append(pipeline.Accepted(event, f"{device}/{event.seq}".encode(), when))
+        pipeline.commit(self.store, self.rules, accepted=accepted)
+
+    def _event(self, device: str, text: str, when: int, *, op: Operation, ticket: str = "", split: int = 0,
+               clock: int = 1) -> Event:
+        """The event `device` sends for scanning `text` (the firmware's decoder gives bytes; events carry str)."""
+        seq = self.seqs[device] = self.seqs.get(device, 0) + 1
+        scan = codes.decode(text.encode())
+        return Event(device=device, seq=seq, boot=1, time_ms=when if clock else 0, uptime_ms=seq, clock=clock,
+                     op=op, raw=scan.raw, aim=scan.aim.decode(), kind=scan.kind, code=scan.code.decode(),
+                     pid=scan.pid.decode(), serial=scan.serial.decode(), lot=scan.lot.decode(),
+                     expiry=scan.expiry.decode(), made=scan.made.decode(), err=scan.err, ticket=ticket,
+                     split_qty=split)
+
     def ticket(self, terminal: str, number: str, when: int, *lines: tuple[str, int] | tuple[str, int, bool],
-               institution: str = "") -> pipeline.TicketOutcome:
+               institution: str = "", received: int = 0) -> pipeline.TicketOutcome:
         body = {"number": number, "terminal": terminal, "time": when,
                 "lines": [{"list_code": line[0], "quantity": line[1], "split": bool(line[2:] and line[2])}
                           for line in lines]}
         if institution:
             body["institution"] = institution
-        entry = pipeline.TicketIn(parse_ticket(body), "test", b"{}", when)
+        entry = pipeline.TicketIn(parse_ticket(body), "test", b"{}", received or when)
         return pipeline.commit(self.store, self.rules, tickets_in=[entry]).tickets[0]
 
     def status(self, device: str, when: int, **fields: object) -> None:

@@ -349,3 +349,17 @@ def test_adjustments_and_withdrawals(served):
     assert outbox["rows"]["done"] == 1 and outbox["withdrawals"] == {"asked": 1}
     assert outbox["adjustments"]["pending"] == 1
     assert call("GET", "/api/v1/withdrawals?state=gone")[0] == 400
+
+
+def test_the_pos_asks_before_settling_and_hears_per_line_what_is_missing(served):
+    world, call, _ = served
+    world.scan("dev-a", code(1), at(9), ticket="T9")
+    body = {"number": "T9", "terminal": "A1", "lines": [{"list_code": "XA01", "quantity": 2}]}
+    status, answer = call("POST", "/api/v1/tickets/check", body)  # no time: now; the read role suffices
+    assert status == 200 and answer["pay"] is False and answer["lines"][0]["missing"] == 1
+    assert answer["lines"][0]["scanned"] == [code(1)]
+    assert call("POST", "/api/v1/tickets/check", body, token=None)[0] == 401
+    status, refusal = call("POST", "/api/v1/tickets/check?terminal=B1", body)
+    assert status == 400 and "unknown parameter 'terminal'" in refusal["error"]
+    assert call("POST", "/api/v1/tickets/check", {"number": "T9"})[0] == 422
+    assert world.store.query("SELECT count(*) FROM tickets") == [(0,)]

@@ -75,7 +75,7 @@ def gateway(tmp_path, broker):
     world.ticket("A1", "T2", base + HOUR, ("XA01", 1), ("XD04", 1))
     world.scan("dev-a", "6901234567892", base + HOUR + 60_000)
     world.ticket("A2", "U1", base + 2 * HOUR, ("XA01", 1))
-    world.scan("dev-a2", code(3), base + 2 * HOUR + 60_000)
+    world.scan("dev-a2", code(3), base + 2 * HOUR)  # scanned before the customer paid (a box after is the next one's)
     mismatch = world.scan("dev-a2", code(101, "8654321"), base + 2 * HOUR + 120_000, ticket="U1")
     assert mismatch == Verdict.PRODUCT_MISMATCH
     world.scan("dev-a2", code(4), base + 2 * HOUR + 180_000, ticket="U2")
@@ -170,7 +170,8 @@ def test_the_dashboard_shows_the_scenario_and_follows_it_live(gateway, broker, t
         assert set(shown) == {"跨机构销售", "药品串换", "无码销售"}
         assert shown["药品串换"][:5] == ["严重", "药品串换", "待处理", "P-A", "第一药房"]
         assert SHOWN_TIME.fullmatch(shown["药品串换"][7])
-        assert shown["药品串换"][8] == "扫码药品 XB02 不在销售单上（单上药品：XA01）"
+        assert shown["药品串换"][8] == (f"销售单 U1 各行追溯码已齐，另扫了 XB02（追溯码 {code(101, '8654321')}），"
+                                       "该药品不在销售单上（串换）")
         assert shown["跨机构销售"][8] == f"追溯码 {code(1)} 已在 P-A 销售，现又在 P-B 销售"
         target = alerts.filter(has_text="药品串换")
         target.locator("a.evidence").click()  # the scan and the ticket behind the alert

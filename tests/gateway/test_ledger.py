@@ -75,16 +75,17 @@ def test_one_code_at_two_pharmacies_is_a_cross_institution_sale(world):
     assert world.alert_types() == ["cross_institution_sale"]
 
 
-def test_one_code_in_two_regions_within_the_window_is_a_distant_sale(tmp_path):
+def test_one_code_in_two_regions_within_the_window_is_a_distant_sale_and_nothing_else(tmp_path):
     world = Scenario(tmp_path, Rules(distant_window_s=3600))
     world.counter("dev-a", "A1", "P-A", region="440300")
     world.counter("dev-far", "F1", "P-F", region="110100")
     world.scan("dev-a", code(8), at(9))
     world.scan("dev-far", code(8), at(9, 30))
-    assert world.alert_types() == ["cross_institution_sale", "distant_sale"]
+    assert world.alert_types() == ["distant_sale"]  # one fraud, one alert: not also cross_institution_sale
     world.scan("dev-a", code(9), at(9))
     world.scan("dev-far", code(9), at(11))  # two hours apart: outside the window, no cloned-code signal
-    assert [alert.subject for alert in world.alerts("distant_sale")] == [code(8)]
+    assert [(alert.type, alert.subject) for alert in world.alerts()] == [
+        ("cross_institution_sale", code(9)), ("distant_sale", code(8))]
     world.close()
 
 
@@ -98,6 +99,20 @@ def test_sales_above_purchases_per_product_and_institution(world):
     [alert] = world.alerts()
     assert alert.type == "sales_above_purchases" and alert.subject == "P-A|8123456"
     assert "3 packs sold, 2 taken in" in alert.detail
+
+
+def test_a_duplicate_sale_is_one_alert_and_moves_no_stock(world):
+    world.scan("dev-a", code(30), at(8), op=Operation.PURCHASE)
+    assert world.scan("dev-a", code(30), at(9)) == Verdict.OK
+    assert world.scan("dev-a2", code(30), at(9, 5)) == Verdict.DUPLICATE_SALE  # the same box sold on paper again
+    assert world.alert_types() == ["repeat_sale"]  # not also sales_above_purchases: one box left the shelf
+    world.scan("dev-a", code(30), at(10), op=Operation.SALE_RETURN)  # one of the two sales returned: still sold
+    world.scan("dev-a", code(31), at(8, 1), op=Operation.PURCHASE)
+    world.scan("dev-a", code(31), at(10, 5))
+    assert world.store.query("SELECT sold, inbound FROM stock WHERE institution = 'P-A'") == [(2, 2)]
+    world.scan("dev-a", code(30), at(11), op=Operation.SALE_RETURN)  # nothing of it sold any more: back in stock
+    assert world.store.query("SELECT sold, inbound FROM stock WHERE institution = 'P-A'") == [(1, 2)]
+    assert world.alert_types() == ["repeat_sale"]
 
 
 def test_a_purchase_return_takes_stock_back_and_a_split_pack_counts_once(world):

@@ -21,10 +21,10 @@ def world(tmp_path_factory):
     assert world.scan("dev-a", code(100, "8654321"), at(9, 0, 30), ticket="T1", split=5) == Verdict.OK
     world.ticket("A1", "T2", at(10), ("XA01", 1), ("XD04", 1))
     assert world.scan("dev-a", "6901234567892", at(10, 30)) == Verdict.INVALID_CODE
-    # A2: a scan without ticket number matched by time; a scan of a product not on its ticket (串换);
-    # a scan that arrives before its ticket.
+    # A2: a scan without ticket number matched by time (scanned before the customer paid, stored after the
+    # ticket); a scan of a product not on its ticket (串换); a scan that arrives before its ticket.
     world.ticket("A2", "U1", at(11), ("XA01", 1))
-    assert world.scan("dev-a2", code(3), at(11, 2)) == Verdict.OK
+    assert world.scan("dev-a2", code(3), at(11)) == Verdict.OK
     assert world.scan("dev-a2", code(101, "8654321"), at(11, 3), ticket="U1") == Verdict.PRODUCT_MISMATCH
     assert world.scan("dev-a2", code(4), at(12), ticket="U2") == Verdict.OK
     world.ticket("A2", "U2", at(12, 1), ("XA01", 1))
@@ -108,3 +108,22 @@ def test_the_swap_rate_counts_settlements_with_another_products_code_or_a_sold_o
     assert (row.counts["matched_scans"], row.counts["swapped_scans"], row.swap_rate) == (4, 2, 0.5)
     assert (row.consistency_error_rate, row.duplicate_rate) == (0.25, 0.4)
     assert row.as_dict()["swap_rate"] == 0.5
+
+
+def test_the_swap_rate_counts_a_claimed_loose_duplicate_once_and_an_unknown_product_not_at_all(tmp_path):
+    """Loose scans a ticket claims when it arrives count when tied, once, and the line check does not count them
+    again; a scan of a product the catalog lacks is outside both rates (their denominator is known products)."""
+    world = Scenario(tmp_path)
+    world.counter("dev-d", "D1", "P-D")
+    world.ticket("D1", "W0", at(9), ("XA01", 1))
+    assert world.scan("dev-d", code(1), at(9, 0, 10), ticket="W0") == Verdict.OK
+    assert world.scan("dev-d", code(1), at(10)) == Verdict.DUPLICATE_SALE  # loose: its checkout settles as W1
+    assert world.scan("dev-d", code(2), at(10, 0, 5)) == Verdict.OK
+    world.ticket("D1", "W1", at(10, 0, 30), ("XA01", 2))
+    assert world.scan("dev-d", code(3, "8999999"), at(10, 0, 40), ticket="W1") == Verdict.UNKNOWN_PRODUCT
+    counted = world.rates()["D1"].counts
+    world.sweep(at(12))  # the lines are checked: nothing tied again
+    row = world.rates()["D1"]
+    world.close()
+    assert (counted["matched_scans"], counted["swapped_scans"], counted["mismatched_scans"]) == (3, 1, 0)
+    assert row.counts == counted and row.swap_rate == round(1 / 3, 6)

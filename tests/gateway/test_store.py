@@ -63,16 +63,16 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path):
 
 
 def test_the_migrations_follow_one_another_and_leave_every_table(tmp_path):
-    """Version 5 (sign-ins, withdrawals, adjustments, the swap counter) and 6 (users, device commands, who changed
-    an alert) land in order on a version 1 database."""
-    assert sorted(MIGRATIONS) == list(range(2, SCHEMA_VERSION + 1)) and SCHEMA_VERSION == 6
+    """Version 5 (sign-ins, withdrawals, adjustments, the swap counter), 6 (users, device commands, who changed
+    an alert) and 7 (a line stood for, the scan standing for it) land in order on a version 1 database."""
+    assert sorted(MIGRATIONS) == list(range(2, SCHEMA_VERSION + 1)) and SCHEMA_VERSION == 7
     location = fresh_location(tmp_path)
     _version_1(location)
     store = open_store(location)
     try:
         for table, column in (("rate_hours", "swapped_scans"), ("sign_ins", "sign_no"), ("withdrawals", "operator"),
                               ("adjustments", "digest"), ("users", "token_hash"), ("commands", "answer_signed"),
-                              ("alerts", "changed_by")):
+                              ("alerts", "changed_by"), ("ticket_lines", "stood"), ("events", "stands_for")):
             assert store.query(f"SELECT count({column}) FROM {table}") == [(0,)], table
     finally:
         store.close()
@@ -93,8 +93,26 @@ def test_a_version_5_database_gets_users_and_commands_and_keeps_its_sign_ins(tmp
         assert store.query("SELECT count(*) FROM commands") == [(0,)]
     finally:
         store.close()
-    again = open_store(location)  # now at 6: left as it is
+    again = open_store(location)  # now at the newest: left as it is
     again.close()
+
+
+def test_a_version_6_database_gets_stood_lines_and_keeps_its_users(tmp_path):
+    """A gateway that ran schema 6 (users and commands, no stood lines yet) is upgraded by migration 7 alone: its
+    events stand for no line and its lines were stood for by nothing."""
+    location = fresh_location(tmp_path)
+    _at_version(location, 6, "INSERT INTO users (name, role, token_hash, created_ms) VALUES ('ann', 'admin', 'h', 1)",
+                "INSERT INTO tickets (id, terminal, institution, number, time_ms, received_ms, digest, platform) "
+                "VALUES (1, 'T', 'P', 'N-1', 1, 1, 'x', '')",
+                "INSERT INTO ticket_lines (ticket_id, line_no, list_code, quantity, split, required, needed, due_ms) "
+                "VALUES (1, 1, 'L', 1, 0, 1, 1, 1)")
+    store = open_store(location)
+    try:
+        assert store.query("SELECT name, role FROM users") == [("ann", "admin")]
+        assert store.query("SELECT seq, stands_for FROM events") == [(1, None)]
+        assert store.query("SELECT line_no, stood FROM ticket_lines") == [(1, 0)]
+    finally:
+        store.close()
 
 
 def test_a_newer_schema_is_refused(tmp_path):

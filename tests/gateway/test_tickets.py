@@ -1,9 +1,8 @@
-"""POS tickets: reading them, storing them once, and matching scans to their lines in either order."""
+"""POS tickets: reading them and storing them once (matching scans to their lines: test_matching.py)."""
 
 import pytest
-from scenario import Scenario, at, code
+from scenario import Scenario, at
 
-from gateway.protocol import Verdict
 from gateway.rules import Rules
 from gateway.tickets import TicketError, parse_ticket
 
@@ -55,34 +54,3 @@ def test_a_terminal_without_a_device_needs_the_institution_and_shows_zero_covera
     assert refused.reason == "unknown_terminal"
     assert world.ticket("Z9", "T1", at(9), ("XA01", 3), institution="P-A").result == "stored"
     assert world.rates()["Z9"].coverage == 0.0
-
-
-def test_scans_without_a_ticket_number_match_only_within_the_window(world):
-    world.ticket("A1", "T1", at(9), ("XA01", 1))
-    world.ticket("A1", "T2", at(10), ("XA01", 1))
-    world.scan("dev-a", code(1), at(9, 4))  # 4 minutes after T1: matched
-    world.scan("dev-a", code(2), at(9, 30))  # 30 minutes from both: left alone
-    assert world.rates()["A1"].counts["units_covered"] == 1
-    assert world.store.query("SELECT seq, ticket_id IS NOT NULL FROM events ORDER BY seq") == [(1, 1), (2, 0)]
-
-
-def test_a_scan_before_its_ticket_is_claimed_when_the_ticket_arrives(world):
-    world.scan("dev-a", code(1), at(9), ticket="T1")
-    world.scan("dev-a", code(2), at(9, 0, 5))  # no ticket number, same product, inside the window
-    world.scan("dev-a", code(3, "8654321"), at(9, 0, 9), ticket="T1")  # not on the ticket
-    world.ticket("A1", "T1", at(9, 1), ("XA01", 2))
-    row = world.rates()["A1"]
-    assert (row.coverage, row.counts["matched_scans"], row.counts["mismatched_scans"]) == (1.0, 3, 1)
-    assert [alert.type for alert in world.alerts()] == ["product_mismatch"]
-
-
-def test_a_late_scan_resolves_the_unscanned_alert(world):
-    world.ticket("A1", "T1", at(9), ("XA01", 1))
-    world.sweep(at(9, 5))
-    assert world.alerts() == []  # not due yet
-    world.sweep(at(9, 11))
-    [alert] = world.alerts("unscanned_sale")
-    assert alert.state == "open"
-    assert world.scan("dev-a", code(1), at(9, 20), ticket="T1") == Verdict.OK  # the device was offline
-    [alert] = world.alerts("unscanned_sale")
-    assert (alert.state, alert.note) == ("resolved", "scanned late")

@@ -22,15 +22,22 @@ def _raise_every_kind(world):
     world.scan("dev-a", code(2), at(9, 2))
     world.scan("dev-b", code(2), at(9, 3))  # cross_institution_sale
     world.scan("dev-a", code(3), at(9, 4))
-    world.scan("dev-c", code(3), at(9, 5))  # distant_sale (and cross)
+    world.scan("dev-c", code(3), at(9, 5))  # distant_sale (instead of cross)
     world.scan("dev-h", code(4), at(9, 6))
     world.scan("dev-a", code(4), at(9, 7))  # returned_drug
+    world.counter("dev-h2", "H2", "H-2", kind="hospital", region="110000")
+    world.scan("dev-h2", code(8), at(9, 6))
+    world.scan("dev-a", code(8), at(9, 7))  # returned_drug from another region
     world.scan("dev-b", code(5), at(9, 8), op=Operation.PURCHASE)
     world.scan("dev-b", code(6), at(9, 9))
     world.scan("dev-b", code(7), at(9, 10))  # sales_above_purchases: 2 sold, 1 taken in
     world.ticket("A1", "T1", at(10), ("XA01", 2))
-    world.scan("dev-a", code(101, "8654321"), at(10, 1), ticket="T1")  # product_mismatch
-    world.sweep(at(11))  # unscanned_sale: T1's line is due
+    world.scan("dev-a", code(101, "8654321"), at(10, 1), ticket="T1")  # product_mismatch standing for line 1
+    world.ticket("A1", "T2", at(10, 10), ("XA01", 2))
+    world.scan("dev-a", code(9), at(10, 11), ticket="T2")
+    world.scan("dev-a", code(1), at(10, 12), ticket="T2")  # the repeat_sale learns its ticket line
+    world.scan("dev-a", code(102, "8654321"), at(10, 13), ticket="T2")  # product_mismatch beyond T2's lines
+    world.sweep(at(11))  # unscanned_sale: T1's line is due, one unit stood for by the mismatch
     world.status("dev-c", at(11, 1), backlog=500, clock=0, last_seq=2)  # backlog_high, clock_unsynced
     world.status("dev-h", at(11, 2), online=False)
     world.sweep(at(12))  # device_offline
@@ -43,6 +50,10 @@ def test_every_alert_the_rules_raise_reads_in_chinese(tmp_path):
     world.close()
     kinds = {alert.type for alert in raised}
     assert kinds == set(alerts.TYPES) - {"mac_failures"}, kinds
+    details = " ".join(alert.detail for alert in raised)
+    for form in ("; sold on ticket T2 line 1 (XA01)", ", regions 110000 and 440300", "left without its code",
+                 "every billed line has its codes", "1 more scanned but judged elsewhere"):
+        assert form in details, form  # each form matching.py and ledger.py write is read here
     for alert in raised:
         chinese = wording.alert_detail(alert.type, alert.detail)
         assert chinese != alert.detail and re.search("[\u4e00-\u9fff]", chinese), (alert.type, alert.detail)

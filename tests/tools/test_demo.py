@@ -17,6 +17,8 @@ def test_demo_runs_the_whole_path_and_survives_the_broker_outage():
     assert "counter: signal taken seq=9" in out and "stored now 9" in out
     assert "one byte changed: refused, reason 'bad_mac'" in out
     assert "other topic: refused, reason 'kid_mismatch'" in out
+    assert "POS asks before settling, POST /api/v1/tickets/check: HTTP 200, pay: False" in out  # 无码不付
+    assert "line 3 XE05 x2: 1 of 2 codes scanned, 1 missing" in out
     assert "POST /api/v1/tickets: (201, {'id': 1, 'result': 'stored'})" in out
     rates_row = next(line.split() for line in out.splitlines() if line.strip().startswith("P44030000001  T01"))
     assert rates_row[2:5] == ["80.0%", "88.9%", "12.5%"]  # coverage 4/5, valid 8/9, duplicate 1/8
@@ -28,7 +30,7 @@ def test_demo_runs_the_whole_path_and_survives_the_broker_outage():
     assert "sign-ins (9001): 2, one per configured institution at start" in out
     assert "platform accepted 4 rows (4 codes) once each: 0 doubles" in out
     live = out[out.index("== 7. Live"):]
-    assert "checkouts, injected" in live and "terminal  institution   coverage" in live
+    assert "the no-code-no-pay check held), injected" in live and "terminal  institution   coverage" in live
     assert "T01" in live and "live alerts:" in live and "The data stays in" in out
     # the uploads' states after every table: a hold timer shows as held rows, not as a stall
     tables = [part for part in live.split("after ") if "uploads: held" in part]

@@ -32,8 +32,8 @@ from tcagent import pins
 from tools.paths import FIRMWARE, compile_firmware
 from tools.pico_model import FS_BLOCK_COUNT, FS_BLOCK_SIZE, FS_OFFSET, IMAGES, FlashStats, PicoModel
 
-__all__ = ["BASE_IMAGE", "Boot", "JournalOnFlash", "LEDS", "PicoAgent", "Record", "SCANNER_RX", "agent_files",
-           "pico_config", "read_journal"]
+__all__ = ["BASE_IMAGE", "READY_LINE", "Boot", "JournalOnFlash", "LEDS", "PicoAgent", "Record", "SCANNER_RX",
+           "agent_files", "pico_config", "read_journal"]
 
 BASE_IMAGE = IMAGES / "RPI_PICO-v1.28.0-base.uf2"
 LEDS = {"green": 25, "red": 14, "amber": 13}
@@ -221,7 +221,7 @@ def _meta(files: dict[str, bytes]) -> tuple[int, int, int, int] | None:
 
 def read_journal(flash: bytes, device: str, key: bytes, folder: str = "data/journal") -> JournalOnFlash:
     """Mount the littlefs filesystem in `flash` (a whole saved flash image) read-only and judge its journal."""
-    from littlefs import LittleFS, UserContext
+    from littlefs import LittleFS, LittleFSError, UserContext
 
     from tools.pico_model import FS_LOOKAHEAD, FS_PROG_SIZE, FS_READ_SIZE
 
@@ -231,8 +231,10 @@ def read_journal(flash: bytes, device: str, key: bytes, folder: str = "data/jour
     files = {}
     try:
         names = fs.listdir(folder)
-    except FileNotFoundError:
-        names = []
+    except LittleFSError as error:
+        if error.code != LittleFSError.Error.LFS_ERR_NOENT:
+            raise
+        names = []  # the journal was never made: a cut in the first boot
     for name in names:
         with fs.open(f"{folder}/{name}", "rb") as handle:
             files[name] = handle.read()

@@ -25,6 +25,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gateway.protocol import Event, ProtocolError, parse_event, verify_mac0
 from tcagent import config as device_config
@@ -33,7 +34,7 @@ from tools.paths import FIRMWARE, compile_firmware
 from tools.pico_model import FS_BLOCK_COUNT, FS_BLOCK_SIZE, FS_OFFSET, IMAGES, FlashStats, PicoModel
 
 __all__ = ["BASE_IMAGE", "READY_LINE", "Boot", "JournalOnFlash", "LEDS", "PicoAgent", "Record", "SCANNER_RX",
-           "agent_files", "pico_config", "read_journal"]
+           "agent_files", "pico_config", "read_file", "read_journal"]
 
 BASE_IMAGE = IMAGES / "RPI_PICO-v1.28.0-base.uf2"
 LEDS = {"green": 25, "red": 14, "amber": 13}
@@ -219,15 +220,33 @@ def _meta(files: dict[str, bytes]) -> tuple[int, int, int, int] | None:
     return best[1] if best else None
 
 
-def read_journal(flash: bytes, device: str, key: bytes, folder: str = "data/journal") -> JournalOnFlash:
-    """Mount the littlefs filesystem in `flash` (a whole saved flash image) read-only and judge its journal."""
-    from littlefs import LittleFS, LittleFSError, UserContext
+def _mount(flash: bytes) -> Any:
+    """The littlefs filesystem in `flash` (a whole saved flash image), mounted from a copy."""
+    from littlefs import LittleFS, UserContext
 
     from tools.pico_model import FS_LOOKAHEAD, FS_PROG_SIZE, FS_READ_SIZE
 
     image = bytearray(flash[FS_OFFSET:FS_OFFSET + FS_BLOCK_SIZE * FS_BLOCK_COUNT])
-    fs = LittleFS(context=UserContext(buffer=image), block_size=FS_BLOCK_SIZE, block_count=FS_BLOCK_COUNT,
-                  prog_size=FS_PROG_SIZE, read_size=FS_READ_SIZE, lookahead_size=FS_LOOKAHEAD, mount=True)
+    return LittleFS(context=UserContext(buffer=image), block_size=FS_BLOCK_SIZE, block_count=FS_BLOCK_COUNT,
+                    prog_size=FS_PROG_SIZE, read_size=FS_READ_SIZE, lookahead_size=FS_LOOKAHEAD, mount=True)
+
+
+def read_file(flash: bytes, path: str) -> bytes | None:
+    """The file at `path` on the Pico's filesystem in a saved flash image, or None when there is none."""
+    from littlefs import LittleFSError
+
+    try:
+        with _mount(flash).open(path, "rb") as handle:
+            return bytes(handle.read())
+    except LittleFSError:
+        return None
+
+
+def read_journal(flash: bytes, device: str, key: bytes, folder: str = "data/journal") -> JournalOnFlash:
+    """Mount the littlefs filesystem in `flash` (a whole saved flash image) and judge its journal."""
+    from littlefs import LittleFSError
+
+    fs = _mount(flash)
     files = {}
     try:
         names = fs.listdir(folder)

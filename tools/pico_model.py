@@ -281,6 +281,13 @@ class PicoModel:
         with self._changed:
             return bytes(self._cdc)
 
+    def take_console(self) -> bytes:
+        """Everything the console printed that no read took, taken now."""
+        with self._changed:
+            data = bytes(self._cdc)
+            self._cdc.clear()
+            return data
+
     def read_until(self, marker: bytes, timeout: float = 60) -> bytes:
         """The console's output up to and including `marker` (the rest stays for the next read)."""
         self.wait_until(repr(marker), lambda: marker in self._cdc, timeout)

@@ -81,7 +81,7 @@ class Summary:
     unsignalled_kept: int = 0
     """Scans whose record was whole on flash but whose signal had not come out when the power went."""
     torn_tails: int = 0
-    """Cuts that left a torn record at the journal's end (each cut at the next boot)."""
+    """Cuts that left a torn record at the journal's end (the next boot must cut it off)."""
     records: int = 0
     """Records checked, summed over all cuts."""
     failures: list[str] = field(default_factory=list)
@@ -90,7 +90,7 @@ class Summary:
     def line(self) -> str:
         return (f"{self.cuts} cuts, {len(self.failures)} failed; where: {dict(sorted(self.where.items()))}; flash: "
                 f"{dict(sorted(self.flash.items()))}; {self.taken} scans signalled taken, all in the journal once;"
-                f" {self.unsignalled_kept} kept unsignalled; {self.torn_tails} torn tails cut at boot;"
+                f" {self.unsignalled_kept} kept unsignalled; {self.torn_tails} torn tails left by a cut;"
                 f" {self.records} records checked; {self.boots} boots")
 
 

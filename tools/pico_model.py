@@ -164,6 +164,8 @@ class PicoModel:
         self.watchdog_ns: int | None = None
         self.stopped_ns: int | None = None
         self._time_ns: int | None = None
+        self.uarts: list[Mapping[str, int]] = []
+        """Each UART's baud rate and bytes lost to a full receive FIFO, as of the last `now_ns`."""
         self._saved: set[str] = set()
         self._flash_stats: FlashStats | None = None
         self.cut: Cut | None = None
@@ -223,6 +225,7 @@ class PicoModel:
                     self.cut = Cut(**message["cut"])
                 elif "time" in message:
                     self._time_ns = message["time"]
+                    self.uarts = message["uarts"]
                 elif "lost" in message:
                     self.lost.append(message["lost"])
                 elif "stopped" in message:

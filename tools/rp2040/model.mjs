@@ -27,7 +27,8 @@
 //                                     program or erase under way is left partly done (seed S picks which bits);
 //                                     answers {"cut": ...} as above, with "operation" "time" for op 0 and
 //                                     "during" {"kind", "address", "length", "progress" 0-1} or null
-//        {"time": true}               answers {"time": T_NS, "pc": the CPU's program counter}
+//        {"time": true}               answers {"time": T_NS, "pc": the CPU's program counter, "uarts": [{"baud",
+//                                     "overruns": bytes lost to a full receive FIFO}, ...]}
 //        {"stop": true}               stop the CPU where it is and exit; answers {"stopped": T_NS}
 //   out: {"connected": T_NS}          the console's USB CDC is up
 //        {"cdc": B64} / {"uart": N, "data": B64}
@@ -84,6 +85,9 @@ const args = parseArgs(process.argv.slice(2));
 const send = (message) => process.stdout.write(JSON.stringify(message) + '\n');
 const simulator = new Simulator();
 const mcu = simulator.rp2040;
+// The SDK's set_sys_clock_khz, which MicroPython calls at boot, runs clk_peri from the USB PLL at 48 MHz, and the
+// UART dividers are set for that; rp2040js assumes 125 MHz and would make 9600 baud 25,000.
+mcu.clkPeri = 48e6;
 mcu.logger = new ConsoleLogger(LogLevel.Error);
 const bootrom = readFileSync(args.bootrom ?? `${here}bootrom-b1.bin`);
 mcu.loadBootrom(new Uint32Array(bootrom.buffer, bootrom.byteOffset, bootrom.length / 4)); // also erases flash
@@ -217,7 +221,8 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     if (op > 0) cutAt = { op, ns };
     else cutAlarm.schedule(ns);
   } else if ('time' in message) {
-    send({ time: now(), pc: mcu.core.PC });
+    send({ time: now(), pc: mcu.core.PC, uarts: lines.map((line) => ({ baud: line.uart.intDivisor ? line.uart.baudRate : 0,
+      overruns: line.overruns })) });
   } else if ('stop' in message) {
     stop();
   } else {

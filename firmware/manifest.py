@@ -1,6 +1,7 @@
 # Frozen into the release images (tools/images/build.sh): the board's own modules, then the agent.
 # MicroPython's manifest format (docs: reference/manifest): include, package, module.
-# The Pico W has a manifest of its own (networking, aioble); the plain Pico uses the port's.
+# The Pico W has a manifest of its own (networking, aioble); the plain Pico uses the port's. For the unix port
+# build.sh build-unix gives BOARD_DIR as the standard variant's folder (asyncio, ssl).
 try:
     include("$(BOARD_DIR)/manifest.py")  # noqa: F821 (a manifest function)
 except Exception:

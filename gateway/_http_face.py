@@ -3,7 +3,8 @@
 For each request, in this order:
 
 1. route (Starlette): unknown path 404, known path with another method 405 (with `Allow`);
-2. token, from the headers only: 401 without a known one, 403 when a write needs the write token;
+2. token, from the headers only (gateway/users.py): 401 without a known one, 403 when its user's role is below
+   what the route needs;
 3. the announced body length against the route's cap: a length that is not a plain decimal number 400, a body
    route without `Content-Length` or chunked encoding 411, a length over the cap 413;
 4. one of `max_in_flight` slots, or 503 at once (with `Retry-After`) rather than a queue without end;
@@ -19,7 +20,6 @@ from the event loop, so a busy gateway still says it is alive.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import re
@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -36,7 +36,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-__all__ = ["HttpError", "ApiRequest", "Answer", "Endpoint", "Tokens", "Limits", "build_app", "INT64_MAX"]
+__all__ = ["HttpError", "ApiRequest", "Answer", "Endpoint", "Authenticator", "Limits", "build_app", "INT64_MAX"]
 
 log = logging.getLogger("gateway.api")
 
@@ -65,6 +65,9 @@ class ApiRequest:
     path: Mapping[str, int]
     """Whole-number path parameters (`{id:int}`), from 0 to INT64_MAX."""
     url_path: str = ""
+    user: str = ""
+    """The name of the user whose token the request carried ("" on routes without a token)."""
+    role: str = ""
 
 
 Answer = tuple[int, Any]
@@ -78,31 +81,18 @@ class Endpoint:
     """Starlette path template; `{name:int}` parameters arrive in ApiRequest.path."""
     handler: Callable[[ApiRequest], Answer]
     access: str
-    """none, read or write: which token it needs."""
+    """none, read, acknowledge or admin (write: the same as admin): the least role that may call it."""
     body_cap: int = 0
     """Largest body taken, in bytes; 0: the route takes no body and never reads one."""
     on_loop: bool = False
     """Answer from the event loop, without a slot or a thread (only for handlers that neither block nor wait)."""
 
 
-@dataclass(frozen=True)
-class Tokens:
-    read: str
-    write: str
-
-    def check(self, header: str, *, write: bool) -> None:
-        """Accept `Bearer <token>` with the write token, or the read token when nothing is written."""
-        scheme, _, token = header.partition(" ")
-        challenge = {"WWW-Authenticate": "Bearer"}
-        if scheme.lower() != "bearer" or not token:
-            raise HttpError(HTTPStatus.UNAUTHORIZED, "Authorization: Bearer <token> required", headers=challenge)
-        if hmac.compare_digest(token.encode(), self.write.encode()):
-            return
-        if hmac.compare_digest(token.encode(), self.read.encode()):
-            if write:
-                raise HttpError(HTTPStatus.FORBIDDEN, "the read token cannot change anything; use the write token")
-            return
-        raise HttpError(HTTPStatus.UNAUTHORIZED, "unknown token", headers=challenge)
+class Authenticator(Protocol):
+    async def authenticate(self, header: str, access: str) -> tuple[str, str]:
+        """(user name, role) for the Authorization header if it may call a route of `access`; HttpError 401 or
+        403 otherwise."""
+        ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,7 +122,8 @@ class _Slots:
             self.taken -= 1
 
 
-def build_app(endpoints: Sequence[Endpoint], tokens: Tokens, limits: Limits, pool: ThreadPoolExecutor) -> Starlette:
+def build_app(endpoints: Sequence[Endpoint], tokens: Authenticator, limits: Limits,
+              pool: ThreadPoolExecutor) -> Starlette:
     """The ASGI app serving `endpoints` (one Starlette route per path, so 405 lists every method of the path)."""
     slots = _Slots(limits.max_in_flight)
     by_path: dict[str, dict[str, Endpoint]] = {}
@@ -143,13 +134,14 @@ def build_app(endpoints: Sequence[Endpoint], tokens: Tokens, limits: Limits, poo
     return Starlette(routes=routes, exception_handlers={HTTPException: _routing_refusal})
 
 
-def _dispatcher(methods: dict[str, Endpoint], tokens: Tokens, limits: Limits, slots: _Slots,
+def _dispatcher(methods: dict[str, Endpoint], tokens: Authenticator, limits: Limits, slots: _Slots,
                 pool: ThreadPoolExecutor) -> Callable[[Request], Any]:
     async def dispatch(request: Request) -> Response:
         endpoint = methods.get(request.method) or methods["GET"]  # HEAD, which Starlette adds to GET routes
         try:
+            user, role = "", ""
             if endpoint.access != "none":
-                tokens.check(request.headers.get("authorization", ""), write=endpoint.access == "write")
+                user, role = await tokens.authenticate(request.headers.get("authorization", ""), endpoint.access)
             announced = _announced_length(request, endpoint.body_cap)
             path = {name: _path_int(name, value) for name, value in request.path_params.items()
                     if not isinstance(value, str)}
@@ -157,7 +149,7 @@ def _dispatcher(methods: dict[str, Endpoint], tokens: Tokens, limits: Limits, sl
                 return _answer(*endpoint.handler(ApiRequest(_query(request), b"", path, request.url.path)))
             with slots.slot():
                 body = await _read_body(request, endpoint.body_cap, announced, limits.body_timeout_s)
-                call = ApiRequest(_query(request), body, path, request.url.path)
+                call = ApiRequest(_query(request), body, path, request.url.path, user, role)
                 answer = await asyncio.get_running_loop().run_in_executor(pool, endpoint.handler, call)
             return _answer(*answer)
         except HttpError as error:

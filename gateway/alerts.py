@@ -35,7 +35,7 @@ TYPES = {
 STATES = ("open", "acknowledged", "resolved")
 _EVIDENCE_KEPT = 50
 _COLUMNS = ("id, type, severity, state, institution, terminal, device, subject, detail, count, first_ms, last_ms, "
-            "changed_ms, note, events, tickets")
+            "changed_ms, note, changed_by, events, tickets")
 
 
 class AlertError(ValueError):
@@ -60,6 +60,8 @@ class Alert:
     last_ms: int
     changed_ms: int
     note: str
+    changed_by: str
+    """Who last moved its state: a user's name (API), cli:<login> (the CLI), gateway (resolved by itself)."""
     events: list[int]
     """Ids of the stored events that are its evidence (newest last)."""
     tickets: list[int]
@@ -96,7 +98,7 @@ def raise_alert(tx: Tx, kind: str, *, subject: str, detail: str, now_ms: int, in
 
 def auto_resolve(tx: Tx, kind: str, subject: str, now_ms: int, note: str) -> None:
     """Resolve the live alert of this type and subject, if any, because its condition cleared."""
-    tx.write("UPDATE alerts SET state = 'resolved', changed_ms = ?, note = ? "
+    tx.write("UPDATE alerts SET state = 'resolved', changed_ms = ?, note = ?, changed_by = 'gateway' "
                "WHERE type = ? AND subject = ? AND state <> 'resolved'", (now_ms, note, kind, subject))
 
 
@@ -157,8 +159,8 @@ def evidence(tx: Tx, alert: Alert) -> dict[str, list[dict[str, object]]]:
     return {"events": events, "tickets": tickets}
 
 
-def change_state(tx: Tx, alert_id: int, state: str, *, note: str, now_ms: int) -> Alert:
-    """Acknowledge or resolve an alert; a resolved one stays resolved."""
+def change_state(tx: Tx, alert_id: int, state: str, *, note: str, now_ms: int, by: str = "") -> Alert:
+    """Acknowledge or resolve an alert, recording who (`by`); a resolved one stays resolved."""
     if state not in ("acknowledged", "resolved"):
         raise AlertError(f"state must be acknowledged or resolved, got {state!r}")
     current = get_alert(tx, alert_id)
@@ -166,8 +168,8 @@ def change_state(tx: Tx, alert_id: int, state: str, *, note: str, now_ms: int) -
         raise AlertError(f"alert {alert_id} is already resolved")
     if current.state == state:
         return current
-    tx.write("UPDATE alerts SET state = ?, changed_ms = ?, note = ? WHERE id = ?",
-               (state, now_ms, note[:500], alert_id))
+    tx.write("UPDATE alerts SET state = ?, changed_ms = ?, note = ?, changed_by = ? WHERE id = ?",
+               (state, now_ms, note[:500], by, alert_id))
     return get_alert(tx, alert_id)
 
 

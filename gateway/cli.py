@@ -9,22 +9,30 @@
     trace-gateway alerts [--state live] [--type repeat_sale] [--json]
     trace-gateway alert ID acknowledged|resolved [--note TEXT]
     trace-gateway devices [--json]
-    trace-gateway outbox [--dead]
+    trace-gateway outbox [--dead] [--rows]
     trace-gateway requeue ID ... | --all
+    trace-gateway withdraw BCHNO --reason TEXT [--operator NAME]
+    trace-gateway withdrawals [--state asked|sending|done|refused] [--json]
     trace-gateway replay DIR [--database FILE]
+    trace-gateway users add NAME --role read|acknowledge|admin
+    trace-gateway users list | revoke NAME
+    trace-gateway command DEVICE mode 3 | config debounce_ms=500 | resend 120 | reboot | time [--wait 20]
+    trace-gateway commands [--device DEVICE] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from gateway import alerts, catalog, config, devices, logs, outbox, rates, version, views
+from gateway import alerts, catalog, config, control, devices, logs, outbox, rates, users, version, views, withdrawals
 from gateway.api import HttpError, period_from
 from gateway.protocol import DEVICE_ID_PATTERN
 from gateway.store import Device, Store, StoreError, Tx, open_store
@@ -109,7 +117,7 @@ def change_alert(settings: config.Settings, options: argparse.Namespace) -> int:
     try:
         with store.transaction() as tx:
             alert = alerts.change_state(tx, options.id, options.state, note=options.note,
-                                        now_ms=time.time_ns() // 1_000_000)
+                                        now_ms=time.time_ns() // 1_000_000, by=_cli_user())
     except alerts.AlertError as error:
         raise SystemExit(f"trace-gateway: {error}") from None
     finally:
@@ -128,9 +136,17 @@ def show_devices(settings: config.Settings, options: argparse.Namespace) -> int:
 
 
 def show_outbox(settings: config.Settings, options: argparse.Namespace) -> int:
-    counts = _read(settings, outbox.state_counts)
+    counts = _read(settings, lambda tx: outbox.state_counts(tx, now_ms=time.time_ns() // 1_000_000,
+                                                            sale_hold_ms=settings.forward.sale_hold_s * 1000))
     letters = _read(settings, lambda tx: outbox.dead_letters(tx, limit=options.limit)) if options.dead else []
     print(views.table(list(counts), [list(counts.values())]))
+    if options.rows:
+        held = _read(settings, lambda tx: outbox.live_rows(tx, limit=options.limit))
+        print()
+        print(views.table(["bchno", "infno", "institution", "codes", "accepted"],
+                          [[item["bchno"], item["infno"], item["institution"], item["codes"],
+                            views.local_time(int(str(item["changed_ms"])), settings.rules.timezone)] for item in held])
+              if held else "the platform holds no rows from this gateway")
     if options.dead:
         print()
         print(views.table(["id", "event", "code", "infno", "bchno", "error"],
@@ -155,6 +171,33 @@ def requeue(settings: config.Settings, options: argparse.Namespace) -> int:
     return 0
 
 
+def withdraw(settings: config.Settings, options: argparse.Namespace) -> int:
+    store = _store(settings)
+    try:
+        with store.transaction() as tx:
+            asked = withdrawals.ask(tx, options.bchno, reason=options.reason,
+                                    operator=options.operator or _cli_user(), now_ms=time.time_ns() // 1_000_000)
+    except withdrawals.WithdrawalError as error:
+        raise SystemExit(f"trace-gateway withdraw: {error}") from None
+    finally:
+        store.close()
+    print(f"withdrawal {asked.id} of row {asked.bchno} ({asked.infno}) asked; the forwarder sends it "
+          "(trace-gateway withdrawals shows its state)")
+    return 0
+
+
+def show_withdrawals(settings: config.Settings, options: argparse.Namespace) -> int:
+    found = _read(settings, lambda tx: withdrawals.listing(tx, state=options.state, limit=options.limit))
+    if options.json:
+        print(json.dumps([item.as_dict() for item in found], ensure_ascii=False, indent=1))
+    else:
+        print(views.table(["id", "bchno", "infno", "state", "asked", "operator", "reason", "error"],
+                          [[item.id, item.bchno, item.infno, item.state,
+                            views.local_time(item.asked_ms, settings.rules.timezone), item.operator, item.reason[:60],
+                            item.error[:60]] for item in found]) if found else "no withdrawals")
+    return 0
+
+
 def check_config(settings: config.Settings, options: argparse.Namespace) -> int:
     """The file loaded (every key and the checks across keys passed); say what it sets up."""
     print(f"{options.config or 'embedded defaults'}: OK")
@@ -164,6 +207,96 @@ def check_config(settings: config.Settings, options: argparse.Namespace) -> int:
                                                else " (anonymous)"))
     print("  api        " + (f"http://{settings.api.host}:{settings.api.port}" if settings.api.enabled else "off"))
     print(f"  forwarding {settings.forward.base_url or 'off'}")
+    return 0
+
+
+def _cli_user() -> str:
+    """Who acts from the CLI, as the audit log and the alerts record it: cli:<login name>."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name for this uid (a bare container)
+        return f"cli:uid{os.getuid()}"
+
+
+def manage_users(settings: config.Settings, options: argparse.Namespace) -> int:
+    now_ms = time.time_ns() // 1_000_000
+    store = _store(settings)
+    try:
+        if options.action == "list":
+            with store.reading() as tx:
+                print(views.users_table(users.list_users(tx), settings.rules.timezone))
+            return 0
+        with store.transaction() as tx:
+            if options.action == "add":
+                token = users.add_user(tx, options.name, options.role, now_ms=now_ms)
+            else:
+                users.revoke_user(tx, options.name, now_ms=now_ms)
+    except users.UserError as error:
+        raise SystemExit(f"trace-gateway users: {error}") from None
+    finally:
+        store.close()
+    if options.action == "add":
+        print(f"user {options.name} added with the role {options.role}; its token (shown only now):")
+        print(token)
+    else:
+        print(f"user {options.name} revoked: its token stops working within 5 s")
+    return 0
+
+
+def send_command(settings: config.Settings, options: argparse.Namespace) -> int:
+    """Queue a command for the running gateway to send, then wait for the device's answer."""
+    argument = _command_argument(options.kind, options.argument)
+    store = _store(settings)
+    try:
+        with store.transaction() as tx:
+            queued = control.issue(tx, options.device, options.kind, argument, by=_cli_user(),
+                                   now_ms=time.time_ns() // 1_000_000)
+        print(f"command {queued.id}: {queued.kind} {json.dumps(argument)} for {queued.device} queued "
+              f"(command id {queued.command_id})", flush=True)
+        deadline = time.monotonic() + options.wait
+        command = queued
+        while command.state in ("queued", "sent") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            with store.reading() as tx:
+                command = control.get_command(tx, queued.id)
+    except control.ControlError as error:
+        raise SystemExit(f"trace-gateway command: {error}") from None
+    finally:
+        store.close()
+    if command.state == "answered":
+        shown = "" if command.answer is None else f": {json.dumps(command.answer, ensure_ascii=False)}"
+        print(f"{command.device} answered {command.result}{shown}")
+        return 0 if command.result == "applied" else 1
+    why = ("the gateway has not picked it up: is `trace-gateway run` running with this database?"
+           if command.state == "queued" else "sent; the device has not answered (offline, or a different key?)")
+    print(f"trace-gateway command: no answer within {options.wait:g} s: {why} "
+          f"(see trace-gateway commands --device {command.device})", file=sys.stderr)
+    return 1
+
+
+def _command_argument(kind: str, words: list[str]) -> object:
+    """The argument from the command line: a number (mode, resend, time), NAME=VALUE pairs (config), none
+    (reboot; time without one sends this machine's clock)."""
+    if kind == "config":
+        pairs = [word.partition("=") for word in words]
+        if not pairs or any(not sep or not value.isdigit() for _, sep, value in pairs):
+            raise SystemExit("trace-gateway command: config takes NAME=NUMBER pairs, e.g. debounce_ms=500")
+        return {name: int(value) for name, _, value in pairs}
+    if kind == "reboot" or (kind == "time" and not words):
+        if words:
+            raise SystemExit("trace-gateway command: reboot takes no argument")
+        return time.time_ns() // 1_000_000 if kind == "time" else None
+    if len(words) != 1 or not words[0].isdigit():
+        raise SystemExit(f"trace-gateway command: {kind} takes one whole number")
+    return int(words[0])
+
+
+def show_commands(settings: config.Settings, options: argparse.Namespace) -> int:
+    found = _read(settings, lambda tx: control.list_commands(tx, device=options.device or "", limit=options.limit))
+    if options.json:
+        print(json.dumps([command.as_dict() for command in found], ensure_ascii=False, indent=1))
+    else:
+        print(views.commands_table(found, settings.rules.timezone) if found else "no commands sent yet")
     return 0
 
 
@@ -215,21 +348,50 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("devices", help="devices with their last status").add_argument("--json", action="store_true")
     box = commands.add_parser("outbox", help="outbox rows by state; --dead lists the dead letters")
     box.add_argument("--dead", action="store_true")
+    box.add_argument("--rows", action="store_true", help="list the rows the platform holds (to withdraw one)")
     box.add_argument("--limit", type=int, default=50)
     again = commands.add_parser("requeue", help="send dead letters again (after fixing their cause)")
     again.add_argument("ids", type=int, nargs="*", help="outbox ids (see outbox --dead)")
     again.add_argument("--all", action="store_true")
+    taking = commands.add_parser("withdraw", help="have the platform delete a row it accepted (3507), for good")
+    taking.add_argument("bchno", help="the row's fixmedins_bchno (see outbox --rows)")
+    taking.add_argument("--reason", required=True)
+    taking.add_argument("--operator", default="", help="who asks (default: cli:<login>, as the audit log names "
+                        "the CLI's user)")
+    taken = commands.add_parser("withdrawals", help="operators' withdrawals and their state, newest first")
+    taken.add_argument("--state", default="", choices=["", *withdrawals.STATES])
+    taken.add_argument("--limit", type=int, default=50)
+    taken.add_argument("--json", action="store_true")
     replaying = commands.add_parser("replay", help="load JSONL exports into a fresh store; print rates and alerts")
     replaying.add_argument("folder", help="folder with catalog.csv, devices.jsonl, events.jsonl, tickets.jsonl, "
                            "inbound.jsonl (docs/operations.md)")
     replaying.add_argument("--database", type=Path, help="keep the store in this file (default: a temporary one)")
+    people = commands.add_parser("users", help="named API users and their roles").add_subparsers(
+        dest="action", required=True)
+    adding = people.add_parser("add", help="add a user; prints its token once")
+    adding.add_argument("name")
+    adding.add_argument("--role", required=True, choices=users.ROLES,
+                        help="read: look; acknowledge: also move alerts; admin: also change data, control devices")
+    people.add_parser("list", help="users, their roles, when added and revoked")
+    people.add_parser("revoke", help="switch a user's token off for good").add_argument("name")
+    sending = commands.add_parser("command", help="send a signed command to a device and show its answer")
+    sending.add_argument("device")
+    sending.add_argument("kind", choices=list(control.KINDS), metavar="{mode,config,resend,reboot,time}")
+    sending.add_argument("argument", nargs="*", help="mode: 1-7; resend: first seq; config: NAME=NUMBER ...; "
+                         "time: ms since the epoch (default: this machine's clock)")
+    sending.add_argument("--wait", type=float, default=20.0, help="seconds to wait for the answer (default 20)")
+    audit = commands.add_parser("commands", help="the device command audit log, newest first")
+    audit.add_argument("--device")
+    audit.add_argument("--limit", type=int, default=50)
+    audit.add_argument("--json", action="store_true")
     return parser
 
 
 _COMMANDS = {"check-config": check_config, "catalog": import_catalog, "rates": show_rates, "alerts": show_alerts,
              "alert": change_alert,
              "devices": show_devices, "replay": replay, "device": add_device, "outbox": show_outbox,
-             "requeue": requeue}
+             "requeue": requeue, "withdraw": withdraw, "withdrawals": show_withdrawals, "users": manage_users,
+             "command": send_command, "commands": show_commands}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -168,6 +169,10 @@ def load(path: Path | None) -> Settings:
             raise ConfigError(f"{path}: ingest.{name}: must be at least 1")
     _check_across(path, top, sections)
     forward = sections["forward"]
+    try:
+        re.compile(forward.sign_in_refusal)
+    except re.error as error:
+        raise ConfigError(f"{path}: forward.sign_in_refusal: not a regular expression: {error}") from None
     if forward.signer not in ("none", "tif"):
         raise ConfigError(f"{path}: forward.signer: none or tif, got {forward.signer!r}")
     if forward.base_url and not forward.base_url.startswith(("http://", "https://")):

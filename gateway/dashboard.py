@@ -32,6 +32,9 @@ class DashboardSettings:
     duplicate_warn: float = 0.01
     consistency_good: float = 0.0
     consistency_warn: float = 0.01
+    swap_good: float = 0.0
+    """串换率 at or below this is green; at or below swap_warn amber; above it red."""
+    swap_warn: float = 0.01
     backlog_warn: int = 100
     """Device backlog above this is highlighted."""
 
@@ -50,6 +53,7 @@ def thresholds(settings: DashboardSettings) -> dict[str, object]:
         "upload_rate": higher(settings.upload_good, settings.upload_warn),
         "duplicate_rate": lower(settings.duplicate_good, settings.duplicate_warn),
         "consistency_error_rate": lower(settings.consistency_good, settings.consistency_warn),
+        "swap_rate": lower(settings.swap_good, settings.swap_warn),
         "backlog_warn": settings.backlog_warn,
     }
 

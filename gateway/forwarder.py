@@ -6,6 +6,11 @@ under a lease, send it, and settle it: accepted rows done (and counted as upload
 with the platform's reason, unknown outcomes retried with the same msgid after an exponential backoff with full
 jitter and a cap. A circuit breaker stops sending after consecutive transport failures and lets one probe through
 after its cool-down; a token bucket caps requests per second.
+
+Every request carries the institution's live `sign_no` (gateway.sign_in): the workers sign in (9001) when there is
+none or it is too old, write it into the stored request before sending it, and when the platform refuses the
+sign_no they drop it, sign in again and send the request again under a new msgid (it processed nothing under
+the old one). The planner signs in the configured institutions at start.
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from gateway import outbox
+from gateway import mapping, outbox
 from gateway.metrics import Metrics
 from gateway.platform_client import NoSigner, Outcome, PlatformClient, Signer, TifSigner
+from gateway.sign_in import SignInFailed, SignIns, SignInSettings
 from gateway.store import Store
 
 __all__ = ["ForwardSettings", "Breaker", "Forwarder", "backoff_ms"]
@@ -54,6 +60,14 @@ class ForwardSettings:
     breaker_cooldown_ms: int = 30000
     sale_error_node: str = "selinfoErrDetail"
     """Output node of per-row failures of the sale batch variant (its real name is not published)."""
+    sign_in: bool = True
+    """Sign in with 9001 and carry its sign_no; false: the platform wants none, or a fixed `sign_no` from
+    forward.defaults."""
+    sign_in_ttl_s: int = 43200
+    """Sign in again when the sign_no is older than this (its lifetime on the platform is not published)."""
+    sign_in_refusal: str = "签到|sign_no"
+    """Regular expression: a refusal whose message matches it refused the sign_no, not the rows (the platform's
+    wording is not published)."""
     defaults: dict[str, str] = field(default_factory=dict)
     """Platform field values used when the data has none (envelope and rows): opter, phar_name, ..."""
     institutions: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -143,6 +157,10 @@ class Forwarder:
         self.client = client or PlatformClient(
             base_url=settings.base_url, path=settings.path, timeout_s=settings.timeout_ms / 1000,
             verify=settings.ca_file or settings.verify_tls, signer=signer, sale_error_node=settings.sale_error_node)
+        self.sign_ins = SignIns(SignInSettings(ttl_ms=settings.sign_in_ttl_s * 1000, refusal=settings.sign_in_refusal,
+                                               timezone=timezone), store, self.client.exchange,
+                                self._planning_values) if settings.sign_in else None
+        self._timezone = timezone
         self._limit = _RateLimit(settings.rate_per_s)
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -173,7 +191,21 @@ class Forwarder:
     def _now_ms(self) -> int:
         return time.time_ns() // 1_000_000
 
+    def _planning_values(self, institution: str) -> dict[str, str]:
+        return {**self.settings.defaults, **self.settings.institutions.get(institution, {})}
+
+    def _sign_in_configured(self) -> None:
+        """At start: a sign_no for every configured institution (the others sign in with their first request)."""
+        for institution in self.settings.institutions:
+            if self._stop.is_set() or self.sign_ins is None:
+                return
+            try:
+                self.sign_ins.current(institution)
+            except SignInFailed as error:
+                log.warning("%s; the workers try again with the first request", error)
+
     def _plan_loop(self) -> None:
+        self._sign_in_configured()
         limit = max(100, self.settings.batch_size * max(1, self.settings.concurrency) * 4)
         while not self._stop.is_set():
             try:
@@ -204,12 +236,54 @@ class Forwarder:
                 self._wake.wait(0.5)
                 self._wake.clear()
                 continue
+            signed = self._signed(claimed)
+            if signed is None:
+                continue
+            claimed, sign_no = signed
             started = time.monotonic()
             outcome = self.client.send(claimed.infno, claimed.body)
             self.metrics.forward_latency.observe(time.monotonic() - started)
             self.breaker.record(outcome.kind != "retry")
             self.metrics.breaker_open.set(int(self.breaker.is_open))
+            if sign_no and outcome.kind == "refused" and self.sign_ins and self.sign_ins.is_refusal(outcome.message):
+                self._sign_no_refused(claimed, sign_no, outcome.message)
+                continue
             self._settle(claimed, outcome)
+
+    def _signed(self, claimed: outbox.Claimed) -> tuple[outbox.Claimed, str] | None:
+        """The request with the institution's live sign_no in it (signing in first if need be); None when no
+        sign_no could be had (the request goes again after a backoff)."""
+        if self.sign_ins is None:
+            return claimed, ""
+        try:
+            sign_no = self.sign_ins.current(claimed.institution)
+        except SignInFailed as error:
+            self.breaker.record(not error.transport)
+            self._retry_later(claimed, str(error))
+            log.warning("%s", error)
+            return None
+        with self.store.transaction() as tx:
+            return outbox.resign(tx, claimed, sign_no=sign_no), sign_no
+
+    def _sign_no_refused(self, claimed: outbox.Claimed, sign_no: str, message: str) -> None:
+        """The platform refused the sign_no, so it processed nothing: sign in again, and send the request again
+        under a new msgid (the old one may keep getting this refusal)."""
+        assert self.sign_ins is not None
+        self.metrics.forward_requests.labels("sign_no_refused").inc()
+        self.sign_ins.refused(claimed.institution, sign_no)
+        now = self._now_ms()
+        msgid = claimed.msgid
+        while msgid == claimed.msgid:
+            msgid = mapping.msgid_for(claimed.institution, claimed.request_id, now, self._timezone)
+            now += 1000
+        with self.store.transaction() as tx:
+            outbox.resign(tx, claimed, sign_no="", msgid=msgid)
+        self._retry_later(claimed, f"sign_no refused, signing in again: {message}")
+
+    def _retry_later(self, claimed: outbox.Claimed, error: str) -> None:
+        delay = backoff_ms(claimed.attempts, self.settings.backoff_base_ms, self.settings.backoff_cap_ms, self._chance)
+        with self.store.transaction() as tx:
+            outbox.settle_retry(tx, claimed.request_id, error, next_ms=self._now_ms() + delay)
 
     def _settle(self, claimed: outbox.Claimed, outcome: Outcome) -> None:
         now = self._now_ms()

@@ -28,11 +28,11 @@ from typing import NamedTuple
 import cbor2
 
 from gateway import pipeline
-from gateway.commands import CommandType, sign_command
+from gateway.commands import MAX_ANSWER_BYTES, CommandType, parse_answer, sign_command
 from gateway.devices import Status, parse_status
 from gateway.metrics import Metrics
 from gateway.mqtt_link import Link, LinkSettings, Received
-from gateway.pipeline import Accepted, TicketIn
+from gateway.pipeline import Accepted, AnswerIn, TicketIn
 from gateway.protocol import MAX_BATCH_BYTES, ProtocolError, encode_ack, parse_event, shown, verify_mac0
 from gateway.quarantine import Bounds, Rejected
 from gateway.rules import Rules
@@ -47,8 +47,8 @@ _MAX_TICKET_BYTES = 65536
 _CLOCK_COMMAND_EVERY_S = 60.0
 _LEAF_RETRY_S = 0.2
 _STORE_TROUBLE_PAUSE_S = 0.5
-TOPICS = ("tc/v1/+/ev", "tc/v1/+/status", "tc/v1/pos/+/ticket")
-"""Device events, device status (retained), POS tickets (JSON, as the HTTP API takes them)."""
+TOPICS = ("tc/v1/+/ev", "tc/v1/+/status", "tc/v1/pos/+/ticket", "tc/v1/+/res")
+"""Device events, device status (retained), POS tickets (JSON, as the HTTP API takes them), command answers."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,6 +96,7 @@ class Sorted:
     rejected: list[Rejected] = field(default_factory=list)
     statuses: list[tuple[Status, int]] = field(default_factory=list)
     tickets: list[TicketIn] = field(default_factory=list)
+    answers: list[AnswerIn] = field(default_factory=list)
 
 
 Publish = tuple[str, bytes, int]
@@ -143,9 +144,9 @@ def split_messages(payload: bytes) -> list[bytes]:
 
 
 def _route(topic: str) -> tuple[str, str]:
-    """(kind, name): ("ev"|"status", device) or ("ticket", terminal); ("", "") for anything else."""
+    """(kind, name): ("ev"|"status"|"res", device) or ("ticket", terminal); ("", "") for anything else."""
     parts = topic.split("/")
-    if len(parts) == 4 and parts[:2] == ["tc", "v1"] and parts[3] in ("ev", "status") and parts[2]:
+    if len(parts) == 4 and parts[:2] == ["tc", "v1"] and parts[3] in ("ev", "status", "res") and parts[2]:
         return parts[3], parts[2]
     if len(parts) == 5 and parts[:3] == ["tc", "v1", "pos"] and parts[4] == "ticket" and parts[3]:
         return "ticket", parts[3]
@@ -197,6 +198,8 @@ class Admission:
                 self._status(message, name, item)
             elif kind == "ticket":
                 self._ticket(message, name, item)
+            elif kind == "res":
+                self._answer(message, name, item)
             else:
                 self._reject(message, "", ProtocolError("bad_topic", f"topic {shown(message.topic)} is not ours"),
                              message.payload, item)
@@ -204,7 +207,7 @@ class Admission:
             raise
         except Exception as error:  # a surprise of a decoder or parser: this message only
             item = Sorted(message)
-            self._reject(message, name if kind in ("ev", "status") else "",
+            self._reject(message, name if kind in ("ev", "status", "res") else "",
                          ProtocolError("undecodable", f"{type(error).__name__}: {shown(error)}"), message.payload, item)
         return item
 
@@ -246,6 +249,7 @@ class Admission:
                                  rejected=[r for item in batch for r in item.rejected],
                                  statuses=[s for item in batch for s in item.statuses],
                                  tickets_in=[t for item in batch for t in item.tickets],
+                                 answers=[a for item in batch for a in item.answers],
                                  instance=self.settings.client_id, bounds=self.bounds if check else None)
         self.metrics.commit_duration.observe(time.perf_counter() - started)
         if check:
@@ -288,6 +292,8 @@ class Admission:
             self.counts[f"rejected_{reason}"] += count
         for outcome in result.tickets:
             self.metrics.tickets.labels(outcome.result).inc()
+        self.counts["answers_recorded"] += result.answers_recorded
+        self.counts["answers_unmatched"] += result.answers_unmatched
 
     def _key(self, device: str) -> bytes | None:
         try:
@@ -316,6 +322,17 @@ class Admission:
             item.statuses.append((parse_status(device, message.payload), message.received_ms))
         except ProtocolError as error:
             self._reject(message, device, error, message.payload, item)
+
+    def _answer(self, message: Message, device: str, item: Sorted) -> None:
+        """A device's signed answer to a command (gateway/control.py keeps it with the command)."""
+        try:
+            if len(message.payload) > MAX_ANSWER_BYTES:
+                raise ProtocolError("oversized", f"answer of {len(message.payload)} bytes, limit {MAX_ANSWER_BYTES}")
+            answer = parse_answer(verify_mac0(message.payload, self._key, topic_device=device))
+        except ProtocolError as error:
+            self._reject(message, device, error, message.payload, item)
+            return
+        item.answers.append(AnswerIn(answer, message.payload, message.received_ms))
 
     def _ticket(self, message: Message, terminal: str, item: Sorted) -> None:
         try:
@@ -405,6 +422,10 @@ class Ingest:
         if not self._link.wait_connected(timeout_s):
             log.warning("broker %s:%d not reachable yet; retrying in the background",
                         self.settings.broker_host, self.settings.broker_port)
+
+    def publish(self, publishes: list[Publish]) -> None:
+        """Publish these (topic, payload, qos) through the link (device commands from gateway/command_sender.py)."""
+        self._link.done(publishes, [])
 
     def stop(self) -> None:
         self._stopping.set()

@@ -1,8 +1,9 @@
 """Stored events to the platform's inventory and sales rows and request envelopes (REFERENCE.md).
 
 Operation -> interface: sale and hospital dispense -> 3505, sale return -> 3506, purchase/inbound -> 3503,
-purchase return -> 3504, stocktake -> 3501. No scan mode produces an inventory change (3502): its rules are in
-platform_fields for the validator and the simulator, but nothing maps to it until the protocol gains a mode.
+purchase return -> 3504, stocktake -> 3501, stock adjustment (the device's ADJUST mode) -> 3502; adjustments
+posted to the API (gateway.adjustments) are 3502 rows too. A 3502 row's change type (`inv_chg_type`) and price
+(`pric`) come from the document, else forward.defaults.
 
 A sale row is one ticket line: every code scanned for it and the line's quantity (packs, or units on a split
 line); a sale scan tied to no ticket goes up as its own row (one pack, or its split units). Which scans go in a
@@ -18,20 +19,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from gateway.platform_fields import BATCH_NODE, ENVELOPE, INV_DATA_TYPE, ROW_NODE, ROWS
+from gateway.platform_fields import BATCH_NODE, ENVELOPE, INV_DATA_TYPE, ROW_NODE, ROWS, SIGN_IN, SIGN_IN_NODE
 from gateway.protocol import Operation
 
-__all__ = ["INTERFACE", "WITHDRAW", "RowSource", "build_row", "withdrawal_row", "envelope", "msgid_for",
-           "platform_time", "platform_date"]
+__all__ = ["INTERFACE", "WITHDRAW", "RowSource", "build_row", "withdrawal_row", "envelope", "sign_in_envelope",
+           "msgid_for", "platform_time", "platform_date"]
 
 INTERFACE = {Operation.SALE: "3505", Operation.DISPENSE: "3505", Operation.SALE_RETURN: "3506",
-             Operation.PURCHASE: "3503", Operation.PURCHASE_RETURN: "3504", Operation.STOCKTAKE: "3501"}
-_COUNT_FIELD = {"3501": "inv_cnt", "3503": "purc_retn_cnt", "3504": "purc_retn_cnt", "3505": "sel_retn_cnt",
-                "3506": "sel_retn_cnt"}
-_TIME_FIELD = {"3503": "purc_retn_stoin_time", "3504": "purc_retn_stoin_time", "3505": "sel_retn_time",
-               "3506": "sel_retn_time"}
-_OPERATOR_FIELD = {"3503": "purc_retn_opter_name", "3504": "purc_retn_opter_name", "3505": "sel_retn_opter_name",
-                   "3506": "sel_retn_opter_name"}
+             Operation.PURCHASE: "3503", Operation.PURCHASE_RETURN: "3504", Operation.STOCKTAKE: "3501",
+             Operation.ADJUST: "3502"}
+_COUNT_FIELD = {"3501": "inv_cnt", "3502": "cnt", "3503": "purc_retn_cnt", "3504": "purc_retn_cnt",
+                "3505": "sel_retn_cnt", "3506": "sel_retn_cnt"}
+_TIME_FIELD = {"3502": "inv_chg_time", "3503": "purc_retn_stoin_time", "3504": "purc_retn_stoin_time",
+               "3505": "sel_retn_time", "3506": "sel_retn_time"}
+_OPERATOR_FIELD = {"3502": "inv_chg_opter_name", "3503": "purc_retn_opter_name", "3504": "purc_retn_opter_name",
+                   "3505": "sel_retn_opter_name", "3506": "sel_retn_opter_name"}
 WITHDRAW = "3507"
 """Delete an upload: how a row the platform accepted is corrected."""
 
@@ -60,6 +62,13 @@ class RowSource:
     """The ticket's `platform` object."""
     original_sale: str = ""
     """For 3506: the bchno of the sale being returned."""
+    chg_type: str = ""
+    """For 3502: inv_chg_type; empty: forward.defaults."""
+    price: str = ""
+    """For 3502: pric; empty: forward.defaults."""
+    operator: str = ""
+    """The operator's name for the row, over forward.defaults' opter_name."""
+    memo: str = ""
 
 
 def platform_time(ms: int, timezone: str) -> str:
@@ -89,7 +98,8 @@ def build_row(source: RowSource, values: Mapping[str, str], timezone: str) -> di
         "med_list_codg": source.list_code, "fixmedins_hilist_id": source.list_code,
         "fixmedins_hilist_name": source.name, "fixmedins_bchno": source.bchno, "manu_lotnum": source.lot,
         "manu_date": platform_date(source.made), "expy_end": platform_date(source.expiry),
-        "trdn_flag": "1" if source.split else "0",
+        "trdn_flag": "1" if source.split else "0", "inv_chg_type": source.chg_type, "pric": source.price,
+        "memo": source.memo,
     }
     row.update({key: value for key, value in computed.items() if value})
     if infno in _COUNT_FIELD:
@@ -102,7 +112,9 @@ def build_row(source: RowSource, values: Mapping[str, str], timezone: str) -> di
         row["rtal_docno"] = source.docno
     if infno == "3506" and source.original_sale:
         row["medins_prod_sel_no"] = source.original_sale
-    if infno in _OPERATOR_FIELD and "opter_name" in values:
+    if infno in _OPERATOR_FIELD and source.operator:
+        row[_OPERATOR_FIELD[infno]] = source.operator
+    elif infno in _OPERATOR_FIELD and "opter_name" in values:
         row.setdefault(_OPERATOR_FIELD[infno], values["opter_name"])  # the operator of the envelope
     row["drugtracinfo"] = [{"drug_trac_codg": code} for code in source.codes]
     return row
@@ -135,4 +147,15 @@ def envelope(*, infno: str, msgid: str, institution: str, rows: list[dict[str, o
         "fixmedins_code": institution,
     })
     body["input"] = {BATCH_NODE[infno]: rows} if batch else {ROW_NODE[infno]: rows[0]}
+    return body
+
+
+def sign_in_envelope(*, msgid: str, institution: str, sign_in: Mapping[str, object], values: Mapping[str, str],
+                     now_ms: int, timezone: str) -> dict[str, object]:
+    """The body of a 9001 sign-in: the common envelope (its sign_no empty) around `signIn` (opter_no, mac, ip)."""
+    body: dict[str, object] = {"infver": "V1.0", "opter_type": "1", "recer_sys_code": "FSI_LOCAL", "signtype": "",
+                               "dev_no": "", "dev_safe_info": "", "cainfo": ""}
+    body.update({spec.name: values[spec.name] for spec in ENVELOPE if spec.name in values})
+    body.update({"infno": SIGN_IN, "msgid": msgid, "inf_time": platform_time(now_ms, timezone),
+                 "fixmedins_code": institution, "sign_no": "", "input": {SIGN_IN_NODE: dict(sign_in)}})
     return body

@@ -30,7 +30,7 @@ __all__ = ["Metrics", "REJECTION_REASONS"]
 REJECTION_REASONS = (
     "oversized", "malformed_cbor", "not_mac0", "kid_mismatch", "unknown_device", "bad_mac", "schema", "replay",
     "seq_out_of_window", "bad_topic", "status_malformed", "ticket_invalid", "ticket_conflict", "unknown_terminal",
-    "undecodable", "commit_failed")
+    "undecodable", "commit_failed", "answer_malformed")
 """The quarantine's reasons (docs/operations.md, "Refused messages"): each series exists from the start, at 0."""
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -55,7 +55,8 @@ class Metrics:
         self.batch_failures = Counter("tracegw_batch_failures_total", "Batches whose commit failed (redelivered)",
                                       registry=self.registry)
         self.forward_requests = Counter("tracegw_forward_requests_total", "Platform requests by outcome: accepted, "
-                                        "refused (dead letters), retry (transport failure or unknown outcome)",
+                                        "refused (dead letters), retry (transport failure or unknown outcome), "
+                                        "sign_no_refused (sent again after a new sign-in)",
                                         ["result"], registry=self.registry)
         self.forward_rows = Counter("tracegw_forward_rows_total", "Outbox rows settled: accepted or refused",
                                     ["result"], registry=self.registry)
@@ -66,7 +67,7 @@ class Metrics:
         self.registry.register(_StoreCollector(store))
         ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
         Info("tracegw_build", "The gateway's version", registry=self.registry).info({"version": version()})
-        for kind in ("ev", "status", "ticket", "other"):
+        for kind in ("ev", "status", "ticket", "res", "other"):
             self.messages.labels(kind)
         for result in ("stored", "duplicate"):
             self.events.labels(result)
@@ -74,7 +75,7 @@ class Metrics:
             self.rejections.labels(reason)
         for result in ("stored", "repeated", "refused"):
             self.tickets.labels(result)
-        for result in ("accepted", "refused", "retry"):
+        for result in ("accepted", "refused", "retry", "sign_no_refused"):
             self.forward_requests.labels(result)
         for result in ("accepted", "refused"):
             self.forward_rows.labels(result)

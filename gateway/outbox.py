@@ -4,7 +4,10 @@ leaves it only when the platform has accepted it (done), refused it with a reaso
 Row states: pending (waiting to be planned into a request), sending (in a request), done (the platform holds it in
 the accepted row `live_bchno`), dead (a dead letter: the platform's reason, or the local check that stopped it;
 `requeue` sends it again), withheld (a sale scan its ticket does not sell: see below; and a return of such a
-scan). A request is the exact body
+scan), withdrawn (an operator had the platform delete its row: gateway.withdrawals; a late scan of a line so
+withdrawn, and a return of a sale so withdrawn, are withdrawn too, with the reason). The planner also turns the
+operator's withdrawals and the adjustments posted to the API (gateway.adjustments) into requests, and settling
+a request settles them. A request is the exact body
 sent, stored with its msgid before the first attempt, so a retry after an unknown outcome is the same request;
 requests are open until settled, and a worker holds one under a lease so a crashed worker's requests return.
 
@@ -41,13 +44,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway import catalog, mapping, rates
+from gateway import adjustments, catalog, mapping, rates, withdrawals
 from gateway.platform_fields import check_envelope, check_row
 from gateway.scans import StoredScan
 from gateway.store import Tx
 
-__all__ = ["enqueue", "regroup", "plan", "Claimed", "claim", "settle_done", "settle_rejected", "settle_retry",
-           "requeue", "release_leases", "state_counts", "dead_letters", "Planning", "PLAN_LOCK"]
+__all__ = ["enqueue", "regroup", "plan", "Claimed", "claim", "resign", "settle_done", "settle_rejected", "settle_retry",
+           "requeue", "release_leases", "state_counts", "live_rows", "dead_letters", "Planning", "PLAN_LOCK"]
 
 PLAN_LOCK = "outbox:plan"
 """The lock planning holds, and an ingest batch with tickets too (see the module's text)."""
@@ -111,7 +114,7 @@ def plan(tx: Tx, planning: Planning, *, now_ms: int, limit: int) -> int:
             planner.single(row)
     for line_id in lines:
         planner.line(line_id)
-    return planner.send()
+    return planner.send() + planner.operator_withdrawals() + planner.adjustments(limit)
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,13 @@ class _Planner:
             return  # settled first: then what the platform holds is known
         pending = [member for member in members if member[1] == "pending"]
         if not pending:
+            return
+        if any(member[1] == "withdrawn" for member in members):
+            ids = [member[0] for member in pending]
+            tx.write(f"UPDATE outbox SET state = 'withdrawn', regroup = 0, error = ?, changed_ms = ? "
+                     f"WHERE id IN ({','.join('?' * len(ids))})",
+                     (f"not sent: an operator withdrew ticket {number} line {list_code} (TCL{line_id}) from the "
+                      "platform", self.now_ms, *ids))
             return
         quiet_ms = max([int(received_ms), *(int(member[3]) for member in members)]) + self.planning.sale_hold_ms
         if scans < needed and quiet_ms > self.now_ms:
@@ -260,9 +270,10 @@ class _Planner:
                           "ORDER BY e.id DESC LIMIT 1", (code, event_id))
             if sale is not None and sale[1] in ("pending", "sending"):
                 return None
-            if sale is not None and sale[1] == "withheld":
-                return _Withheld(f"returns the sale scan {sale[3]}, which was withheld (no sale of its own), so the "
-                                 "platform holds no sale to return")
+            if sale is not None and sale[1] in ("withheld", "withdrawn"):
+                why = "was withheld (no sale of its own)" if sale[1] == "withheld" else "an operator withdrew"
+                return _Withheld(f"returns the sale scan {sale[3]}, which {why}, so the platform holds no sale to "
+                                 "return")
             if sale is not None and sale[2] is not None and tx.one(
                     "SELECT 1 FROM outbox o JOIN events e ON e.id = o.event_id WHERE e.line_id = ? "
                     "AND o.state IN ('pending', 'sending') LIMIT 1", (sale[2],)):
@@ -275,24 +286,75 @@ class _Planner:
             infno=infno, bchno=f"TCE{event_id}", codes=(code,), time_ms=event_ms, list_code=list_code,
             name=product.name if product else "", lot=lot, made=made, expiry=expiry,
             count=str(split_qty or 1), split=split_qty > 0, docno=ticket or f"TC{event_id}",
-            ticket_fields=ticket_fields, original_sale=original)
+            ticket_fields=ticket_fields, original_sale=original,
+            memo=f"单据 {ticket}" if infno == "3502" and ticket else "")
 
     def send(self) -> int:
         made = 0
         for bchno, (institution, infno) in self.withdrawals.items():
             row = mapping.withdrawal_row(bchno, infno)
-            made += _request(self.tx, institution, mapping.WITHDRAW, [([], row)], self.values(institution),
-                             self.planning, self.now_ms, withdraws=bchno)
+            made += bool(_request(self.tx, institution, mapping.WITHDRAW, [([], row)], self.values(institution),
+                                  self.planning, self.now_ms, withdraws=bchno)[0])
         for (institution, infno), items in self.ready.items():
             values = self.values(institution)
             for start in range(0, len(items), self.planning.batch_size):
                 part = [(ids, built) for ids, built, _ in items[start:start + self.planning.batch_size]]
-                made += _request(self.tx, institution, infno, part, values, self.planning, self.now_ms)
+                made += bool(_request(self.tx, institution, infno, part, values, self.planning, self.now_ms)[0])
+        return made
+
+    def operator_withdrawals(self) -> int:
+        """Requests for the withdrawals operators asked for (gateway.withdrawals)."""
+        made = 0
+        for asked in withdrawals.due(self.tx):
+            row = mapping.withdrawal_row(asked.bchno, asked.infno)
+            request_id, problem = _request(self.tx, asked.institution, mapping.WITHDRAW, [([], row)],
+                                           self.values(asked.institution), self.planning, self.now_ms,
+                                           withdraws=asked.bchno, operator=True)
+            if request_id:
+                withdrawals.sending(self.tx, asked.id, request_id, now_ms=self.now_ms)
+                made += 1
+            else:
+                withdrawals.settle(self.tx, asked.id, accepted=False, error=problem, now_ms=self.now_ms)
+        return made
+
+    def adjustments(self, limit: int) -> int:
+        """One 3502 request per inventory change posted to the API (gateway.adjustments)."""
+        made = 0
+        for adjustment_id, document in adjustments.due(self.tx, limit=limit):
+            bchno = f"TCA{adjustment_id}"
+            found = self.tx.one("SELECT name FROM products WHERE list_code = ? ORDER BY pid LIMIT 1",
+                                (document.list_code,))
+            source = mapping.RowSource(
+                infno="3502", bchno=bchno, codes=document.codes, time_ms=document.time_ms,
+                list_code=document.list_code, name=found[0] if found else "", count=document.count,
+                split=document.split, chg_type=document.chg_type, price=document.price, operator=document.operator,
+                memo=document.memo or f"单据 {document.number}")
+            values = self.values(document.institution)
+            try:
+                built = mapping.build_row(source, values, self.planning.timezone)
+                problems = check_row("3502", built)
+            except (ValueError, TypeError, ArithmeticError, LookupError) as error:
+                problems = [f"the row could not be built: {type(error).__name__}: {error}"]
+            if problems:
+                adjustments.not_sent(self.tx, adjustment_id, "not sent, fix the document or forward.defaults: "
+                                     + "; ".join(problems), now_ms=self.now_ms)
+                continue
+            request_id, problem = _request(self.tx, document.institution, "3502", [([], built)], values,
+                                           self.planning, self.now_ms)
+            if request_id:
+                adjustments.sending(self.tx, adjustment_id, bchno=bchno, request_id=request_id, now_ms=self.now_ms)
+                made += 1
+            else:
+                adjustments.not_sent(self.tx, adjustment_id, problem, now_ms=self.now_ms)
         return made
 
 
 def _request(tx: Tx, institution: str, infno: str, items: list[tuple[list[int], dict[str, object]]],
-             values: Mapping[str, str], planning: Planning, now_ms: int, *, withdraws: str = "") -> int:
+             values: Mapping[str, str], planning: Planning, now_ms: int, *, withdraws: str = "",
+             operator: bool = False) -> tuple[int, str]:
+    """Store the request for `items`: (its id, ""), or (0, why it cannot be sent). The rows of a failed request
+    become dead letters; a failed withdrawal of the gateway's own leaves its row as it is (see
+    _withdrawal_refused), an operator's is left to the caller (`operator`)."""
     outbox_ids = [ident for ids, _ in items for ident in ids]
     row = tx.one("INSERT INTO requests (institution, infno, msgid, body, state, next_ms, created_ms, withdraws) "
                  "VALUES (?, ?, ?, ?, 'open', ?, ?, ?) RETURNING id",
@@ -308,17 +370,17 @@ def _request(tx: Tx, institution: str, infno: str, items: list[tuple[list[int], 
     if problems:
         tx.write("DELETE FROM requests WHERE id = ?", (request_id,))
         reason = f"not sent, set forward.institutions.\"{institution}\" or forward.defaults: " + "; ".join(problems)
-        if withdraws:
+        if withdraws and not operator:
             _withdrawal_refused(tx, withdraws, reason, now_ms)
-        else:
+        elif outbox_ids:
             _dead(tx, outbox_ids, reason, now_ms)
-        return 0
+        return 0, reason
     tx.write("UPDATE requests SET msgid = ?, body = ? WHERE id = ?",
                (msgid, json.dumps(body, ensure_ascii=False).encode(), request_id))
     if outbox_ids:
         tx.write(f"UPDATE outbox SET state = 'sending', request_id = ?, changed_ms = ? "
                  f"WHERE id IN ({','.join('?' * len(outbox_ids))})", (request_id, now_ms, *outbox_ids))
-    return 1
+    return request_id, ""
 
 
 def _dead(tx: Tx, outbox_ids: Iterable[int], error: str, now_ms: int) -> None:
@@ -334,18 +396,33 @@ class Claimed:
     infno: str
     body: bytes
     attempts: int
+    institution: str = ""
 
 
 def claim(tx: Tx, *, instance: str, now_ms: int, lease_ms: int) -> Claimed | None:
     """The open request due first, leased to `instance` for `lease_ms`. The lease is taken only if no other
     instance took it since the look-up (the update re-checks), so two workers never send one request at once."""
-    rows = tx.all("SELECT id, msgid, infno, body, attempts FROM requests WHERE state = 'open' AND next_ms <= ? "
-                  "AND lease_until_ms <= ? ORDER BY next_ms, id LIMIT 8", (now_ms, now_ms))
+    rows = tx.all("SELECT id, msgid, infno, body, attempts, institution FROM requests WHERE state = 'open' "
+                  "AND next_ms <= ? AND lease_until_ms <= ? ORDER BY next_ms, id LIMIT 8", (now_ms, now_ms))
     for row in rows:
         if tx.execute("UPDATE requests SET lease_until_ms = ?, claimed_by = ? WHERE id = ? AND state = 'open' "
                       "AND lease_until_ms <= ?", (now_ms + lease_ms, instance, row[0], now_ms)):
-            return Claimed(int(row[0]), row[1], row[2], bytes(row[3]), int(row[4]))
+            return Claimed(int(row[0]), row[1], row[2], bytes(row[3]), int(row[4]), row[5])
     return None
+
+
+def resign(tx: Tx, claimed: Claimed, *, sign_no: str, msgid: str = "") -> Claimed:
+    """The claimed request with `sign_no` in its envelope, and `msgid` when given, stored before it is sent (the
+    stored body stays the exact body sent). A new msgid only after the platform refused the old sign_no: it then
+    processed nothing under the old msgid, and may answer that msgid with the same refusal for ever."""
+    body = json.loads(claimed.body)
+    if body.get("sign_no") == sign_no and (not msgid or msgid == claimed.msgid):
+        return claimed
+    body["sign_no"] = sign_no
+    body["msgid"] = msgid or claimed.msgid
+    encoded = json.dumps(body, ensure_ascii=False).encode()
+    tx.write("UPDATE requests SET msgid = ?, body = ? WHERE id = ?", (body["msgid"], encoded, claimed.request_id))
+    return Claimed(claimed.request_id, body["msgid"], claimed.infno, encoded, claimed.attempts, claimed.institution)
 
 
 def settle_done(tx: Tx, request_id: int, failed: Mapping[str, str], *, now_ms: int) -> tuple[int, int]:
@@ -356,8 +433,18 @@ def settle_done(tx: Tx, request_id: int, failed: Mapping[str, str], *, now_ms: i
     if request is not None and request[0] and request[1] == "open":
         if request[0] in failed:
             return 0, settle_rejected(tx, request_id, failed[request[0]], now_ms=now_ms)
-        tx.write("UPDATE outbox SET state = 'pending', live_bchno = '', changed_ms = ? "
-                 "WHERE live_bchno = ? AND state IN ('done', 'pending')", (now_ms, request[0]))
+        asked = withdrawals.of_request(tx, request_id)
+        if asked is not None:  # an operator's: final, nothing goes up in its place
+            tx.write("UPDATE outbox SET state = 'withdrawn', live_bchno = '', regroup = 0, error = ?, changed_ms = ? "
+                     "WHERE live_bchno = ? AND state IN ('done', 'pending')",
+                     (f"withdrawn by {asked.operator or 'an operator'}: {asked.reason}"[:2000], now_ms, request[0]))
+            adjustments.withdrawn(tx, request[0], asked.reason, now_ms=now_ms)
+            withdrawals.settle(tx, asked.id, accepted=True, now_ms=now_ms)
+        else:
+            tx.write("UPDATE outbox SET state = 'pending', live_bchno = '', changed_ms = ? "
+                     "WHERE live_bchno = ? AND state IN ('done', 'pending')", (now_ms, request[0]))
+    elif request is not None and request[1] == "open":
+        adjustments.settle(tx, request_id, failed=failed, now_ms=now_ms)
     rows = tx.all("SELECT o.id, o.bchno, o.uploaded, e.institution, e.terminal, e.event_ms FROM outbox o "
                   "JOIN events e ON e.id = o.event_id WHERE o.request_id = ? AND o.state = 'sending'", (request_id,))
     done = dead = 0
@@ -382,7 +469,12 @@ def settle_rejected(tx: Tx, request_id: int, reason: str, *, now_ms: int) -> int
     withdrawal leaves its row on the platform, and the rows that were to replace it become dead letters."""
     request = tx.one("SELECT withdraws, state FROM requests WHERE id = ?", (request_id,))
     if request is not None and request[0] and request[1] == "open":
+        asked = withdrawals.of_request(tx, request_id)
+        if asked is not None:
+            withdrawals.settle(tx, asked.id, accepted=False, error=f"platform refused: {reason}", now_ms=now_ms)
         _withdrawal_refused(tx, request[0], f"platform refused: {reason}", now_ms)
+    elif request is not None and request[1] == "open":
+        adjustments.settle(tx, request_id, failed=None, error=reason, now_ms=now_ms)
     ids = [row[0] for row in tx.all("SELECT id FROM outbox WHERE request_id = ? AND state = 'sending'",
                                     (request_id,))]
     if ids:
@@ -440,15 +532,42 @@ def release_leases(tx: Tx, instance: str) -> int:
     return tx.execute("UPDATE requests SET lease_until_ms = 0 WHERE state = 'open' AND claimed_by = ?", (instance,))
 
 
-def state_counts(tx: Tx) -> dict[str, int]:
+_HELD = """
+SELECT count(*) FROM outbox o JOIN events e ON e.id = o.event_id LEFT JOIN ticket_lines l ON l.id = e.line_id
+LEFT JOIN tickets t ON t.id = l.ticket_id
+WHERE o.state = 'pending' AND o.infno IN ('3505', '3506') AND o.live_bchno = '' AND (
+  (e.line_id IS NULL AND o.ready_ms > ?)
+  OR (e.line_id IS NOT NULL AND l.scans < l.needed AND (t.received_ms > ? OR EXISTS (
+      SELECT 1 FROM outbox m JOIN events me ON me.id = m.event_id WHERE me.line_id = e.line_id AND m.ready_ms > ?))))
+"""
+
+
+def state_counts(tx: Tx, *, now_ms: int = 0, sale_hold_ms: int = 0) -> dict[str, int]:
     """Rows per state; `retrying` (failed-retryable) counts the sending rows whose request already failed once.
-    `withheld`: sale scans their ticket does not sell (kept as evidence, never uploaded)."""
-    counts = {state: 0 for state in ("pending", "sending", "done", "dead", "withheld")}
+    `withheld`: sale scans their ticket does not sell (kept as evidence, never uploaded); `withdrawn`: rows an
+    operator had the platform delete. Given the time and forward.sale_hold_s, `held` counts the pending sale rows
+    the planner holds on purpose (their line may still get scans: see the module's text), and `pending` only
+    the rows ready to go: a held row is waiting for its timer, not stalled."""
+    counts = {state: 0 for state in ("held", "pending", "sending", "done", "dead", "withheld", "withdrawn")}
     counts.update({state: int(count) for state, count in tx.all("SELECT state, count(*) FROM outbox GROUP BY state")})
+    if now_ms and sale_hold_ms:
+        cutoff = now_ms - sale_hold_ms
+        row = tx.one(_HELD, (cutoff, cutoff, cutoff))
+        counts["held"] = int(row[0]) if row else 0
+        counts["pending"] -= counts["held"]
     row = tx.one("SELECT count(*) FROM outbox o JOIN requests r ON r.id = o.request_id "
                  "WHERE o.state = 'sending' AND r.attempts > 0")
     counts["retrying"] = int(row[0]) if row else 0
     return counts
+
+
+def live_rows(tx: Tx, *, limit: int = 100) -> list[dict[str, object]]:
+    """The rows the platform holds (by fixmedins_bchno), newest first: what an operator may withdraw."""
+    rows = tx.all("SELECT live_bchno, institution, infno, count(*), max(changed_ms) FROM outbox WHERE live_bchno <> '' "
+                  "GROUP BY live_bchno, institution, infno ORDER BY max(changed_ms) DESC, live_bchno LIMIT ?",
+                  (max(1, min(limit, 1000)),))
+    names = ("bchno", "institution", "infno", "codes", "changed_ms")
+    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 def dead_letters(tx: Tx, *, limit: int = 100) -> list[dict[str, object]]:

@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from gateway import catalog, devices, ledger, outbox, quarantine, rates, tickets
+from gateway import catalog, control, devices, ledger, outbox, quarantine, rates, tickets
+from gateway.commands import Answer
 from gateway.devices import Status
 from gateway.protocol import Event, Operation, ProtocolError, Verdict
 from gateway.quarantine import Bounds, Rejected
@@ -25,7 +26,8 @@ from gateway.scans import SALES, StoredScan
 from gateway.store import Store, Tx, retrying
 from gateway.tickets import Matching, Ticket, TicketError
 
-__all__ = ["Accepted", "Rejected", "TicketIn", "TicketOutcome", "DeviceAck", "CommitResult", "commit", "sweep"]
+__all__ = ["Accepted", "Rejected", "TicketIn", "AnswerIn", "TicketOutcome", "DeviceAck", "CommitResult", "commit",
+           "sweep"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,15 @@ class TicketIn:
     ticket: Ticket
     topic: str
     message: bytes
+    received_ms: int
+
+
+@dataclass(frozen=True)
+class AnswerIn:
+    """A device's verified answer to a command, with its exact signed bytes (kept as evidence)."""
+
+    answer: Answer
+    signed: bytes
     received_ms: int
 
 
@@ -76,20 +87,24 @@ class CommitResult:
     """Reason -> messages quarantined in this commit (replays and refused tickets included)."""
     tickets: list[TicketOutcome] = field(default_factory=list)
     """One per ticket given, in order."""
+    answers_recorded: int = 0
+    answers_unmatched: int = 0
+    """Answers to no command in the audit log (the automatic time commands, or an answer seen before)."""
 
 
 def commit(store: Store, rules: Rules, *, accepted: Iterable[Accepted] = (), rejected: Iterable[Rejected] = (),
            statuses: Iterable[tuple[Status, int]] = (), tickets_in: Iterable[TicketIn] = (),
-           instance: str = "", bounds: Bounds | None = None) -> CommitResult:
+           instance: str = "", bounds: Bounds | None = None, answers: Iterable[AnswerIn] = ()) -> CommitResult:
     """Everything of one batch in one transaction; acks and verdicts in the result. `instance` (the gateway's
     client id) is kept with each stored event; when `bounds` are given, the quarantine is trimmed to them."""
     batch_items = (list(accepted), list(rejected), list(statuses), list(tickets_in))
-    return retrying(lambda: _commit_once(store, rules, *batch_items, instance, bounds))
+    answer_items = list(answers)
+    return retrying(lambda: _commit_once(store, rules, *batch_items, instance, bounds, answer_items))
 
 
 def _commit_once(store: Store, rules: Rules, accepted: list[Accepted], rejected: list[Rejected],
                  statuses: list[tuple[Status, int]], tickets_in: list[TicketIn], instance: str,
-                 bounds: Bounds | None) -> CommitResult:
+                 bounds: Bounds | None, answers: list[AnswerIn]) -> CommitResult:
     result = CommitResult()
     with store.transaction() as tx:
         batch = _Batch(tx, rules, result, instance)
@@ -107,6 +122,11 @@ def _commit_once(store: Store, rules: Rules, accepted: list[Accepted], rejected:
                                           b"", received_ms))
         for entry in tickets_in:
             batch.ticket(entry)
+        for answer in answers:
+            if control.record_answer(tx, answer.answer, answer.signed, now_ms=answer.received_ms):
+                result.answers_recorded += 1
+            else:
+                result.answers_unmatched += 1
         batch.book_counts()
         if bounds is not None:
             quarantine.trim(tx, bounds)

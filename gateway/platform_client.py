@@ -68,20 +68,28 @@ class PlatformClient:
         self._error_nodes = {**ERROR_NODE, "3505": sale_error_node, "3506": sale_error_node}
 
     def send(self, infno: str, body: bytes) -> Outcome:
+        reply = self.exchange(body)
+        if isinstance(reply, str):
+            return Outcome("retry", reply)
+        return judge(infno, reply, self._error_nodes)
+
+    def exchange(self, body: bytes) -> object:
+        """The platform's parsed JSON answer to `body`, or why there is none (a transport failure or an answer
+        that is not JSON: outcome unknown)."""
         headers = {"Content-Type": "application/json;charset=utf-8", **self._signer.headers(body)}
         try:
             answer = self._client.post(self._path, content=body, headers=headers)
         except httpx.TimeoutException:
-            return Outcome("retry", "timeout: outcome unknown")
+            return "timeout: outcome unknown"
         except httpx.HTTPError as error:
-            return Outcome("retry", f"transport: {type(error).__name__}: {error}")
+            return f"transport: {type(error).__name__}: {error}"
         if answer.status_code != 200:
-            return Outcome("retry", f"HTTP {answer.status_code}")
+            return f"HTTP {answer.status_code}"
         try:
-            reply = answer.json()
+            reply: object = answer.json()
         except ValueError:
-            return Outcome("retry", "the answer is not JSON: outcome unknown")
-        return judge(infno, reply, self._error_nodes)
+            return "the answer is not JSON: outcome unknown"
+        return reply
 
     def close(self) -> None:
         self._client.close()

@@ -5,7 +5,10 @@ The 3505 sale row and the envelope are from several agreeing public sources (REF
 rows of 3501, 3503, 3504 and 3506 follow public HIS clients (confidence M/L): a province's rules may add fields,
 which `forward.defaults` can then fill. 3507 (delete an upload) takes one `data` object: the `fixmedins_bchno` of
 the row to delete and its `inv_data_type` (1 stocktake, 2 inventory change, 3 purchase, 4 sale); it has no batch
-variant and carries no codes. The platform simulator (tools/platform_sim.py) enforces these rules.
+variant and carries no codes. 9001 (sign-in) gives the `sign_no` every other request carries in its envelope:
+its input `signIn` names the operator (`opter_no`), the machine's `mac` and `ip`; its output `signinoutb` holds
+`sign_no` and `sign_time` (public HIS clients agree on these names, confidence M; how long a sign_no lives is
+not published). The platform simulator (tools/platform_sim.py) enforces these rules.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import re
 from dataclasses import dataclass
 
 __all__ = ["Field", "ENVELOPE", "ROWS", "CODED", "ROW_NODE", "BATCH_NODE", "ERROR_NODE", "INV_DATA_TYPE",
-           "check_envelope", "check_row"]
+           "SIGN_IN", "SIGN_IN_NODE", "SIGN_IN_FIELDS", "SIGN_IN_OUTPUT", "check_envelope", "check_row",
+           "check_sign_in"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,12 @@ ERROR_NODE = {infno: f"{ROW_NODE[infno]}ErrDetail" for infno in CODED}
 """Output node listing per-row failures of a batch variant. The sale list's real name is not published (open):
 `selinfoErrDetail` here, configurable as forward.sale_error_node."""
 
+SIGN_IN = "9001"
+SIGN_IN_NODE = "signIn"
+SIGN_IN_OUTPUT = "signinoutb"
+"""Output node of 9001: {"sign_no", "sign_time"}."""
+SIGN_IN_FIELDS = [_text("opter_no", 30), _text("mac", 20), _text("ip", 15)]
+
 ENVELOPE = [
     _text("infno", 5), _text("msgid", 30), _text("mdtrtarea_admvs", 6), _text("insuplc_admdvs", 6),
     _text("recer_sys_code", 10), _text("dev_no", 100, False), _text("dev_safe_info", 2000, False),
@@ -110,8 +120,8 @@ def _problems(values: dict[str, object], fields: list[Field], where: str) -> lis
 def check_envelope(envelope: dict[str, object]) -> list[str]:
     """Every problem of the envelope (without `input`), empty when it may be sent."""
     found = _problems(envelope, ENVELOPE, "")
-    if envelope.get("infno") not in {*ROWS, *(f"{number}A" for number in CODED)}:
-        found.append(f"infno {envelope.get('infno')!r} is not an inventory/sales interface")
+    if envelope.get("infno") not in {*ROWS, *(f"{number}A" for number in CODED), SIGN_IN}:
+        found.append(f"infno {envelope.get('infno')!r} is not an inventory/sales interface nor sign-in")
     if envelope.get("msgid") and not _MSGID.fullmatch(str(envelope["msgid"])):
         found.append("msgid must be the institution code (12) + yyyyMMddHHmmss + a 4-digit sequence")
     return found
@@ -131,3 +141,8 @@ def check_row(infno: str, row: dict[str, object]) -> list[str]:
             if not isinstance(code, str) or not 1 <= len(code) <= 100:
                 found.append(f"drug_trac_codg {code!r} must be 1-100 characters")
     return found
+
+
+def check_sign_in(data: dict[str, object]) -> list[str]:
+    """Every problem of a 9001 `signIn` object, empty when it may be sent."""
+    return _problems(data, SIGN_IN_FIELDS, "signIn.")

@@ -63,6 +63,8 @@ class Operation(IntEnum):
     PURCHASE_RETURN = 4
     STOCKTAKE = 5
     DISPENSE = 6
+    ADJUST = 7
+    """Stock adjustment (库存变更: loss, damage, transfer), uploaded as 3502."""
 
 
 class Verdict(IntEnum):
@@ -200,7 +202,7 @@ _TEXT_LIMITS = {
 }
 _UINT_LIMITS = {
     EventKey.VERSION: 1, EventKey.SEQ: 2**63 - 1, EventKey.BOOT: 2**32 - 1, EventKey.TIME: _LAST_TIME_MS,
-    EventKey.UPTIME: 2**53, EventKey.CLOCK: 2, EventKey.OP: 6, EventKey.KIND: 3, EventKey.ERR: 255,
+    EventKey.UPTIME: 2**53, EventKey.CLOCK: 2, EventKey.OP: 7, EventKey.KIND: 3, EventKey.ERR: 255,
     EventKey.SPLIT_QTY: 65535,
 }
 _RAW_LIMIT = 514

@@ -15,6 +15,12 @@ The formulas are ours (REFERENCE.md: none is published), as DESIGN.md defines th
   aware (ledger.py).
 - consistency_error_rate (单据一致性错误率) = mismatched_scans / matched_scans: scans tied to a
   ticket whose product is on none of its lines, over scans tied to a ticket whose product is known.
+- swap_rate (销售药品串换率) = swapped_scans / matched_scans: of the sale scans settled on a ticket (the same
+  denominator as the consistency rate), those whose code cannot be the pack the ticket bills: a code of a
+  product the ticket does not bill (串换 to another product), or a code already sold (a resold or reused box
+  scanned to settle something else, the pattern of the published cases). Each scan counts once, when it is tied to
+  its ticket, whichever of the two it is. It differs from the consistency rate, which counts only the first kind,
+  and from the duplicate rate, which counts duplicates among all sale scans, settled on a ticket or not.
 - upload_rate (上传率) = uploaded / stored: events the platform accepted over valid events stored (the ones
   that must go up; invalid scans are not trace codes and are not uploaded).
 - missing_seqs: per device, seqs known to exist (highest seq seen in events or status) but not stored.
@@ -32,7 +38,7 @@ __all__ = ["COUNTERS", "Period", "RateRow", "Tally", "bump", "query", "series", 
            "hour_of"]
 
 COUNTERS = ("scans", "valid_scans", "sale_scans", "duplicate_sales", "matched_scans", "mismatched_scans",
-            "units_required", "units_covered", "stored", "uploaded")
+            "units_required", "units_covered", "stored", "uploaded", "swapped_scans")
 _HOUR_MS = 3_600_000
 
 
@@ -132,6 +138,10 @@ class RateRow:
         return _ratio(self.counts["mismatched_scans"], self.counts["matched_scans"])
 
     @property
+    def swap_rate(self) -> float | None:
+        return _ratio(self.counts["swapped_scans"], self.counts["matched_scans"])
+
+    @property
     def upload_rate(self) -> float | None:
         return _ratio(self.counts["uploaded"], self.counts["stored"])
 
@@ -139,7 +149,8 @@ class RateRow:
         return {
             "scope": self.scope, "institution": self.institution, "terminal": self.terminal, "period": self.period,
             "coverage": self.coverage, "valid_scan_rate": self.valid_scan_rate, "duplicate_rate": self.duplicate_rate,
-            "consistency_error_rate": self.consistency_error_rate, "upload_rate": self.upload_rate,
+            "consistency_error_rate": self.consistency_error_rate, "swap_rate": self.swap_rate,
+            "upload_rate": self.upload_rate,
             "missing_seqs": self.missing_seqs, **self.counts,
         }
 

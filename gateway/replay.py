@@ -117,8 +117,10 @@ class _Reader:
         self._seqs[device] = max(seq, self._seqs.get(device, 0))
         scan = codes.decode(str(data["code"]).encode())
         return Event(device=device, seq=seq, boot=0, time_ms=time_ms, uptime_ms=0, clock=1, op=op,
-                     raw=scan.raw, aim=scan.aim, kind=scan.kind, code=scan.code or str(data["code"]), pid=scan.pid,
-                     serial=scan.serial, lot=scan.lot, expiry=scan.expiry, err=scan.err, made=scan.made,
+                     raw=scan.raw, aim=scan.aim.decode(), kind=scan.kind, code=scan.code.decode() or str(data["code"]),
+                     pid=scan.pid.decode(),
+                     serial=scan.serial.decode(), lot=scan.lot.decode(), expiry=scan.expiry.decode(), err=scan.err,
+                     made=scan.made.decode(),
                      ticket=str(data.get("ticket", "")), split_qty=int(data.get("split_qty", 0)))
 
     def ticket(self, where: str, line: bytes, data: Any) -> None:

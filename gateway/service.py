@@ -16,6 +16,7 @@ from pathlib import Path
 
 from gateway import config, pipeline, systemd
 from gateway.api import ApiServer
+from gateway.command_sender import CommandSender
 from gateway.config import Settings
 from gateway.forwarder import Forwarder
 from gateway.ingest import Ingest
@@ -82,6 +83,7 @@ def run(settings: Settings, *, config_path: Path | None = None) -> int:
     store = open_store(settings.store_location)
     metrics = Metrics(store)
     ingest = Ingest(settings.ingest, store, settings.rules, metrics)
+    sender = CommandSender(store, ingest.publish, instance=settings.ingest.client_id)
     stop = threading.Event()
     reload = threading.Event()
     signal.signal(signal.SIGTERM, lambda number, frame: stop.set())
@@ -99,13 +101,17 @@ def run(settings: Settings, *, config_path: Path | None = None) -> int:
                             write_token=settings.api.write_token or token_file(settings.data_dir / "api-write-token"),
                             ready=lambda: {"broker": ingest.connected, "ingest": ingest.alive,
                                            **({"forwarder": forwarder.alive} if forwarder else {})},
-                            board=settings.dashboard)
+                            board=settings.dashboard, institution_names={
+                                code: values.get("fixmedins_name", "")
+                                for code, values in settings.forward.institutions.items()},
+                            sale_hold_ms=settings.forward.sale_hold_s * 1000, commands_queued=sender.nudge)
         except OSError as error:
             store.close()
             raise ServiceError(f"api: cannot listen on {settings.api.host}:{settings.api.port}: {error.strerror}; "
                                "another process holds the port, or set api.port (0 = any free port)") from None
         api.start()
     ingest.start()
+    sender.start()
     if forwarder:
         forwarder.start()
     log.info("gateway running, database %s, API %s, forwarding %s", _shown(settings.store_location),
@@ -115,6 +121,7 @@ def run(settings: Settings, *, config_path: Path | None = None) -> int:
     reloader = _Reloader(settings, config_path, ingest, api)
     _loop(reloader, store, lambda: ingest.alive and (forwarder is None or forwarder.alive), stop, reload)
     systemd.notify("STOPPING=1")
+    sender.stop()
     ingest.stop()
     if forwarder:
         forwarder.stop()

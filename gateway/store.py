@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 __all__ = ["Device", "Tx", "Store", "SQLiteStore", "SCHEMA_VERSION", "SCHEMA", "MIGRATIONS", "StoreError", "Conflict",
            "open_store", "retrying"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 6
 KEY_CACHE_S = 30.0
 """A key changed by `trace-gateway device add` in another process is used within this many seconds."""
 
@@ -139,6 +139,30 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX events_by_line ON events (line_id) WHERE line_id IS NOT NULL",
         "ALTER TABLE requests ADD COLUMN withdraws TEXT NOT NULL DEFAULT ''",
         "CREATE INDEX requests_by_withdrawn ON requests (withdraws) WHERE withdraws <> ''"],
+    5: ["ALTER TABLE rate_hours ADD COLUMN swapped_scans INTEGER NOT NULL DEFAULT 0",
+        "CREATE TABLE sign_ins (institution TEXT PRIMARY KEY, sign_no TEXT NOT NULL, signed_ms INTEGER NOT NULL)",
+        "CREATE TABLE withdrawals (id INTEGER PRIMARY KEY, bchno TEXT NOT NULL, institution TEXT NOT NULL, "
+        "infno TEXT NOT NULL, reason TEXT NOT NULL, operator TEXT NOT NULL, state TEXT NOT NULL, request_id INTEGER, "
+        "error TEXT NOT NULL DEFAULT '', asked_ms INTEGER NOT NULL, changed_ms INTEGER NOT NULL)",
+        "CREATE INDEX withdrawals_by_state ON withdrawals (state)",
+        "CREATE INDEX withdrawals_by_bchno ON withdrawals (bchno)",
+        "CREATE TABLE adjustments (id INTEGER PRIMARY KEY, institution TEXT NOT NULL, number TEXT NOT NULL, "
+        "digest BLOB NOT NULL, chg_type TEXT NOT NULL, list_code TEXT NOT NULL, codes TEXT NOT NULL, "
+        "count TEXT NOT NULL, split INTEGER NOT NULL, price TEXT NOT NULL, time_ms INTEGER NOT NULL, "
+        "operator TEXT NOT NULL, memo TEXT NOT NULL, state TEXT NOT NULL, request_id INTEGER, "
+        "bchno TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '', received_ms INTEGER NOT NULL, "
+        "changed_ms INTEGER NOT NULL, UNIQUE (institution, number))",
+        "CREATE INDEX adjustments_by_state ON adjustments (state)"],
+    6: ["CREATE TABLE users (name TEXT PRIMARY KEY, role TEXT NOT NULL, token_hash BLOB NOT NULL UNIQUE, "
+        "created_ms INTEGER NOT NULL, revoked_ms INTEGER NOT NULL DEFAULT 0)",
+        "ALTER TABLE alerts ADD COLUMN changed_by TEXT NOT NULL DEFAULT ''",
+        "CREATE TABLE commands (id INTEGER PRIMARY KEY, device TEXT NOT NULL, command_id INTEGER NOT NULL, "
+        "kind TEXT NOT NULL, argument TEXT NOT NULL, issued_by TEXT NOT NULL, issued_ms INTEGER NOT NULL, "
+        "state TEXT NOT NULL, sent_ms INTEGER NOT NULL DEFAULT 0, sent_by TEXT NOT NULL DEFAULT '', "
+        "answer_ms INTEGER NOT NULL DEFAULT 0, result TEXT NOT NULL DEFAULT '', answer TEXT NOT NULL DEFAULT '', "
+        "device_last_id INTEGER NOT NULL DEFAULT 0, answer_signed BLOB, UNIQUE (device, command_id))",
+        "CREATE INDEX commands_queued ON commands (issued_ms) WHERE state = 'queued'",
+        "CREATE INDEX commands_sent ON commands (sent_ms) WHERE state = 'sent'"],
 }
 """Version -> the statements (SQL both engines run) that bring a database from the version before to it."""
 

@@ -272,10 +272,10 @@ def _attach(tx: Tx, tally: rates.Tally, ticket: _TicketRef, scan: tuple[Any, ...
         # line_id only for the scans that fill the line: they are the codes of its platform row; a scan beyond
         # the line's quantity (or a duplicate) is tied to the ticket but goes up as a row of its own
         outcome, line_ref = Matching.LINE, line_id if fills else None
-        tally.add(scan_institution, scan_terminal, scan_ms, matched_scans=1)
+        tally.add(scan_institution, scan_terminal, scan_ms, matched_scans=1, swapped_scans=int(not covers))
     elif list_code:
         outcome, line_ref = Matching.MISMATCH, None
-        tally.add(scan_institution, scan_terminal, scan_ms, matched_scans=1, mismatched_scans=1)
+        tally.add(scan_institution, scan_terminal, scan_ms, matched_scans=1, mismatched_scans=1, swapped_scans=1)
         billed = sorted({line[1] for line in lines})
         alerts.raise_alert(tx, "product_mismatch", subject=f"ticket:{ticket.id}", now_ms=scan_ms,
                            institution=ticket.institution, terminal=ticket.terminal, device=device,

@@ -30,7 +30,9 @@ FIGURES: dict[str, dict[str, object]] = {}
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("hil", "device under test")
-    group.addoption("--target", default="virtual", help="virtual, or serial:PORT (the board's USB console)")
+    group.addoption("--target", default="virtual", help="virtual, pi-qemu (the Raspberry Pi's executable under "
+                    "qemu-aarch64), rp2040 (the RP2040 model, PPP to this machine), or serial:PORT (the board's USB "
+                    "console)")
     group.addoption("--scanner", default="", help="serial targets: the USB-UART adapter wired to the board's "
                     "scan-engine UART")
     group.addoption("--reset", default="rts", choices=["rts", "mpremote"], help="serial targets: how to hard-reset")
@@ -59,9 +61,11 @@ def system(tmp_path, request):
     write_acl(tmp_path / "acl", "other")
     with open(tmp_path / "acl", "a") as acl:
         acl.write("\nuser gateway\ntopic readwrite tc/v1/#\n")
-    on_board = request.config.getoption("--target") != "virtual"
+    spec = request.config.getoption("--target")
+    on_board = spec not in ("virtual", "pi-qemu")  # the others keep their data on the board's own file system
+    # a board on the shop network reaches this machine's address; the model's PPP peer reaches its loopback
     broker = Broker(tmp_path / "broker", password_file=tmp_path / "passwd", acl_file=tmp_path / "acl",
-                    bind="0.0.0.0" if on_board else "127.0.0.1")
+                    bind="0.0.0.0" if spec.startswith("serial:") else "127.0.0.1")
     broker.start()
     (tmp_path / "gateway").mkdir()
     gateway = GatewayProcess(tmp_path / "gateway", broker, mqtt_user="gateway", mqtt_password=gateway_password)
@@ -92,6 +96,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if not reports:
         return
     terminalreporter.section(f"HIL summary, target {config.getoption('--target')}")
+    if config.getoption("--target") == "pi-qemu":
+        terminalreporter.write_line("(times and latencies under qemu-aarch64 emulation: not speed figures of a Pi)")
     rows = [("test", "result", "s", "figures")]
     for report in reports:
         name = report.nodeid.split("::")[-1]

@@ -4,6 +4,8 @@ Both give the suite one interface: `start(config)`, `scan(line)`, the agent's ou
 `wait_for(pattern)`, `hard_reset()` and `stop()`.
 
 - virtual: tools/virtual_device.py, its scan engine a pty, reset = kill -9 and start again (a power cut).
+- pi-qemu: the same with the Raspberry Pi's executable (firmware/images/unix-aarch64-*, 64-bit Pi OS) under
+  qemu-aarch64 (itself on an aarch64 machine), running today's agent ahead of its frozen copy.
 - serial:PORT: a MicroPython board with the agent installed (tools/flash.py or firmware.md). The suite copies
   its own test config to the board with mpremote (the board's own config is saved first and put back at the
   end), reads the agent's `signal` lines from the board's console (USB REPL), injects scans through a USB-UART
@@ -61,14 +63,15 @@ class Target:
 class VirtualTarget(Target):
     kind = "virtual"
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, interpreter: str = "micropython") -> None:
         self.folder = folder
+        self.interpreter = interpreter
         self.device: VirtualDevice | None = None
         self.log = LineLog()
         self.lines = self.log.lines
 
     def start(self, config: dict[str, Any]) -> None:
-        self.device = VirtualDevice(self.folder, config)
+        self.device = VirtualDevice(self.folder, config, interpreter=self.interpreter)
         self.log, self.lines = self.device.log, self.device.lines
         self.device.start()
 
@@ -171,12 +174,18 @@ class SerialTarget(Target):
 
 
 def make_target(spec: str, folder: Path, *, scanner: str = "", reset: str = "rts") -> Target:
-    """A target from the --target option: "virtual" or "serial:/dev/ttyUSB0"."""
+    """A target from the --target option: "virtual", "pi-qemu", "rp2040" or "serial:/dev/ttyUSB0"."""
     if spec == "virtual":
         return VirtualTarget(folder)
+    if spec == "pi-qemu":
+        return VirtualTarget(folder, interpreter="micropython-aarch64")
+    if spec == "rp2040":
+        from hil_tests.model_target import ModelTarget  # the model's Node and PPP peer: only when asked for
+
+        return ModelTarget(folder)
     if spec.startswith("serial:") and len(spec) > 7:
         port = spec[7:]
         if not Path(port).exists():
             raise RuntimeError(f"{port} does not exist: is the board plugged in? (ls /dev/ttyUSB* /dev/ttyACM*)")
         return SerialTarget(port, scanner=scanner, reset=reset)
-    raise RuntimeError(f"--target must be virtual or serial:PORT, got {spec!r}")
+    raise RuntimeError(f"--target must be virtual, pi-qemu, rp2040 or serial:PORT, got {spec!r}")

@@ -185,3 +185,13 @@ def test_feedback_signals(system, target, record):
         target.wait_for(expected, start=start, timeout=15)
         time.sleep(0.9)
     record("signals", "taken ok invalid duplicate unknown_product")
+    flashes = getattr(target, "flashes", None)
+    if flashes is not None:  # a target that reads the board's pins (rp2040): the cashier saw the signals too
+        def lit() -> dict[str, int]:
+            return {pin: flashes(pin) for pin in ("led_green", "led_red", "led_amber")}
+
+        # taken and ok are green, invalid red; duplicate flashes amber twice (the next scan may cut the second),
+        # unknown product three times (the last signal: it plays to the end)
+        enough = _wait(lambda: lit()["led_green"] >= 2 and lit()["led_red"] >= 1 and lit()["led_amber"] >= 4, 10)
+        record("flashes", " ".join(f"{pin} {count}" for pin, count in lit().items()))
+        assert enough, lit()

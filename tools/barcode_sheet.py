@@ -79,6 +79,8 @@ ITEMS = [
          "mode 2 (blinks twice)", "模式2 (闪两次)", "mode 2"),
     Item("mode_purchase", "Mode: purchase / inbound", "模式: 采购入库", "Code128", "TC:MODE:PURCHASE",
          "]C0TC:MODE:PURCHASE", "mode 3", "模式3", "mode 3"),
+    Item("mode_adjust", "Mode: stock adjustment (loss, damage)", "模式: 库存变更 (报损等)", "Code128", "TC:MODE:ADJUST",
+         "]C0TC:MODE:ADJUST", "mode 7", "模式7", "mode 7"),
     Item("mode_sale", "Mode: sale (back to normal)", "模式: 销售 (恢复)", "Code128", "TC:MODE:SALE",
          "]C0TC:MODE:SALE", "mode 1", "模式1", "mode 1"),
     Item("ticket", "Ticket number T0001", "销售单号 T0001", "Code128", "TC:TKT:T0001", "]C0TC:TKT:T0001",

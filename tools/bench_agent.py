@@ -30,6 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from tools.broker import MqttBroker
 from tools.gateway_process import running_system
 from tools.paths import FIRMWARE, micropython, micropython_env
+from tools.progress import Progress
 from tools.virtual_device import VirtualDevice, prefill_journal
 
 VERDICT_SIGNALS = "ok|duplicate|invalid|unknown_product|mismatch|rejected"
@@ -111,10 +112,13 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(scratch)
         base = {"key_hex": key.hex(), "broker_host": "127.0.0.1", "broker_port": broker.port,
                 "status_interval_s": 1, "debounce_ms": 0}
+        progress = Progress("trace-bench-agent")
+        progress.phase(f"{options.scans} scans at {options.rate}/s through the agent")
         with VirtualDevice(folder / "bench-1", {**base, "device_id": "bench-1"}) as device:
             device.wait_for(r"^signal online", timeout=20)
             latency = steady_latency(device, options.rate, options.scans)
         gateway.stop()
+        progress.phase(f"writing a backlog of {options.backlog} events into a journal")
         prefill_journal(folder / "bench-2" / "data", "bench-2", key, options.backlog)
         gateway.start()
         statuses: list[dict[int, Any]] = []
@@ -126,14 +130,17 @@ def main(argv: list[str] | None = None) -> int:
         drainer = VirtualDevice(folder / "bench-2", {**base, "device_id": "bench-2",
                                                      "journal_capacity": 4 * 1024 * 1024},
                                 heap=options.heap, compiled=True)
+        progress.phase(f"draining it into the gateway with the heap capped at {options.heap}")
         started = time.monotonic()
         drainer.start()
-        while gateway.count("bench-2") < options.backlog and time.monotonic() - started < 600:
+        while (stored := gateway.count("bench-2")) < options.backlog and time.monotonic() - started < 600:
+            progress.tick(f"{stored} of {options.backlog} stored")
             time.sleep(0.2)
         drain_s = time.monotonic() - started
         drainer.stop()
         watcher.loop_stop()
         watcher.disconnect()
+        progress.phase(f"baseline: {options.backlog} messages from a bare paho publisher to a subscriber")
         bare = bare_paho_rate(broker, options.backlog, 250)
     flash = flash_figures()
     heap_bytes = int(options.heap.rstrip("Kk")) * 1024

@@ -33,6 +33,7 @@ from gateway.store import Device, SQLiteStore
 from tcagent import codes
 from tools.gateway_process import FORWARD_DEFAULTS
 from tools.platform_sim import Faults, PlatformSim
+from tools.progress import Progress
 
 INSTITUTION = "P44030000001"
 _CATALOG = "pid,list_code,name,pack_size\n8123456,XA01,Amoxicillin,24\n"
@@ -59,8 +60,8 @@ class _Events:
                 scan = codes.decode(f"8123456{self.seq:013d}".encode())
                 now = time.time_ns() // 1_000_000
                 event = Event(device="bench-dev", seq=self.seq, boot=1, time_ms=now, uptime_ms=self.seq, clock=1,
-                              op=Operation.SALE, raw=scan.raw, kind=scan.kind, code=scan.code, pid=scan.pid,
-                              serial=scan.serial, err=scan.err)
+                              op=Operation.SALE, raw=scan.raw, kind=scan.kind, code=scan.code.decode(),
+                              pid=scan.pid.decode(), serial=scan.serial.decode(), err=scan.err)
                 batch.append(pipeline.Accepted(event, b"bench", now))
             pipeline.commit(self.store, rules, accepted=batch)
             count -= len(batch)
@@ -168,9 +169,14 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(scratch)
         for name in ("clean", "faults", "drain"):
             (folder / name).mkdir()
+        progress = Progress("trace-bench-forward")
+        progress.phase(f"forwarding {options.events} events to the simulator, no faults")
         clean, bodies = _forward(folder / "clean", options, {})
+        progress.phase("baseline: the same requests with bare httpx")
         bare = _bare(folder, options, bodies)
+        progress.phase("forwarding again with the fault mix")
         faulty, _ = _forward(folder / "faults", options, _FAULT_MIX)
+        progress.phase(f"draining the backlog of a {options.outage_s} s outage while {options.arrival_rate}/s arrive")
         drain_s, backlog = _drain(folder / "drain", options)
     figures = {"cores": os.cpu_count(), "events": options.events, "batch_size": options.batch_size,
                "concurrency": options.concurrency, "latency_ms": options.latency_ms,

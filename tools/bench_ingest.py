@@ -39,6 +39,7 @@ from tcagent import codes, cose, event
 from tools.bench_agent import percentile
 from tools.broker import Broker
 from tools.gateway_process import GatewayProcess
+from tools.progress import Progress
 
 
 def signed_stream(devices: int, count: int, keys: dict[str, bytes],
@@ -236,19 +237,24 @@ def _store_run(folder: Path, stream: list[tuple[str, int, bytes]], keys: dict[st
 
 
 def measure(folder: Path, options: argparse.Namespace) -> dict[str, Any]:
+    progress = Progress("trace-bench-ingest")
+    progress.phase(f"signing {options.events} events of {options.devices} devices")
     keys = {f"bench-{number:04d}": os.urandom(32) for number in range(options.devices)}
     stream = signed_stream(options.devices, options.events, keys)
+    progress.phase("baseline: a bare paho subscriber, live and from a backlog")
     bare = {"live": baseline(folder, stream), "backlog": baseline(folder, stream, backlog=True)}
     runs: list[dict[str, Any]] = []
     for store in options.stores.split(","):
         for mode in ("live", "backlog"):
             for instances in ([1] if store == "sqlite" else sorted({1, options.instances})):
+                progress.phase(f"{store}, {mode}, {instances} gateway instance(s): saturated")
                 rate, _ = _store_run(folder / f"{store}-{mode}-x{instances}", stream, keys, store,
                                      instances=instances, backlog=mode == "backlog")
                 runs.append({"store": store, "mode": mode, "instances": instances, "offered": 0,
                              "events": len(stream), "acked_per_s": round(rate),
                              "ratio_to_bare": round(rate / bare[mode], 3)})
         for offered in sorted(options.loads):
+            progress.phase(f"{store}, live, offered {offered:g} events/s for {options.load_seconds} s")
             steady = signed_stream(options.devices, max(200, int(offered * options.load_seconds)), keys)
             rate, latencies = _store_run(folder / f"{store}-at-{offered:g}", steady, keys, store, offered)
             runs.append({"store": store, "mode": "live", "instances": 1, "offered": offered, "events": len(steady),

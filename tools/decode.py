@@ -32,14 +32,14 @@ def describe(line: bytes, *, gs1_form: int = codes.GS1_FULL, today: str = "") ->
         "error": errors.NAMES[scan.err],
         "error_code": scan.err,
         "detail": scan.detail,
-        "code": scan.code,
-        "pid": scan.pid,
-        "serial": scan.serial,
-        "lot": scan.lot,
-        "expiry": scan.expiry,
-        "made": scan.made,
-        "aim": scan.aim,
-        "elements": [list(pair) for pair in scan.elements],
+        "code": scan.code.decode(),
+        "pid": scan.pid.decode(),
+        "serial": scan.serial.decode(),
+        "lot": scan.lot.decode(),
+        "expiry": scan.expiry.decode(),
+        "made": scan.made.decode(),
+        "aim": scan.aim.decode(),
+        "elements": [[ai.decode(), value.decode()] for ai, value in scan.elements],
     }
 
 

@@ -8,10 +8,11 @@
 4. What the gateway refuses: a tampered message and one on another device's topic.
 5. The POS ticket of those scans arrives over the HTTP API; the coverage and the other rates, and the
    duplicate-sale alert, as `trace-gateway rates` and `trace-gateway alerts` print them.
-6. The upload to the platform simulator (3505 rows, one per ticket line), through injected errors and lost
-   answers: each row accepted once.
+6. The upload to the platform simulator (3505 rows, one per ticket line), signed in (9001) and through
+   injected errors and lost answers: each row accepted once.
 7. Live: three counters (the firmware on micropython) at two pharmacies, a POS simulator scanning and billing
-   checkouts with some duplicates, mismatches and unscanned items, the per-terminal table redrawn in place;
+   checkouts with some duplicates, mismatches and unscanned items, the per-terminal table and the state of the
+   uploads (held by the sale timer, ready, sending, retrying, accepted, withheld, withdrawn) redrawn in place;
    Ctrl-C ends it cleanly and the data stays on disk.
 """
 
@@ -50,6 +51,8 @@ SAMPLES = [
 ]
 VERDICTS = {0: "ok", 1: "duplicate sale", 2: "invalid code", 3: "unknown product", 4: "mismatch", 5: "rejected"}
 DEVICE = "counter-01"
+SALE_HOLD_S = 30
+"""forward.sale_hold_s of the demo: a ticket line waits this long for its last boxes before it goes up."""
 CATALOG = """pid,list_code,name,pack_size,code_required
 8123456,XA01,阿莫西林胶囊 0.25g*24,24,1
 06901234567892,XC03,进口胰岛素笔,1,1
@@ -98,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     decode_samples()
     key = os.urandom(32)
     scratch = Path(tempfile.mkdtemp(prefix="tracecode-demo-"))
-    platform = PlatformSim(scratch / "platform.sqlite3", Faults(error_rate=0.2, drop_rate=0.1), seed=1)
+    platform = PlatformSim(scratch / "platform.sqlite3", Faults(error_rate=0.2, drop_rate=0.1, sign_in_required=True),
+                           seed=1)
     platform.start()
     status = 0
     try:
@@ -116,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(scratch: Path, key: bytes, platform: PlatformSim, live_seconds: float, broker_choice: str) -> int:
     forwarding = forward_toml(platform.url, {"P44030000001": "示范大药房", "P44030000002": "第二药房"},
-                              sale_hold_s=30, batch_size=10, rate_per_s=0, backoff_base_ms=200, backoff_cap_ms=2000,
-                              timeout_ms=2000)
+                              sale_hold_s=SALE_HOLD_S, batch_size=10, rate_per_s=0, backoff_base_ms=200,
+                              backoff_cap_ms=2000, timeout_ms=2000)
     with running_system(scratch, {DEVICE: key}, forwarding, broker_choice) as (broker, gateway):
         device = VirtualDevice(scratch / DEVICE, {
             "device_id": DEVICE, "key_hex": key.hex(), "broker_host": "127.0.0.1", "broker_port": broker.port,
@@ -185,13 +189,15 @@ def _run(scratch: Path, key: bytes, platform: PlatformSim, live_seconds: float, 
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 rows = gateway.api("GET", "/api/v1/outbox")[1]["rows"]  # type: ignore[index]
-                if rows["pending"] == rows["sending"] == 0:
+                if rows["held"] == rows["pending"] == rows["sending"] == 0:
                     break
                 time.sleep(0.5)
-            print(f"   outbox: {rows}")
+            print(f"   {upload_states(rows)}")
             print("   (withheld: scans the ticket does not sell, such as a second read of one box or a box it does "
                   "not bill; kept, never uploaded as sales)")
             counts = platform.counts()
+            print(f"   sign-ins (9001): {counts.get('sign_ins', 0)}, one per configured institution at start; every "
+                  "request carried its institution's sign_no")
             print(f"   platform accepted {counts['accepted_rows']} rows ({counts['codes']} codes) once each: "
                   f"{counts.get('doubles', 0)} doubles; {counts.get('fault_error', 0)} errors and "
                   f"{counts.get('fault_drop', 0)} lost answers injected, {counts.get('replays', 0)} retries "
@@ -245,8 +251,16 @@ def _live(scratch: Path, broker: MqttBroker, gateway: GatewayProcess, platform: 
             scanner.stop()
 
 
+def upload_states(rows: dict[str, int]) -> str:
+    """The outbox's rows by state, in words (GET /api/v1/outbox)."""
+    return (f"uploads: held {rows['held']}, ready {rows['pending']}, sending {rows['sending']} "
+            f"(retrying {rows['retrying']}), accepted {rows['done']}, withheld {rows['withheld']}, "
+            f"withdrawn {rows['withdrawn']}, dead {rows['dead']}")
+
+
 def _live_table(gateway: GatewayProcess, platform: PlatformSim, pos: pos_sim.PosSimulator, elapsed: float) -> str:
     rows = gateway.api("GET", "/api/v1/rates?window_h=2")[1]["rates"]  # type: ignore[index]
+    uploads = gateway.api("GET", "/api/v1/outbox")[1]["rows"]  # type: ignore[index]
     alerts = gateway.api("GET", "/api/v1/alerts?state=live&limit=200")[1]["alerts"]  # type: ignore[index]
 
     def percent(value: float | None) -> str:
@@ -259,7 +273,9 @@ def _live_table(gateway: GatewayProcess, platform: PlatformSim, pos: pos_sim.Pos
     kinds = Counter(alert["type"] for alert in alerts)
     return (f"   after {elapsed:4.0f} s: {pos.checkouts} checkouts, injected {dict(pos.injected)}; platform accepted "
             f"{platform.counts().get('accepted_rows', 0)} rows\n" + textwrap.indent(table, "   ")
-            + f"\n   live alerts: {dict(kinds) or 'none'}")
+            + f"\n   {upload_states(uploads)}\n   (held: sale rows waiting up to {SALE_HOLD_S} s for the rest of "
+            "their ticket line, by design; ready: planned within a second; retrying: sent again after an error or "
+            f"a lost answer)\n   live alerts: {dict(kinds) or 'none'}")
 
 
 if __name__ == "__main__":

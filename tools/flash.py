@@ -2,7 +2,8 @@
 
     trace-flash esp32 --port /dev/ttyUSB0 --firmware ESP32_GENERIC-v1.24.1.bin --config devices/dev-0007/config.json
     trace-flash pico  --config devices/dev-0007/config.json [--board RPI_PICO_W] [--mount /media/$USER/RPI-RP2]
-    trace-flash linux --config devices/dev-0007/config.json [--root /] [--prefix /opt/tcagent] [--python]
+    trace-flash linux --config devices/dev-0007/config.json [--arch aarch64|armhf|x86_64] [--root /]
+                      [--prefix /opt/tcagent] [--user scanner] [--python]
     trace-flash monitor [--port /dev/ttyUSB0]                   # the device's log, until Ctrl-C
 
 - esp32 (and S3 with --chip esp32s3): esptool erases the flash and writes the MicroPython image; then the agent,
@@ -10,8 +11,10 @@
 - pico (Pico, Pico W): the release image for the board (firmware/images/, the agent frozen in) is copied to the
   board's BOOTSEL drive when one is mounted (hold BOOTSEL while plugging in), or named for the technician to drag
   there; once the board's serial port appears, config.json goes on with mpremote (tools/flash_pico.py).
-- linux: the agent for the unix port (or CPython with --python) is installed under --prefix with its config,
-  and a systemd unit `tcagent.service` restarts it after a crash or a reboot command.
+- linux: MicroPython's unix port for the board's architecture (firmware/images, the agent frozen in; the
+  architecture from `uname -m`, or from the executables of the system under --root, or --arch) is installed
+  under --prefix with its config (owner-only, owned by --user), and a systemd unit `tcagent.service` runs it
+  and restarts it after a crash or a reboot command. --python installs the agent's source for CPython instead.
 
 --skip-firmware copies only the agent and config (an ESP32 that already runs MicroPython), or only the config
 (a Pico that already runs the release image). Without --port the
@@ -34,7 +37,8 @@ import threading
 import time
 from pathlib import Path
 
-from tools.paths import FIRMWARE, compile_firmware
+from tools import linux_images
+from tools.paths import ESP32_ARCH, FIRMWARE, compile_firmware
 
 __all__ = ["FlashError", "agent_tree", "check_config", "checked_port", "copy_agent", "install_linux", "main",
            "mpremote", "probe_repl"]
@@ -43,22 +47,22 @@ _UNIT = """[Unit]
 Description=Drug traceability-code scanner agent ({device})
 After=network-online.target
 Wants=network-online.target
-# A config that makes the agent exit at once is restarted 5 times, then systemd stops and says so in the journal
-# ("start request repeated too quickly") instead of looping for ever.
+# An agent that keeps exiting at once (other than for a config error, see RestartPreventExitStatus) is restarted
+# 5 times, then systemd stops and says so in the journal ("start request repeated too quickly").
 StartLimitIntervalSec=60
 StartLimitBurst=5
 
 [Service]
 Type=simple
 WorkingDirectory={prefix}
-ExecStart={interpreter} {prefix}/main.py {prefix}/config.json
-# MICROPYPATH replaces the unix port's default path: .frozen (asyncio and the other bundled modules) comes first
-Environment=MICROPYPATH=.frozen:{prefix}
-Environment=PYTHONPATH={prefix}
+ExecStart={exec_start}
+{environment}
 # The journal lives here, owned by the service's user (systemd makes it)
 StateDirectory=tcagent
-# exit status 75 is the agent's reboot command; anything else a crash: both come back
+# exit status 75 is the agent's reboot command; anything else a crash: both come back. Status 2 is a config
+# error ("config error: ..." in the journal): restarting cannot mend it, so the service stays failed.
 Restart=always
+RestartPreventExitStatus=2
 RestartSec=2
 User={user}
 
@@ -172,9 +176,10 @@ def mpremote(port: str, *arguments: str) -> str:
         raise
 
 
-def agent_tree(target: Path, config: Path) -> Path:
-    """The files a board gets: tcagent compiled to .mpy, main.py as source (boards run it at boot), config.json."""
-    compile_firmware(target / "compiled")
+def agent_tree(target: Path, config: Path, arch: str) -> Path:
+    """The files a board gets: tcagent compiled to .mpy (hot functions as machine code for `arch`, an mpy-cross
+    -march name), main.py as source (boards run it at boot), config.json."""
+    compile_firmware(target / "compiled", arch)
     tree = target / "board"
     shutil.copytree(target / "compiled" / "tcagent", tree / "tcagent")
     shutil.copyfile(FIRMWARE / "main.py", tree / "main.py")
@@ -215,10 +220,10 @@ def probe_repl(port: str, timeout_s: float = 4.0) -> None:
                          "flash MicroPython first (without --skip-firmware), or check that this is the board's port")
 
 
-def copy_agent(port: str, config: Path) -> None:
+def copy_agent(port: str, config: Path, arch: str) -> None:
     probe_repl(port)
     with tempfile.TemporaryDirectory() as scratch:
-        tree = agent_tree(Path(scratch), config)
+        tree = agent_tree(Path(scratch), config, arch)
         mpremote(port, "fs", "cp", "-r", str(tree / "tcagent"), ":")
         mpremote(port, "fs", "cp", str(tree / "main.py"), ":main.py")
         mpremote(port, "fs", "cp", str(tree / "config.json"), ":config.json")
@@ -239,52 +244,94 @@ def flash_esp32(options: argparse.Namespace) -> None:
         _run(["esptool", "--chip", options.chip, "--port", port, "--baud", "460800", "write-flash", "-z", offset,
               str(image)], "writing MicroPython")
         time.sleep(2)
-    copy_agent(port, options.config)
+    copy_agent(port, options.config, ESP32_ARCH)
 
 
-def install_linux(config: Path, *, root: Path, prefix: str, use_python: bool, user: str) -> Path:
-    """Install the agent for the unix port (or CPython) under root/prefix and its systemd unit; the unit's path.
+def board_arch(root: Path) -> str:
+    """The architecture of the system under `root`: `uname -m` for this machine's own, else that of its
+    executables (an SD card's root file system mounted on a laptop)."""
+    if root.resolve() == Path("/"):
+        return linux_images.arch_of_machine(os.uname().machine)
+    return linux_images.arch_of_elf(root / "usr" / "bin" / "env")
+
+
+def install_linux(config: Path, *, root: Path, prefix: str, use_python: bool, user: str, arch: str = "") -> Path:
+    """Install the agent under root/prefix and its systemd unit; the unit's path. On MicroPython: the unix-port
+    executable for `arch` with the agent frozen in, nothing else of the agent; on CPython: the agent's source.
     The installed config keeps the journal in STATE_DIR unless it names a data_dir, and belongs to `user`."""
     values = check_config(config)
+    owner = _account(root, user) if os.geteuid() == 0 else None  # only root can give the config away, and must
     target = root / prefix.lstrip("/")
-    if (target / "tcagent").exists():
-        shutil.rmtree(target / "tcagent")
-    shutil.copytree(FIRMWARE / "tcagent", target / "tcagent", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copyfile(FIRMWARE / "main.py", target / "main.py")
+    target.mkdir(parents=True, exist_ok=True)
+    for stale in ("tcagent", "main.py", "micropython"):  # of an earlier install of the other kind
+        if (target / stale).is_dir():
+            shutil.rmtree(target / stale)
+        elif (target / stale).exists():
+            (target / stale).unlink()
+    if use_python:
+        shutil.copytree(FIRMWARE / "tcagent", target / "tcagent", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copyfile(FIRMWARE / "main.py", target / "main.py")
+        exec_start = f"{sys.executable} {prefix}/main.py {prefix}/config.json"
+        environment = f"Environment=PYTHONPATH={prefix}"
+    else:
+        shutil.copyfile(linux_images.image(arch), target / "micropython")
+        os.chmod(target / "micropython", 0o755)
+        exec_start = f"{prefix}/micropython -m main {prefix}/config.json"
+        # only the frozen modules: the agent and main.py frozen with this executable, asyncio and the others
+        environment = "Environment=MICROPYPATH=.frozen"
     installed = {"data_dir": STATE_DIR, **values}
     (target / "config.json").write_text(json.dumps(installed, indent=1))
     os.chmod(target / "config.json", 0o600)
-    _give(target / "config.json", user)
+    if owner is not None:
+        os.chown(target / "config.json", *owner)  # the service's user reads its owner-only config
     if (config.parent / "ca.crt").exists():
         shutil.copyfile(config.parent / "ca.crt", target / "ca.crt")
-    interpreter = sys.executable if use_python else (shutil.which("micropython") or "/usr/local/bin/micropython")
     unit = root / "etc" / "systemd" / "system" / "tcagent.service"
     unit.parent.mkdir(parents=True, exist_ok=True)
-    unit.write_text(_UNIT.format(device=values["device_id"], prefix=prefix, interpreter=interpreter, user=user))
+    unit.write_text(_UNIT.format(device=values["device_id"], prefix=prefix, exec_start=exec_start,
+                                 environment=environment, user=user))
     return unit
 
 
-def _give(path: Path, user: str) -> None:
-    """Make `path` the service user's (it must read its owner-only config); only root can, and needs to."""
-    if os.geteuid() != 0:
-        return
-    import pwd
+def _account(root: Path, user: str) -> tuple[int, int]:
+    """(uid, gid) of `user` on the system under `root` (its own /etc/passwd when that is not this machine's)."""
+    if root.resolve() == Path("/"):
+        import pwd
 
-    try:
-        account = pwd.getpwnam(user)
-    except KeyError:
-        raise FlashError(f"no user {user!r} on this machine: create it (useradd --system {user}) or choose "
-                         "another with --user") from None
-    os.chown(path, account.pw_uid, account.pw_gid)
+        try:
+            account = pwd.getpwnam(user)
+        except KeyError:
+            pass
+        else:
+            return account.pw_uid, account.pw_gid
+    else:
+        try:
+            for line in (root / "etc" / "passwd").read_text().splitlines():
+                fields = line.split(":")
+                if len(fields) >= 4 and fields[0] == user:
+                    return int(fields[2]), int(fields[3])
+        except (OSError, ValueError):
+            pass
+    raise FlashError(f"no user {user!r} on the system under {root}: create it (useradd --system {user}) or "
+                     "choose another with --user")
 
 
 def flash_linux(options: argparse.Namespace) -> None:
+    arch = ""
+    if not options.python:
+        try:
+            arch = options.arch or board_arch(options.root)
+        except linux_images.ArchError as error:
+            raise FlashError(str(error)) from None
+        print(f"MicroPython v1.28.0 for {arch}" + ("" if options.arch else " (detected)"), flush=True)
     unit = install_linux(options.config, root=options.root, prefix=options.prefix, use_python=options.python,
-                         user=options.user)
+                         user=options.user, arch=arch)
     print(f"installed {options.root / options.prefix.lstrip('/')} and {unit}")
     if options.root == Path("/") and shutil.which("systemctl"):
         _run(["systemctl", "daemon-reload"], "systemctl daemon-reload")
         _run(["systemctl", "enable", "--now", "tcagent"], "enabling tcagent.service")
+    elif options.root != Path("/"):
+        print(f"to start it at the board's boot: sudo systemctl --root={options.root} enable tcagent")
 
 
 def monitor(options: argparse.Namespace) -> None:
@@ -329,7 +376,10 @@ def main(argv: list[str] | None = None) -> int:
     linux.add_argument("--config", type=Path, required=True)
     linux.add_argument("--root", type=Path, default=Path("/"), help="install into this tree (default: the system)")
     linux.add_argument("--prefix", default="/opt/tcagent")
-    linux.add_argument("--python", action="store_true", help="run on CPython (ARM boards without the unix port)")
+    linux.add_argument("--python", action="store_true", help="run on CPython (boards without a unix-port "
+                       "executable here, such as the ARMv6 Pi 1 and Zero)")
+    linux.add_argument("--arch", choices=linux_images.ARCHES, help="the board's architecture (default: detected "
+                       "from uname -m, or from the executables under --root)")
     linux.add_argument("--user", default="root", help="the service's user (needs the scanner's serial port)")
     watch = boards.add_parser("monitor", help="print the device's log from its serial port until Ctrl-C")
     watch.add_argument("--port", default="", help="the board's serial port (default: the one board found)")

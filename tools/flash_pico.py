@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from tools import flash
-from tools.paths import FIRMWARE
+from tools.paths import FIRMWARE, RP2040_ARCH
 
 __all__ = ["BOARDS", "bootsel_drives", "flash_pico", "has_agent", "release_image", "uf2_payload"]
 
@@ -121,7 +121,7 @@ def flash_pico(options: argparse.Namespace) -> None:
         _wait_for_port(options.port, options.wait_s)
     port = flash.checked_port(options.port)
     if not agent_frozen:
-        flash.copy_agent(port, options.config)
+        flash.copy_agent(port, options.config, RP2040_ARCH)
         return
     flash.probe_repl(port)
     extra = ["+", "fs", "cp", str(options.config.parent / "ca.crt"), ":ca.crt"] \

@@ -41,8 +41,10 @@ import cbor2
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from gateway.protocol import Verdict
 from tcagent import codes, cose, event
 from tools import pos_sim
+from tools.progress import Progress
 
 __all__ = ["Fleet", "FleetDevice", "PRODUCTS", "catalog_csv", "run", "run_firmware", "main"]
 
@@ -84,7 +86,7 @@ class Fleet:
                 institution=f"F{place:011d}", kind=kind, region="440300" if place % 4 else "110100"))
         self.by_name = {device.name: device for device in self.devices}
         self.injected: Counter[str] = Counter()
-        self.verdicts: Counter[int] = Counter()
+        self.verdicts: Counter[str] = Counter()
         self.sold: list[tuple[FleetDevice, str]] = []
         self.serial = 0
         self.tickets: list[dict[str, object]] = []
@@ -128,7 +130,7 @@ class Fleet:
             for seq in [seq for seq in device.unacked if seq <= device.acked]:
                 del device.unacked[seq]
             for _, verdict in ack.get(2, []):
-                self.verdicts[int(verdict)] += 1
+                self.verdicts[_verdict_name(int(verdict))] += 1
 
     def _publish(self, device: FleetDevice, code_text: str, *, ticket: str = "", split: int = 0,
                  when_ms: int | None = None) -> None:
@@ -218,6 +220,14 @@ class Fleet:
             return sum(len(device.unacked) for device in self.devices)
 
 
+def _verdict_name(code: int) -> str:
+    """The verdict's name in words (`duplicate_sale`), or `unknown_<n>` for a code this tool does not know."""
+    try:
+        return Verdict(code).name.lower()
+    except ValueError:
+        return f"unknown_{code}"
+
+
 def _post_ticket(api: str, token: str, ticket: dict[str, object]) -> int:
     request = urllib.request.Request(f"{api}/api/v1/tickets", data=json.dumps(ticket).encode(), method="POST",
                                      headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
@@ -235,7 +245,10 @@ def run(fleet: Fleet, *, api: str, token: str, seconds: float, checkouts_per_min
     number = 0
     posted: Counter[int] = Counter()
     per_second = len(fleet.devices) * checkouts_per_min / 60
+    progress = Progress("trace-fleet")
     while time.monotonic() - started < seconds:
+        progress.tick(f"{number} checkouts, {sum(d.seq for d in fleet.devices)} events, "
+                     f"{fleet.outstanding()} not yet acknowledged")
         for _ in range(max(1, int(fleet.chance.expovariate(1.0) * per_second))):
             device = fleet.chance.choice(fleet.devices)
             if fleet.chance.random() < offline_rate:
@@ -246,13 +259,15 @@ def run(fleet: Fleet, *, api: str, token: str, seconds: float, checkouts_per_min
         fleet.resend()
         time.sleep(1.0)
     deadline = time.monotonic() + 60
+    progress.phase(f"selling stopped after {number} checkouts; waiting up to 60 s for the acknowledgements")
     while fleet.outstanding() and time.monotonic() < deadline:
+        progress.tick(f"{fleet.outstanding()} events not yet acknowledged")
         fleet.resend()
         time.sleep(0.5)
     events = sum(device.seq for device in fleet.devices)
     return {"devices": len(fleet.devices), "checkouts": number, "events": events,
             "unacknowledged": fleet.outstanding(), "tickets": dict(posted), "injected": dict(fleet.injected),
-            "verdicts": {str(key): value for key, value in sorted(fleet.verdicts.items())}}
+            "verdicts": dict(sorted(fleet.verdicts.items()))}
 
 
 def run_firmware(counters: int, *, broker: tuple[str, int], api: str, token: str, database: str, seconds: float,
@@ -273,19 +288,24 @@ def run_firmware(counters: int, *, broker: tuple[str, int], api: str, token: str
                                                     "broker_port": broker[1], "status_interval_s": 2})
             lanes.append(pos_sim.Lane(f"FW{number:03d}", scanner))
             scanner.start()
+        progress = Progress("trace-fleet")
+        progress.phase(f"{counters} firmware counters started; waiting for them to come online")
         for lane in lanes:
             lane.scanner.wait_for(r"^signal online", timeout=30)
         pos = pos_sim.PosSimulator(api, token, lanes, seed=seed, duplicate=fraud.get("repeat", 0.0),
                                    mismatch=fraud.get("mismatch", 0.0), unscanned=fraud.get("unscanned", 0.0))
         started = time.monotonic()
         while time.monotonic() - started < seconds:
+            progress.tick(f"{pos.checkouts} checkouts")
             pos.checkout()
+        progress.phase(f"selling stopped after {pos.checkouts} checkouts; waiting up to 60 s for the journals to drain")
         names = [lane.scanner.config["device_id"] for lane in lanes]
         marks = ",".join("?" * counters)
         ended_ms = time.time_ns() // 1_000_000
         deadline = time.monotonic() + 60
         backlog = counters
         while backlog and time.monotonic() < deadline:  # a status sent after the last checkout, with nothing left
+            progress.tick(f"{backlog} counters still have a backlog or no status since")
             time.sleep(1)
             backlog = int(store.query(f"SELECT count(*) FROM device_state WHERE device IN ({marks}) "
                                       f"AND (backlog > 0 OR status_ms < ?)", [*names, ended_ms])[0][0])

@@ -179,6 +179,17 @@ def ticket_payloads() -> st.SearchStrategy[bytes]:
                      st.binary(max_size=100))
 
 
+def answer_payloads() -> st.SearchStrategy[bytes]:
+    """Command answers (tc/v1/<dev>/res) signed by the hostile device: of any shape, and near-good maps with one
+    field of any value; also unsigned CBOR."""
+    near = st.fixed_dictionaries({0: st.just(1), 1: st.integers(0, 2**64), 2: st.integers(0, 9),
+                                  3: st.integers(0, 9), 4: st.integers(0, 2**64)}).flatmap(
+        lambda fields: st.dictionaries(st.integers(0, 7), cbor_values(), max_size=2).map(
+            lambda changes: {**fields, **changes}))
+    return st.one_of(near.map(lambda fields: mac0(cbor2.dumps(fields))),
+                     any_cbor().map(lambda payload: mac0(payload)), any_cbor())
+
+
 def messages() -> st.SearchStrategy[tuple[str, bytes]]:
     """(topic, payload) of one hostile message."""
     ev = f"tc/v1/{HOSTILE_DEVICE}/ev"
@@ -188,8 +199,10 @@ def messages() -> st.SearchStrategy[tuple[str, bytes]]:
         st.tuples(st.just(ev), any_cbor()),
         st.tuples(st.just(f"tc/v1/{HOSTILE_DEVICE}/status"), status_payloads()),
         st.tuples(st.just(f"tc/v1/pos/{TERMINAL}/ticket"), ticket_payloads()),
+        st.tuples(st.just(f"tc/v1/{HOSTILE_DEVICE}/res"), answer_payloads()),
         st.tuples(st.sampled_from([f"tc/v1/{GOOD_DEVICE}/ev", "tc/v1/nobody/ev", "tc/v1/nobody/status",
-                                   "tc/v1/pos/T-OTHER/ticket"]), any_cbor() | cose_messages()),
+                                   "tc/v1/pos/T-OTHER/ticket", f"tc/v1/{GOOD_DEVICE}/res"]),
+                  any_cbor() | cose_messages()),
     )
 
 
@@ -233,6 +246,7 @@ def _resigned(payload: bytes, rng: random.Random) -> bytes | None:
 EV = f"tc/v1/{HOSTILE_DEVICE}/ev"
 STATUS = f"tc/v1/{HOSTILE_DEVICE}/status"
 TICKET = f"tc/v1/pos/{TERMINAL}/ticket"
+RES = f"tc/v1/{HOSTILE_DEVICE}/res"
 
 
 def _signed_event(changes: dict[int, Any]) -> bytes:
@@ -262,6 +276,11 @@ POISON: list[tuple[str, str, bytes, str]] = [
     ("status holding 2^64", STATUS, cbor2.dumps({0: 1, 1: True, 8: 2**64}), "status_malformed"),
     ("status with tag 100", STATUS, bytes.fromhex("a3000101f508d8641bffffffffffffffff"), "status_malformed"),
     ("status: last seq far ahead", STATUS, cbor2.dumps({0: 1, 1: True, 8: 2**62}), "seq_out_of_window"),
+    ("answer with a result of 2^64", RES, mac0(cbor2.dumps({0: 1, 1: 1, 2: 2, 3: 2**64, 4: 1})), "answer_malformed"),
+    ("answer with tag 100 as value", RES, mac0(bytes.fromhex("a60001010102010300040105d8641bffffffffffffffff")),
+     "answer_malformed"),
+    ("answer with a command id of 2^63", RES, mac0(cbor2.dumps({0: 1, 1: 2**63, 2: 2, 3: 0, 4: 1})),
+     "answer_malformed"),
     ("ticket nested 30,000 deep", TICKET, b"[" * 30_000 + b"]" * 30_000, "ticket_invalid"),
     ("ticket time 10^30", TICKET, _ticket(time=10**30), "ticket_invalid"),
     ("ticket time 1e30", TICKET, _ticket(time=1e30), "ticket_invalid"),
@@ -324,7 +343,7 @@ class Harness:
             sorted_batch = self.admission.sort(batch)
             for item in sorted_batch:
                 self.tally.passed.update(event=len(item.accepted), status=len(item.statuses),
-                                         ticket=len(item.tickets))
+                                         ticket=len(item.tickets), answer=len(item.answers))
                 for refusal in item.rejected:
                     self.tally.reasons[refusal.reason or "NO REASON"] += 1
                     if not refusal.reason:

@@ -18,7 +18,7 @@ FORWARD_DEFAULTS = {
     "opter": "0001", "opter_name": "收银员", "mdtrtarea_admvs": "440300", "insuplc_admdvs": "440300",
     "phar_name": "药师甲", "phar_prac_cert_no": "YS0001", "prsc_dr_name": "-", "mdtrt_sn": "-", "rx_flag": "0",
     "manu_lotnum": "-", "manu_date": "2026-01-01", "spler_name": "供应商甲", "prodentp_name": "生产企业甲",
-    "aprvno": "国药准字H00000000",
+    "aprvno": "国药准字H00000000", "inv_chg_type": "104", "pric": "0",
 }
 """Platform values for tests and the demo: what an operator puts in forward.defaults for a pharmacy."""
 

@@ -47,6 +47,8 @@ class SoakOptions:
     """Simulated counters."""
     firmware_devices: int = 1
     """Counters running the real firmware on micropython."""
+    micropython_build: str = "micropython"
+    """The MicroPython build they run on (tools.paths.micropython_command: micropython-aarch64 under qemu...)."""
     rate: float = 200.0
     """Sales per second over all counters."""
     up_s: tuple[float, float] = (0.3, 3.0)
@@ -181,7 +183,8 @@ def soak(folder: Path, options: SoakOptions, *, database: str = "",
         for name, key in keys.items():
             gateway.register(name, key)
         _start(gateway)
-        counters = counters_for(folder, keys, broker.port, acks, options.ack_timeout_s)
+        counters = counters_for(folder, keys, broker.port, acks, options.ack_timeout_s,
+                                micropython_build=options.micropython_build)
         for counter in counters:
             cleanup.callback(counter.close)
         began = time.monotonic()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -26,17 +27,59 @@ def micropython() -> str:
     return path
 
 
+def micropython_command(build: str = "micropython") -> list[str]:
+    """How to run a MicroPython build: `micropython`, the executable on PATH (the PyPI wheel); or
+    `micropython-ARCH`, the unix-port executable committed for a Linux board (tools/linux_images.py), under
+    qemu-user when this machine is of another architecture."""
+    if build == "micropython":
+        return [micropython()]
+    from tools import linux_images
+
+    arch = build.removeprefix("micropython-")
+    if arch == build or arch not in linux_images.ARCHES:
+        raise ValueError(f"unknown MicroPython build {build!r}: micropython, or micropython-ARCH for ARCH in "
+                         f"{', '.join(linux_images.ARCHES)}")
+    return linux_images.command(arch)
+
+
 def micropython_env(*folders: Path | str) -> dict[str, str]:
     """The environment for running micropython with `folders` on its import path.
 
     MICROPYPATH replaces the default path, so it must name `.frozen` again: asyncio and
-    other bundled modules live there.
+    other bundled modules live there. The folders come first: an executable with the agent
+    frozen in then runs the agent of these folders (today's code), not its frozen copy.
     """
-    return {**os.environ, "MICROPYPATH": ":".join([".frozen", *(str(folder) for folder in folders)])}
+    return {**os.environ, "MICROPYPATH": ":".join([*(str(folder) for folder in folders), ".frozen"])}
 
 
-def compile_firmware(target: Path) -> Path:
-    """Compile every firmware file with mpy-cross into `target` (the tree a board gets); return `target`."""
+RP2040_ARCH = "armv6m"
+"""mpy-cross's arch for the Pico's machine code (Cortex-M0+)."""
+ESP32_ARCH = "xtensawin"
+"""The same for ESP32 and ESP32-S3 (windowed Xtensa)."""
+_MPY_ARCHES = ("", "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp", "xtensa",
+               "xtensawin", "rv32imc", "rv64imc")
+"""mpy-cross's arch names by the number a MicroPython build reports in sys.implementation._mpy (bits 10 up);
+0: the build has no native emitter (the aarch64 unix port)."""
+_NATIVE_MARK = re.compile(rb"^([ \t]*)@native[ \t]*$", re.MULTILINE)
+
+
+def build_arch(command: list[str]) -> str:
+    """The arch whose machine code the MicroPython build run by `command` loads, or "" when it loads none."""
+    import subprocess
+
+    result = subprocess.run([*command, "-c", "import sys; print(sys.implementation._mpy >> 10)"],
+                            capture_output=True, text=True, check=True, timeout=60)
+    number = int(result.stdout.strip())
+    return _MPY_ARCHES[number] if number < len(_MPY_ARCHES) else ""
+
+
+def compile_firmware(target: Path, arch: str = "") -> Path:
+    """Compile every firmware file with mpy-cross into `target` (the tree a board gets); return `target`.
+
+    With `arch` (an mpy-cross -march name), functions marked `@native` become machine code for it: the mark
+    is turned into `@micropython.native` on its own line, so line numbers stay. Without, all is bytecode,
+    which every build loads.
+    """
     import subprocess
 
     compiler = installed("mpy-cross")
@@ -46,8 +89,12 @@ def compile_firmware(target: Path) -> Path:
         relative = source.relative_to(FIRMWARE)
         output = (target / relative).with_suffix(".mpy")
         output.parent.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run([compiler, "-s", str(relative), "-o", str(output), str(source)],
-                                capture_output=True, text=True, check=False)
+        command = [compiler, "-s", str(relative), "-o", str(output)]
+        text = source.read_bytes()
+        if arch:
+            command.append(f"-march={arch}")
+            text = _NATIVE_MARK.sub(rb"\1@micropython.native", text)
+        result = subprocess.run([*command, "-"], input=text, capture_output=True, check=False)
         if result.returncode != 0:
-            raise RuntimeError(f"mpy-cross {relative}: {result.stderr}")
+            raise RuntimeError(f"mpy-cross {relative}: {result.stderr.decode(errors='replace')}")
     return target

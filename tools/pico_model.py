@@ -159,13 +159,16 @@ class PicoModel:
             raise ModelError(reason)
         self._cdc = bytearray()
         self._uart: dict[int, bytearray] = {0: bytearray(), 1: bytearray()}
+        self._uart_sinks: dict[int, Callable[[bytes], None]] = {}
+        self._cdc_sink: Callable[[bytes], None] | None = None
+        self._send_lock = threading.Lock()  # uart_write may come from a relay thread (tools/ppp_peer.py)
         self.gpio_changes: list[GpioChange] = []
         self.connected_ns: int | None = None
         self.watchdog_ns: int | None = None
         self.stopped_ns: int | None = None
         self._time_ns: int | None = None
-        self.uarts: list[Mapping[str, int]] = []
-        """Each UART's baud rate and bytes lost to a full receive FIFO, as of the last `now_ns`."""
+        self.bauds: list[int] = []
+        """Each UART's baud rate as of the last `now_ns` (0 before the firmware set it)."""
         self._saved: set[str] = set()
         self._flash_stats: FlashStats | None = None
         self.cut: Cut | None = None
@@ -207,8 +210,12 @@ class PicoModel:
         for line in self._process.stdout:
             message = json.loads(line)
             with self._changed:
-                if "cdc" in message:
+                if "cdc" in message and self._cdc_sink is not None:
+                    self._cdc_sink(base64.b64decode(message["cdc"]))
+                elif "cdc" in message:
                     self._cdc += base64.b64decode(message["cdc"])
+                elif "uart" in message and message["uart"] in self._uart_sinks:
+                    self._uart_sinks[message["uart"]](base64.b64decode(message["data"]))
                 elif "uart" in message:
                     self._uart[message["uart"]] += base64.b64decode(message["data"])
                 elif "gpio" in message:
@@ -225,7 +232,7 @@ class PicoModel:
                     self.cut = Cut(**message["cut"])
                 elif "time" in message:
                     self._time_ns = message["time"]
-                    self.uarts = message["uarts"]
+                    self.bauds = message["bauds"]
                 elif "lost" in message:
                     self.lost.append(message["lost"])
                 elif "stopped" in message:
@@ -244,8 +251,9 @@ class PicoModel:
     def _send(self, message: Mapping[str, object]) -> None:
         if self._process.stdin is None or self._process.poll() is not None:
             raise ModelError(f"the model has exited: {self.stderr()}")
-        self._process.stdin.write(json.dumps(message).encode() + b"\n")
-        self._process.stdin.flush()
+        with self._send_lock:
+            self._process.stdin.write(json.dumps(message).encode() + b"\n")
+            self._process.stdin.flush()
 
     def wait_until(self, ready: str, check: Callable[[], bool], timeout: float) -> None:
         """Wait until `check()` holds; `ready` names what was awaited, for the error."""
@@ -351,6 +359,14 @@ class PicoModel:
                 if change.pin == pin:
                     return change.level
         return default
+
+    def on_console(self, sink: Callable[[bytes], None]) -> None:
+        """Hand what the console prints to `sink` (called on the reader thread); read_until sees nothing after."""
+        self._cdc_sink = sink
+
+    def on_uart(self, port: int, sink: Callable[[bytes], None]) -> None:
+        """Hand what UART `port` transmits to `sink` (called on the reader thread) instead of keeping it."""
+        self._uart_sinks[port] = sink
 
     def set_gpio(self, pin: int, level: int) -> None:
         """Drive input `pin` low (0) or high (1)."""

@@ -8,6 +8,11 @@ of the first time and is not processed again; a bchno accepted before under anot
 counted as a double (a platform that does not deduplicate, which REFERENCE.md says we must not rely on). A 3507
 marks the accepted row of its bchno and type withdrawn (refused when there is none).
 
+Sign-in (9001): it answers a `signIn` with a new `sign_no` in `signinoutb`, the only live one of that institution
+(an older one dies, as when an operator signs in again). Every other request must carry a live sign_no of its
+institution: a missing one (while sign-in is required), an unknown, superseded or expired one is refused with
+`infcode -1` before anything is processed, and that answer is what its msgid gets from then on.
+
 What it holds is checked as the platform would see it, not only per msgid: per ticket line (institution,
 `rtal_docno`, `med_list_codg`) the quantity its live (not withdrawn) sale rows and return rows add up to
 (`sale_totals`, `GET /_sim/lines`), and per code of a whole pack how many live sales less returns name it: a
@@ -22,6 +27,10 @@ Faults, from the command line or `POST /_sim/faults` (JSON of the same names):
   --reject-list-code C  refuse every row of this med_list_codg (per-row rejection)
   --outage START:LEN    from START s after launch, for LEN s, answer 503 without processing
   --paas-token T        require x-tif-* headers signed with this token
+  --sign-ttl-s N        a sign_no expires N s after its sign-in (0: at the next sign-in only)
+  --require-sign-in     refuse requests without a sign_no (a sign_no given must be live either way)
+
+`POST /_sim/expire-sign-ins` ends every live sign_no at once (the platform's day end).
 
 `GET /_sim/counts` gives accepted rows, live rows, distinct bchno, doubles, code doubles, withdrawn rows, replays
 and faults injected; `GET /_sim/lines` the per-line totals; both for tests.
@@ -43,7 +52,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from gateway.platform_fields import BATCH_NODE, ERROR_NODE, INV_DATA_TYPE, ROW_NODE, check_envelope, check_row
+from gateway.platform_fields import (
+    BATCH_NODE,
+    ERROR_NODE,
+    INV_DATA_TYPE,
+    ROW_NODE,
+    SIGN_IN,
+    SIGN_IN_NODE,
+    SIGN_IN_OUTPUT,
+    check_envelope,
+    check_row,
+    check_sign_in,
+)
 
 __all__ = ["Faults", "PlatformSim", "LineTotal", "main"]
 
@@ -55,6 +75,8 @@ CREATE TABLE IF NOT EXISTS accepted (
 CREATE INDEX IF NOT EXISTS accepted_by_bchno ON accepted (bchno);
 CREATE TABLE IF NOT EXISTS held (code TEXT PRIMARY KEY, packs INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sign_ins (sign_no TEXT PRIMARY KEY, institution TEXT NOT NULL, opter_no TEXT NOT NULL,
+    signed_ms INTEGER NOT NULL, live INTEGER NOT NULL);
 """
 
 
@@ -82,6 +104,10 @@ class Faults:
     """Seconds after launch (or after the last faults update) when an outage starts; negative: none."""
     outage_s: float = 0.0
     paas_token: str = ""
+    sign_in_required: bool = False
+    """Refuse a request without a sign_no (one that has a sign_no must have a live one either way)."""
+    sign_ttl_s: float = 0.0
+    """A sign_no expires this long after its sign-in; 0: only when the institution signs in again."""
 
 
 class PlatformSim:
@@ -176,6 +202,11 @@ class PlatformSim:
                 entry[2] += [item["drug_trac_codg"] for item in row["drugtracinfo"]]
         return {key: LineTotal(sold, returned, tuple(codes)) for key, (sold, returned, codes) in sums.items()}
 
+    def expire_sign_ins(self) -> int:
+        """End every live sign_no now (the platform's day end); how many there were."""
+        with self._lock:
+            return self._db.execute("UPDATE sign_ins SET live = 0 WHERE live = 1").rowcount
+
     def decide(self) -> str:
         """The fault for the next request: outage, error, timeout, drop, or "" (none)."""
         with self._lock:
@@ -229,12 +260,18 @@ class PlatformSim:
             return _answer(-1, msgid, now, "; ".join(problems))
         infno_text = str(request["infno"])
         infno, batch = infno_text[:4], infno_text.endswith("A")
-        node = BATCH_NODE[infno] if batch else ROW_NODE[infno]
+        node = SIGN_IN_NODE if infno == SIGN_IN else BATCH_NODE[infno] if batch else ROW_NODE[infno]
         data = request.get("input", {}).get(node) if isinstance(request.get("input"), dict) else None
         rows = data if batch else [data]
         if not isinstance(rows, list) or not rows or not all(isinstance(row, dict) for row in rows):
             self._count("refused_envelope")
             return _answer(-1, msgid, now, f"input.{node} 缺失或格式错误")
+        if infno == SIGN_IN:
+            return self._sign_in(request, msgid, now)
+        refusal = self._sign_refusal(request)
+        if refusal:
+            self._count("refused_sign_no")
+            return _answer(-1, msgid, now, refusal)
         if infno == "3507":
             return self._withdraw(rows[0], msgid, now)
         failures = []
@@ -270,6 +307,35 @@ class PlatformSim:
             return _answer(0, msgid, now, "", {"result": {"retRslt": "0", "msgRslt": failures[0]["err_msg"]}})
         return _answer(0, msgid, now, "", {"result": {"retRslt": "1", "msgRslt": "成功"}})
 
+
+    def _sign_in(self, request: dict[str, Any], msgid: str, now: str) -> dict[str, Any]:
+        data = request["input"][SIGN_IN_NODE]
+        problems = check_sign_in(data)
+        if problems:
+            self._count("refused_envelope")
+            return _answer(-1, msgid, now, "; ".join(problems))
+        institution = str(request["fixmedins_code"])
+        self._count("sign_ins")
+        number = self._db.execute("SELECT value FROM counters WHERE name = 'sign_ins'").fetchone()[0]
+        sign_no = f"SN{institution[-8:]}{now}{number:06d}"[:30]
+        self._db.execute("UPDATE sign_ins SET live = 0 WHERE institution = ?", (institution,))
+        self._db.execute("INSERT INTO sign_ins (sign_no, institution, opter_no, signed_ms, live) VALUES (?,?,?,?,1)",
+                         (sign_no, institution, str(data["opter_no"]), int(time.time() * 1000)))
+        signed = time.strftime("%Y-%m-%d %H:%M:%S")
+        return _answer(0, msgid, now, "", {SIGN_IN_OUTPUT: {"sign_no": sign_no, "sign_time": signed}})
+
+    def _sign_refusal(self, request: dict[str, Any]) -> str:
+        """Why this request's sign_no is not taken, or "" when it is."""
+        sign_no = str(request.get("sign_no") or "")
+        if not sign_no:
+            return "未签到: sign_no 为空 (sign in with 9001 first)" if self.faults.sign_in_required else ""
+        found = self._db.execute("SELECT institution, signed_ms, live FROM sign_ins WHERE sign_no = ?",
+                                 (sign_no,)).fetchone()
+        ttl_ms = self.faults.sign_ttl_s * 1000
+        if (found is None or found[0] != str(request.get("fixmedins_code")) or not found[2]
+                or (ttl_ms and time.time() * 1000 - found[1] > ttl_ms)):
+            return f"签到编号无效或已过期: sign_no {sign_no} (sign in again with 9001)"
+        return ""
 
     def _hold(self, infno: str, row: dict[str, Any], codes: list[str], sign: int) -> None:
         """Track how many live sales less returns name each whole-pack code; `sign` -1 when a row is withdrawn."""
@@ -342,6 +408,9 @@ def _handler(sim: PlatformSim) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:  # noqa: N802
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path == "/_sim/expire-sign-ins":
+                self._send(200, {"expired": sim.expire_sign_ins()})
+                return
             if self.path == "/_sim/faults":
                 try:
                     sim.set_faults(json.loads(body))
@@ -386,13 +455,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reject-list-code", default="")
     parser.add_argument("--outage", default="", help="START:LENGTH in seconds from launch")
     parser.add_argument("--paas-token", default="")
+    parser.add_argument("--sign-ttl-s", type=float, default=0.0)
+    parser.add_argument("--require-sign-in", action="store_true", help="refuse requests without a sign_no")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate chain (PEM) ...")
     parser.add_argument("--tls-key", type=Path, help="... and this key")
     options = parser.parse_args(argv)
     faults = Faults(latency_ms=options.latency_ms, error_rate=options.error_rate, timeout_rate=options.timeout_rate,
                     hang_ms=options.hang_ms, drop_rate=options.drop_rate, reject_list_code=options.reject_list_code,
-                    paas_token=options.paas_token)
+                    paas_token=options.paas_token, sign_in_required=options.require_sign_in,
+                    sign_ttl_s=options.sign_ttl_s)
     if options.outage:
         try:
             start, length = (float(part) for part in options.outage.split(":"))

@@ -59,7 +59,7 @@ class ProvisionError(Exception):
 def acl_block(device: str) -> str:
     """The ACL lines of one device: its own topics, in the directions the protocol uses them."""
     return (f"# device {device}\nuser {device}\ntopic write tc/v1/{device}/ev\ntopic write tc/v1/{device}/status\n"
-            f"topic read tc/v1/{device}/ack\ntopic read tc/v1/{device}/cmd\n")
+            f"topic write tc/v1/{device}/res\ntopic read tc/v1/{device}/ack\ntopic read tc/v1/{device}/cmd\n")
 
 
 def write_acl(path: Path, device: str) -> None:

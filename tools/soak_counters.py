@@ -115,9 +115,9 @@ class Selling:
         self._thread.join()
 
 
-def counters_for(folder: Path, keys: dict[str, bytes], port: int, acks: AckWatcher,
-                 ack_timeout_s: int) -> list[Counter]:
-    """Simulated counters for the bench-* names, the firmware on micropython for the dev-* ones."""
+def counters_for(folder: Path, keys: dict[str, bytes], port: int, acks: AckWatcher, ack_timeout_s: int, *,
+                 micropython_build: str = "micropython") -> list[Counter]:
+    """Simulated counters for the bench-* names, the firmware on `micropython_build` for the dev-* ones."""
     counters: list[Counter] = []
     try:
         for name, key in keys.items():
@@ -126,7 +126,8 @@ def counters_for(folder: Path, keys: dict[str, bytes], port: int, acks: AckWatch
             else:
                 config = {"device_id": name, "key_hex": key.hex(), "broker_host": "127.0.0.1", "broker_port": port,
                           "status_interval_s": 2, "ack_timeout_s": ack_timeout_s, "debounce_ms": 300}
-                counters.append(FirmwareCounter(VirtualDevice(folder / name, config)))
+                counters.append(FirmwareCounter(VirtualDevice(folder / name, config,
+                                                                interpreter=micropython_build)))
     except BaseException:
         for counter in counters:
             counter.close()

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tools.paths import FIRMWARE, compile_firmware, micropython, micropython_env
+from tools.paths import FIRMWARE, build_arch, compile_firmware, micropython_command, micropython_env
 
 
 class LineLog:
@@ -87,6 +87,8 @@ class VirtualDevice:
 
     def __init__(self, folder: Path, config: dict[str, Any], *, interpreter: str = "micropython",
                  heap: str = "", compiled: bool = False) -> None:
+        """`interpreter`: cpython, or a MicroPython build as tools.paths.micropython_command names it
+        (micropython, micropython-aarch64, ...)."""
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.config = dict(config)
@@ -108,21 +110,26 @@ class VirtualDevice:
         config_path = self.folder / "config.json"
         config_path.write_text(json.dumps(self.config))
         config_path.chmod(0o600)
-        if self.interpreter == "micropython":
-            command = [micropython(), *(["-X", f"heapsize={self.heap}"] if self.heap else [])]
+        if self.interpreter.startswith("micropython"):
+            command = [*micropython_command(self.interpreter), *(["-X", f"heapsize={self.heap}"] if self.heap else [])]
             if self.compiled:  # .mpy files, as a board runs them: no compiling at import, less heap
                 command += ["-m", "main"]
-                env = micropython_env(compile_firmware(self.folder / "mpy"))
+                code = compile_firmware(self.folder / "mpy", build_arch(micropython_command(self.interpreter)))
             else:
                 command.append(str(FIRMWARE / "main.py"))
-                env = micropython_env(FIRMWARE)
+                code = FIRMWARE
+            env = micropython_env(code)
         else:
             command = [sys.executable, "-u", str(FIRMWARE / "main.py")]
+            code = FIRMWARE
             env = {**os.environ, "PYTHONPATH": str(FIRMWARE)}
         self.process = subprocess.Popen([*command, str(config_path)],
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
         threading.Thread(target=self._collect, args=(self.process,), daemon=True).start()
-        self.wait_for(r"^log agent ", timeout=20)
+        booted = self.wait_for(r"^log agent .*, code (\S+)$", timeout=20)
+        # an executable with the agent frozen in must still run today's code, from the folder given
+        if not booted.group(1).startswith(str(code) + "/"):
+            raise RuntimeError(f"the agent runs from {booted.group(1)}, not from today's code in {code}")
 
     def _collect(self, process: subprocess.Popen[bytes]) -> None:
         assert process.stdout is not None

@@ -9,7 +9,7 @@ import asyncio
 from tcagent import cbor, codes, cose, event, feedback, guard, intake, journal
 from tcagent.compat import const, sleep_ms
 
-VERSION = "0.2.0"
+VERSION = "0.3.0"
 RECORD_MAX = const(1280)  # docs/protocol.md: one COSE_Mac0 at most 1,280 bytes
 EVENT_MAX = const(1024)  # docs/protocol.md: an event payload at most 1,024 bytes
 _RECENT = const(8)  # verdicts are signalled only for the last few scans, not for a drained backlog
@@ -18,8 +18,10 @@ _ALARM_CLOCK = const(2)
 _ALARM_COMMAND_MAC = const(8)
 _ALARM_GUARD_LOST = const(16)
 _LOG_MAX = const(120)  # characters of an error kept in a log line
+_ANSWERS_MAX = const(4)  # command answers waiting for the link; more are dropped and counted
+_REBOOT_GRACE_MS = const(3000)  # a reboot command waits this long at most for its answer to go out
 COUNTERS = ("scans", "invalid", "repeats", "refused_full", "bytes_written", "syncs", "torn_cut", "corrupt",
-            "resends", "commands_rejected", "bad_messages", "intake_errors")
+            "resends", "commands_rejected", "bad_messages", "intake_errors", "answers_dropped")
 
 
 class Agent:
@@ -45,6 +47,8 @@ class Agent:
         self.alarm_command_mac = False
         self.recent = [0] * _RECENT  # seqs of the last scans taken
         self.resend_from = 0  # set by the gateway's resend command, consumed by the link
+        self.answers = []  # signed command answers for the link to publish, oldest first, at most _ANSWERS_MAX
+        self.reboot_at = None  # ticks when a reboot command was accepted; the timer loop reboots
         self.wake = asyncio.Event()  # a new record to send, an ack, or a resend command
         self.ended = ""  # which of the agent's tasks ended, and how; "" while all run
         self._uptime_ms = 0
@@ -54,6 +58,7 @@ class Agent:
         self.topic_ev = "tc/v1/%s/ev" % self.device
         self.topic_ack = "tc/v1/%s/ack" % self.device
         self.topic_cmd = "tc/v1/%s/cmd" % self.device
+        self.topic_res = "tc/v1/%s/res" % self.device
         self.topic_status = "tc/v1/%s/status" % self.device
 
     def uptime_ms(self):
@@ -189,6 +194,12 @@ class Agent:
                 print("log agent: %s; rebooting" % self.ended)
                 hal.reboot()  # the journal is left as a power cut would leave it: the boot check handles that
                 return
+            if self.reboot_at is not None and (
+                    not self.answers or hal.ticks_diff(hal.ticks_ms(), self.reboot_at) > _REBOOT_GRACE_MS):
+                print("log agent: rebooting on the gateway's command")
+                self.journal.close()
+                hal.reboot()
+                return
             hal.watchdog_feed()
 
     # ---- from the gateway ----------------------------------------------------
@@ -235,6 +246,18 @@ class Agent:
         from tcagent import command  # commands are rare: their code is loaded at the first one, not at boot
 
         command.handle(self, message)
+
+    def answer(self, signed):
+        """Queue a signed command answer for the link; when _ANSWERS_MAX wait already, drop it and count it."""
+        if len(self.answers) >= _ANSWERS_MAX:
+            self.counts["answers_dropped"] += 1
+            return
+        self.answers.append(signed)
+        self.wake.set()
+
+    def reboot_soon(self):
+        """Reboot once the answers are out (or after _REBOOT_GRACE_MS): the gateway learns the command applied."""
+        self.reboot_at = self.hal.ticks_ms()
 
     # ---- to the gateway ------------------------------------------------------
 

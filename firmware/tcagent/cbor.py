@@ -18,7 +18,7 @@ allocated, nesting is capped, and trailing bytes are an error.
 
 import struct
 
-from tcagent.compat import const
+from tcagent.compat import const, native
 
 _MAJOR_UINT = const(0)
 _MAJOR_NINT = const(1)
@@ -66,6 +66,7 @@ def uint(value):
 # ---- encoding ---------------------------------------------------------------
 
 
+@native
 def write_head(out, major, arg):
     """Append the shortest head for `major` with argument `arg` (0 <= arg < 2**64)."""
     if arg < 24:

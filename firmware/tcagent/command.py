@@ -1,4 +1,5 @@
-"""Signed commands from the gateway (docs/protocol.md, "Command"): checked whole, their id stored, then applied.
+"""Signed commands from the gateway (docs/protocol.md, "Command"): checked whole, their id stored, then applied,
+and answered on `tc/v1/<dev>/res` with a signed result (docs/protocol.md, "Command answer").
 
 Imported at the first command rather than at boot: commands are rare and the heap is small.
 """
@@ -17,46 +18,82 @@ _TIME_MAX_MS = const(4102444800000)
 # what the config command may change at run time, with the range it accepts
 _RUNTIME_CONFIG = {"debounce_ms": (0, 60000), "line_timeout_ms": (0, 10000), "gs1_form": (0, 2),
                    "status_interval_s": (1, 86400), "ack_timeout_s": (1, 3600)}
+# answer results (docs/protocol.md): applied, or why not
+APPLIED = const(0)
+REFUSED_RANGE = const(1)
+REFUSED_REPLAY = const(2)
+REFUSED_LOCKED = const(3)
 
 
 def handle(agent, message):
-    """Verify, check and apply one command for `agent`; raise (CoseError, ValueError) for a refused one."""
+    """Verify, check and apply one command for `agent`, queueing its signed answer; raise (CoseError, ValueError)
+    for a refused one. A command whose MAC does not verify gets no answer: its sender could not verify one."""
     try:
-        command_id, kind, argument = _verified(agent, message)
+        payload = cose.verify(agent.key, cose.parse(message, max_size=2048))
+    except cose.CoseError:
+        agent.counts["commands_rejected"] += 1
+        agent.alarm_command_mac = True
+        raise
+    command = None
+    result = REFUSED_RANGE
+    try:
+        command = cbor.loads(payload, max_size=2048, max_depth=4)
+        command_id, kind, argument = _checked(command)
         clock_floor = agent.hal.time_ms() if agent.hal.clock == event.CLOCK_NTP else 0
         if not agent.guard.accept(command_id, clock_floor):  # stored before the command is applied
+            result = REFUSED_LOCKED if agent.guard.lost else REFUSED_REPLAY
             raise ValueError("command id %d refused (last %d%s)" % (
                 command_id, agent.guard.last_id, ", guard lost" if agent.guard.lost else ""))
     except Exception:
         agent.counts["commands_rejected"] += 1
+        agent.answer(_answer(agent, command, result, None))
         raise
+    value = _apply(agent, kind, argument)
+    agent.answer(_answer(agent, command, APPLIED, value))
+    print("log command %d type %d applied" % (command_id, kind))
+
+
+def _apply(agent, kind, argument):
+    """Apply a checked command; the value its answer reports (None: nothing to report)."""
     if kind == _TIME:
         agent.hal.set_time(argument)
-    elif kind == _MODE:
+        return agent.hal.time_ms()
+    if kind == _MODE:
         agent.mode = argument
         agent.hal.signal(feedback.MODE, str(argument))
-    elif kind == _RESEND:
+        return argument
+    if kind == _RESEND:
         agent.resend_from = min(argument, agent.journal.last_seq + 1)
         agent.wake.set()
-    elif kind == _CONFIG:
+        return agent.resend_from
+    if kind == _CONFIG:
         for name in argument:
             agent.config[name] = argument[name]
         agent.debouncer.window_ms = agent.config["debounce_ms"]
         agent.framer.timeout_ms = agent.config["line_timeout_ms"]
-    else:
-        agent.journal.close()
-        agent.hal.reboot()
-    print("log command %d type %d applied" % (command_id, kind))
+        now = {}
+        for name in _RUNTIME_CONFIG:
+            now[name] = agent.config[name]
+        return now
+    agent.reboot_soon()  # after the answer is out (tcagent.agent)
+    return None
 
 
-def _verified(agent, message):
-    """(id, type, argument) of a command whose MAC verifies and whose every field is in range."""
-    try:
-        payload = cose.verify(agent.key, cose.parse(message, max_size=2048))
-    except cose.CoseError:
-        agent.alarm_command_mac = True
-        raise
-    command = cbor.loads(payload, max_size=2048, max_depth=4)
+def _answer(agent, command, result, value):
+    """The signed answer map: which command (id and type, 0 when they were not unsigned integers), the result,
+    the last id the guard accepted, and the value when there is one."""
+    fields = {0: 1, 1: 0, 2: 0, 3: result, 4: agent.guard.last_id}
+    if type(command) is dict:
+        for key in (1, 2):
+            if cbor.uint(command.get(key)) >= 0:
+                fields[key] = command[key]
+    if value is not None:
+        fields[5] = value
+    return cose.sign(agent.key, cbor.dumps(fields), agent.kid)
+
+
+def _checked(command):
+    """(id, type, argument) of a command map whose every field is in range; ValueError otherwise."""
     if type(command) is not dict or command.get(0) != 1 or type(command.get(0)) is not int:
         raise ValueError("command is not a version 1 map")
     for key in command:
@@ -71,7 +108,7 @@ def _verified(agent, message):
     if kind == _TIME:
         good = _TIME_MIN_MS <= number < _TIME_MAX_MS
     elif kind == _MODE:
-        good = 1 <= number <= 6
+        good = 1 <= number <= 7
     elif kind == _RESEND:
         good = number > 0
     elif kind == _CONFIG:

@@ -11,6 +11,15 @@ except ImportError:  # CPython: const() is MicroPython's compile-time constant, 
         return value
 
 
+
+
+def native(function):
+    """Marks a hot function for machine code. Run from source it is the function as written: the aarch64
+    unix port has no native emitter and refuses `@micropython.native`, so the source cannot carry it. Compiled
+    for a board's arch (tools/paths.compile_firmware), the decorator line becomes `@micropython.native`."""
+    return function
+
+
 if hasattr(time, "ticks_ms"):  # MicroPython
     ticks_ms = time.ticks_ms
     ticks_diff = time.ticks_diff
@@ -30,4 +39,4 @@ else:
         await asyncio.sleep(ms / 1000)
 
 
-__all__ = ["const", "ticks_ms", "ticks_diff", "sleep_ms"]
+__all__ = ["const", "native", "ticks_ms", "ticks_diff", "sleep_ms"]

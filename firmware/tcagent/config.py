@@ -20,6 +20,7 @@ DEFAULTS = {  # type: dict
     "tls_ca": "",  # PEM/DER file of the CA that signed the broker's certificate (tls only)
     "wifi_ssid": "",  # boards only
     "wifi_password": "",
+    "ppp": {"id": -1, "tx": -1, "rx": -1, "baud": 115200},  # rp2: the link over PPP on this UART; id -1: none
     "ntp_host": "",  # boards only; "": the broker host
     "clock_floor_s": 0,  # boards: the clock is never taken to be before this (Unix s); 0: the firmware's date
     "uart": {"port": "/dev/ttyACM0", "baud": 9600, "id": 0, "tx": 16, "rx": 17},  # unix: port; boards: id, pins
@@ -28,7 +29,7 @@ DEFAULTS = {  # type: dict
     "line_timeout_ms": 200,
     "debounce_ms": 1500,
     "gs1_form": 0,  # 0 full element string, 1 GTIN + serial, 2 bracketed
-    "mode": 1,  # operation at boot: 1 sale ... 6 dispense
+    "mode": 1,  # operation at boot: 1 sale ... 6 dispense, 7 stock adjustment
     "data_dir": "data",
     "journal_capacity": 262144,
     "journal_segment": 16384,
@@ -113,7 +114,7 @@ def check(values, board=None):
                 else:
                     _expect(isinstance(value, int) and not isinstance(value, bool) and value >= -1, name + "." + key,
                             "a whole number (-1: none)" if name == "pins" else "a whole number", value)
-    _expect(1 <= config["mode"] <= 6, "mode", "1-6", config["mode"])
+    _expect(1 <= config["mode"] <= 7, "mode", "1-7", config["mode"])
     _expect(config["gs1_form"] <= 2, "gs1_form", "0, 1 or 2", config["gs1_form"])
     _expect(0 < config["broker_port"] < 65536, "broker_port", "1-65535", config["broker_port"])
     _expect(config["suffix"] != "", "suffix", "at least one character", config["suffix"])
@@ -123,6 +124,7 @@ def check(values, board=None):
     _expect(1 <= config["batch_max"] <= 64, "batch_max", "1-64", config["batch_max"])
     _expect(1280 <= config["batch_bytes"] <= 16384, "batch_bytes", "1280-16384", config["batch_bytes"])
     _expect(config["keepalive_s"] >= 5, "keepalive_s", ">= 5", config["keepalive_s"])
+    _expect(on_board or config["ppp"]["id"] == -1, "ppp.id", "-1 (PPP is for boards)", config["ppp"]["id"])
     if not config["ntp_host"]:
         config["ntp_host"] = config["broker_host"]
     if on_board:

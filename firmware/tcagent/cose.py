@@ -8,7 +8,7 @@ empty external AAD; 32-byte tag.
 import hashlib
 
 from tcagent import cbor
-from tcagent.compat import const
+from tcagent.compat import const, native
 
 ALG_HMAC_256_256 = const(5)
 TAG_MAC0 = const(17)
@@ -24,10 +24,22 @@ class CoseError(ValueError):
     """A message outside the profile or with a tag that does not verify."""
 
 
-class MacKey:
-    """An HMAC-SHA256 key with its padded inner and outer blocks computed once."""
+# MAC_structure ["MAC0", h'a10105', h'', payload] up to the payload's head: what the inner hash takes after the
+# key's pad whenever the protected header is the profile's own.
+_MAC0_START = b"\x84\x64MAC0\x43" + PROTECTED + b"\x40"
+# the tagged message up to the kid's head: 17([h'a10105', {4: kid}, ...
+_MESSAGE_START = b"\xd1\x84\x43" + PROTECTED + b"\xa1\x04"
+_TAG_HEAD = b"\x58\x20"
 
-    __slots__ = ("inner_pad", "outer_pad")
+
+class MacKey:
+    """An HMAC-SHA256 key with its padded inner and outer blocks computed once.
+
+    MicroPython's hashlib cannot copy a hash object, so the state after the pad cannot be kept; the inner
+    pad is kept with the profile's MAC_structure prefix joined to it, so one call hashes both.
+    """
+
+    __slots__ = ("inner_pad", "outer_pad", "inner_start")
 
     def __init__(self, key):
         if len(key) < 16:
@@ -36,22 +48,26 @@ class MacKey:
             key = hashlib.sha256(key).digest()
         self.inner_pad = bytes(byte ^ 0x36 for byte in key) + bytes([0x36] * (_BLOCK_SIZE - len(key)))
         self.outer_pad = bytes(byte ^ 0x5C for byte in key) + bytes([0x5C] * (_BLOCK_SIZE - len(key)))
+        self.inner_start = self.inner_pad + _MAC0_START
 
 
 def _bstr_head(length):
     head = bytearray()
     cbor.write_head(head, 2, length)
-    return head
+    return bytes(head)  # bytes, for bytes.join on MicroPython
 
 
-def _mac(key, protected, payload):
+def _mac(key, protected, payload_head, payload):
     """HMAC-SHA256 over ["MAC0", protected, h'', payload], fed in pieces (no copy of the payload)."""
-    inner = hashlib.sha256(key.inner_pad)
-    inner.update(b"\x84\x64MAC0")
-    inner.update(_bstr_head(len(protected)))
-    inner.update(protected)
-    inner.update(b"\x40")
-    inner.update(_bstr_head(len(payload)))
+    if protected == PROTECTED:
+        inner = hashlib.sha256(key.inner_start)
+    else:
+        inner = hashlib.sha256(key.inner_pad)
+        inner.update(b"\x84\x64MAC0")
+        inner.update(_bstr_head(len(protected)))
+        inner.update(protected)
+        inner.update(b"\x40")
+    inner.update(payload_head)
     inner.update(payload)
     outer = hashlib.sha256(key.outer_pad)
     outer.update(inner.digest())
@@ -68,19 +84,38 @@ def _equal(left, right):
     return difference == 0
 
 
+_kid_start = [b"", b""]  # kid and the message up to the payload's head for it, kept: a device signs with one kid
+
+
+@native
 def sign(key, payload, kid):
-    """Return the tagged COSE_Mac0 bytes for `payload` (bytes) from `kid` (bytes)."""
-    out = bytearray(b"\xd1\x84\x43")
-    out.extend(PROTECTED)
-    out.append(0xA1)
-    out.append(_HEADER_KID)
-    out.extend(_bstr_head(len(kid)))
-    out.extend(kid)
-    out.extend(_bstr_head(len(payload)))
-    out.extend(payload)
-    out.extend(b"\x58\x20")
-    out.extend(_mac(key, PROTECTED, payload))
-    return bytes(out)
+    """Return the tagged COSE_Mac0 bytes for `payload` (bytes) from `kid` (bytes).
+
+    The message is written once, into a buffer with room for it; its payload head and payload, contiguous
+    there, are what the MAC hashes after the MAC_structure prefix.
+    """
+    if kid != _kid_start[0]:
+        _kid_start[0] = kid
+        _kid_start[1] = _MESSAGE_START + _bstr_head(len(kid)) + kid
+    start = _kid_start[1]
+    length = len(payload)
+    message = bytearray(len(start) + length + 37)  # the head of the payload takes at most 3 bytes
+    message[:] = start  # its room kept
+    if length < 24:
+        message.append(0x40 | length)
+    elif length < 256:  # an event's usual size, written inline: a call costs more than the two bytes
+        message.append(0x58)
+        message.append(length)
+    else:
+        cbor.write_head(message, 2, length)
+    message += payload
+    inner = hashlib.sha256(key.inner_start)
+    inner.update(memoryview(message)[len(start):])
+    outer = hashlib.sha256(key.outer_pad)
+    outer.update(inner.digest())
+    message += _TAG_HEAD
+    message += outer.digest()
+    return bytes(message)
 
 
 class Mac0:
@@ -131,6 +166,6 @@ def parse(message, max_size=cbor.DEFAULT_MAX_SIZE):
 
 def verify(key, mac0):
     """Return the payload of a parsed `mac0` if its tag verifies under `key`."""
-    if not _equal(_mac(key, mac0.protected, mac0.payload), mac0.tag):
+    if not _equal(_mac(key, mac0.protected, _bstr_head(len(mac0.payload)), mac0.payload), mac0.tag):
         raise CoseError("tag does not verify for kid %r" % mac0.kid)
     return mac0.payload

@@ -11,7 +11,7 @@ CONTROL_PREFIX = b"TC:"
 CONTROL_MODE = const(1)
 CONTROL_TICKET = const(2)
 CONTROL_SPLIT_QTY = const(3)
-MODE_NAMES = ("", "SALE", "RETURN", "PURCHASE", "PURCHASE-RETURN", "STOCKTAKE", "DISPENSE")
+MODE_NAMES = ("", "SALE", "RETURN", "PURCHASE", "PURCHASE-RETURN", "STOCKTAKE", "DISPENSE", "ADJUST")
 
 
 class LineFramer:
@@ -84,7 +84,8 @@ class Debouncer:
 def control(line):
     """Read a control barcode: (CONTROL_*, value), (0, reason) for a malformed one, None for a scan.
 
-    TC:MODE:SALE (or the op number 1-6), TC:TKT:<ticket number, empty to clear>, TC:QTY:<units 1-9999>,
+    TC:MODE:SALE (or the op number 1-7; ADJUST, 7, books stock adjustments: losses, damage, transfers),
+    TC:TKT:<ticket number, empty to clear>, TC:QTY:<units 1-9999>,
     with or without an AIM identifier in front.
     """
     # an engine with AIM identifiers on sends "]C0TC:..." for a printed control barcode
@@ -98,7 +99,7 @@ def control(line):
     if key == "MODE":
         if value in MODE_NAMES[1:]:
             return CONTROL_MODE, MODE_NAMES.index(value)
-        if len(value) == 1 and "1" <= value <= "6":
+        if len(value) == 1 and "1" <= value <= "7":
             return CONTROL_MODE, int(value)
         return 0, "unknown mode %r" % value
     if key == "TKT":

@@ -101,6 +101,9 @@ class Link:
         self._restart(store.acked_seq + 1)
         last_progress = agent.hal.ticks_ms()
         while client.connected and not reader.done():  # a reader that ended for any reason: reconnect now
+            while agent.answers:  # command answers first: an operator waits for them
+                await client.publish(agent.topic_res, agent.answers[0])
+                agent.answers.pop(0)
             if agent.resend_from:  # the gateway asks again for what the journal still holds, acked or not
                 self._restart(agent.resend_from)
                 agent.resend_from = 0

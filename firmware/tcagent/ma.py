@@ -3,15 +3,21 @@
 `MA.<country>.<class>.<registrant>.<product>` then data elements, each a dot,
 one letter and a value: S serial, L lot, M production date, E expiry,
 V validity, D sterilisation lot, C check (its algorithm is not public, so it
-is kept but not verified). Dates are YYMMDD or YYYYMMDD.
+is kept but not verified). Dates are YYMMDD or YYYYMMDD. The code is ASCII
+bytes, as scanned (see tcagent.gs1 for why not str).
 """
 
 from tcagent import errors
-from tcagent.gs1 import date_ok, is_digits
+from tcagent.compat import const, native
+from tcagent.gs1 import date_ok, shown
 
-_ELEMENTS = "SLMEVDC"
-_DATE_ELEMENTS = "MEV"
 _MAX_LENGTH = 150
+# what a value may hold, digits and capitals first (checked with lstrip, which searches this from its start)
+_VALUE_CHARS = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_/"
+# element letter (its byte) -> a bit of its own, to find one given twice
+_ELEMENT_BITS = {0x53: 1, 0x4C: 2, 0x4D: 4, 0x45: 8, 0x56: 16, 0x44: 32, 0x43: 64}  # S L M E V D C
+_DATE_ELEMENTS = const(4 | 8 | 16)  # M, E, V
+_HEAD_LENGTH = const(17)  # "MA." + 3-digit country + "." + class + "." + registrant + "."
 
 
 class MAError(ValueError):
@@ -22,42 +28,53 @@ class MAError(ValueError):
         self.code = code
 
 
-def _alnum(text):
-    for char in text:
-        if not ("0" <= char <= "9" or "A" <= char <= "Z" or "a" <= char <= "z" or char in "-_/"):
-            return False
-    return bool(text)
-
-
+@native
 def parse(text):
-    """Return (product identifier, {letter: value}) for an MA code, or raise MAError."""
+    """Return (product identifier, serial, lot, expiry, made) of an MA code (bytes), or raise MAError.
+
+    Fields the code does not carry are empty; dates are YYMMDD.
+    """
     if len(text) > _MAX_LENGTH:
         raise MAError(errors.MA_SYNTAX, "MA code of %d characters, at most %d" % (len(text), _MAX_LENGTH))
-    parts = text.split(".")
-    if len(parts) < 5 or parts[0] != "MA":
+    parts = text.split(b".")
+    if len(parts) < 5 or parts[0] != b"MA":
         raise MAError(errors.MA_SYNTAX, "MA code wants MA.<country>.<class>.<registrant>.<product>")
-    country, code_class, registrant, product = parts[1:5]
-    if len(country) != 3 or not is_digits(country):
-        raise MAError(errors.MA_SYNTAX, "MA country %r is not 3 digits" % country)
-    if len(code_class) != 2 or not _alnum(code_class):
-        raise MAError(errors.MA_SYNTAX, "MA class %r is not 2 letters or digits" % code_class)
-    if len(registrant) != 6 or not is_digits(registrant):
-        raise MAError(errors.MA_SYNTAX, "MA registrant %r is not 6 digits" % registrant)
-    if not 1 <= len(product) <= 20 or not _alnum(product):
-        raise MAError(errors.MA_SYNTAX, "MA product code %r is not 1-20 letters or digits" % product)
-    elements = {}
-    for part in parts[5:]:
-        letter = part[:1]
+    country = parts[1]
+    code_class = parts[2]
+    registrant = parts[3]
+    product = parts[4]
+    if len(country) != 3 or not country.isdigit():
+        raise MAError(errors.MA_SYNTAX, "MA country %r is not 3 digits" % shown(country))
+    if len(code_class) != 2 or code_class.lstrip(_VALUE_CHARS):  # letters or digits; no call, it costs more
+        raise MAError(errors.MA_SYNTAX, "MA class %r is not 2 letters or digits" % shown(code_class))
+    if len(registrant) != 6 or not registrant.isdigit():
+        raise MAError(errors.MA_SYNTAX, "MA registrant %r is not 6 digits" % shown(registrant))
+    if not 1 <= len(product) <= 20 or product.lstrip(_VALUE_CHARS):
+        raise MAError(errors.MA_SYNTAX, "MA product code %r is not 1-20 letters or digits" % shown(product))
+    serial = lot = expiry = made = b""
+    seen = 0
+    for index in range(5, len(parts)):
+        part = parts[index]
         value = part[1:]
-        if not letter or letter not in _ELEMENTS or not _alnum(value):
-            raise MAError(errors.MA_SYNTAX, "MA element %r is not a known letter and a value" % part)
-        if letter in elements:
-            raise MAError(errors.MA_SYNTAX, "MA element .%s appears twice" % letter)
-        if letter in _DATE_ELEMENTS:
-            if len(value) not in (6, 8) or not is_digits(value) or not date_ok(value[-6:]):
-                raise MAError(errors.MA_SYNTAX, "MA element .%s%s is not a YYMMDD or YYYYMMDD date" % (letter, value))
+        bit = _ELEMENT_BITS.get(part[0]) if value else None
+        if bit is None or value.lstrip(_VALUE_CHARS):
+            raise MAError(errors.MA_SYNTAX, "MA element %r is not a known letter and a value" % shown(part))
+        if seen & bit:
+            raise MAError(errors.MA_SYNTAX, "MA element .%s appears twice" % shown(part[:1]))
+        seen |= bit
+        if bit & _DATE_ELEMENTS:
+            if len(value) not in (6, 8) or not value.isdigit() or not date_ok(value[-6:]):
+                raise MAError(errors.MA_SYNTAX,
+                              "MA element .%s is not a YYMMDD or YYYYMMDD date" % shown(part))
             value = value[-6:]
-        elements[letter] = value
-    if "S" not in elements:
+            if bit == 8:
+                expiry = value
+            elif bit == 4:
+                made = value
+        elif bit == 1:
+            serial = value
+        elif bit == 2:
+            lot = value
+    if not serial:
         raise MAError(errors.MA_NO_SERIAL, "MA code has no serial element (.S)")
-    return ".".join(parts[:5]), elements
+    return text[: _HEAD_LENGTH + len(product)], serial, lot, expiry, made

@@ -66,10 +66,10 @@ def _rp2_gpio(name, gpio):
     return ""
 
 
-def _rp2_uart(uart_id, tx, rx):
+def _rp2_uart(field, uart_id, tx, rx):
     if uart_id not in (0, 1):
-        return "uart.id: the RP2040 has UART0 and UART1, got %r" % uart_id
-    for name, gpio, role in (("uart.tx", tx, "TX"), ("uart.rx", rx, "RX")):
+        return "%s.id: the RP2040 has UART0 and UART1, got %r" % (field, uart_id)
+    for name, gpio, role in ((field + ".tx", tx, "TX"), (field + ".rx", rx, "RX")):
         wrong = _rp2_gpio(name, gpio)
         if wrong:
             return wrong
@@ -78,6 +78,20 @@ def _rp2_uart(uart_id, tx, rx):
             return "%s: GP%d is UART%d %s on the RP2040, not UART%d %s; UART%d %s is on %s" % (
                 name, gpio, found[0], found[1], uart_id, role, uart_id, role, _rp2_pins(uart_id, role))
     return ""
+
+
+def _ppp_problem(board, config):
+    """What is wrong with the PPP link's UART (`ppp`, rp2 only), as "field: reason"; or ""."""
+    ppp = config["ppp"]
+    if ppp["id"] == -1:
+        return ""
+    if board != "rp2":
+        return "ppp.id: a PPP link is built for the Pico (image RPI_PICO_PPP); expected -1 on %s" % board
+    if ppp["id"] == config["uart"]["id"]:
+        return "ppp.id: UART%d is the scan engine's (uart.id); the PPP link needs the other one" % ppp["id"]
+    if ppp["baud"] <= 0:
+        return "ppp.baud: expected a baud rate, got %r" % ppp["baud"]
+    return _rp2_uart("ppp", ppp["id"], ppp["tx"], ppp["rx"])
 
 
 _ESP32_MISSING = (20, 24, 28, 29, 30, 31)
@@ -107,7 +121,8 @@ def _esp_gpio(chip, name, gpio, output):
 
 
 def problem(board, config):
-    """What is wrong with `config`'s scanner UART, output pins and watchdog on `board`, as "field: reason"; or "".
+    """What is wrong with `config`'s scanner UART, PPP UART, output pins and watchdog on `board`, as "field: reason";
+    or "".
 
     board: "rp2", "esp32" or "esp32s3".
     """
@@ -120,7 +135,7 @@ def problem(board, config):
     if uart["baud"] <= 0:
         return "uart.baud: expected a baud rate, got %r" % uart["baud"]
     if board == "rp2":
-        wrong = _rp2_uart(uart["id"], uart["tx"], uart["rx"])
+        wrong = _rp2_uart("uart", uart["id"], uart["tx"], uart["rx"])
     elif board in ("esp32", "esp32s3"):
         if uart["id"] not in (1, 2):
             return "uart.id: expected 1 or 2 on the %s (UART0 is the REPL console), got %r" % (
@@ -128,11 +143,14 @@ def problem(board, config):
         wrong = _esp_gpio(board, "uart.tx", uart["tx"], True) or _esp_gpio(board, "uart.rx", uart["rx"], False)
     else:
         return "board: expected rp2, esp32 or esp32s3, got %r" % board
+    wrong = wrong or _ppp_problem(board, config)
     if wrong:
         return wrong
     if uart["tx"] == uart["rx"]:
         return "uart.tx and uart.rx: both are GPIO%d" % uart["tx"]
     used = {uart["tx"]: "uart.tx", uart["rx"]: "uart.rx"}
+    if config["ppp"]["id"] != -1:
+        used.update({config["ppp"]["tx"]: "ppp.tx", config["ppp"]["rx"]: "ppp.rx"})
     for name in sorted(pins):
         gpio = pins[name]
         if gpio < 0:

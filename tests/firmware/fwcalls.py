@@ -3,6 +3,7 @@
 from tcagent import cbor, codes, config, cose, errors, event, gs1, intake, journal, mqtt
 
 SCAN_FIELDS = ("raw", "aim", "kind", "code", "pid", "serial", "lot", "expiry", "made", "err", "detail", "elements")
+TEXT_FIELDS = ("aim", "code", "pid", "serial", "lot", "expiry", "made")
 
 
 def scan(line, gs1_form=codes.GS1_FULL, today=""):
@@ -10,6 +11,9 @@ def scan(line, gs1_form=codes.GS1_FULL, today=""):
     result = {}
     for name in SCAN_FIELDS:
         result[name] = getattr(decoded, name)
+    for name in TEXT_FIELDS:  # ASCII bytes on the device; text in the vectors
+        result[name] = result[name].decode()
+    result["elements"] = [[ai.decode(), value.decode()] for ai, value in decoded.elements]
     result["kind_name"] = codes.KIND_NAMES[decoded.kind]
     result["err_name"] = errors.NAMES[decoded.err]
     return result
@@ -52,18 +56,20 @@ def signed_event(key, device, seq, boot, time_ms, uptime_ms, clock, op, line, ti
 
 
 def gs1_parse(text, bracketed=False):
-    return (gs1.parse_bracketed if bracketed else gs1.parse)(text)
+    elements = (gs1.parse_bracketed if bracketed else gs1.parse)(text.encode())
+    return [[ai.decode(), value.decode()] for ai, value in elements]
 
 
 def gs1_table():
     """Every AI the parser knows (the 4-digit decimal families expanded) with its length and flags."""
-    ais = list(gs1._TABLE)
+    ais = [ai.decode() for ai in gs1._TABLE]
     for family in gs1._DECIMAL_AIS + tuple(gs1._AMOUNT_AIS):
-        ais.extend(family + str(digit) for digit in range(10) if gs1.lookup(family + str(digit), 0))
+        family = family.decode()
+        ais.extend(family + str(digit) for digit in range(10) if gs1.lookup((family + str(digit)).encode(), 0))
     ais.extend(str(number) for number in range(91, 100))
     table = []
     for ai in ais:
-        found = gs1.lookup(ai, 0)
+        found = gs1.lookup(ai.encode(), 0)
         table.append([ai, found[1], found[2] & gs1.FIXED != 0, found[2] & gs1.NUMERIC != 0])
     return table
 
@@ -174,7 +180,7 @@ def mqtt_vanish(port, client_id):
 def config_check(values, board="unix"):
     checked = config.check(values, board)
     result = {}
-    for name in ("device_id", "broker_port", "uart", "watchdog_ms", "ntp_host", "clock_floor_s", "pins"):
+    for name in ("device_id", "broker_port", "uart", "watchdog_ms", "ntp_host", "clock_floor_s", "pins", "ppp"):
         result[name] = checked[name]
     return result
 
@@ -278,7 +284,8 @@ def _agent_state(device, escaped):
              "first_segment": device.journal.first_segment, "mode": device.mode, "clock": device.hal.clock,
              "time_ms": device.hal.time_ms(), "last_command_id": device.guard.last_id, "guard_lost": device.guard.lost,
              "alarms": device.alarms(), "signals": device.hal.signals, "resend_from": device.resend_from,
-             "config": settable, "rebooted": device.hal.rebooted}
+             "config": settable, "rebooted": device.hal.rebooted, "answers": device.answers,
+             "reboot_pending": device.reboot_at is not None}
     device.journal.close()
     return state
 

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from tools.paths import build_arch, compile_firmware, micropython
+
 from conftest import FIRMWARE, HARNESS, ROOT, MicroPythonFirmware, load_vector
 
 SOURCES = sorted(FIRMWARE.rglob("*.py"))
@@ -39,7 +41,30 @@ def test_every_firmware_file_compiles(compiled):
     assert all((compiled / s.relative_to(FIRMWARE)).with_suffix(".mpy").stat().st_size > 0 for s in SOURCES)
 
 
-def test_compiled_firmware_reproduces_the_vectors(compiled):
+@pytest.fixture(scope="module")
+def compiled_native(tmp_path_factory):
+    """The firmware compiled as for a board (tools/paths.compile_firmware), machine code for the micropython
+    executable's arch where the source marks `@native`."""
+    arch = build_arch([micropython()])
+    assert arch == "x64", arch  # the PyPI wheel, x86-64: the arch this test can run
+    return compile_firmware(tmp_path_factory.mktemp("mpy-native"), arch)
+
+
+def test_native_marks_become_machine_code_only_with_an_arch(compiled, compiled_native):
+    def header_arch(tree, module):  # third byte, bits 2 up: the arch of the file's machine code, 0 for none
+        return (tree / "tcagent" / f"{module}.mpy").read_bytes()[2] >> 2
+
+    marked = {source.stem for source in SOURCES if b"\n@native\n" in source.read_bytes()}
+    assert {"codes", "gs1", "ma", "event", "cose", "cbor"} <= marked
+    for source in SOURCES:
+        if source.parent.name == "tcagent":
+            assert header_arch(compiled_native, source.stem) == (2 if source.stem in marked else 0), source.stem
+            assert header_arch(compiled, source.stem) == 0, source.stem
+
+
+@pytest.mark.parametrize("tree", ["compiled", "compiled_native"])
+def test_compiled_firmware_reproduces_the_vectors(tree, request):
+    compiled = request.getfixturevalue(tree)
     worker = MicroPythonFirmware(f"{compiled}:{HARNESS}")
     try:
         vector = load_vector("protocol_v1.json")

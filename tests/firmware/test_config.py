@@ -23,7 +23,7 @@ def test_defaults_fill_in(fw):
     ({"tls": "yes"}, "'tls': expected true or false"),
     ({"brokr_host": "x"}, "'brokr_host' is unknown"),
     ({"uart": {"prot": "/dev/x"}}, "'uart.prot'"),
-    ({"mode": 7}, "'mode': expected 1-6"),
+    ({"mode": 8}, "'mode': expected 1-7"),
     ({"journal_capacity": 1000}, "'journal_capacity'"),
     ({"suffix": ""}, "'suffix'"),
 ])
@@ -74,11 +74,22 @@ def test_each_board_has_valid_defaults_and_a_watchdog(fw, board, uart, watchdog)
     ("esp32", {"uart": {"rx": 7}}, "'uart.rx': GPIO7 is wired to the SPI flash"),
     ("esp32", {"pins": {"buzzer": 36}}, "'pins.buzzer': GPIO36 is input-only"),
     ("esp32s3", {"uart": {"tx": 30}}, "'uart.tx': GPIO30 is wired to the flash or PSRAM"),
+    ("rp2", {"ppp": {"id": 1, "tx": 16, "rx": 5}}, "'ppp.tx': GP16 is UART0 TX on the RP2040, not UART1 TX"),
+    ("rp2", {"ppp": {"id": 0, "tx": 0, "rx": 1}}, "'ppp.id': UART0 is the scan engine's"),
+    ("rp2", {"ppp": {"id": 1, "tx": 4, "rx": 5}, "pins": {"buzzer": 4}}, "'pins.buzzer': GPIO4 is already ppp.tx"),
+    ("rp2", {"ppp": {"id": 1, "tx": 4, "rx": 5, "baud": 0}}, "'ppp.baud': expected a baud rate"),
+    ("esp32", {"ppp": {"id": 2, "tx": 4, "rx": 5}}, "'ppp.id': a PPP link is built for the Pico"),
+    ("unix", {"ppp": {"id": 1, "tx": 4, "rx": 5}}, "'ppp.id': expected -1 \\(PPP is for boards\\)"),
 ])
 def test_pins_the_chip_cannot_route_are_refused_by_name(fw, board, change, words):
     with pytest.raises(FirmwareError, match=words) as error:
         fw.call("config_check", {**GOOD, **change}, board)
     assert error.value.name == "ConfigError"
+
+
+def test_a_pico_takes_its_link_over_ppp_on_the_other_uart(fw):
+    checked = fw.call("config_check", {**GOOD, "ppp": {"id": 1, "tx": 4, "rx": 5}}, "rp2")
+    assert checked["ppp"] == {"id": 1, "tx": 4, "rx": 5, "baud": 115200} and checked["uart"]["id"] == 0
 
 
 def test_input_only_pins_may_receive(fw):

@@ -43,6 +43,17 @@ def test_firmware_reads_the_gateway_command_and_ack(fw):
     assert ack == {0: 1, 1: 41, 2: [[42, 1]]}
 
 
+def test_command_answer_matches_the_vector_and_verifies_in_pycose(fw):
+    fields = {int(key): value for key, value in VECTOR["answer_fields"].items()}
+    payload = fw.call("cbor_dumps", fields)
+    assert payload.hex() == VECTOR["answer_payload_hex"]
+    message = fw.call("mac0_sign", KEY, payload, b"dev-0001")
+    assert message.hex() == VECTOR["answer_mac0_hex"]
+    decoded = CoseMessage.decode(message)
+    decoded.key = SymmetricKey(k=KEY)
+    assert decoded.verify_tag()
+
+
 def test_optional_fields_are_left_out(fw):
     payload = fw.call("event_encode", "d1", 1, 0, 0, 5, 0, 1, b"81234567890123456789")
     assert sorted(cbor2.loads(payload)) == [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 16]

@@ -135,7 +135,7 @@ HOSTILE_COMMANDS = {
     "type_unknown": signed(command(1000, 99, None)),
     "type_text": signed(command(1000, "mode", 3)),
     "mode_0": signed(command(1000, 2, 0)),
-    "mode_7": signed(command(1000, 2, 7)),
+    "mode_8": signed(command(1000, 2, 8)),
     "mode_text": signed(command(1000, 2, "3")),
     "mode_true": signed(command(1000, 2, True)),
     "time_text": signed(command(1000, 1, "now")),
@@ -180,7 +180,17 @@ def test_every_hostile_command_is_counted_not_applied_and_burns_no_id(fw, tmp_pa
     assert wrong == {}
 
 
-def test_good_commands_apply(fw, tmp_path):
+def answers(state):
+    """The device's queued answers, each MAC-checked with the device's key and kid, as decoded maps."""
+    found = []
+    for message in state["answers"]:
+        mac0 = cose.parse(bytes(message))
+        assert mac0.kid == b"dev-0001"
+        found.append(cbor2.loads(cose.verify(cose.MacKey(KEY), mac0)))
+    return found
+
+
+def test_good_commands_apply_and_are_answered(fw, tmp_path):
     state = feed(fw, tmp_path, [("cmd", signed(command(5, 1, TIME + 5000))),
                                 ("cmd", signed(command(6, 4, {"debounce_ms": 10, "ack_timeout_s": 3}))),
                                 ("cmd", signed(command(7, 3, 2**40))),
@@ -189,7 +199,27 @@ def test_good_commands_apply(fw, tmp_path):
     assert state["clock"] == 2 and state["time_ms"] == TIME + 5000
     assert state["config"]["debounce_ms"] == 10 and state["config"]["ack_timeout_s"] == 3
     assert state["resend_from"] == 4  # past the journal's end: resend what there is, nothing beyond
-    assert state["rebooted"] and state["last_command_id"] == 8
+    assert state["last_command_id"] == 8
+    assert state["reboot_pending"] and not state["rebooted"]  # the reboot waits for its answer to go out
+    settings = {"debounce_ms": 10, "line_timeout_ms": 200, "gs1_form": 0, "status_interval_s": 60, "ack_timeout_s": 3}
+    assert answers(state) == [{0: 1, 1: 5, 2: 1, 3: 0, 4: 5, 5: TIME + 5000},
+                              {0: 1, 1: 6, 2: 4, 3: 0, 4: 6, 5: settings},
+                              {0: 1, 1: 7, 2: 3, 3: 0, 4: 7, 5: 4}, {0: 1, 1: 8, 2: 5, 3: 0, 4: 8}]
+
+
+def test_refused_commands_are_answered_with_the_reason_and_the_answers_are_bounded(fw, tmp_path):
+    state = feed(fw, tmp_path, [("cmd", signed(command(9, 2, 3))), ("cmd", signed(command(9, 2, 5))),
+                                ("cmd", signed(command(10, 2, 8))), ("cmd", signed(command("x", 2, 3))),
+                                ("cmd", signed(command(11, 2, 3), key=bytes(32))),
+                                ("cmd", signed(command(12, 2, 4))), ("cmd", signed(command(13, 2, 5)))], scans=0)
+    assert state["escaped"] == [] and state["mode"] == 5 and state["last_command_id"] == 13
+    assert [(found[1], found[2], found[3], found[4]) for found in answers(state)] == [
+        (9, 2, 0, 9),  # applied
+        (9, 2, 2, 9),  # replayed id
+        (10, 2, 1, 9),  # mode 8 is out of range (7 is ADJUST)
+        (0, 2, 1, 9),  # an id that is not a number: answered with id 0; the bad MAC gets no answer at all
+    ]
+    assert state["counts"]["answers_dropped"] == 2  # 12 and 13 found four answers waiting (no link here)
 
 
 # a valid GS1 line within the 512-byte line limit whose event would pass the 1,024-byte payload limit

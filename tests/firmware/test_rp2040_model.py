@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from tools.paths import compile_firmware
+from tools.paths import RP2040_ARCH, compile_firmware
 from tools.pico_model import IMAGES, PicoModel, littlefs_image, model_available
 
 from conftest import FIRMWARE, load_vector
@@ -29,7 +29,7 @@ def pico(tmp_path_factory):
             raise RuntimeError(f"CI runs the RP2040 model test (tools/test.sh installs it): {reason}")
         pytest.skip(reason)
     work = tmp_path_factory.mktemp("rp2040")
-    compiled = compile_firmware(work / "mpy")
+    compiled = compile_firmware(work / "mpy", RP2040_ARCH)
     files = {str(path.relative_to(compiled)): path.read_bytes() for path in sorted(compiled.rglob("tcagent/**/*.mpy"))}
     model = PicoModel(uf2=BASE_IMAGE, fs=littlefs_image(files), workdir=work)
     try:

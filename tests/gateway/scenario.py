@@ -59,8 +59,9 @@ class Scenario:
         seq = self.seqs[device] = self.seqs.get(device, 0) + 1
         scan = codes.decode(text.encode())
         event = Event(device=device, seq=seq, boot=1, time_ms=when if clock else 0, uptime_ms=seq, clock=clock,
-                      op=op, raw=scan.raw, aim=scan.aim, kind=scan.kind, code=scan.code, pid=scan.pid,
-                      serial=scan.serial, lot=scan.lot, expiry=scan.expiry, made=scan.made, err=scan.err, ticket=ticket,
+                      op=op, raw=scan.raw, aim=scan.aim.decode(), kind=scan.kind, code=scan.code.decode(),
+                      pid=scan.pid.decode(), serial=scan.serial.decode(), lot=scan.lot.decode(),
+                      expiry=scan.expiry.decode(), made=scan.made.decode(), err=scan.err, ticket=ticket,
                       split_qty=split)
         result = pipeline.commit(self.store, self.rules,
                                  accepted=[pipeline.Accepted(event, f"{device}/{seq}".encode(), when)])

@@ -19,7 +19,8 @@ def served(tmp_path):
     world.counter("dev-a", "A1", "P-A")
     ready = {"broker": True}
     server = ApiServer(ApiSettings(port=0), world.store, world.rules, Metrics(world.store), read_token=READ,
-                       write_token=WRITE, ready=lambda: ready)
+                       write_token=WRITE, ready=lambda: ready,
+                       institution_names={"P-A": "第一药房", "P-Z": "无设备药房"})
     server.start()
     base = f"http://127.0.0.1:{server.port}"
 
@@ -136,6 +137,7 @@ def test_the_openapi_document_lists_exactly_the_routes(served):
     for method, path, _, access in ROUTES:
         operation = document["paths"][path][method.lower()]
         assert (operation.get("security") == []) == (access == "none"), path
+        assert operation.get("x-least-role") == {"none": None, "write": "admin"}.get(access, access), path
 
 
 def test_the_dashboard_files_are_served_without_a_token_and_nothing_else(served):
@@ -194,8 +196,156 @@ def test_documented_bounds_and_body_caps_are_the_enforced_ones(served):
                 if parameter["name"] != "limit":
                     continue
                 assert schema["minimum"] == 1 and "400" in operation["responses"]
-                assert call("GET", f"{path}?limit={schema['maximum']}")[0] == 200
-                assert call("GET", f"{path}?limit={schema['maximum'] + 1}")[0] == 400
-                assert call("GET", f"{path}?limit=0")[0] == 400
+                table = "table=alerts&" if path == "/api/v1/export" else ""  # the one required parameter
+                assert call("GET", f"{path}?{table}limit={schema['maximum']}")[0] == 200
+                assert call("GET", f"{path}?{table}limit={schema['maximum'] + 1}")[0] == 400
+                assert call("GET", f"{path}?{table}limit=0")[0] == 400
     before = document["paths"]["/api/v1/quarantine"]["get"]["parameters"]
     assert {parameter["name"] for parameter in before} == {"limit", "before"}
+
+
+DAY_MS = 86_400_000
+
+
+def test_a_range_of_days_filters_and_names(served):
+    world, call, ready = served
+    world.counter("dev-b", "B1", "P-B", kind="hospital")
+    world.ticket("A1", "T1", at(9), ("XA01", 2))
+    world.scan("dev-a", code(1), at(9, 1), ticket="T1")
+    world.scan("dev-a", code(2), at(9, 2) + DAY_MS)
+    world.scan("dev-b", code(3), at(9, 3) + DAY_MS)
+    both = call("GET", "/api/v1/rates?from=2026-11-22&to=2026-11-23")[1]
+    assert both["period"] == "2026-11-22..2026-11-23" and both["end_ms"] - both["start_ms"] == 2 * DAY_MS
+    assert {row["terminal"]: row["scans"] for row in both["rates"]} == {"A1": 2, "B1": 1}
+    assert {row["institution"]: row["institution_name"] for row in both["rates"]} == {"P-A": "第一药房", "P-B": ""}
+    second = call("GET", "/api/v1/rates?from=2026-11-23&to=2026-11-23&institution=P-A")[1]["rates"]
+    assert [(row["terminal"], row["scans"], row["coverage"]) for row in second] == [("A1", 1, None)]
+    hospital = call("GET", "/api/v1/rates?scope=institution&from=2026-11-22&to=2026-11-23&institution_type=hospital")
+    assert [row["institution"] for row in hospital[1]["rates"]] == ["P-B"]
+    for query, said in (("from=2026-11-22", "from and to go together"),
+                        ("from=2026-11-23&to=2026-11-22", "must not be after"),
+                        ("from=2026-11-22&to=2026-11-23&day=2026-11-22", "leave out day"),
+                        ("form=2026-11-22", "unknown parameter 'form'"),
+                        ("institution_type=clinic", "pharmacy or hospital"),
+                        ("terminal=" + "x" * 65, "at most 64"),
+                        ("from=2026-02-30&to=2026-03-01", "from must be a day YYYY-MM-DD")):
+        status, body = call("GET", f"/api/v1/rates?{query}")
+        assert status == 400 and said in body["error"], (query, body)
+    institutions = call("GET", "/api/v1/institutions")[1]["institutions"]
+    assert [(row["institution"], row["institution_name"], row["terminals"]) for row in institutions] == [
+        ("P-A", "第一药房", ["A1"]), ("P-B", "", ["B1"]), ("P-Z", "无设备药房", [])]
+    assert call("GET", "/api/v1/institutions?institution=P-A")[0] == 400
+    devices = call("GET", "/api/v1/devices?terminal=B1")[1]["devices"]
+    assert [(row["device"], row["institution_name"]) for row in devices] == [("dev-b", "")]
+    assert call("GET", "/api/v1/dashboard/settings")[1]["timezone"] == "Asia/Shanghai"
+
+
+def test_trends_per_terminal_over_a_range(served):
+    world, call, ready = served
+    world.counter("dev-b", "B1", "P-B")
+    world.ticket("A1", "T1", at(9), ("XA01", 2))
+    world.scan("dev-a", code(1), at(9, 5), ticket="T1")
+    world.scan("dev-b", code(2), at(10) + DAY_MS)
+    body = call("GET", "/api/v1/rates/series?by=terminal&step=hour&from=2026-11-22&to=2026-11-23")[1]
+    assert body["step"] == "hour" and body["left_out"] == 0
+    lines = {line["terminal"]: line for line in body["terminals"]}
+    assert set(lines) == {"A1", "B1"} and lines["A1"]["institution_name"] == "第一药房"
+    assert len(lines["A1"]["points"]) == 48 and lines["A1"]["points"][9]["coverage"] == 0.5
+    assert lines["B1"]["points"][24 + 10]["scans"] == 1
+    days = call("GET", "/api/v1/rates/series?by=terminal&step=day&from=2026-11-22&to=2026-11-23&institution=P-B")
+    assert [len(line["points"]) for line in days[1]["terminals"]] == [2]
+    status, said = call("GET", "/api/v1/rates/series?by=terminal&step=hour&from=2026-01-01&to=2026-11-23")
+    assert status == 400 and "use step=day" in said["error"]
+    assert call("GET", "/api/v1/rates/series?by=device")[0] == 400
+
+
+def test_alerts_speak_chinese_and_dead_letters_too(served):
+    world, call, ready = served
+    world.counter("dev-b", "B1", "P-B")
+    world.scan("dev-a", code(1), at(9))
+    world.scan("dev-b", code(1), at(9, 1))
+    [alert] = call("GET", "/api/v1/alerts?state=live")[1]["alerts"]
+    assert alert["detail_zh"] == f"追溯码 {code(1)} 已在 P-A 销售，现又在 P-B 销售"
+    assert alert["institution_name"] == ""
+    assert call("GET", "/api/v1/alerts?terminal=A1")[1]["alerts"] == []
+    assert call("GET", "/api/v1/alerts?state=shut")[0] == 400
+    assert call("GET", "/api/v1/deadletters")[1] == {"dead_letters": []}
+
+
+def test_exports_write_the_figures_as_the_page_shows_them(served):
+    world, call, ready = served
+    import csv
+    import io
+
+    import openpyxl
+
+    world.ticket("A1", "T1", at(9), ("XA01", 3))
+    world.scan("dev-a", code(1), at(9, 1), ticket="T1")
+    query = "day=2026-11-22&institution=P-A"
+    status, text = call("GET", f"/api/v1/export?table=terminals&format=csv&{query}")
+    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    assert status == 200 and rows[0][:4] == ["机构编码", "机构名称", "终端", "扫码核查率"]
+    assert rows[1][:5] == ["P-A", "第一药房", "A1", "33.3%", "100.0%"]
+    english = list(csv.reader(io.StringIO(call("GET", f"/api/v1/export?table=institutions&lang=en&{query}")[1]
+                                          .lstrip("\ufeff"))))
+    assert english[0][:3] == ["Institution code", "Institution name", "Scan coverage"]
+    request = urllib.request.Request(f"http://127.0.0.1:{call.server.port}/api/v1/export?table=terminals&format=xlsx"
+                                     f"&{query}", headers={"Authorization": f"Bearer {READ}"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.headers["Content-Type"].startswith("application/vnd.openxmlformats")
+        assert answer.headers["Content-Disposition"].startswith('attachment; filename="terminals-')
+        sheet = openpyxl.load_workbook(io.BytesIO(answer.read())).active
+    assert [cell.value for cell in sheet[2]][:5] == ["P-A", "第一药房", "A1", 0.333, 1.0]
+    assert sheet["D2"].number_format == "0.0%"
+    for query, said in (("table=users", "table must be one of"), ("table=alerts&format=pdf", "format must be"),
+                        ("table=alerts&day=2026-11-22", "unknown parameter 'day'"),
+                        ("table=terminals&sort=colour", "sort must be a column")):
+        status, body = call("GET", f"/api/v1/export?{query}")
+        assert status == 400 and said in body["error"], (query, body)
+
+
+def test_every_filtered_endpoint_takes_what_the_document_lists_and_refuses_the_rest(served):
+    world, call, ready = served
+    document = call("GET", "/openapi.json", token=None)[1]
+    for path in ("/api/v1/rates", "/api/v1/rates/series", "/api/v1/alerts", "/api/v1/devices",
+                 "/api/v1/deadletters", "/api/v1/institutions", "/api/v1/export", "/api/v1/withdrawals",
+                 "/api/v1/commands", "/api/v1/me"):
+        listed = {parameter["name"] for parameter in document["paths"][path]["get"].get("parameters", [])}
+        table = "table=alerts&" if path == "/api/v1/export" else ""
+        status, body = call("GET", f"{path}?{table}bogus=1")
+        assert status == 400 and "unknown parameter 'bogus'" in body["error"], path
+        taken = body["error"].split("takes: ")[1].rstrip(")").split(", ") if listed else []
+        if path == "/api/v1/export":  # the table's own parameters, a subset of what the document lists for all
+            assert set(taken) <= listed and {"table", "format", "lang", "sort", "desc"} <= set(taken)
+        else:
+            assert set(taken) == listed - {""}, path
+
+
+def test_adjustments_and_withdrawals(served):
+    """3502 documents in (once per number), a withdrawal of a row the platform holds, refusals with their status."""
+    world, call, ready = served
+    document = {"institution": "P-A", "number": "BS-1", "time": "2026-11-22T11:00:00", "list_code": "XA01",
+                "codes": [code(7)], "chg_type": "105"}
+    assert call("POST", "/api/v1/adjustments", document)[0] == 403  # the read token may not write
+    assert call("POST", "/api/v1/adjustments", document, token=WRITE) == (
+        201, {"id": 1, "bchno": "TCA1", "result": "stored"})
+    assert call("POST", "/api/v1/adjustments", document, token=WRITE)[1]["result"] == "repeated"
+    assert call("POST", "/api/v1/adjustments", {**document, "codes": [code(8)]}, token=WRITE)[0] == 409
+    status, refusal = call("POST", "/api/v1/adjustments", {**document, "count": "x"}, token=WRITE)
+    assert status == 422 and "count" in refusal["error"]
+    world.scan("dev-a", code(1), at(9))
+    with world.store.transaction() as tx:  # accepted by the platform, as a settled request leaves the row
+        tx.execute("UPDATE outbox SET state = 'done', bchno = 'TCE1', live_bchno = 'TCE1', uploaded = 1")
+    asked = {"bchno": "TCE1", "reason": "wrong patient", "operator": "店长"}
+    status, withdrawal = call("POST", "/api/v1/withdrawals", asked, token=WRITE)
+    assert status == 201 and (withdrawal["state"], withdrawal["infno"], withdrawal["reason"]) == (
+        "asked", "3505", "wrong patient")
+    assert call("POST", "/api/v1/withdrawals", asked, token=WRITE)[0] == 409  # under way already
+    assert call("POST", "/api/v1/withdrawals", {**asked, "bchno": "TCE9"}, token=WRITE)[0] == 404
+    assert call("POST", "/api/v1/withdrawals", {**asked, "reason": ""}, token=WRITE)[0] == 422
+    assert call("POST", "/api/v1/withdrawals", [1], token=WRITE)[0] == 422
+    assert [item["bchno"] for item in call("GET", "/api/v1/withdrawals?state=asked")[1]["withdrawals"]] == ["TCE1"]
+    outbox = call("GET", "/api/v1/outbox")[1]
+    assert outbox["rows"]["done"] == 1 and outbox["withdrawals"] == {"asked": 1}
+    assert outbox["adjustments"]["pending"] == 1
+    assert call("GET", "/api/v1/withdrawals?state=gone")[0] == 400

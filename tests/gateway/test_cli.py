@@ -1,5 +1,6 @@
 """The operator's commands: registry, catalog, and readable rates, alerts and devices tables."""
 
+import getpass
 import json
 import subprocess
 import sys
@@ -48,6 +49,8 @@ def test_rates_alerts_devices_tables(configured):
     alert_id = json.loads(cli("alerts", "--json").stdout)[0]["id"]
     assert "is acknowledged" in cli("alert", str(alert_id), "acknowledged", "--note", "called the shop").stdout
     assert "is resolved" in cli("alert", str(alert_id), "resolved").stdout
+    changed_by = json.loads(cli("alerts", "--state", "resolved", "--json").stdout)[0]["changed_by"]
+    assert changed_by == f"cli:{getpass.getuser()}"
     assert "already resolved" in cli("alert", str(alert_id), "resolved", check=False).stderr
     assert cli("alerts").stdout.strip() == "no alerts"
     devices = cli("devices").stdout
@@ -92,12 +95,44 @@ def test_outbox_dead_letters_and_requeue(configured):
                                         defaults={}), now_ms=at(23), limit=100)
     store.close()
     listing = cli("outbox", "--dead").stdout
-    # pending, sending, done, dead, withheld (the second scan of the one box is no sale of its own), retrying
-    assert listing.splitlines()[2].split() == ["0", "0", "0", "1", "1", "0"]
+    # held, pending, sending, done, dead, withheld (the second scan of the one box is no sale of its own),
+    # withdrawn, retrying
+    assert listing.splitlines()[2].split() == ["0", "0", "0", "0", "1", "1", "0", "0"]
     assert "not sent, fix the data or forward.defaults: manu_lotnum is mandatory and missing" in listing
     assert "1 dead letters sent back" in cli("requeue", "1").stdout
     assert "0 dead letters sent back" in cli("requeue", "--all").stdout
-    assert cli("outbox").stdout.splitlines()[2].split() == ["1", "0", "0", "0", "1", "0"]
+    assert cli("outbox").stdout.splitlines()[2].split() == ["0", "1", "0", "0", "0", "1", "0", "0"]
+
+
+def test_withdraw_a_row_the_platform_holds(configured):
+    cli, _ = configured
+    from gateway.store import open_store
+
+    store = open_store(cli.location)
+    with store.transaction() as tx:  # the line's row accepted, as a settled request leaves it
+        tx.execute("UPDATE outbox SET state = 'done', bchno = 'TCL1', live_bchno = 'TCL1', uploaded = 1 "
+                   "WHERE state = 'pending' AND event_id = 1")
+    store.close()
+    rows = cli("outbox", "--rows").stdout
+    assert rows.splitlines()[-1].split()[:4] == ["TCL1", "3505", "P-A", "1"]
+    refused = cli("withdraw", "TCL9", "--reason", "typo", check=False)
+    assert refused.returncode == 1 and "no row 'TCL9' is held by the platform" in refused.stderr
+    asked = cli("withdraw", "TCL1", "--reason", "sale cancelled", "--operator", "店长").stdout
+    assert "withdrawal 1 of row TCL1 (3505) asked" in asked
+    again = cli("withdraw", "TCL1", "--reason", "sale cancelled", check=False)
+    assert again.returncode == 1 and "under way" in again.stderr
+    listing = cli("withdrawals").stdout
+    assert listing.splitlines()[2].split()[:4] == ["1", "TCL1", "3505", "asked"] and "sale cancelled" in listing
+    [item] = json.loads(cli("withdrawals", "--json", "--state", "asked").stdout)
+    assert (item["operator"], item["reason"]) == ("店长", "sale cancelled")
+    store = open_store(cli.location)
+    with store.transaction() as tx:  # a second accepted row, withdrawn without naming an operator
+        tx.execute("UPDATE outbox SET state = 'done', bchno = 'TCL2', live_bchno = 'TCL2', uploaded = 1 "
+                   "WHERE event_id = 2")
+    store.close()
+    cli("withdraw", "TCL2", "--reason", "wrong patient")
+    newest = json.loads(cli("withdrawals", "--json").stdout)[0]
+    assert newest["bchno"] == "TCL2" and newest["operator"] == f"cli:{getpass.getuser()}"
 
 
 def test_operator_mistakes_end_in_one_clear_line_and_a_non_zero_exit(configured):
@@ -145,3 +180,46 @@ def test_an_api_port_in_use_is_one_line_not_a_traceback(tmp_path):
     holder.close()
     assert done.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_users_are_added_listed_and_revoked(configured):
+    cli, _ = configured
+    added = cli("users", "add", "li.ming", "--role", "acknowledge").stdout
+    token = added.split()[-1]
+    assert "li.ming added with the role acknowledge" in added and token.startswith("tc_")
+    listed = cli("users", "list").stdout
+    assert "li.ming" in listed and "acknowledge" in listed and "write-token  admin (legacy shared token)" in listed
+    assert token not in listed
+    assert "li.ming revoked" in cli("users", "revoke", "li.ming").stdout
+    assert "was revoked" in cli("users", "add", "li.ming", "--role", "read", check=False).stderr
+    refused = cli("users", "add", "root", "--role", "owner", check=False)
+    assert refused.returncode == 2 and "invalid choice: 'owner'" in refused.stderr
+    cli("users", "revoke", "write-token")
+    rows = [line.split() for line in cli("users", "list").stdout.splitlines()[2:]]
+    assert [(row[0], row[1]) for row in rows] == [("li.ming", "acknowledge"), ("write-token", "admin"),
+                                                  ("read-token", "read")]  # the revoked, then the legacy ones
+    assert rows[0][-1] != "-" and rows[1][-1] != "-" and rows[2][-1] == "-"  # revoked ones show when
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["dev-z", "mode", "3"], "no device 'dev-z' registered"),
+    (["dev-a", "mode", "8"], "mode must be a whole number 1-7"),
+    (["dev-a", "mode", "three"], "mode takes one whole number"),
+    (["dev-a", "config", "debounce_ms"], "config takes NAME=NUMBER pairs"),
+    (["dev-a", "config", "broker_port=1"], "cannot change at run time"),
+    (["dev-a", "reboot", "now"], "reboot takes no argument"),
+])
+def test_device_commands_the_device_would_refuse_are_refused_at_once(configured, arguments, message):
+    cli, _ = configured
+    done = cli("command", *arguments, check=False)
+    assert done.returncode == 1 and message in done.stderr and "Traceback" not in done.stderr
+    assert cli("commands").stdout.strip() == "no commands sent yet"
+
+
+def test_a_command_nobody_sends_says_why(configured):
+    cli, _ = configured
+    done = cli("command", "dev-a", "mode", "3", "--wait", "0.5", check=False)
+    assert done.returncode == 1 and "is `trace-gateway run` running with this database?" in done.stderr
+    [row] = json.loads(cli("commands", "--json").stdout)
+    assert (row["kind"], row["argument"], row["state"], row["issued_by"]) == (
+        "mode", 3, "queued", f"cli:{getpass.getuser()}")

@@ -25,7 +25,7 @@ def test_the_exposition_follows_the_conventions(tmp_path):
                 if sample.name == "tracegw_ingest_rejected_total"}
     assert rejected == dict.fromkeys(REJECTION_REASONS, 0.0)  # every known reason there from the start
     kinds = {sample.labels["kind"] for sample in samples if sample.name == "tracegw_ingest_messages_total"}
-    assert kinds == {"ev", "status", "ticket", "other"}
+    assert kinds == {"ev", "status", "ticket", "res", "other"}
     for sample in samples:  # an aggregation is its own metric, never a label value
         assert "stat" not in sample.labels, sample
     assert {"tracegw_device_backlog_events", "tracegw_device_backlog_events_max"} <= set(families)

@@ -22,8 +22,9 @@ def store(tmp_path):
 def _sale(seq, box=None, signed=None):
     scan = codes.decode(f"8123456{box if box is not None else seq:013d}".encode())
     event = Event(device="d1", seq=seq, boot=1, time_ms=1767225600000 + seq, uptime_ms=seq, clock=1,
-                  op=Operation.SALE, raw=scan.raw, aim=scan.aim, kind=scan.kind, code=scan.code, pid=scan.pid,
-                  serial=scan.serial, lot=scan.lot, expiry=scan.expiry, made=scan.made, err=scan.err, ticket="",
+                  op=Operation.SALE, raw=scan.raw, aim=scan.aim.decode(), kind=scan.kind, code=scan.code.decode(),
+                  pid=scan.pid.decode(), serial=scan.serial.decode(), lot=scan.lot.decode(),
+                  expiry=scan.expiry.decode(), made=scan.made.decode(), err=scan.err, ticket="",
                   split_qty=0)
     return pipeline.Accepted(event, signed or b"signed-%d" % seq, 1767225600000 + seq)
 

@@ -34,9 +34,17 @@ def test_ack_vector():
     assert encode_ack(41, [(42, Verdict.DUPLICATE_SALE)]).hex() == VECTOR["ack_hex"]
 
 
+def test_answer_vector():
+    from gateway.commands import Result, parse_answer
+
+    answer = parse_answer(verify_mac0(bytes.fromhex(VECTOR["answer_mac0_hex"]), keys, topic_device="dev-0001"))
+    assert (answer.device, answer.command_id, answer.kind, answer.result, answer.last_id, answer.value) == (
+        "dev-0001", 7, 1, Result.APPLIED, 7, 1767225600000)
+
+
 def test_protocol_doc_carries_the_vector():
     doc = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
-    for name in ("key_hex", "event_hex", "mac0_hex", "ack_hex", "command_mac0_hex", "status_hex"):
+    for name in ("key_hex", "event_hex", "mac0_hex", "ack_hex", "command_mac0_hex", "status_hex", "answer_mac0_hex"):
         assert VECTOR[name] in doc.replace("\n", "").replace(" ", ""), name
 
 

@@ -43,6 +43,7 @@ def test_per_terminal_rates(world):
     assert (a1.counts["scans"], a1.valid_scan_rate) == (4, 0.75)
     assert (a1.duplicate_rate, a1.consistency_error_rate) == (0.0, 0.0)
     assert (a2.coverage, a2.consistency_error_rate, a2.counts["matched_scans"]) == (1.0, round(1 / 3, 6), 3)
+    assert (a2.swap_rate, b1.swap_rate) == (round(1 / 3, 6), None)
     assert (b1.coverage, b1.duplicate_rate, b1.consistency_error_rate) == (None, 1.0, None)
     assert a1.upload_rate == 0.0 and a1.counts["stored"] == 3  # valid events; nothing forwarded yet
     assert a1.missing_seqs == 0
@@ -86,3 +87,24 @@ def test_rates_come_from_the_counters_not_from_rescanning_events(world, tmp_path
     finally:
         with world.store.transaction() as tx:
             tx.execute("INSERT INTO events SELECT * FROM saved")
+
+
+def test_the_swap_rate_counts_settlements_with_another_products_code_or_a_sold_one(tmp_path):
+    """串换率 = swapped_scans / matched_scans. At C1, of four scans settled on tickets: one of a product the ticket
+    does not bill, one of a box already sold (its ticket arrives after it), two good; a duplicate on no ticket
+    counts in the duplicate rate only."""
+    world = Scenario(tmp_path)
+    world.counter("dev-c", "C1", "P-C")
+    world.ticket("C1", "V1", at(9), ("XA01", 2))
+    assert world.scan("dev-c", code(1), at(9, 0, 10), ticket="V1") == Verdict.OK
+    assert world.scan("dev-c", code(101, "8654321"), at(9, 0, 20), ticket="V1") == Verdict.PRODUCT_MISMATCH
+    assert world.scan("dev-c", code(1), at(10), ticket="V2") == Verdict.DUPLICATE_SALE
+    world.ticket("C1", "V2", at(10, 0, 30), ("XA01", 1))
+    assert world.scan("dev-c", code(2), at(11), ticket="V3") == Verdict.OK
+    world.ticket("C1", "V3", at(11, 0, 5), ("XA01", 1))
+    assert world.scan("dev-c", code(1), at(15)) == Verdict.DUPLICATE_SALE  # no ticket near: not a settlement
+    row = world.rates()["C1"]
+    world.close()
+    assert (row.counts["matched_scans"], row.counts["swapped_scans"], row.swap_rate) == (4, 2, 0.5)
+    assert (row.consistency_error_rate, row.duplicate_rate) == (0.25, 0.4)
+    assert row.as_dict()["swap_rate"] == 0.5

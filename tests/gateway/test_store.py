@@ -9,15 +9,22 @@ import pytest
 from stores import fresh_location, on_postgres
 
 from gateway import store as store_module
-from gateway.store import SCHEMA, SCHEMA_VERSION, Conflict, StoreError, open_store, retrying
+from gateway.store import MIGRATIONS, SCHEMA, SCHEMA_VERSION, Conflict, StoreError, open_store, retrying
 
 
 def _version_1(location):
     """A database as gateway version 1 left it, with one event."""
+    _at_version(location, 1)
+
+
+def _at_version(location, version, *rows):
+    """A database as the gateway of schema `version` left it: version 1's tables, the migrations up to `version`,
+    one event and `rows` (SQL both engines run)."""
     event = ("INSERT INTO events (device, seq, received_ms, signed, boot, device_time_ms, clock, event_ms, terminal, "
              "institution, op, kind, code, pid, serial, lot, expiry, made, err, ticket, split_qty, list_code, verdict) "
              "VALUES ('d', 1, 1, ?, 1, 1, 1, 1, 'T', 'P', 1, 1, 'c', 'p', 's', '', '', '', 0, '', 0, '', 0)")
     statements = [part.strip() for part in SCHEMA.split(";") if part.strip()]
+    statements += [statement for step in range(2, version + 1) for statement in MIGRATIONS[step]]
     if on_postgres():
         import psycopg
 
@@ -27,14 +34,18 @@ def _version_1(location):
             for statement in statements:
                 connection.execute(in_postgres(statement))
             connection.execute("CREATE TABLE schema_version (version BIGINT NOT NULL)")
-            connection.execute("INSERT INTO schema_version VALUES (1)")
+            connection.execute("INSERT INTO schema_version VALUES (%s)", (version,))
             connection.execute(event.replace("?", "%s"), (b"\x01",))
+            for row in rows:
+                connection.execute(in_postgres(row))
         return
     db = sqlite3.connect(location)
     for statement in statements:
         db.execute(statement)
     db.execute(event, (b"\x01",))
-    db.execute("PRAGMA user_version = 1")
+    for row in rows:
+        db.execute(row)
+    db.execute(f"PRAGMA user_version = {version}")
     db.commit()
     db.close()
 
@@ -48,6 +59,41 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path):
     finally:
         store.close()
     again = open_store(location)  # an up-to-date database is left as it is
+    again.close()
+
+
+def test_the_migrations_follow_one_another_and_leave_every_table(tmp_path):
+    """Version 5 (sign-ins, withdrawals, adjustments, the swap counter) and 6 (users, device commands, who changed
+    an alert) land in order on a version 1 database."""
+    assert sorted(MIGRATIONS) == list(range(2, SCHEMA_VERSION + 1)) and SCHEMA_VERSION == 6
+    location = fresh_location(tmp_path)
+    _version_1(location)
+    store = open_store(location)
+    try:
+        for table, column in (("rate_hours", "swapped_scans"), ("sign_ins", "sign_no"), ("withdrawals", "operator"),
+                              ("adjustments", "digest"), ("users", "token_hash"), ("commands", "answer_signed"),
+                              ("alerts", "changed_by")):
+            assert store.query(f"SELECT count({column}) FROM {table}") == [(0,)], table
+    finally:
+        store.close()
+
+
+def test_a_version_5_database_gets_users_and_commands_and_keeps_its_sign_ins(tmp_path):
+    """A gateway that ran schema 5 (sign-ins and withdrawals, no users yet) is upgraded by migration 6 alone."""
+    location = fresh_location(tmp_path)
+    _at_version(location, 5, "INSERT INTO sign_ins (institution, sign_no, signed_ms) VALUES ('P-A', 'S-1', 5)",
+                "INSERT INTO alerts (type, severity, state, institution, terminal, device, subject, detail, count, "
+                "first_ms, last_ms, changed_ms, note, events, tickets) VALUES ('repeat_sale', 'high', 'open', 'P-A', "
+                "'T', 'd', 'c', 'x', 1, 1, 1, 1, '', '[]', '[]')")
+    store = open_store(location)
+    try:
+        assert store.query("SELECT institution, sign_no FROM sign_ins") == [("P-A", "S-1")]
+        assert store.query("SELECT state, changed_by FROM alerts") == [("open", "")]
+        assert store.query("SELECT count(*) FROM users") == [(0,)]
+        assert store.query("SELECT count(*) FROM commands") == [(0,)]
+    finally:
+        store.close()
+    again = open_store(location)  # now at 6: left as it is
     again.close()
 
 

@@ -51,11 +51,32 @@ def device_key():
     return os.urandom(32)
 
 
+MICROPYTHON_BUILDS = ("micropython", "micropython-aarch64")
+"""The MicroPython builds a test marked `on_builds` runs on: the host's executable (the PyPI wheel, x86-64) and
+the Raspberry Pi's (aarch64, the committed unix-port executable, under qemu-aarch64 on a PC)."""
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "on_builds: the test's devices run on every MicroPython build of "
+                            "MICROPYTHON_BUILDS (tests/system/fixtures.py), one test case each")
+
+
+def pytest_generate_tests(metafunc):
+    if metafunc.definition.get_closest_marker("on_builds") and "micropython_build" in metafunc.fixturenames:
+        metafunc.parametrize("micropython_build", MICROPYTHON_BUILDS, indirect=True)
+
+
 @pytest.fixture
-def make_device(tmp_path, broker, device_key):
+def micropython_build(request):
+    """The MicroPython build the test's devices run on: the host's executable unless the test is `on_builds`."""
+    return getattr(request, "param", "micropython")
+
+
+@pytest.fixture
+def make_device(tmp_path, broker, device_key, micropython_build):
     made: list[VirtualDevice] = []
 
-    def make(name: str = "dev-0001", interpreter: str = "micropython", **overrides: object) -> VirtualDevice:
+    def make(name: str = "dev-0001", interpreter: str = micropython_build, **overrides: object) -> VirtualDevice:
         config = {"device_id": name, "key_hex": device_key.hex(), "broker_host": "127.0.0.1",
                   "broker_port": broker.port, "status_interval_s": 2, "ack_timeout_s": 3, "debounce_ms": 300,
                   **overrides}

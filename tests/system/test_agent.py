@@ -11,7 +11,7 @@ from system.fixtures import wait_until
 GS1 = b"]d2010690123456789217261200102AB\x1d21XYZ123"
 
 
-@pytest.mark.parametrize("interpreter", ["micropython", "cpython"])
+@pytest.mark.parametrize("interpreter", ["micropython", "micropython-aarch64", "cpython"])
 def test_scan_is_stored_acked_and_verdict_signalled(gateway, make_device, device_key, interpreter):
     gateway.register("dev-0001", device_key)
     gateway.start()
@@ -34,6 +34,7 @@ def test_scan_is_stored_acked_and_verdict_signalled(gateway, make_device, device
     assert gateway.quarantine() == []
 
 
+@pytest.mark.on_builds
 def test_status_is_retained_and_reports_a_trimmed_journal(gateway, make_device, device_key, broker):
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
@@ -72,6 +73,7 @@ def _command(key, command_id, kind, argument):
     return message.encode()
 
 
+@pytest.mark.on_builds
 def test_gateway_commands_need_a_valid_mac_and_a_fresh_id(quiet_gateway, make_device, device_key, broker, watch_status):
     import paho.mqtt.publish as publish
 
@@ -113,7 +115,7 @@ def _duplicates(gateway):
         return store.query("SELECT duplicates FROM device_state WHERE device = 'dev-0001'")[0][0]
 
 
-@pytest.mark.parametrize("interpreter", ["micropython", "cpython"])
+@pytest.mark.parametrize("interpreter", ["micropython", "micropython-aarch64", "cpython"])
 def test_tls_to_the_broker_verified_with_the_private_ca(tmp_path, device_key, interpreter):
     from tools.broker import Broker
     from tools.certs import make_ca_and_server

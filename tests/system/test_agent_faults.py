@@ -5,6 +5,8 @@ import random
 import threading
 import time
 
+import pytest
+
 from system.fixtures import wait_until
 from tools.virtual_device import prefill_journal
 
@@ -17,6 +19,7 @@ def serial_code(number):
     return f"8123456{number:013d}"
 
 
+@pytest.mark.on_builds
 def test_500_scans_while_the_broker_is_down_arrive_once_in_order(gateway, make_device, device_key, broker,
                                                                  watch_status):
     gateway.register("dev-0001", device_key)
@@ -41,6 +44,7 @@ def test_500_scans_while_the_broker_is_down_arrive_once_in_order(gateway, make_d
     assert len(segments) <= 2  # trimmed: what is left is the active segment
 
 
+@pytest.mark.on_builds
 def test_power_cuts_lose_no_taken_scan_and_reuse_no_seq(gateway, make_device, device_key):
     gateway.register("dev-0001", device_key)
     gateway.start()
@@ -82,6 +86,7 @@ def test_power_cuts_lose_no_taken_scan_and_reuse_no_seq(gateway, make_device, de
     assert gateway.quarantine() == []  # no torn record was published, no seq came twice with other bytes
 
 
+@pytest.mark.on_builds
 def test_full_journal_refuses_scans_until_acks_free_it(gateway, make_device, device_key, watch_status):
     gateway.register("dev-0001", device_key)
     device = make_device(journal_capacity=8192, journal_segment=4096)
@@ -103,6 +108,7 @@ def test_full_journal_refuses_scans_until_acks_free_it(gateway, make_device, dev
     assert wait_until(lambda: not status.latest().get(12, 1) & 1, 10), status.latest()
 
 
+@pytest.mark.on_builds
 def test_garbage_on_the_uart_is_counted_not_fatal(gateway, make_device, device_key, watch_status):
     gateway.register("dev-0001", device_key)
     gateway.start()
@@ -150,6 +156,7 @@ def test_capped_heap_drains_a_10000_event_backlog(gateway, make_device, device_k
     print(f"drained 10,000 events in {drained_s:.1f} s ({10_000 / drained_s:.0f} events/s) with heap {HEAP}")
 
 
+@pytest.mark.on_builds
 def test_hostile_acks_and_commands_on_the_broker_leave_the_device_serving(gateway, make_device, device_key, broker,
                                                                          watch_status):
     """Issue 14: junk on the device's ack and command topics is counted; every scan after it is still acked at

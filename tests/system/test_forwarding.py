@@ -47,7 +47,8 @@ def test_5000_events_through_5xx_timeouts_lost_answers_and_an_outage_are_accepte
         assert wait_until(lambda: _settled(gateway), 400, step=1), gateway.api("GET", "/api/v1/outbox")
         print(f"settled in {time.monotonic() - started:.0f} s: {platform.counts()}")
         rows = gateway.api("GET", "/api/v1/outbox")[1]["rows"]
-        assert rows == {"pending": 0, "sending": 0, "done": 5000, "dead": 0, "withheld": 0, "retrying": 0}
+        assert rows == {"held": 0, "pending": 0, "sending": 0, "done": 5000, "dead": 0, "withheld": 0, "withdrawn": 0,
+                        "retrying": 0}
         sim = platform.counts()
         assert sim["accepted_rows"] == 5000 == sim["distinct_bchno"] and sim.get("doubles", 0) == 0
         assert sim["live_rows"] == 5000 and sim.get("code_doubles", 0) == 0

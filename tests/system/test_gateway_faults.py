@@ -12,11 +12,12 @@ from system.fixtures import wait_until
 from tools.kill_soak import SoakOptions, soak
 
 
-def test_kill_9_of_the_gateway_during_a_burst_loses_nothing_and_doubles_nothing(tmp_path):
+@pytest.mark.on_builds
+def test_kill_9_of_the_gateway_during_a_burst_loses_nothing_and_doubles_nothing(tmp_path, micropython_build):
     """A few rounds of the soak (trace-soak-gateway-kills): the gateway killed twice, its MQTT child once, while
     the firmware on micropython and two simulated counters sell; a short ack timeout makes them resend."""
     options = SoakOptions(rounds=3, link_every=3, devices=2, firmware_devices=1, rate=150, up_s=(0.2, 0.8),
-                          down_s=(0.1, 1.0), ack_timeout_s=1)
+                          down_s=(0.1, 1.0), ack_timeout_s=1, micropython_build=micropython_build)
     result = soak(tmp_path, options, database=fresh_database())
     print(result.summary())
     assert result.ok, result.summary()

@@ -10,7 +10,9 @@ def test_the_benchmark_reports_rates_ratios_latencies_and_draws_its_plot(capsys,
     plot = tmp_path / "ingest.png"
     assert bench_ingest.main(["--events", "300", "--devices", "5", "--stores", "sqlite,postgresql",
                               "--loads", "50,100", "--load-seconds", "1", "--plot", str(plot), "--json"]) == 0
-    figures = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    figures = json.loads(printed.out)
+    assert "postgresql, backlog, 2 gateway instance(s)" in printed.err  # progress on stderr, one line per phase
     assert figures["cores"] >= 1 and figures["events"] == 300 and figures["bare_paho_msgs_per_s"] > 0
     assert figures["bare_paho_backlog_msgs_per_s"] > 0
     runs = {(run["store"], run["mode"], run["instances"], run["offered"]): run for run in figures["runs"]}

@@ -1,5 +1,6 @@
 """The README's first command: the demo runs end to end and shows each stage."""
 
+import re
 import subprocess
 import sys
 
@@ -22,11 +23,20 @@ def test_demo_runs_the_whole_path_and_survives_the_broker_outage():
     assert "repeat_sale" in out and "<GS>21XYZ123" in out
     # the ticket sells 4 of the 8 valid scans' boxes (coverage 4/5): the other 4 (the second read of one box, boxes
     # the ticket does not bill) are withheld, not uploaded as sales (issue 16; the demo uploaded all 8 before)
-    assert "outbox: {'pending': 0, 'sending': 0, 'done': 4, 'dead': 0, 'withheld': 4, 'retrying': 0}" in out
+    assert ("uploads: held 0, ready 0, sending 0 (retrying 0), accepted 4, withheld 4, withdrawn 0, dead 0"
+            in out)
+    assert "sign-ins (9001): 2, one per configured institution at start" in out
     assert "platform accepted 4 rows (4 codes) once each: 0 doubles" in out
     live = out[out.index("== 7. Live"):]
     assert "checkouts, injected" in live and "terminal  institution   coverage" in live
     assert "T01" in live and "live alerts:" in live and "The data stays in" in out
+    # the uploads' states after every table: a hold timer shows as held rows, not as a stall
+    tables = [part for part in live.split("after ") if "uploads: held" in part]
+    assert tables and all(re.search(r"uploads: held \d+, ready \d+, sending \d+ \(retrying \d+\), accepted \d+, "
+                                    r"withheld \d+, withdrawn \d+, dead \d+", part) for part in tables)
+    accepted = [int(re.search(r"accepted (\d+)", part).group(1)) for part in tables]
+    assert accepted[-1] >= 4 and accepted == sorted(accepted)  # never falls back
+    assert "(held: sale rows waiting up to 30 s for the rest of their ticket line, by design" in live
 
 
 def test_the_demo_on_the_embedded_broker_stops_cleanly_on_ctrl_c_and_shows_three_terminals():

@@ -1,17 +1,24 @@
-"""trace-flash: the Linux install runs, the board tree is right, and each mistake gets its own clear error."""
+"""trace-flash: the Linux install runs as its unit says, the board tree is right, and each mistake gets its own
+clear error."""
 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import tty
+from pathlib import Path
 
 import pytest
 import serial
+from system.fixtures import wait_until
 
-from tools import flash
+from tools import flash, linux_images
+from tools.virtual_device import LineLog
 
 CONFIG = {"device_id": "dev-0007", "key_hex": "11" * 32, "broker_host": "127.0.0.1", "broker_port": 9}
 
@@ -38,73 +45,197 @@ def _unit_values(unit: str, key: str) -> list[str]:
     return [line.split("=", 1)[1] for line in unit.splitlines() if line.startswith(key + "=")]
 
 
-def test_linux_install_starts_the_agent_as_its_unit_does_and_it_stays_up(tmp_path, config):
-    """The agent is started from the unit's own lines: its ExecStart, WorkingDirectory, Environment (on top of
-    only what systemd itself sets), as its User; only the file system root is moved under tmp_path."""
+@pytest.fixture
+def board_root():
+    """A board's root file system: readable by the service's user (pytest's own folders are root's only), with
+    this machine's users in its /etc/passwd."""
+    folder = Path(tempfile.mkdtemp(prefix="board-root-"))
+    folder.chmod(0o755)
+    (folder / "etc").mkdir()
+    shutil.copyfile("/etc/passwd", folder / "etc" / "passwd")
+    yield folder
+    shutil.rmtree(folder)
+
+
+def _service_user():
+    """The unit's User=: when the tests run as root, an unprivileged system user (systemd warns against nobody),
+    else oneself."""
     import pwd
 
-    root = tmp_path / "root"
-    user = pwd.getpwuid(os.geteuid()).pw_name
+    return "daemon" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+
+
+class AsSystemd:
+    """The installed agent started from its unit's own lines, as systemd would: ExecStart (the binary it names,
+    under qemu-user when it is of another architecture than this machine), WorkingDirectory, Environment on top of
+    only what systemd itself sets, User (and the user's groups), the StateDirectory made and given to that user.
+    Only the file system root is moved (paths under / become paths under `root`)."""
+
+    def __init__(self, root: Path, unit: str) -> None:
+        import pwd
+
+        self.root, self.unit = root, unit
+        self.account = pwd.getpwnam(_unit_values(unit, "User")[0])
+        self.state = root / flash.STATE_DIR.lstrip("/")
+        self.state.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            os.chown(self.state, self.account.pw_uid, self.account.pw_gid)
+        self.process = None
+
+    def rooted(self, text: str) -> str:
+        return text.replace("/opt/tcagent", str(self.root / "opt/tcagent")).replace(flash.STATE_DIR, str(self.state))
+
+    def start(self) -> subprocess.Popen:
+        account = self.account
+        environment = {"PATH": SYSTEMD_PATH, "HOME": account.pw_dir, "USER": account.pw_name,
+                       "LOGNAME": account.pw_name, "SHELL": account.pw_shell, "STATE_DIRECTORY": str(self.state)}
+        environment.update(self.rooted(value).split("=", 1) for value in _unit_values(self.unit, "Environment"))
+        argv = self.rooted(_unit_values(self.unit, "ExecStart")[0]).split()
+        if argv[0].endswith("/micropython"):
+            argv = [*linux_images.runner(linux_images.arch_of_elf(Path(argv[0]))), *argv]
+        as_user = {}
+        if os.geteuid() == 0:
+            as_user = {"user": account.pw_uid, "group": account.pw_gid,
+                       "extra_groups": os.getgrouplist(account.pw_name, account.pw_gid)}
+        self.process = subprocess.Popen(argv, env=environment, cwd=self.rooted(_unit_values(self.unit,
+                                        "WorkingDirectory")[0]), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        **as_user)
+        return self.process
+
+    def output(self) -> LineLog:
+        """The agent's output lines (what journald would get) as they come."""
+        process, log = self.process, LineLog(lambda: self.process.poll() is not None)
+
+        def collect():
+            for raw in process.stdout:
+                log.add(raw.decode(errors="replace").rstrip("\n"))
+            log.wake()
+
+        threading.Thread(target=collect, daemon=True).start()
+        return log
+
+    def stop(self) -> int:
+        """systemctl stop: SIGTERM (KillSignal=), then SIGKILL after the stop timeout."""
+        self.process.terminate()
+        try:
+            return self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError("the agent ignored SIGTERM") from None
+
+
+def _board_config(prefix: Path, changes: dict) -> None:
+    """Edit the installed config in place (it keeps its owner and mode)."""
+    path = prefix / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+def _install(root, config, *extra):
     code, output = run("linux", "--config", str(config), "--root", str(root), "--prefix", "/opt/tcagent",
-                       "--user", user)
+                       "--user", _service_user(), *extra)
     assert code == 0, output
-    prefix = root / "opt" / "tcagent"
-    assert (prefix / "main.py").exists() and (prefix / "tcagent" / "agent.py").exists()
-    assert oct((prefix / "config.json").stat().st_mode & 0o777) == "0o600"
-    unit = (root / "etc" / "systemd" / "system" / "tcagent.service").read_text()
-    assert "Restart=always" in unit and "StartLimitBurst=" in unit and "StateDirectory=tcagent" in unit
+    return output, (root / "etc/systemd/system/tcagent.service").read_text()
+
+
+@pytest.mark.parametrize("arch", linux_images.ARCHES)
+def test_linux_install_runs_its_unit_as_systemd_would_and_the_agent_stays_up(board_root, config, arch):
+    output, unit = _install(board_root, config, "--arch", arch)
+    prefix = board_root / "opt" / "tcagent"
+    assert f"MicroPython v1.28.0 for {arch}" in output and "(detected)" not in output
+    assert (prefix / "micropython").read_bytes() == linux_images.image(arch).read_bytes()
+    assert (prefix / "micropython").stat().st_mode & 0o777 == 0o755
+    assert sorted(path.name for path in prefix.iterdir()) == ["config.json", "micropython"]  # the agent is frozen in
+    installed = prefix / "config.json"
+    assert installed.stat().st_mode & 0o777 == 0o600
+    if os.geteuid() == 0:
+        import pwd
+
+        assert installed.stat().st_uid == pwd.getpwnam(_service_user()).pw_uid
+    assert _unit_values(unit, "ExecStart") == ["/opt/tcagent/micropython -m main /opt/tcagent/config.json"]
+    assert _unit_values(unit, "Environment") == ["MICROPYPATH=.frozen"]
+    assert _unit_values(unit, "Restart") == ["always"] and _unit_values(unit, "RestartPreventExitStatus") == ["2"]
+    assert _unit_values(unit, "StartLimitBurst") == ["5"] and _unit_values(unit, "StateDirectory") == ["tcagent"]
     analyzer = shutil.which("systemd-analyze")
     if analyzer:
-        copy = tmp_path / "tcagent.service"
+        copy = board_root / "tcagent.service"
         copy.write_text(unit.replace("/opt/tcagent", str(prefix)))
         done = subprocess.run([analyzer, "verify", str(copy)], capture_output=True, text=True)
         assert done.returncode == 0 and "tcagent.service" not in done.stderr, done.stderr
 
-    def rooted(text):
-        return text.replace("/opt/tcagent", str(prefix)).replace(flash.STATE_DIR, str(root / "var/lib/tcagent"))
-
+    systemd = AsSystemd(board_root, unit)
     master, slave = os.openpty()
     tty.setraw(master)
-    installed = json.loads((prefix / "config.json").read_text())
-    assert installed["data_dir"] == flash.STATE_DIR
-    installed.update(uart={"port": os.ttyname(slave)}, data_dir=rooted(installed["data_dir"]))
-    (prefix / "config.json").write_text(json.dumps(installed))
-    (root / "var/lib/tcagent").mkdir(parents=True)  # systemd makes the StateDirectory
-    account = pwd.getpwnam(_unit_values(unit, "User")[0])
-    environment = {"PATH": SYSTEMD_PATH, "HOME": account.pw_dir, "USER": account.pw_name,
-                   "LOGNAME": account.pw_name, "SHELL": account.pw_shell,
-                   "STATE_DIRECTORY": str(root / "var/lib/tcagent")}
-    environment.update(rooted(value).split("=", 1) for value in _unit_values(unit, "Environment"))
-    agent = subprocess.Popen(rooted(_unit_values(unit, "ExecStart")[0]).split(), env=environment,
-                             cwd=rooted(_unit_values(unit, "WorkingDirectory")[0]), stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT)
+    if os.geteuid() == 0:
+        os.chown(os.ttyname(slave), systemd.account.pw_uid, -1)  # the service user's scanner port (dialout)
+    _board_config(prefix, {"uart": {"port": os.ttyname(slave)}, "data_dir": systemd.rooted(flash.STATE_DIR)})
+    agent = systemd.start()
+    output = systemd.output()
     try:
-        deadline = time.monotonic() + 20
-        line = b""
-        while time.monotonic() < deadline and not line.startswith(b"log agent"):
-            line = agent.stdout.readline()
-            if not line and agent.poll() is not None:
+        boot = output.wait_for(r"^log agent 0\.2\.0 for dev-0007 on unix: .*, code (\S+)$", timeout=20)
+        assert boot.group(1) == "tcagent/agent.py"  # the frozen agent, not a copy on disk
+        if os.geteuid() == 0:
+            assert os.stat(f"/proc/{agent.pid}").st_uid == systemd.account.pw_uid
+        for _ in range(10):  # a scan before the agent has opened its port may be flushed by its raw-mode set-up
+            os.write(master, b"81234567890123456789\r\n")
+            if wait_until(lambda: output.count(r"^signal taken seq=1$"), 2):
                 break
-        assert line.startswith(b"log agent"), (line, agent.stdout.read())
+        output.wait_for(r"^signal taken seq=1$", timeout=1)  # in the journal, in the state directory, as that user
         time.sleep(3)
-        assert agent.poll() is None  # it stays up
+        assert agent.poll() is None  # it stays up (no broker: it keeps trying)
     finally:
-        agent.kill()
-        agent.wait()
+        assert systemd.stop() == -signal.SIGTERM
+        os.close(master)
+        os.close(slave)
+
+
+def test_a_broken_config_ends_the_service_with_one_clear_line(board_root, config):
+    """Exit status 2 with `config error: ...`; the unit's RestartPreventExitStatus=2 keeps systemd from
+    restarting it (the start limit then covers every other early exit)."""
+    _, unit = _install(board_root, config, "--arch", "aarch64")
+    _board_config(board_root / "opt" / "tcagent", {"broker_port": 0})
+    agent = AsSystemd(board_root, unit).start()
+    output, _ = agent.communicate(timeout=30)
+    assert agent.returncode == 2 and "2" in _unit_values(unit, "RestartPreventExitStatus")
+    assert output.decode().splitlines() == ["config error: config field 'broker_port': expected 1-65535, got 0"]
+
+
+def test_the_architecture_is_detected_from_the_board_s_root(board_root, config):
+    (board_root / "usr/bin").mkdir(parents=True)
+    shutil.copyfile(linux_images.image("armhf"), board_root / "usr/bin/env")  # an ELF of the board's userland
+    output, _ = _install(board_root, config)
+    assert "MicroPython v1.28.0 for armhf (detected)" in output
+    assert (board_root / "opt/tcagent/micropython").read_bytes() == linux_images.image("armhf").read_bytes()
+    (board_root / "usr/bin/env").write_text("#!/bin/busybox\n")
+    code, output = run("linux", "--config", str(config), "--root", str(board_root), "--user", _service_user())
+    assert code == 2 and "is not an ELF executable: give --arch" in output
+
+
+def test_the_python_install_runs_the_agent_s_source_on_cpython(board_root, config):
+    _, unit = _install(board_root, config, "--python")
+    prefix = board_root / "opt" / "tcagent"
+    assert (prefix / "tcagent" / "agent.py").exists() and not (prefix / "micropython").exists()
+    assert _unit_values(unit, "ExecStart") == [f"{sys.executable} /opt/tcagent/main.py /opt/tcagent/config.json"]
 
 
 def test_linux_install_refuses_a_user_that_does_not_exist(tmp_path, config):
     if os.geteuid() != 0:
         pytest.skip("only root hands the config to the service's user")
-    code, output = run("linux", "--config", str(config), "--root", str(tmp_path / "root"), "--user", "nosuchuser")
-    assert code == 2 and "no user 'nosuchuser'" in output
+    code, output = run("linux", "--config", str(config), "--root", str(tmp_path / "root"), "--arch", "x86_64",
+                       "--user", "nosuchuser")
+    assert code == 2 and "no user 'nosuchuser' on the system under" in output
 
 
-def test_the_board_tree_is_compiled_with_main_as_source(tmp_path, config):
-    tree = flash.agent_tree(tmp_path / "build", config)
+@pytest.mark.parametrize(("arch", "number"), [("armv6m", 4), ("xtensawin", 10)])
+def test_the_board_tree_is_compiled_with_main_as_source(tmp_path, config, arch, number):
+    tree = flash.agent_tree(tmp_path / "build", config, arch)
     assert (tree / "main.py").read_text().startswith('"""Boot entry')
     assert (tree / "tcagent" / "agent.mpy").exists() and not list((tree / "tcagent").rglob("*.py"))
     assert json.loads((tree / "config.json").read_text())["device_id"] == "dev-0007"
+    # an .mpy names the arch of its machine code in its third byte (bits 2 up), 0 for bytecode only
+    header_arch = {path.stem: path.read_bytes()[2] >> 2 for path in (tree / "tcagent").glob("*.mpy")}
+    assert header_arch["codes"] == header_arch["cose"] == header_arch["event"] == number
+    assert header_arch["errors"] == 0
 
 
 def test_clear_errors(tmp_path, config):

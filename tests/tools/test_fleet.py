@@ -44,6 +44,7 @@ def test_a_fleet_with_fraud_is_seen_for_what_it_is(running, broker):
     assert ("distant_sale" in kinds) == bool(injected.get("distant"))
     assert sum(alert["count"] for alert in alerts if alert["type"] in (
         "repeat_sale", "returned_drug", "cross_institution_sale")) == stolen
+    assert report["verdicts"]["ok"] > 0 and report["verdicts"]["duplicate_sale"] > 0  # named in words
 
 
 def test_firmware_counters_driven_by_the_pos_land_every_scan(running, broker, capsys):
@@ -52,7 +53,9 @@ def test_firmware_counters_driven_by_the_pos_land_every_scan(running, broker, ca
     assert fleet.main(["--broker", f"127.0.0.1:{broker.port}", "--api", f"http://127.0.0.1:{running.api_port}",
                        "--write-token", WRITE_TOKEN, "--database", running.location, "--firmware", "2",
                        "--seconds", "4", "--fraud", "repeat=0.3,unscanned=0.2"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    report = json.loads(printed.out)
+    assert "firmware counters started" in printed.err and "selling stopped after" in printed.err  # progress
     assert report["mode"] == "firmware" and report["devices"] == 2 and report["checkouts"] >= 2
     assert report["devices_with_backlog"] == 0 and report["events"] > 0
     scans = sum(running.count(f"fw-{number:03d}") for number in range(2))

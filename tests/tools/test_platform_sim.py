@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -116,3 +117,36 @@ def test_a_withdrawal_takes_a_row_off_the_per_line_totals_and_a_code_sold_twice_
     lines = httpx.get(sim.url + "/_sim/lines").json()
     assert lines == [{"institution": "P44030000001", "rtal_docno": "T1", "med_list_codg": "XA01", "sold": "0",
                       "returned": "1", "codes": []}]
+
+
+SIGN_IN = {**ENVELOPE, "infno": "9001", "msgid": "P44030000001202611221000009001",
+           "input": {"signIn": {"opter_no": "0001", "mac": "00-11-22-33-44-55", "ip": "10.0.0.2"}}}
+
+
+def test_sign_in_gives_the_one_live_sign_no_and_the_others_are_refused(tmp_path):
+    with PlatformSim(tmp_path / "sim.sqlite3", Faults(sign_in_required=True), seed=5) as sim:
+        sale = {**ENVELOPE, "input": {"selinfo": ROW}}
+        missing = post(sim, sale).json()
+        assert missing["infcode"] == -1 and "未签到" in missing["err_msg"]
+        first = post(sim, SIGN_IN).json()["output"]["signinoutb"]["sign_no"]
+        second = post(sim, {**SIGN_IN, "msgid": "P44030000001202611221000009002"}).json()["output"]["signinoutb"]
+        for number, sign_no in enumerate((first, "SN-made-up", second["sign_no"])):
+            answer = post(sim, {**sale, "msgid": f"P4403000000120261122100000100{number}", "sign_no": sign_no}).json()
+            assert (answer["infcode"] == 0) == (sign_no == second["sign_no"]), (sign_no, answer)
+        other = post(sim, {**sale, "msgid": "P44030000001202611221000001009", "fixmedins_code": "P44030000002",
+                           "sign_no": second["sign_no"]}).json()
+        assert other["infcode"] == -1  # a sign_no is its institution's only
+        assert sim.expire_sign_ins() == 1
+        late = post(sim, {**sale, "msgid": "P44030000001202611221000001010", "sign_no": second["sign_no"]}).json()
+        assert late["infcode"] == -1 and "已过期" in late["err_msg"]
+        counts = sim.counts()
+    assert counts["sign_ins"] == 2 and counts["refused_sign_no"] == 5 and counts["accepted_rows"] == 1
+
+
+def test_a_sign_no_expires_after_its_lifetime(tmp_path):
+    with PlatformSim(tmp_path / "sim.sqlite3", Faults(sign_ttl_s=0.3), seed=5) as sim:
+        sign_no = post(sim, SIGN_IN).json()["output"]["signinoutb"]["sign_no"]
+        assert post(sim, {**ENVELOPE, "sign_no": sign_no, "input": {"selinfo": ROW}}).json()["infcode"] == 0
+        time.sleep(0.4)
+        assert post(sim, {**ENVELOPE, "msgid": "P44030000001202611221000000077", "sign_no": sign_no,
+                          "input": {"selinfo": {**ROW, "fixmedins_bchno": "B9"}}}).json()["infcode"] == -1

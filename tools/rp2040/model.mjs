@@ -11,7 +11,7 @@
 // Every message, both ways, is one JSON object per line; bytes travel as base64.
 //   in:  {"cdc": B64}                 bytes to the USB CDC console (the REPL)
 //        {"uart": N, "data": B64}     bytes for UART N's receiver: they arrive one character time apart at its
-//                                     baud rate (uart-line.mjs)
+//                                     baud rate (uart-pl011.mjs)
 //        {"rx_pin": PIN, "data": B64} bytes on a GPIO, as from a scan engine's TX wired to it: they reach the UART
 //                                     whose RX the pin is in the function the firmware chose (RP2040 function
 //                                     F2), or are lost and answered {"lost": {"pin", "bytes", "function"}}
@@ -27,8 +27,10 @@
 //                                     program or erase under way is left partly done (seed S picks which bits);
 //                                     answers {"cut": ...} as above, with "operation" "time" for op 0 and
 //                                     "during" {"kind", "address", "length", "progress" 0-1} or null
-//        {"time": true}               answers {"time": T_NS, "pc": the CPU's program counter, "uarts": [{"baud",
-//                                     "overruns": bytes lost to a full receive FIFO}, ...]}
+//        {"uart_stats": true}         answers {"uart_stats": [{"received", "overruns", "lost_disabled"}, ...]} per
+//                                     UART: bytes that reached the RX FIFO, found it full, found the UART off
+//        {"time": true}               answers {"time": T_NS, "pc": the CPU's program counter, "bauds": each
+//                                     UART's baud rate (0 before it is set)}
 //        {"stop": true}               stop the CPU where it is and exit; answers {"stopped": T_NS}
 //   out: {"connected": T_NS}          the console's USB CDC is up
 //        {"cdc": B64} / {"uart": N, "data": B64}
@@ -39,7 +41,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { ConsoleLogger, GPIOPinState, LogLevel, Simulator, USBCDC } from 'rp2040js';
 import { ERASE_NANOS, FlashChip, PROGRAM_NANOS } from './flash-chip.mjs';
-import { UartLine, uartReceivingAt } from './uart-line.mjs';
+import { modelPL011 } from './uart-pl011.mjs';
 
 const FLASH_START = 0x10000000;
 const FLASH_SIZE = 2 * 1024 * 1024; // the Pico's W25Q16
@@ -132,9 +134,23 @@ chip.onOperation = (operation, address, length) => {
 const cdc = new USBCDC(mcu.usbCtrl);
 const cdcPending = [];
 let cdcConnected = false;
+// A USB host sends OUT data only when it has some. rp2040js's CDC host answers every OUT buffer the device
+// arms at once, with zero bytes when it has none: an interrupt every few microseconds that a board never sees
+// (it took about two thirds of the CPU). An empty answer is held until there are bytes for the device.
+const answerRead = mcu.usbCtrl.onEndpointRead;
+let heldRead = null;
+mcu.usbCtrl.onEndpointRead = (endpoint, size) => {
+  if (endpoint === cdc.outEndpoint && cdc.txFIFO.itemCount === 0) heldRead = size;
+  else answerRead(endpoint, size);
+};
 function pumpCDC() {
   if (!cdcConnected) return;
   while (cdcPending.length && cdc.txFIFO.itemCount < cdc.txFIFO.size) cdc.sendSerialByte(cdcPending.shift());
+  if (heldRead !== null && cdc.txFIFO.itemCount) {
+    const size = heldRead;
+    heldRead = null;
+    answerRead(cdc.outEndpoint, size);
+  }
 }
 cdc.onDeviceConnected = () => {
   cdcConnected = true;
@@ -142,8 +158,6 @@ cdc.onDeviceConnected = () => {
 };
 cdc.onSerialData = (bytes) => send({ cdc: Buffer.from(bytes).toString('base64') });
 
-// the scan engine's line: bytes one character time apart (uart-line.mjs also fixes rp2040js's TX interrupt)
-const lines = mcu.uart.map((uart) => new UartLine(uart, simulator.clock));
 mcu.uart.forEach((uart, n) => {
   // the line is bursty: gather the bytes of one run of the CPU into one message
   let pending = [];
@@ -155,6 +169,18 @@ mcu.uart.forEach((uart, n) => {
     pending.push(value);
   };
 });
+
+// the PL011's interrupt rules and a wire's pace (uart-pl011.mjs): with rp2040js's alone, an open UART's
+// interrupt handler never returns
+const uartStats = mcu.uart.map((uart) => modelPL011(uart, simulator.clock));
+
+// The UART whose RX is GPIO `pin` in the function the firmware chose, or null. The RP2040's UART pins repeat in
+// blocks of four (TX, RX, CTS, RTS) in function F2: UART0 on GP0-3, 12-19, 28-29, UART1 on GP4-11, 20-27.
+const FUNCTION_UART = 2;
+function uartReceivingAt(pin) {
+  if (mcu.gpio[pin].functionSelect !== FUNCTION_UART || (pin & 3) !== 1) return null;
+  return ((pin + 4) >> 3) & 1;
+}
 
 for (const pin of args.watch) {
   const level = (state) => (state === GPIOPinState.High ? 1 : 0);
@@ -198,13 +224,13 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     cdcPending.push(...Buffer.from(message.cdc, 'base64'));
     pumpCDC();
   } else if ('uart' in message) {
-    lines[message.uart].feed(Buffer.from(message.data, 'base64'));
+    for (const byte of Buffer.from(message.data, 'base64')) mcu.uart[message.uart].feedByte(byte);
   } else if ('rx_pin' in message) {
     const pin = message.rx_pin;
     const bytes = Buffer.from(message.data, 'base64');
-    const uart = uartReceivingAt(pin, mcu.gpio[pin].functionSelect);
+    const uart = uartReceivingAt(pin);
     if (uart === null) send({ lost: { pin, bytes: bytes.length, function: mcu.gpio[pin].functionSelect } });
-    else lines[uart].feed(bytes);
+    else for (const byte of bytes) mcu.uart[uart].feedByte(byte);
   } else if ('gpio' in message) {
     mcu.gpio[message.gpio].setInputValue(!!message.level);
   } else if ('save_flash' in message) {
@@ -221,8 +247,9 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     if (op > 0) cutAt = { op, ns };
     else cutAlarm.schedule(ns);
   } else if ('time' in message) {
-    send({ time: now(), pc: mcu.core.PC, uarts: lines.map((line) => ({ baud: line.uart.intDivisor ? line.uart.baudRate : 0,
-      overruns: line.overruns })) });
+    send({ time: now(), pc: mcu.core.PC, bauds: mcu.uart.map((uart) => (uart.intDivisor ? uart.baudRate : 0)) });
+  } else if ('uart_stats' in message) {
+    send({ uart_stats: uartStats });
   } else if ('stop' in message) {
     stop();
   } else {

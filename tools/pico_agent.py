@@ -30,7 +30,7 @@ from typing import Any
 from gateway.protocol import Event, ProtocolError, parse_event, verify_mac0
 from tcagent import config as device_config
 from tcagent import pins
-from tools.paths import FIRMWARE, compile_firmware
+from tools.paths import FIRMWARE, RP2040_ARCH, compile_firmware
 from tools.pico_model import FS_BLOCK_COUNT, FS_BLOCK_SIZE, FS_OFFSET, IMAGES, FlashStats, PicoModel
 
 __all__ = ["BASE_IMAGE", "READY_LINE", "Boot", "JournalOnFlash", "LEDS", "PicoAgent", "Record", "SCANNER_RX",
@@ -64,7 +64,7 @@ def pico_config(device_id: str, key: bytes, **overrides: object) -> dict[str, ob
 
 def agent_files(work: Path, values: dict[str, object] | None) -> dict[str, bytes]:
     """The Pico's files: tcagent as .mpy, main.py as source, and config.json (left out when `values` is None)."""
-    compiled = compile_firmware(work / "mpy")
+    compiled = compile_firmware(work / "mpy", RP2040_ARCH)  # the hot functions as machine code, as trace-flash does
     files = {str(path.relative_to(compiled)): path.read_bytes() for path in sorted(compiled.rglob("tcagent/**/*.mpy"))}
     files["main.py"] = (FIRMWARE / "main.py").read_bytes()
     if values is not None:

@@ -31,7 +31,16 @@ from gateway.protocol import Event, ProtocolError, parse_event, verify_mac0
 from tcagent import config as device_config
 from tcagent import pins
 from tools.paths import FIRMWARE, RP2040_ARCH, compile_firmware
-from tools.pico_model import FS_BLOCK_COUNT, FS_BLOCK_SIZE, FS_OFFSET, IMAGES, FlashStats, PicoModel
+from tools.pico_model import (
+    FS_BLOCK_COUNT,
+    FS_BLOCK_SIZE,
+    FS_OFFSET,
+    IMAGES,
+    TYPICAL_ERASE_US,
+    TYPICAL_PROGRAM_US,
+    FlashStats,
+    PicoModel,
+)
 
 __all__ = ["BASE_IMAGE", "READY_LINE", "Boot", "JournalOnFlash", "LEDS", "PicoAgent", "Record", "SCANNER_RX",
            "agent_files", "pico_config", "read_file", "read_journal"]
@@ -88,13 +97,16 @@ class Boot:
 
 class PicoAgent:
     """The agent running in a model (a fresh one per boot); `files` for a first boot, `flash` to boot from a flash
-    image saved earlier (after a power cut). Keyword arguments go to PicoModel."""
+    image saved earlier (after a power cut). Keyword arguments go to PicoModel; the flash chip takes its typical
+    time to program and erase unless they say otherwise."""
 
     def __init__(self, workdir: Path, *, files: dict[str, bytes] | None = None, flash: Path | None = None,
                  image: Path = BASE_IMAGE, **model: object) -> None:
         from tools.pico_model import littlefs_image
 
         fs = littlefs_image(files) if files is not None else None
+        model.setdefault("program_us", TYPICAL_PROGRAM_US)
+        model.setdefault("erase_us", TYPICAL_ERASE_US)
         self.model = PicoModel(uf2=image if flash is None else None, fs=fs, flash=flash, workdir=workdir,
                                watch=sorted(LEDS.values()), **model)  # type: ignore[arg-type]
         self.lines: list[bytes] = []

@@ -39,6 +39,8 @@ __all__ = [
     "FS_OFFSET",
     "IMAGES",
     "ModelError",
+    "TYPICAL_ERASE_US",
+    "TYPICAL_PROGRAM_US",
     "PicoModel",
     "RemoteError",
     "Cut",
@@ -51,6 +53,10 @@ __all__ = [
 FS_OFFSET = 0xA0000
 """Where MicroPython's filesystem starts in the RPI_PICO's 2 MB flash."""
 FS_BLOCK_SIZE = 4096
+TYPICAL_PROGRAM_US = 400
+"""The Pico's flash chip (W25Q16JV) programs a page in 0.4 ms (datasheet tPP, typical; at most 3 ms)."""
+TYPICAL_ERASE_US = 45_000
+"""and erases a 4 KB sector in 45 ms (tSE, typical; at most 400 ms), with the RP2040's interrupts off meanwhile."""
 FS_BLOCK_COUNT = 352
 FS_PROG_SIZE = 256  # rp2's _boot.py mounts VfsLfs2(bdev, progsize=256)
 FS_READ_SIZE = 32  # MicroPython's VfsLfs2 default
@@ -148,7 +154,8 @@ class PicoModel:
     Keyword-only: `uf2` the image to flash; `fs` a littlefs image (bytes or a file) for offset 0xA0000;
     `flash` a whole flash image saved by `save_flash` (loaded first: a power cut keeps the flash as it was);
     `watch` the GPIOs whose changes are recorded in `gpio_changes`; `program_us`, `erase_us` how long the flash
-    chip is busy with a page program and a sector erase (None: the W25Q16JV's typical 400 µs and 45 ms).
+    chip is busy with a page program and a sector erase (None: no time at all; TYPICAL_PROGRAM_US and
+    TYPICAL_ERASE_US are the W25Q16JV's, which a power cut needs to land inside an operation).
     """
 
     def __init__(self, *, uf2: Path | None = None, fs: bytes | Path | None = None, flash: Path | None = None,

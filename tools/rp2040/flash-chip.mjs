@@ -7,8 +7,9 @@
 //
 // Modelled: write enable, page program (bits only cleared, address wrapping inside the 256-byte page), 4 KB /
 // 32 KB / 64 KB / chip erase, reads, status, JEDEC and unique id. As on the chip, a program or an erase starts
-// when chip select goes high after its command and takes time (`programNanos`, `eraseNanos`: the W25Q16JV's
-// typical 0.4 ms and 45 ms by default) during which the status register says busy and the firmware polls it.
+// when chip select goes high after its command and can take time (`programNanos`, `eraseNanos`; 0, instant, by
+// default; PROGRAM_NANOS and ERASE_NANOS are the W25Q16JV's typical 0.4 ms and 45 ms) during which the status
+// register says busy and the firmware polls it, with its interrupts off.
 // Its effect lands at the end, unless the power goes first: `powerLoss(random)` leaves the operation under way
 // partly done, each bit it was changing changed with the probability of the time elapsed (a program clears a
 // random part of its bits, an erase sets a random part of the sector's bits), as a real cell array is left.
@@ -41,7 +42,7 @@ export class FlashChip {
   /** Counts since the model started: `erases` (4 KB sectors erased), `programs` (page programs), `programmed`
    * (bytes). `onStart(kind, address, length)` runs when a program or erase starts (chip select high after its
    * command), `onOperation(kind, address, length)` when it has ended. `clock` is the simulator's. */
-  constructor(mcu, clock, size, { programNanos = PROGRAM_NANOS, eraseNanos = ERASE_NANOS } = {}) {
+  constructor(mcu, clock, size, { programNanos = 0, eraseNanos = 0 } = {}) {
     this.flash = mcu.flash;
     this.clock = clock;
     this.size = size;

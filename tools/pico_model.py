@@ -3,7 +3,7 @@
 The model runs a real MicroPython UF2 from `firmware/images/`; the agent and its files go in a littlefs image
 made here at MicroPython's filesystem offset. The firmware's flash programs and erases reach a model of the
 flash chip (tools/rp2040/flash-chip.mjs), so files written on the device stay, can be saved with the whole flash
-at any instant, and a fresh model can boot from that (a power cut: `cut_after`, `save_flash`, `flash=`).
+at any instant, and a fresh model can boot from that (a power cut: `cut_after` or `cut_at`, `save_flash`, `flash=`).
 The Node side is `tools/rp2040/model.mjs` (its package is installed by `npm ci` in `tools/rp2040/`, which
 `tools/test.sh` runs).
 
@@ -39,6 +39,8 @@ __all__ = [
     "FS_OFFSET",
     "IMAGES",
     "ModelError",
+    "TYPICAL_ERASE_US",
+    "TYPICAL_PROGRAM_US",
     "PicoModel",
     "RemoteError",
     "Cut",
@@ -51,6 +53,10 @@ __all__ = [
 FS_OFFSET = 0xA0000
 """Where MicroPython's filesystem starts in the RPI_PICO's 2 MB flash."""
 FS_BLOCK_SIZE = 4096
+TYPICAL_PROGRAM_US = 400
+"""The Pico's flash chip (W25Q16JV) programs a page in 0.4 ms (datasheet tPP, typical; at most 3 ms)."""
+TYPICAL_ERASE_US = 45_000
+"""and erases a 4 KB sector in 45 ms (tSE, typical; at most 400 ms), with the RP2040's interrupts off meanwhile."""
 FS_BLOCK_COUNT = 352
 FS_PROG_SIZE = 256  # rp2's _boot.py mounts VfsLfs2(bdev, progsize=256)
 FS_READ_SIZE = 32  # MicroPython's VfsLfs2 default
@@ -83,16 +89,20 @@ class FlashStats:
 
 @dataclass(frozen=True)
 class Cut:
-    """Where the CPU was stopped by `cut_after`."""
+    """Where the CPU was stopped by `cut_after` or `cut_at`."""
 
     operation: str
-    """"program" or "erase": the flash operation that had just ended."""
+    """"program" or "erase": the flash operation the cut was counted from (for `cut_after` it had just ended,
+    for `cut_at` it had started); "time" for a `cut_at` counted from the moment it was asked."""
     address: int
     """Its flash offset."""
     length: int
     """Bytes programmed or erased."""
     t_ns: int
     """Emulated time of the cut."""
+    during: Mapping[str, object] | None = None
+    """The flash operation under way at the cut and left partly done: kind ("program" or "erase"), address,
+    length, progress (0-1, the share of its time that had passed); None when the chip was idle."""
 
 
 @dataclass(frozen=True)
@@ -143,11 +153,14 @@ class PicoModel:
 
     Keyword-only: `uf2` the image to flash; `fs` a littlefs image (bytes or a file) for offset 0xA0000;
     `flash` a whole flash image saved by `save_flash` (loaded first: a power cut keeps the flash as it was);
-    `watch` the GPIOs whose changes are recorded in `gpio_changes`.
+    `watch` the GPIOs whose changes are recorded in `gpio_changes`; `program_us`, `erase_us` how long the flash
+    chip is busy with a page program and a sector erase (None: no time at all; TYPICAL_PROGRAM_US and
+    TYPICAL_ERASE_US are the W25Q16JV's, which a power cut needs to land inside an operation).
     """
 
     def __init__(self, *, uf2: Path | None = None, fs: bytes | Path | None = None, flash: Path | None = None,
-                 watch: Iterable[int] = (), workdir: Path | None = None) -> None:
+                 watch: Iterable[int] = (), workdir: Path | None = None, program_us: float | None = None,
+                 erase_us: float | None = None) -> None:
         reason = model_available()
         if reason is not None:
             raise ModelError(reason)
@@ -160,9 +173,14 @@ class PicoModel:
         self.connected_ns: int | None = None
         self.watchdog_ns: int | None = None
         self.stopped_ns: int | None = None
+        self._time_ns: int | None = None
+        self.bauds: list[int] = []
+        """Each UART's baud rate as of the last `now_ns` (0 before the firmware set it)."""
         self._saved: set[str] = set()
         self._flash_stats: FlashStats | None = None
         self.cut: Cut | None = None
+        self.lost: list[Mapping[str, int]] = []
+        """Bytes given to a pin that no UART received there (`rx_pin`): pin, bytes, the pin's function."""
         self._stderr = bytearray()
         self._changed = threading.Condition()
         args = ["node", str(MODEL_DIR / "model.mjs")]
@@ -178,6 +196,10 @@ class PicoModel:
             args += ["--fs", str(fs)]
         if flash is not None:
             args += ["--flash", str(flash)]
+        if program_us is not None:
+            args += ["--program-us", str(program_us)]
+        if erase_us is not None:
+            args += ["--erase-us", str(erase_us)]
         pins = ",".join(str(pin) for pin in watch)
         if pins:
             args += ["--watch", pins]
@@ -215,6 +237,11 @@ class PicoModel:
                     self._flash_stats = FlashStats(**message["flash_stats"])
                 elif "cut" in message:
                     self.cut = Cut(**message["cut"])
+                elif "time" in message:
+                    self._time_ns = message["time"]
+                    self.bauds = message["bauds"]
+                elif "lost" in message:
+                    self.lost.append(message["lost"])
                 elif "stopped" in message:
                     self.stopped_ns = message["stopped"]
                 self._changed.notify_all()
@@ -235,7 +262,7 @@ class PicoModel:
             self._process.stdin.write(json.dumps(message).encode() + b"\n")
             self._process.stdin.flush()
 
-    def _wait(self, ready: str, check: Callable[[], bool], timeout: float) -> None:
+    def wait_until(self, ready: str, check: Callable[[], bool], timeout: float) -> None:
         """Wait until `check()` holds; `ready` names what was awaited, for the error."""
         deadline = time.monotonic() + timeout
         with self._changed:
@@ -247,6 +274,12 @@ class PicoModel:
                     raise ModelError(f"no {ready} after {timeout} s; console so far: {self._cdc[-400:]!r}")
                 self._changed.wait(min(left, 0.5))
 
+    def wait_watchdog(self, timeout: float = 60) -> int:
+        """Wait for the watchdog to fire (the model then stops the CPU); its emulated time in ns."""
+        self.wait_until("watchdog reset", lambda: self.watchdog_ns is not None, timeout)
+        assert self.watchdog_ns is not None
+        return self.watchdog_ns
+
     def stderr(self) -> str:
         """What the Node process wrote to its standard error."""
         return self._stderr.decode(errors="replace")
@@ -255,7 +288,7 @@ class PicoModel:
 
     def wait_connected(self, timeout: float = 60) -> None:
         """Wait for the device's USB CDC console."""
-        self._wait("USB CDC console", lambda: self.connected_ns is not None, timeout)
+        self.wait_until("USB CDC console", lambda: self.connected_ns is not None, timeout)
 
     def write(self, data: bytes) -> None:
         """Send bytes to the console (the REPL)."""
@@ -266,9 +299,16 @@ class PicoModel:
         with self._changed:
             return bytes(self._cdc)
 
+    def take_console(self) -> bytes:
+        """Everything the console printed that no read took, taken now."""
+        with self._changed:
+            data = bytes(self._cdc)
+            self._cdc.clear()
+            return data
+
     def read_until(self, marker: bytes, timeout: float = 60) -> bytes:
         """The console's output up to and including `marker` (the rest stays for the next read)."""
-        self._wait(repr(marker), lambda: marker in self._cdc, timeout)
+        self.wait_until(repr(marker), lambda: marker in self._cdc, timeout)
         with self._changed:
             end = self._cdc.index(marker) + len(marker)
             taken = bytes(self._cdc[:end])
@@ -314,6 +354,19 @@ class PicoModel:
             self._uart[port].clear()
             return data
 
+    def rx_pin(self, pin: int, data: bytes) -> None:
+        """Bytes on GPIO `pin`, as a scan engine whose TX is wired there sends them: they reach the UART whose RX
+        the pin is in the function the firmware set (else they are lost and listed in `lost`)."""
+        self._send({"rx_pin": pin, "data": base64.b64encode(data).decode()})
+
+    def level(self, pin: int, default: int = 0) -> int:
+        """The last level a watched `pin` was seen at (`default` before any change)."""
+        with self._changed:
+            for change in reversed(self.gpio_changes):
+                if change.pin == pin:
+                    return change.level
+        return default
+
     def on_console(self, sink: Callable[[bytes], None]) -> None:
         """Hand what the console prints to `sink` (called on the reader thread); read_until sees nothing after."""
         self._cdc_sink = sink
@@ -329,14 +382,23 @@ class PicoModel:
     def save_flash(self, path: Path, timeout: float = 30) -> None:
         """Write the whole 2 MB flash, as it is this instant, to `path`."""
         self._send({"save_flash": str(path)})
-        self._wait(f"flash saved to {path}", lambda: str(path) in self._saved, timeout)
+        self.wait_until(f"flash saved to {path}", lambda: str(path) in self._saved, timeout)
+
+    def now_ns(self, timeout: float = 30) -> int:
+        """The model's emulated time, in ns since it started."""
+        with self._changed:
+            self._time_ns = None
+        self._send({"time": True})
+        self.wait_until("the model's time", lambda: self._time_ns is not None, timeout)
+        assert self._time_ns is not None
+        return self._time_ns
 
     def flash_stats(self, timeout: float = 30) -> FlashStats:
         """Erases and programs of the flash chip since the model started."""
         with self._changed:
             self._flash_stats = None
         self._send({"flash_stats": True})
-        self._wait("flash statistics", lambda: self._flash_stats is not None, timeout)
+        self.wait_until("flash statistics", lambda: self._flash_stats is not None, timeout)
         assert self._flash_stats is not None
         return self._flash_stats
 
@@ -349,9 +411,17 @@ class PicoModel:
             self.cut = None
         self._send({"cut_after": operations})
 
+    def cut_at(self, *, op: int = 0, ns: int = 0, seed: int = 1) -> None:
+        """A power cut `ns` of emulated time after the `op`-th flash program or erase from now has started (op 0:
+        `ns` from now), at whatever instruction runs then; an operation under way is left partly done, `seed`
+        choosing which of its bits changed (see tools/rp2040/flash-chip.mjs). `cut` then says where."""
+        with self._changed:
+            self.cut = None
+        self._send({"cut_at": {"op": op, "ns": ns, "seed": seed}})
+
     def wait_cut(self, timeout: float = 60) -> Cut:
-        """Wait for the cut `cut_after` asked for."""
-        self._wait("power cut", lambda: self.cut is not None, timeout)
+        """Wait for the cut `cut_after` or `cut_at` asked for."""
+        self.wait_until("power cut", lambda: self.cut is not None, timeout)
         assert self.cut is not None
         return self.cut
 

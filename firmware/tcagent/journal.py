@@ -174,12 +174,24 @@ class Journal:
 
     def _load_meta(self):
         body = self._meta.load()
-        if body is None and self._meta.damaged:
+        if body is None and self._meta.damaged and not self._first_write_torn():
             raise JournalError(5, "both journal meta copies are damaged: seq continuity cannot be proven")
         if body is None:
             self.boot = self.trimmed_seq = self.acked_seq = self.reserved_seq = 0
         else:
             self.boot, self.trimmed_seq, self.acked_seq, self.reserved_seq = struct.unpack(_META_BODY, body)
+
+    def _first_write_torn(self):
+        """Whether the only meta copy is the journal's very first, torn by a power cut: one copy and no segment.
+
+        The first meta write comes before the first segment is made, and the last segment is never deleted, so
+        then nothing was ever journalled and starting afresh reuses no seq. (Found by power cuts in the RP2040
+        model: a cut in a new board's first boot had left it refusing to start for ever.)
+        """
+        if self._meta.found == 1 and not self._segments():
+            self.torn_cut += 1
+            return True
+        return False
 
     def _write_meta(self):
         struct.pack_into(_META_BODY, self._meta_body, 0, self.boot, self.trimmed_seq, self.acked_seq,

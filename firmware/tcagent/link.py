@@ -7,6 +7,7 @@ an ack that does not come within `ack_timeout_s` makes it resend from the ack.
 """
 
 import asyncio
+import binascii
 import random
 
 from tcagent import cbor, feedback, mqtt
@@ -171,9 +172,15 @@ class Link:
         return True
 
     async def status_loop(self):
-        """Publish the retained status every `status_interval_s` while connected."""
+        """Publish the retained status every `status_interval_s` while connected. A board without network prints
+        it on the console instead (`log status` and the message's CBOR in hex, docs/protocol.md), the technician's
+        view of its backlog, heap and alarms."""
+        without_network = not self.agent.hal.network_available()
         while True:
             await asyncio.sleep(self.config["status_interval_s"])
+            if without_network:
+                print("log status %s" % binascii.hexlify(self.agent.status()).decode())
+                continue
             client = self.client
             if client is not None and client.connected:
                 try:
@@ -188,7 +195,5 @@ def _der(path):
         data = stream.read()
     if not data.startswith(b"-----BEGIN"):
         return data
-    import binascii
-
     body = b"".join(line for line in data.split(b"\n") if line and not line.startswith(b"-----"))
     return binascii.a2b_base64(body)

@@ -90,6 +90,21 @@ def test_meta_copy_damage(fw, tmp_path):
         run(fw, tmp_path)
 
 
+@pytest.mark.parametrize("torn", [b"", b"TCM1", b"TCM1\x01\x00\x00\x00\x01"])
+def test_a_cut_in_the_very_first_meta_write_starts_afresh(fw, tmp_path, torn):
+    """A new board's first boot cut while it wrote its first meta copy: one torn copy, no segment, nothing ever
+    journalled. It starts at seq 1 (before, it refused to boot for ever); with a segment beside it, it still
+    refuses, as that is damage, not a first boot."""
+    (tmp_path / "meta.b").write_bytes(torn)
+    after = run(fw, tmp_path, ("append", 2, 10))
+    assert taken(after) == [1, 2] and after["state"]["boot"] == 1 and after["state"]["torn_cut"] == 1
+    for name in ("meta.a", "meta.b"):
+        (tmp_path / name).unlink(missing_ok=True)
+    (tmp_path / "meta.a").write_bytes(torn)
+    with pytest.raises(FirmwareError, match="both journal meta copies are damaged"):
+        run(fw, tmp_path)
+
+
 def test_lost_segment_resumes_past_the_reservation(fw, tmp_path):
     run(fw, tmp_path, ("append", 60, 100))
     (tmp_path / "00000002.seg").unlink()  # flash damage: records 18-34 are gone

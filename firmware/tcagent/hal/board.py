@@ -20,7 +20,9 @@ from tcagent.hal import BaseHal
 _EPOCH_OFFSET_S = 946684800 if time.gmtime(0)[0] == 2000 else 0  # some ports count from 2000-01-01
 _WIFI_TIMEOUT_MS = const(15000)
 _WIFI_POLL_MS = const(200)
-_UART_POLL_MS = const(20)  # a 9600-baud scan engine fills 20 ms with 19 bytes; the UART buffers 1024
+_UART_POLL_MS = const(20)
+_HALT_REPEAT_MS = const(10000)
+_HALT_BLINK_MS = const(250)  # a 9600-baud scan engine fills 20 ms with 19 bytes; the UART buffers 1024
 # The clock floor when the config has none (clock_floor_s 0): this firmware's date, 2026-11-01 UTC. Raise it at
 # each release; trace-provision writes the enrolment date, which is later still.
 FIRMWARE_DATE_S = const(1793491200)
@@ -28,6 +30,26 @@ FIRMWARE_DATE_S = const(1793491200)
 _JOIN_FAILURES = (("STAT_WRONG_PASSWORD", "wrong password"), ("STAT_NO_AP_FOUND", "no access point of that name"),
                   ("STAT_CONNECT_FAIL", "connection failed"), ("STAT_ASSOC_FAIL", "association refused"),
                   ("STAT_HANDSHAKE_TIMEOUT", "handshake timed out"), ("STAT_BEACON_TIMEOUT", "access point lost"))
+
+
+def halt(reason):
+    """Say `reason` and what to do every 10 s, blinking the board's own LED, for ever (Ctrl-C gives the REPL).
+
+    For a board that cannot start the agent (no config.json, or a wrong one): returning would end main.py, and a
+    `sys.exit` there soft-reboots into main.py again at once, a loop that hides the reason and fights mpremote.
+    """
+    try:
+        led = machine.Pin("LED", machine.Pin.OUT)  # the Pico's GP25, the Pico W's radio-driven LED
+    except (TypeError, ValueError):
+        led = None  # a board without a named LED
+    while True:
+        print(reason)
+        print("log agent: not started; waiting for a valid config.json (copy it with `trace-flash pico"
+              " --skip-firmware --config ...` or `mpremote cp config.json :`, then reset the board)")
+        for blink in range(_HALT_REPEAT_MS // _HALT_BLINK_MS):
+            if led is not None:
+                led.value(blink & 1)
+            time.sleep_ms(_HALT_BLINK_MS)
 
 
 class UartPort:

@@ -22,6 +22,14 @@ that is the gateway's client id or user name (from --gateway-config), a service 
 line outside a device block: gateway instances, POS systems) or any user already in the password file or device
 in the registry. --replace re-provisions an existing device (a new key and password, its ACL block replaced); it
 never applies to a service user.
+
+--flash TARGET [FLASH OPTIONS...], given last, provisions and flashes in one step (as ESPHome's `run` does): after
+the enrolment it runs `trace-flash TARGET FLASH OPTIONS... --config OUT/<device>/config.json`, e.g.
+
+    trace-provision --device dev-0007 --board esp32 ... --flash esp32 --firmware ESP32_GENERIC-v1.28.0.bin
+
+The two-step path (trace-provision, then trace-flash with --config) stays. A flash that fails leaves the device
+enrolled; run the trace-flash command the error names once the board is fixed.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from gateway.protocol import DEVICE_ID_PATTERN
 from gateway.store import Device, open_store
 from tcagent import config as device_config_check
 from tcagent import pins as device_pins
+from tools import flash
 
 if TYPE_CHECKING:
     from tools.certs import TlsFiles
@@ -231,14 +240,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replace", action="store_true", help="re-provision an existing device: a new key and "
                         "password (never a service user's id)")
     parser.add_argument("--show-secrets", action="store_true", help="print the key and the MQTT password")
+    parser.add_argument("--flash", nargs=argparse.REMAINDER, metavar="TARGET ...",
+                        help="then flash: the trace-flash target (esp32, pico, linux) and its options, given last")
     options = parser.parse_args(argv)
+    if options.flash is not None and (not options.flash or options.flash[0] not in FLASH_TARGETS):
+        parser.error(f"--flash needs a target first: one of {', '.join(FLASH_TARGETS)}")
     try:
         report = provision(options)
     except (ProvisionError, OSError) as error:
         print(f"trace-provision: {error}", file=sys.stderr)
         return 2
-    print(json.dumps(report, ensure_ascii=False, indent=1))
-    return 0
+    print(json.dumps(report, ensure_ascii=False, indent=1), flush=True)
+    if options.flash is None:
+        return 0
+    return _flash(options.flash, options.out / options.device / "config.json")
+
+
+FLASH_TARGETS = ("esp32", "pico", "linux")
+
+
+def _flash(target_and_options: list[str], config: Path) -> int:
+    """The second step of --flash: trace-flash with the config just written."""
+    argv = [*target_and_options, "--config", str(config)]
+    print(f"trace-provision: enrolled; now trace-flash {' '.join(argv)}", file=sys.stderr, flush=True)
+    code = flash.main(argv)
+    if code != 0:
+        print(f"trace-provision: the device is enrolled but flashing failed; once the board is fixed run: "
+              f"trace-flash {' '.join(argv)}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

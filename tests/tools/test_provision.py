@@ -2,6 +2,8 @@
 
 import json
 import os
+import pwd
+import shutil
 import stat
 import subprocess
 import sys
@@ -27,7 +29,8 @@ def provision(tmp_path, device, *extra):
                            "--passwd", str(tmp_path / "passwd"), "--acl", str(tmp_path / "acl"), *extra],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout), json.loads((tmp_path / "devices" / device / "config.json").read_text())
+    report = json.JSONDecoder().raw_decode(done.stdout)[0]  # with --flash, trace-flash's own lines follow it
+    return report, json.loads((tmp_path / "devices" / device / "config.json").read_text())
 
 
 def _add_gateway_user(folder):
@@ -240,3 +243,42 @@ def test_over_the_tls_listener_with_the_provisioned_ca(tmp_path):
         device.stop()
         gateway.stop()
         broker.stop()
+
+
+def test_provision_and_flash_in_one_step(tmp_path):
+    """--flash runs trace-flash with the config just written (here: a Linux board's root file system)."""
+    (tmp_path / "gateway.toml").write_text(f'data_dir = "{tmp_path / "gw-data"}"\n')
+    board = tmp_path / "board"
+    (board / "etc").mkdir(parents=True)
+    shutil.copyfile("/etc/passwd", board / "etc" / "passwd")
+    user = "daemon" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+    report, config = provision(tmp_path, "dev-one", "--flash", "linux", "--root", str(board), "--arch", "x86_64",
+                               "--user", user)
+    assert report["device"] == "dev-one"
+    installed = board / "opt" / "tcagent" / "config.json"
+    assert json.loads(installed.read_text()) == {**config, "data_dir": "/var/lib/tcagent"}  # the unit's state dir
+    assert installed.stat().st_mode & 0o777 == 0o600
+    assert (board / "etc" / "systemd" / "system" / "tcagent.service").exists()
+
+
+def test_a_flash_that_fails_leaves_the_device_enrolled_and_says_what_to_run(tmp_path):
+    (tmp_path / "gateway.toml").write_text(f'data_dir = "{tmp_path / "gw-data"}"\n')
+    board = tmp_path / "board"
+    board.mkdir()  # no /etc/passwd: the service user cannot be checked, nothing is installed
+    done = subprocess.run([sys.executable, "-m", "tools.provision", "--device", "dev-two", "--board", "linux",
+                           "--terminal", "T2", "--institution", "P44030000001", "--broker-host", "127.0.0.1",
+                           "--out", str(tmp_path / "devices"), "--gateway-config", str(tmp_path / "gateway.toml"),
+                           "--flash", "linux", "--root", str(board), "--arch", "x86_64", "--user", "nobody-here"],
+                          capture_output=True, text=True)
+    assert done.returncode != 0
+    assert json.JSONDecoder().raw_decode(done.stdout)[0]["device"] == "dev-two"  # enrolled
+    assert "the device is enrolled but flashing failed; once the board is fixed run: trace-flash linux" in done.stderr
+    assert f"--config {tmp_path / 'devices' / 'dev-two' / 'config.json'}" in done.stderr
+
+
+def test_flash_needs_a_target(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        provisioning.main(["--device", "d", "--board", "linux", "--terminal", "T", "--institution", "P1",
+                           "--broker-host", "h", "--flash"])
+    assert stopped.value.code == 2 and "--flash needs a target first: one of esp32, pico, linux" in \
+        capsys.readouterr().err

@@ -3,6 +3,7 @@ clear error."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 import serial
 from system.fixtures import wait_until
 
+from tcagent.agent import VERSION
 from tools import flash, linux_images
 from tools.virtual_device import LineLog
 
@@ -172,7 +174,8 @@ def test_linux_install_runs_its_unit_as_systemd_would_and_the_agent_stays_up(boa
     agent = systemd.start()
     output = systemd.output()
     try:
-        boot = output.wait_for(r"^log agent 0\.2\.0 for dev-0007 on unix: .*, code (\S+)$", timeout=20)
+        # today's version: the frozen agent is the one firmware/ holds (rebuild the images when it changes)
+        boot = output.wait_for(rf"^log agent {re.escape(VERSION)} for dev-0007 on unix: .*, code (\S+)$", timeout=20)
         assert boot.group(1) == "tcagent/agent.py"  # the frozen agent, not a copy on disk
         if os.geteuid() == 0:
             assert os.stat(f"/proc/{agent.pid}").st_uid == systemd.account.pw_uid

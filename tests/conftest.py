@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))  # the real `gateway` package, not the tests/gatew
 import stores  # noqa: E402
 
 from tools.paths import micropython_env  # noqa: E402
+from tools.platform_sim import Faults, PlatformSim  # noqa: E402
 
 import fwrpc  # noqa: E402  (needs the harness folder on sys.path)
 
@@ -136,6 +137,13 @@ def fw(request):
     if request.param == "cpython":
         return CPythonFirmware()
     return request.getfixturevalue("micropython_firmware")
+
+
+@pytest.fixture
+def sim(tmp_path):
+    """The platform simulator with no faults (seed 3), its database in the test's folder."""
+    with PlatformSim(tmp_path / "platform.sqlite3", Faults(), seed=3) as running:
+        yield running
 
 
 def pytest_addoption(parser):

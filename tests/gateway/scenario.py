@@ -3,6 +3,8 @@ registered counters, scans decoded by the firmware's own decoder, tickets, and a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -115,3 +117,15 @@ class Scenario:
 
     def close(self) -> None:
         self.store.close()
+
+
+@contextmanager
+def one_counter(folder, institution: str, rules: Rules | None = None) -> Iterator[Scenario]:
+    """A Scenario with one pharmacy counter (device dev-a at terminal A1 of `institution`), closed on leaving:
+    the world most test modules start from."""
+    world = Scenario(folder, rules)
+    try:
+        world.counter("dev-a", "A1", institution)
+        yield world
+    finally:
+        world.close()

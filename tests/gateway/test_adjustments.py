@@ -5,13 +5,12 @@ number is refused; a platform refusal is a dead document with its reason; an ope
 import json
 
 import pytest
-from scenario import Scenario, at, code
+from scenario import at, code, one_counter
 from uplink import Uplink, planning
 
 from gateway import adjustments, withdrawals
 from gateway.platform_fields import check_row
 from gateway.protocol import Operation
-from tools.platform_sim import Faults, PlatformSim
 
 INSTITUTION = "H44030000001"
 DOCUMENT = {"institution": INSTITUTION, "number": "BS-20261122-01", "list_code": "XA01", "chg_type": "105",
@@ -20,16 +19,8 @@ DOCUMENT = {"institution": INSTITUTION, "number": "BS-20261122-01", "list_code":
 
 @pytest.fixture
 def world(tmp_path):
-    world = Scenario(tmp_path)
-    world.counter("dev-a", "A1", INSTITUTION)
-    yield world
-    world.close()
-
-
-@pytest.fixture
-def sim(tmp_path):
-    with PlatformSim(tmp_path / "platform.sqlite3", Faults(), seed=3) as running:
-        yield running
+    with one_counter(tmp_path, INSTITUTION) as world:
+        yield world
 
 
 def _post(world, document):

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from scenario import Scenario
+from scenario import one_counter
 
 from gateway import pipeline
 from gateway.api import ApiServer, ApiSettings
@@ -30,10 +30,8 @@ def _server(world, **settings):
 
 @pytest.fixture
 def world(tmp_path):
-    world = Scenario(tmp_path)
-    world.counter("dev-a", "A1", "P-A")
-    yield world
-    world.close()
+    with one_counter(tmp_path, "P-A") as world:
+        yield world
 
 
 @pytest.fixture

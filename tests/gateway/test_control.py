@@ -2,7 +2,7 @@
 sent them, and answered by the device's signed answer (made here by the firmware's own code)."""
 
 import pytest
-from scenario import Scenario
+from scenario import one_counter
 
 from gateway import control, pipeline
 from gateway.commands import CommandType, Result, check_argument, parse_answer
@@ -16,10 +16,8 @@ NOW = 1_767_225_600_000
 
 @pytest.fixture
 def world(tmp_path):
-    world = Scenario(tmp_path)
-    world.counter("dev-a", "A1", "P-A")
-    yield world
-    world.close()
+    with one_counter(tmp_path, "P-A") as world:
+        yield world
 
 
 def issue(world, kind, argument, *, by="alice", now_ms=NOW, device="dev-a"):

@@ -2,7 +2,7 @@
 
 import cbor2
 import pytest
-from scenario import Scenario, at, code
+from scenario import at, code, one_counter
 
 from gateway import devices, pipeline
 from gateway.protocol import ProtocolError
@@ -14,10 +14,8 @@ GOOD = {0: 1, 1: True, 2: "0.3.0", 3: 60, 4: 0, 5: 50000, 6: 3, 7: 1, 8: 3, 9: 2
 
 @pytest.fixture
 def world(tmp_path):
-    world = Scenario(tmp_path, Rules(offline_after_s=300, backlog_alert=10, mac_failure_burst=3))
-    world.counter("dev-a", "A1", "P-A")
-    yield world
-    world.close()
+    with one_counter(tmp_path, "P-A", Rules(offline_after_s=300, backlog_alert=10, mac_failure_burst=3)) as world:
+        yield world
 
 
 def test_parse_reads_the_protocol_map_and_refuses_others():

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
-from scenario import Scenario, at, code
+from scenario import Scenario, at, code, one_counter
 from uplink import Uplink, planning
 
 from gateway import outbox
@@ -26,16 +26,8 @@ HOLD_MS = 60_000
 
 @pytest.fixture
 def world(tmp_path):
-    world = Scenario(tmp_path, Rules(match_window_s=300, unscanned_after_s=900))
-    world.counter("dev-a", "A1", INSTITUTION)
-    yield world
-    world.close()
-
-
-@pytest.fixture
-def sim(tmp_path):
-    with PlatformSim(tmp_path / "platform.sqlite3", Faults(), seed=3) as running:
-        yield running
+    with one_counter(tmp_path, INSTITUTION, Rules(match_window_s=300, unscanned_after_s=900)) as world:
+        yield world
 
 
 @pytest.fixture

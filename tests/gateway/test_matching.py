@@ -2,7 +2,7 @@
 one alert per fraud (an unscanned_sale only for units no code was scanned for, naming its line)."""
 
 import pytest
-from scenario import Scenario, at, code
+from scenario import at, code, one_counter
 from stores import on_postgres
 
 from gateway import matching
@@ -15,10 +15,8 @@ OTHER = "8111111"
 
 @pytest.fixture
 def world(tmp_path):
-    world = Scenario(tmp_path, Rules(match_window_s=300, unscanned_after_s=600))
-    world.counter("dev-a", "A1", "P-A")
-    yield world
-    world.close()
+    with one_counter(tmp_path, "P-A", Rules(match_window_s=300, unscanned_after_s=600)) as world:
+        yield world
 
 
 def _lines(world, number):

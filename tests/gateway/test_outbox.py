@@ -5,7 +5,7 @@ import json
 import time
 
 import pytest
-from scenario import Scenario, at, code
+from scenario import at, code, one_counter
 
 from gateway import outbox
 from gateway.forwarder import Forwarder, ForwardSettings
@@ -34,10 +34,8 @@ def planning(batch_size=20, values=None):
 
 @pytest.fixture
 def world(tmp_path):
-    world = Scenario(tmp_path)
-    world.counter("dev-a", "A1", INSTITUTION)
-    yield world
-    world.close()
+    with one_counter(tmp_path, INSTITUTION) as world:
+        yield world
 
 
 def _plan(world, **options):

@@ -1,7 +1,7 @@
 """无码不付: the answer a POS gets before settling, per line, from what is stored; it writes nothing."""
 
 import pytest
-from scenario import Scenario, at, code
+from scenario import at, code, one_counter
 
 from gateway import paycheck
 from gateway.rules import Rules
@@ -10,10 +10,8 @@ from gateway.tickets import parse_ticket
 
 @pytest.fixture
 def world(tmp_path):
-    world = Scenario(tmp_path, Rules(match_window_s=300))
-    world.counter("dev-a", "A1", "P-A")
-    yield world
-    world.close()
+    with one_counter(tmp_path, "P-A", Rules(match_window_s=300)) as world:
+        yield world
 
 
 def _ask(world, number, when, *lines):

@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from scenario import Scenario, at, code
+from scenario import at, code, one_counter
 
 from gateway import outbox
 from gateway.forwarder import Forwarder, ForwardSettings
@@ -21,10 +21,8 @@ INSTITUTION = "H44030000001"
 
 @pytest.fixture
 def world(tmp_path):
-    world = Scenario(tmp_path)
-    world.counter("dev-a", "A1", INSTITUTION)
-    yield world
-    world.close()
+    with one_counter(tmp_path, INSTITUTION) as world:
+        yield world
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """POS tickets: reading them and storing them once (matching scans to their lines: test_matching.py)."""
 
 import pytest
-from scenario import Scenario, at
+from scenario import at, one_counter
 
 from gateway.rules import Rules
 from gateway.tickets import TicketError, parse_ticket
@@ -9,10 +9,8 @@ from gateway.tickets import TicketError, parse_ticket
 
 @pytest.fixture
 def world(tmp_path):
-    world = Scenario(tmp_path, Rules(match_window_s=300, unscanned_after_s=600))
-    world.counter("dev-a", "A1", "P-A")
-    yield world
-    world.close()
+    with one_counter(tmp_path, "P-A", Rules(match_window_s=300, unscanned_after_s=600)) as world:
+        yield world
 
 
 def test_parse_reads_iso_times_in_the_configured_zone_and_ms():

@@ -5,7 +5,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from scenario import Scenario, at, code
+from scenario import at, code, one_counter
 
 from gateway import users
 from gateway.api import ApiServer, ApiSettings
@@ -16,10 +16,8 @@ READ, WRITE = "legacy-read-secret", "legacy-write-secret"
 
 @pytest.fixture
 def world(tmp_path):
-    world = Scenario(tmp_path)
-    world.counter("dev-a", "A1", "P-A")
-    yield world
-    world.close()
+    with one_counter(tmp_path, "P-A") as world:
+        yield world
 
 
 def test_a_token_is_shown_once_and_only_its_hash_is_kept(world):

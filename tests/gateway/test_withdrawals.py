@@ -4,7 +4,7 @@ once when the platform holds no such row, when the gateway is correcting it, whe
 or when an accepted return names it; a platform refusal leaves the row where it is."""
 
 import pytest
-from scenario import Scenario, at, code
+from scenario import at, code, one_counter
 from uplink import Uplink, planning
 
 from gateway import outbox, withdrawals
@@ -17,16 +17,8 @@ INSTITUTION = "H44030000001"
 
 @pytest.fixture
 def world(tmp_path):
-    world = Scenario(tmp_path, Rules(match_window_s=300, unscanned_after_s=900))
-    world.counter("dev-a", "A1", INSTITUTION)
-    yield world
-    world.close()
-
-
-@pytest.fixture
-def sim(tmp_path):
-    with PlatformSim(tmp_path / "platform.sqlite3", Faults(), seed=3) as running:
-        yield running
+    with one_counter(tmp_path, INSTITUTION, Rules(match_window_s=300, unscanned_after_s=900)) as world:
+        yield world
 
 
 def _ask(world, bchno, reason="sale cancelled at the counter", now_ms=None):

@@ -154,14 +154,44 @@ build() {
     record "$out" "$src" "${boards[@]}"
 }
 
+# built_by ARGS...: the opening line of a generated part: when, on what, and the build.sh command that made it
+built_by() {
+    echo "Built $(date -u +%Y-%m-%d) on $(. /etc/os-release && echo "$PRETTY_NAME") $(uname -m) by"
+    echo "\`tools/images/build.sh $*\`:"
+}
+
+# file_table FILE...: a Markdown table of each file's size and SHA-256
+file_table() {
+    local file
+    echo "| file | bytes | SHA-256 |"
+    echo "|---|---|---|"
+    for file in "$@"; do
+        echo "| $(basename "$file") | $(stat -c %s "$file") | $(sha256sum "$file" | cut -d' ' -f1) |"
+    done
+}
+
+# write_generated README MARKER TABLE: put TABLE between README's <!-- MARKER: begin --> and <!-- MARKER: end -->
+write_generated() {
+    python3 - "$1" "$2" "$3" <<'PY'
+import sys
+path, marker, table = sys.argv[1], sys.argv[2], sys.argv[3]
+text = open(path).read()
+begin, end = "<!-- %s: begin -->" % marker, "<!-- %s: end -->" % marker
+head, rest = text.split(begin)
+tail = rest.split(end)[1]
+open(path, "w").write(head + begin + "\n" + table + "\n" + end + tail)
+PY
+    echo "$1 updated:"
+    echo "$3"
+}
+
 # record OUT SRC BOARD...: rewrite the generated part of OUT/README.md (toolchain, sources, each file's SHA-256)
 record() {
     local out="$1" src="$2"
     shift 2
     local table
     table="$(
-        echo "Built $(date -u +%Y-%m-%d) on $(. /etc/os-release && echo "$PRETTY_NAME") $(uname -m) by"
-        echo "\`tools/images/build.sh build $src $*\`:"
+        built_by build "$src" "$@"
         echo
         echo "| tool | version |"
         echo "|---|---|"
@@ -176,23 +206,9 @@ record() {
         echo "|---|---|---|"
         pinned | while read -r folder repo commit; do echo "| $folder | $repo | $commit |"; done
         echo
-        echo "| file | bytes | SHA-256 |"
-        echo "|---|---|---|"
-        for file in "$out"/*.uf2; do
-            echo "| $(basename "$file") | $(stat -c %s "$file") | $(sha256sum "$file" | cut -d' ' -f1) |"
-        done
+        file_table "$out"/*.uf2
     )"
-    python3 - "$out/README.md" "$table" <<'PY'
-import sys
-path, table = sys.argv[1], sys.argv[2]
-text = open(path).read()
-begin, end = "<!-- built: begin -->", "<!-- built: end -->"
-head, rest = text.split(begin)
-tail = rest.split(end)[1]
-open(path, "w").write(head + begin + "\n" + table + "\n" + end + tail)
-PY
-    echo "$out/README.md updated:"
-    echo "$table"
+    write_generated "$out/README.md" "built" "$table"
 }
 
 # ---- the unix port, for Linux boards (Raspberry Pi OS 64-bit and 32-bit, x86-64 PCs) ----
@@ -268,8 +284,7 @@ record_unix() {
     shift 2
     local table arch cc package
     table="$(
-        echo "Built $(date -u +%Y-%m-%d) on $(. /etc/os-release && echo "$PRETTY_NAME") $(uname -m) by"
-        echo "\`tools/images/build.sh build-unix $src $*\`:"
+        built_by build-unix "$src" "$@"
         echo
         echo "| tool | version |"
         echo "|---|---|"
@@ -291,23 +306,9 @@ record_unix() {
             esac
         done
         echo
-        echo "| file | bytes | SHA-256 |"
-        echo "|---|---|---|"
-        for file in "$out"/unix-*.elf; do
-            echo "| $(basename "$file") | $(stat -c %s "$file") | $(sha256sum "$file" | cut -d' ' -f1) |"
-        done
+        file_table "$out"/unix-*.elf
     )"
-    python3 - "$out/README.md" "$table" <<'PY'
-import sys
-path, table = sys.argv[1], sys.argv[2]
-text = open(path).read()
-begin, end = "<!-- built unix: begin -->", "<!-- built unix: end -->"
-head, rest = text.split(begin)
-tail = rest.split(end)[1]
-open(path, "w").write(head + begin + "\n" + table + "\n" + end + tail)
-PY
-    echo "$out/README.md updated:"
-    echo "$table"
+    write_generated "$out/README.md" "built unix" "$table"
 }
 
 case "${1:-}" in

@@ -76,21 +76,7 @@ class GatewayProcess:
 
     def api(self, method: str, path: str, body: bytes | None = None, *, write: bool = False) -> tuple[int, object]:
         """Call the gateway's HTTP API; (status, decoded JSON or text)."""
-        import json
-        import urllib.error
-        import urllib.request
-
-        request = urllib.request.Request(f"http://127.0.0.1:{self.api_port}{path}", data=body, method=method)
-        request.add_header("Authorization", f"Bearer {WRITE_TOKEN if write else READ_TOKEN}")
-        try:
-            with urllib.request.urlopen(request, timeout=10) as answer:
-                status, raw = answer.status, answer.read()
-        except urllib.error.HTTPError as error:
-            status, raw = error.code, error.read()
-        try:
-            return status, json.loads(raw)
-        except ValueError:
-            return status, raw.decode()
+        return api_call(self.api_port, method, path, WRITE_TOKEN if write else READ_TOKEN, body)
 
     def start(self, env: dict[str, str] | None = None) -> None:
         """Start and wait for "ready"; `env` adds to the environment (e.g. NOTIFY_SOCKET)."""
@@ -163,3 +149,22 @@ def running_system(folder: Path, devices: dict[str, bytes], extra_toml: str = ""
     finally:
         gateway.stop()
         broker.stop()
+
+
+def api_call(port: int, method: str, path: str, token: str, body: bytes | None = None) -> tuple[int, object]:
+    """One call to a gateway's HTTP API on this machine as `token`; (status, decoded JSON or text)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method=method)
+    request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            status, raw = answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode()

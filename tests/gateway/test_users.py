@@ -1,8 +1,6 @@
 """Named users and roles: the users table, and the tokens the API takes (legacy shared tokens included)."""
 
 import json
-import urllib.error
-import urllib.request
 
 import pytest
 from scenario import at, code, one_counter
@@ -10,6 +8,7 @@ from scenario import at, code, one_counter
 from gateway import users
 from gateway.api import ApiServer, ApiSettings
 from gateway.metrics import Metrics
+from tools.gateway_process import api_call
 
 READ, WRITE = "legacy-read-secret", "legacy-write-secret"
 
@@ -64,14 +63,7 @@ def api(world):
     server.start()
 
     def call(method, path, token, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}", data=data, method=method)
-        request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=10) as answer:
-                return answer.status, json.loads(answer.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
+        return api_call(server.port, method, path, token, None if body is None else json.dumps(body).encode())
 
     yield call
     server.stop()

@@ -5,10 +5,9 @@ device applies each, answers it signed on tc/v1/<dev>/res, and the audit log sho
 
 import json
 import subprocess
-import urllib.error
-import urllib.request
 
 from system.fixtures import wait_until
+from tools.gateway_process import api_call
 from tools.paths import installed
 
 GS1 = b"]d2010690123456789217261200102AB\x1d21XYZ123"
@@ -26,14 +25,7 @@ def add_user(gateway, name, role):
 
 
 def call(gateway, token, method, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{gateway.api_port}{path}", data=data, method=method)
-    request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    return api_call(gateway.api_port, method, path, token, None if body is None else json.dumps(body).encode())
 
 
 def answered(gateway, token, row_id, timeout=20):

@@ -78,7 +78,7 @@ def _decimal(data: Mapping[str, Any], key: str, default: str) -> str:
             _PLACES):
         raise AdjustmentError("invalid", f"{key} must be a non-negative number with at most 4 decimals, got "
                               f"{str(value)[:40]!r}")
-    return str(number)
+    return format(number.normalize(), "f")  # one spelling per value: "1e2" and "100.00" are both "100"
 
 
 def parse_adjustment(data: object, *, timezone: str) -> Adjustment:

@@ -318,8 +318,11 @@ class ApiServer:
             ticket = parse_ticket(body, timezone=self.rules.timezone)
         except TicketError as error:
             raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, str(error)) from None
-        with self.store.reading() as tx:
-            return 200, paycheck.check(tx, ticket, self.rules)
+        try:
+            with self.store.reading() as tx:
+                return 200, paycheck.check(tx, ticket, self.rules)
+        except TicketError as error:  # the number is stored with other lines (posting it would be refused too)
+            raise HttpError(HTTPStatus.CONFLICT, str(error)) from None
 
     def get_outbox(self, request: ApiRequest) -> Answer:
         with self.store.reading() as tx:

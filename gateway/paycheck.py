@@ -18,7 +18,7 @@ from gateway import catalog, matching
 from gateway.matching import Line, Matching, Placement, Scan
 from gateway.rules import Rules
 from gateway.store import Tx
-from gateway.tickets import Ticket
+from gateway.tickets import Ticket, TicketError
 
 __all__ = ["check"]
 
@@ -30,6 +30,10 @@ def check(tx: Tx, ticket: Ticket, rules: Rules) -> dict[str, Any]:
     stored = tx.one("SELECT id FROM tickets WHERE terminal = ? AND number = ?", (ticket.terminal, ticket.number))
     if stored is not None:
         lines, placements = _stored(tx, int(stored[0]))
+        billed = sorted((line.list_code, line.quantity, line.split) for line in ticket.lines)
+        if sorted((line.list_code, line.quantity, line.split) for line in lines) != billed:
+            raise TicketError("ticket_conflict", f"ticket {ticket.number} of terminal {ticket.terminal} is stored "
+                              "with other lines: a checkout needs a number of its own")
     else:
         lines, placements = _dry_run(tx, ticket, rules)
     return _answer(ticket, lines, placements, stored=stored is not None)

@@ -86,6 +86,13 @@ def test_a_document_the_platform_refuses_is_dead_with_the_reason(world, sim):
     assert state == "dead" and "XA01不存在" in error
 
 
+def test_numbers_have_one_spelling_whatever_the_document_wrote():
+    """"1e2" went to the platform as "1E+2" (a new user's attack); equal values are equal documents."""
+    spelt = [adjustments.parse_adjustment({**DOCUMENT, "count": count, "price": price}, timezone="Asia/Shanghai")
+             for count, price in (("1e2", "1.2500"), ("100", "1.25"), (100, "125e-2"))]
+    assert {(document.count, document.price) for document in spelt} == {("100", "1.25")}
+
+
 @pytest.mark.parametrize(("change", "message"), [
     ({"codes": []}, "codes must list 1-100"), ({"codes": [code(1), code(1)]}, "must not repeat"),
     ({"count": "1.00001"}, "at most 4 decimals"), ({"count": -1}, "non-negative"), ({"count": 0}, "above 0"),

@@ -363,3 +363,14 @@ def test_the_pos_asks_before_settling_and_hears_per_line_what_is_missing(served)
     assert status == 400 and "unknown parameter 'terminal'" in refusal["error"]
     assert call("POST", "/api/v1/tickets/check", {"number": "T9"})[0] == 422
     assert world.store.query("SELECT count(*) FROM tickets") == [(0,)]
+
+
+def test_the_pos_check_of_a_stored_number_with_other_lines_is_a_conflict(served):
+    """A POS that reuses a number must not hear `pay` for a basket nobody checked (a new user's attack)."""
+    world, call, _ = served
+    world.ticket("A1", "T1", at(9), ("XA01", 2))
+    same = {"number": "T1", "terminal": "A1", "lines": [{"list_code": "XA01", "quantity": 2}]}
+    status, answer = call("POST", "/api/v1/tickets/check", same)
+    assert status == 200 and answer["stored"] is True
+    status, refusal = call("POST", "/api/v1/tickets/check", {**same, "lines": [{"list_code": "ZZZZ", "quantity": 50}]})
+    assert status == 409 and "ticket_conflict" in refusal["error"] and "other lines" in refusal["error"]

@@ -352,7 +352,8 @@ def monitor(options: argparse.Namespace) -> None:
             pass
 
 
-def main(argv: list[str] | None = None) -> int:
+def command_line() -> argparse.ArgumentParser:
+    """trace-flash's options (trace-provision --flash checks them before it enrols a device)."""
     parser = argparse.ArgumentParser(prog="trace-flash", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     boards = parser.add_subparsers(dest="board", required=True)
@@ -384,7 +385,11 @@ def main(argv: list[str] | None = None) -> int:
     watch = boards.add_parser("monitor", help="print the device's log from its serial port until Ctrl-C")
     watch.add_argument("--port", default="", help="the board's serial port (default: the one board found)")
     watch.add_argument("--seconds", type=float, default=0, help="stop after this long (default: at Ctrl-C)")
-    options = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = command_line().parse_args(argv)
     from tools import flash_pico  # it uses this module's helpers
 
     try:

@@ -245,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     if options.flash is not None and (not options.flash or options.flash[0] not in FLASH_TARGETS):
         parser.error(f"--flash needs a target first: one of {', '.join(FLASH_TARGETS)}")
+    if options.flash is not None:  # trace-flash's own options are checked before anything is enrolled
+        flash.command_line().parse_args([*options.flash, "--config", "config.json"])
     try:
         report = provision(options)
     except (ProvisionError, OSError) as error:

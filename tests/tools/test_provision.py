@@ -276,6 +276,19 @@ def test_a_flash_that_fails_leaves_the_device_enrolled_and_says_what_to_run(tmp_
     assert f"--config {tmp_path / 'devices' / 'dev-two' / 'config.json'}" in done.stderr
 
 
+def test_a_bad_flash_option_is_refused_before_the_device_is_enrolled(tmp_path):
+    """A new user's attack: `--arch mips` was refused by trace-flash only after the enrolment, which a second try
+    then refused as already provisioned."""
+    (tmp_path / "gateway.toml").write_text(f'data_dir = "{tmp_path / "gw-data"}"\n')
+    done = subprocess.run([sys.executable, "-m", "tools.provision", "--device", "dev-three", "--board", "linux",
+                           "--terminal", "T3", "--institution", "P44030000001", "--broker-host", "127.0.0.1",
+                           "--out", str(tmp_path / "devices"), "--gateway-config", str(tmp_path / "gateway.toml"),
+                           "--flash", "linux", "--root", str(tmp_path), "--arch", "mips"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "invalid choice: 'mips'" in done.stderr and done.stdout == ""
+    assert not (tmp_path / "devices" / "dev-three").exists()
+
+
 def test_flash_needs_a_target(tmp_path, capsys):
     with pytest.raises(SystemExit) as stopped:
         provisioning.main(["--device", "d", "--board", "linux", "--terminal", "T", "--institution", "P1",

@@ -79,7 +79,7 @@ class Link:
             await client.connect(self.config["broker_host"], self.config["broker_port"], ssl=self._ssl(),
                                  server_hostname=self.config["broker_host"])
             self.connects += 1
-            reader = asyncio.create_task(client.run())
+            reader = asyncio.create_task(self._read(client))
             await client.subscribe(agent.topic_ack)
             await client.subscribe(agent.topic_cmd)
             await client.publish(agent.topic_status, agent.status(), retain=True)
@@ -94,6 +94,14 @@ class Link:
             if reader is not None:
                 reader.cancel()
         return self.connects > 0 and reader is not None
+
+    async def _read(self, client):
+        """The connection's reader; its end is one log line (an unretrieved task error would print a traceback).
+        The send loop sees the reader done and reconnects."""
+        try:
+            await client.run()
+        except (mqtt.MQTTError, OSError) as error:
+            print("log link: %s" % error)
 
     async def _send_loop(self, client, reader):
         agent = self.agent

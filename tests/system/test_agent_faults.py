@@ -42,6 +42,7 @@ def test_500_scans_while_the_broker_is_down_arrive_once_in_order(gateway, make_d
     assert gateway.quarantine() == []
     segments = [name for name in os.listdir(device.folder / "data" / "journal") if name.endswith(".seg")]
     assert len(segments) <= 2  # trimmed: what is left is the active segment
+    assert device.count(r"Task exception|Traceback") == 0  # a lost connection is one log line, not a traceback
 
 
 @pytest.mark.on_builds

@@ -29,10 +29,12 @@ class GatewaySession:
         properties.SessionExpiryInterval = 3600
         self.client.connect("127.0.0.1", port, clean_start=False, properties=properties)
         self.client.loop_start()
-        assert self.connected.wait(15)  # a resumed session may hand over its queue before the SUBACK
+        assert self.connected.wait(15)
 
     def _on_connect(self, client, userdata, flags, reason, properties):
-        client.subscribe([("tc/v1/+/ev", 1)])  # connected once the SUBACK is in
+        if flags.session_present:  # a resumed session has its subscription: its queue may come before any SUBACK
+            self.connected.set()
+        client.subscribe([("tc/v1/+/ev", 1)])  # a new session: connected once the SUBACK is in
 
     def _on_message(self, client, userdata, message):
         self.received.append(message.payload)

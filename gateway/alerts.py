@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 
 from gateway.store import Tx
 
-__all__ = ["Alert", "TYPES", "STATES", "AlertError", "raise_alert", "add_evidence", "auto_resolve", "list_alerts",
-           "get_alert", "change_state", "open_counts", "evidence"]
+__all__ = ["Alert", "Finding", "TYPES", "STATES", "AlertError", "raise_alert", "raise_found", "add_evidence",
+           "auto_resolve", "list_alerts", "get_alert", "change_state", "open_counts", "evidence"]
 
 TYPES = {
     "repeat_sale": "high",
@@ -70,6 +70,21 @@ class Alert:
         return asdict(self)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Finding:
+    """An alert a rule found, to be raised (`raise_found`): what the judging of a scan hands on."""
+
+    kind: str
+    subject: str
+    detail: str
+    now_ms: int
+    institution: str = ""
+    terminal: str = ""
+    device: str = ""
+    events: tuple[int, ...] = ()
+    tickets: tuple[int, ...] = ()
+
+
 def _merge(old: str, new: Sequence[int]) -> str:
     ids = [item for item in json.loads(old) if item not in new] + list(new)
     return json.dumps(ids[-_EVIDENCE_KEPT:])
@@ -94,6 +109,12 @@ def raise_alert(tx: Tx, kind: str, *, subject: str, detail: str, now_ms: int, in
     )
     assert row is not None
     return int(row[0])
+
+
+def raise_found(tx: Tx, finding: Finding) -> int:
+    return raise_alert(tx, finding.kind, subject=finding.subject, detail=finding.detail, now_ms=finding.now_ms,
+                       institution=finding.institution, terminal=finding.terminal, device=finding.device,
+                       events=finding.events, tickets=finding.tickets)
 
 
 def add_evidence(tx: Tx, kinds: Sequence[str], subject: str, *, events: Sequence[int] = (),

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from gateway.protocol import storable
 from gateway.store import Tx
 
-__all__ = ["Product", "CatalogError", "read_csv", "replace_products", "product_of", "line_requires_code"]
+__all__ = ["Product", "CatalogError", "read_csv", "replace_products", "is_empty", "product_of", "line_requires_code"]
 
 _COLUMNS = {
     "pid": "pid", "gtin": "pid", "药品标识码": "pid",
@@ -123,6 +123,11 @@ def replace_products(tx: Tx, products: Iterable[Product]) -> int:
         )
         written += 1
     return written
+
+
+def is_empty(tx: Tx) -> bool:
+    """No product loaded: then no scan is judged an unknown product."""
+    return tx.one("SELECT 1 FROM products LIMIT 1") is None
 
 
 def product_of(tx: Tx, pid: str) -> Product | None:

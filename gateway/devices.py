@@ -1,4 +1,5 @@
-"""Device status (the retained `tc/v1/<dev>/status` map), the alerts it drives, and the device list.
+"""Device status (the retained `tc/v1/<dev>/status` map), the alerts it drives, and the device list; the owner
+of the `devices` and `device_state` tables (where a device stands, its acknowledged seq and counts).
 
 The status is advisory and unsigned (docs/protocol.md): it moves `max_seq` up (a
 missing tail shows as missing seqs) and drives device_offline, backlog_high and
@@ -7,6 +8,7 @@ clock_unsynced, which resolve themselves when the condition clears.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 from gateway import alerts
@@ -14,7 +16,8 @@ from gateway.protocol import ProtocolError, decode_cbor, shown, storable
 from gateway.rules import Rules
 from gateway.store import Tx
 
-__all__ = ["Status", "DeviceView", "parse_status", "record_status", "check_offline", "list_devices"]
+__all__ = ["Status", "DeviceView", "Place", "parse_status", "record_status", "check_offline", "list_devices",
+           "places_of", "ack_positions", "advance_ack", "count_duplicate", "add_stored"]
 
 _ALARM_JOURNAL_FULL = 1
 _ALARM_CLOCK = 2
@@ -157,3 +160,60 @@ def list_devices(tx: Tx, *, institution: str = "") -> list[DeviceView]:
         f"s.max_seq - s.stored, s.duplicates FROM devices d JOIN device_state s ON s.device = d.device {clause} "
         "ORDER BY d.institution, d.terminal, d.device", parameters)
     return [DeviceView(row[0], row[1], row[2], row[3], row[4], bool(row[5]), *row[6:]) for row in rows]
+
+
+# where devices stand and how far they are acknowledged (for the judging of a batch) ------------------------------
+
+@dataclass(frozen=True)
+class Place:
+    """Where a device's scans are made; blanks for a device not registered."""
+
+    terminal: str = ""
+    institution: str = ""
+    institution_type: str = ""
+    region: str = ""
+
+
+def places_of(tx: Tx, names: Iterable[str]) -> dict[str, Place]:
+    """Device -> its place, for the registered ones of `names`; one query per 500."""
+    listed = sorted(set(names))
+    found: dict[str, Place] = {}
+    for start in range(0, len(listed), 500):
+        part = listed[start:start + 500]
+        for device, terminal, institution, institution_type, region in tx.all(
+                "SELECT device, terminal, institution, institution_type, region "
+                f"FROM devices WHERE device IN ({','.join('?' * len(part))})", part):
+            found[device] = Place(terminal, institution, institution_type, region)
+    return found
+
+
+def ack_positions(tx: Tx, names: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """Device -> (acknowledged seq, highest seq stored or announced), for those of `names` with a state row;
+    one query per 400."""
+    listed = sorted(set(names))
+    found: dict[str, tuple[int, int]] = {}
+    for start in range(0, len(listed), 400):
+        part = listed[start:start + 400]
+        for device, acked, max_seq in tx.all("SELECT device, acked_seq, max_seq FROM device_state "
+                                             f"WHERE device IN ({','.join('?' * len(part))})", part):
+            found[device] = (int(acked), int(max_seq))
+    return found
+
+
+def advance_ack(tx: Tx, device: str, acked_seq: int) -> None:
+    """Move the device's acknowledged seq up to `acked_seq` (never down)."""
+    tx.write("UPDATE device_state SET acked_seq = ? WHERE device = ? AND acked_seq < ?", (acked_seq, device, acked_seq))
+
+
+def count_duplicate(tx: Tx, device: str) -> None:
+    """A retransmission of an event stored already."""
+    tx.write("UPDATE device_state SET duplicates = duplicates + 1 WHERE device = ?", (device,))
+
+
+def add_stored(tx: Tx, device: str, *, stored: int, max_seq: int, last_event_ms: int) -> None:
+    """Add a batch's newly stored events of a device: their number, the highest seq, the last receipt."""
+    tx.write("INSERT INTO device_state (device, max_seq, stored, last_event_ms) VALUES (?, ?, ?, ?) "
+             "ON CONFLICT (device) DO UPDATE SET stored = device_state.stored + excluded.stored, "
+             "max_seq = CASE WHEN device_state.max_seq > excluded.max_seq THEN device_state.max_seq "
+             "ELSE excluded.max_seq END, last_event_ms = excluded.last_event_ms",
+             (device, max_seq, stored, last_event_ms))

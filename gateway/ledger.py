@@ -23,23 +23,63 @@ receives is not flooded with one alert per product.
 
 from __future__ import annotations
 
-from gateway import alerts
+from dataclasses import dataclass
+
+from gateway import scans
+from gateway.alerts import Finding
 from gateway.protocol import Operation
 from gateway.rules import Rules
 from gateway.scans import StoredScan
 from gateway.store import Tx
 
-__all__ = ["apply"]
+__all__ = ["Sale", "EarlierSale", "judge_sale", "book"]
 
 _EVIDENCE_SALES = 20
 
 
-def apply(tx: Tx, scan: StoredScan, rules: Rules) -> bool:
-    """Book a valid scan in the ledger and raise its alerts; True when it is a duplicate sale."""
+@dataclass(frozen=True)
+class EarlierSale:
+    """Where the code was last sold, as the ledger keeps it."""
+
+    institution: str
+    institution_type: str
+    region: str
+    at_ms: int
+
+
+@dataclass(frozen=True)
+class Sale:
+    """What the ledger finds of a valid sale scan before booking it."""
+
+    duplicate: bool
+    """A whole pack of the code is outstanding, or the split units would exceed the pack."""
+    opens_pack: bool
+    """Nothing of the code was sold: a pack leaves the stock."""
+    earlier: EarlierSale | None
+    """The code's last sale, when the ledger has one."""
+
+
+def judge_sale(tx: Tx, scan: StoredScan) -> Sale | None:
+    """The ledger's finding on a scan (read only); None for a scan that is no valid sale with a code."""
+    if scan.err or not scan.code or not scan.is_sale:
+        return None
+    row = tx.one("SELECT whole_net, split_net, last_institution, last_type, last_region, last_ms FROM codes "
+                 "WHERE code = ?", (scan.code,))
+    whole_net, split_net = (row[0], row[1]) if row else (0, 0)
+    if scan.split_qty:
+        duplicate = whole_net > 0 or (scan.pack_size > 0 and split_net + scan.split_qty > scan.pack_size)
+    else:
+        duplicate = whole_net > 0 or split_net > 0
+    earlier = EarlierSale(row[2], row[3], row[4], row[5]) if row is not None else None
+    return Sale(duplicate=bool(duplicate), opens_pack=whole_net == 0 and split_net == 0, earlier=earlier)
+
+
+def book(tx: Tx, scan: StoredScan, sale: Sale | None, rules: Rules) -> list[Finding]:
+    """Book a valid scan in the ledger and the stock (`sale`: what `judge_sale` found); the alerts it raises."""
     if scan.err or not scan.code:
-        return False
-    if scan.is_sale:
-        return _sale(tx, scan, rules)
+        return []
+    if sale is not None:
+        return _sale(tx, scan, sale, rules)
     if scan.op == Operation.SALE_RETURN:
         _sale_return(tx, scan)
     elif scan.op in (Operation.PURCHASE, Operation.STOCKTAKE):
@@ -49,19 +89,12 @@ def apply(tx: Tx, scan: StoredScan, rules: Rules) -> bool:
     elif scan.op == Operation.PURCHASE_RETURN:
         if tx.execute("DELETE FROM code_inbound WHERE code = ? AND institution = ?", (scan.code, scan.institution)):
             _stock(tx, scan, inbound=-1)
-    return False
+    return []
 
 
-def _sale(tx: Tx, scan: StoredScan, rules: Rules) -> bool:
-    row = tx.one("SELECT whole_net, split_net, last_institution, last_type, last_region, last_ms FROM codes "
-                 "WHERE code = ?", (scan.code,))
-    whole_net, split_net = (row[0], row[1]) if row else (0, 0)
+def _sale(tx: Tx, scan: StoredScan, sale: Sale, rules: Rules) -> list[Finding]:
     units = scan.split_qty
-    if units:
-        duplicate = whole_net > 0 or (scan.pack_size > 0 and split_net + units > scan.pack_size)
-    else:
-        duplicate = whole_net > 0 or split_net > 0
-    opens_pack = whole_net == 0 and split_net == 0  # the code was not sold: a pack leaves the stock
+    found: list[Finding] = []
     tx.write(
         "INSERT INTO codes (code, whole_net, split_net, sales, last_event, last_institution, last_type, last_region, "
         "last_ms) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?) ON CONFLICT (code) DO UPDATE SET "
@@ -71,44 +104,40 @@ def _sale(tx: Tx, scan: StoredScan, rules: Rules) -> bool:
         (scan.code, 0 if units else 1, units, scan.id, scan.institution, scan.institution_type, scan.region,
          scan.event_ms),
     )
-    if opens_pack:
+    if sale.opens_pack:
         sold, inbound, takes_stock = _stock(tx, scan, sold=1)
         if sold > inbound + rules.stock_margin and takes_stock:
-            alerts.raise_alert(
-                tx, "sales_above_purchases", subject=f"{scan.institution}|{scan.pid}", now_ms=scan.event_ms,
-                institution=scan.institution, terminal=scan.terminal, events=[scan.id],
-                detail=f"product {scan.pid}: {sold} packs sold, {inbound} taken in (margin {rules.stock_margin})")
-    if duplicate and row is not None:
-        _duplicate_alerts(tx, scan, rules, last_institution=row[2], last_type=row[3], last_region=row[4],
-                          last_ms=row[5])
-    return duplicate
+            found.append(Finding(
+                kind="sales_above_purchases", subject=f"{scan.institution}|{scan.pid}", now_ms=scan.event_ms,
+                institution=scan.institution, terminal=scan.terminal, events=(scan.id,),
+                detail=f"product {scan.pid}: {sold} packs sold, {inbound} taken in (margin {rules.stock_margin})"))
+    if sale.duplicate and sale.earlier is not None:
+        found.append(_duplicate_alert(tx, scan, rules, sale.earlier))
+    return found
 
 
-def _duplicate_alerts(tx: Tx, scan: StoredScan, rules: Rules, *, last_institution: str, last_type: str,
-                      last_region: str, last_ms: int) -> None:
-    evidence = [event_id for (event_id,) in tx.all(
-        "SELECT id FROM events WHERE code = ? AND err = 0 AND op IN (?, ?) ORDER BY id DESC LIMIT ?",
-        (scan.code, int(Operation.SALE), int(Operation.DISPENSE), _EVIDENCE_SALES))][::-1]
+def _duplicate_alert(tx: Tx, scan: StoredScan, rules: Rules, earlier: EarlierSale) -> Finding:
+    evidence = tuple(scans.latest_sales(tx, scan.code, limit=_EVIDENCE_SALES))
 
-    def raise_(kind: str, detail: str) -> None:
-        alerts.raise_alert(tx, kind, subject=scan.code, detail=detail, now_ms=scan.event_ms,
-                           institution=scan.institution, terminal=scan.terminal, device=scan.device, events=evidence)
+    def found(kind: str, detail: str) -> Finding:
+        return Finding(kind=kind, subject=scan.code, detail=detail, now_ms=scan.event_ms,
+                       institution=scan.institution, terminal=scan.terminal, device=scan.device, events=evidence)
 
+    last_institution, last_type, last_region = earlier.institution, earlier.institution_type, earlier.region
     sold_as = f"split {scan.split_qty} units" if scan.split_qty else "whole pack"
-    apart_s = abs(scan.event_ms - last_ms) // 1000
+    apart_s = abs(scan.event_ms - earlier.at_ms) // 1000
     distant = bool(last_region and scan.region and last_region != scan.region and apart_s <= rules.distant_window_s)
     if last_institution == scan.institution:
-        raise_("repeat_sale", f"code {scan.code} sold again at {scan.institution} ({sold_as}) beyond its "
-               "split-pack allowance")
-    elif last_type == "hospital" and scan.institution_type == "pharmacy":
-        raise_("returned_drug", f"code {scan.code} dispensed at hospital {last_institution}, now sold at pharmacy "
-               f"{scan.institution} (回流药 suspicion)" + (f", regions {last_region} and {scan.region} {apart_s} s "
-                                                         "apart" if distant else ""))
-    elif distant:
-        raise_("distant_sale", f"code {scan.code} sold at {last_institution} in region {last_region} and at "
-               f"{scan.institution} in {scan.region} {apart_s} s apart (cloned code suspicion)")
-    else:
-        raise_("cross_institution_sale", f"code {scan.code} sold at {last_institution}, now at {scan.institution}")
+        return found("repeat_sale", f"code {scan.code} sold again at {scan.institution} ({sold_as}) beyond its "
+                     "split-pack allowance")
+    if last_type == "hospital" and scan.institution_type == "pharmacy":
+        return found("returned_drug", f"code {scan.code} dispensed at hospital {last_institution}, now sold at "
+                     f"pharmacy {scan.institution} (回流药 suspicion)" + (
+                         f", regions {last_region} and {scan.region} {apart_s} s apart" if distant else ""))
+    if distant:
+        return found("distant_sale", f"code {scan.code} sold at {last_institution} in region {last_region} and at "
+                     f"{scan.institution} in {scan.region} {apart_s} s apart (cloned code suspicion)")
+    return found("cross_institution_sale", f"code {scan.code} sold at {last_institution}, now at {scan.institution}")
 
 
 def _sale_return(tx: Tx, scan: StoredScan) -> None:

@@ -6,7 +6,7 @@ the first ticket of its terminal settled after the scan (at most `match_after_ti
 between POS and scanner; at most `match_window_s` after it). A ticket takes the loose scans of its products made
 since the ticket before it, nearest first; what it does not bill stays loose until its lines are checked, and
 then stands for a line still short (串换), never for another customer's. Either may arrive first: a scan after
-its ticket is placed when stored (`match_scan`), scans before it when the ticket is stored (`claim`).
+its ticket is placed when stored (`find_place`, `bind_scan`), scans before it when the ticket is stored (`claim`).
 
 What a scan does to the line it meets:
 - it *fills* it: a valid scan of the line's product, no duplicate, while the line has fewer fills than it needs.
@@ -36,7 +36,8 @@ from gateway.scans import StoredScan
 from gateway.store import Tx
 
 __all__ = ["Matching", "Line", "Scan", "Placement", "TicketRef", "place", "lacking", "ticket_lines", "checkout_span",
-           "loose_near", "loose_any", "match_scan", "claim", "due_terminals", "check_due_lines", "DUPLICATE_KINDS"]
+           "loose_near", "loose_any", "TicketPlace", "find_place", "bind_scan", "claim", "due_terminals",
+           "check_due_lines", "DUPLICATE_KINDS"]
 
 DUPLICATE_KINDS = ("repeat_sale", "returned_drug", "cross_institution_sale", "distant_sale")
 """The alerts a duplicate sale raises (gateway.ledger); a scan that stands for a line adds its ticket to them."""
@@ -284,31 +285,43 @@ class _Binder:
                            events=[scan.id], tickets=[ticket.id], detail=detail)
 
 
-def match_scan(tx: Tx, tally: rates.Tally, scan: StoredScan, rules: Rules, *, duplicate: bool) -> Matching:
-    """Place a just-stored valid sale scan on its ticket, if that ticket is already here; rates go to `tally`."""
+@dataclass(frozen=True)
+class TicketPlace:
+    """Where a just-stored sale scan goes on a ticket already here (`find_place`), before it is written
+    (`bind_scan`)."""
+
+    ticket: TicketRef
+    placement: Placement
+
+
+def find_place(tx: Tx, scan: StoredScan, rules: Rules, *, duplicate: bool) -> TicketPlace | None:
+    """Where a just-stored valid sale scan goes on its ticket, if that ticket is already here (read only)."""
     seen = Scan(scan.id, scan.code, scan.list_code, duplicate, scan.split_qty, scan.event_ms, scan.device)
     if scan.ticket:
         row = tx.one("SELECT id, institution, terminal, number, time_ms FROM tickets WHERE terminal = ? AND number = ?",
                      (scan.terminal, scan.ticket))
         if row is None:
-            return Matching.NONE
+            return None
         ticket = TicketRef(*row)
-        placement = place(ticket_lines(tx, ticket.id), seen)
-    else:
-        if not scan.list_code:
-            return Matching.NONE
-        row = tx.one("SELECT id, institution, terminal, number, time_ms FROM tickets WHERE terminal = ? "
-                     "AND time_ms BETWEEN ? AND ? ORDER BY time_ms, id LIMIT 1",
-                     (scan.terminal, scan.event_ms - rules.match_after_ticket_s * 1000,
-                      scan.event_ms + rules.match_window_s * 1000))
-        if row is None:
-            return Matching.NONE
-        ticket = TicketRef(*row)
-        placement = place([line for line in ticket_lines(tx, ticket.id) if line.list_code == scan.list_code], seen)
-        if placement.fills is None and placement.stands_for is None:
-            return Matching.NONE  # not what its checkout bills, or beyond it: judged when the lines are checked
-    _Binder(tx, tally, ticket, terminal=scan.terminal, institution=scan.institution).bind(placement)
-    return placement.matching
+        return TicketPlace(ticket, place(ticket_lines(tx, ticket.id), seen))
+    if not scan.list_code:
+        return None
+    row = tx.one("SELECT id, institution, terminal, number, time_ms FROM tickets WHERE terminal = ? "
+                 "AND time_ms BETWEEN ? AND ? ORDER BY time_ms, id LIMIT 1",
+                 (scan.terminal, scan.event_ms - rules.match_after_ticket_s * 1000,
+                  scan.event_ms + rules.match_window_s * 1000))
+    if row is None:
+        return None
+    ticket = TicketRef(*row)
+    placement = place([line for line in ticket_lines(tx, ticket.id) if line.list_code == scan.list_code], seen)
+    if placement.fills is None and placement.stands_for is None:
+        return None  # not what its checkout bills, or beyond it: judged when the lines are checked
+    return TicketPlace(ticket, placement)
+
+
+def bind_scan(tx: Tx, tally: rates.Tally, scan: StoredScan, found: TicketPlace) -> None:
+    """Write where `find_place` put a scan: its line, its tie to the ticket, its rates (to `tally`), its alerts."""
+    _Binder(tx, tally, found.ticket, terminal=scan.terminal, institution=scan.institution).bind(found.placement)
 
 
 def claim(tx: Tx, tally: rates.Tally, ticket: TicketRef, rules: Rules, *, received_ms: int) -> None:

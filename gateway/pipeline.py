@@ -1,5 +1,12 @@
 """One commit of an ingest batch: store events, verdicts, ledger, tickets, rates, alerts, all in one transaction.
 
+An event is judged top to bottom in `_BatchState.event`: a retransmission is counted and a replay or an event
+beyond the seq window refused; a new event is stored (its signed bytes are evidence, whatever its verdict); its
+`Ruling` is decided once from what the owners of the tables find, read only (the ledger: a duplicate sale; the
+tickets already here: where it goes on one); then what the ruling causes is applied, each through the module that
+owns the tables, in this order: the verdict (scans), the ledger and stock (ledger) and the alerts it raises
+(alerts), its place on a ticket (matching), the rates (rates), the platform row (outbox), the device's ack.
+
 Events are unique on (device, seq) and keep their exact signed bytes; a
 retransmission of stored bytes is counted, not stored twice; the same seq with
 other bytes is a replay and goes to quarantine with every other refused message.
@@ -16,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from gateway import catalog, control, devices, ledger, matching, outbox, quarantine, rates, tickets
+from gateway import alerts, catalog, control, devices, ledger, matching, outbox, quarantine, rates, scans, tickets
 from gateway.commands import Answer
 from gateway.devices import Status
 from gateway.matching import Matching
@@ -108,7 +115,7 @@ def _commit_once(store: Store, rules: Rules, accepted: list[Accepted], rejected:
                  bounds: Bounds | None, answers: list[AnswerIn]) -> CommitResult:
     result = CommitResult()
     with store.transaction() as tx:
-        batch = _Batch(tx, rules, result, instance)
+        batch = _BatchState(tx, rules, result, instance)
         tx.lock(batch.keys(accepted, rejected, statuses, tickets_in))
         batch.look_up(accepted)
         for item in accepted:
@@ -150,13 +157,41 @@ def sweep(store: Store, rules: Rules, *, now_ms: int) -> None:
     retrying(once)
 
 
-class _Batch:
+@dataclass(frozen=True)
+class Ruling:
+    """The judgment of one stored event, decided once before any of its consequences is written."""
+
+    verdict: Verdict
+    sale: ledger.Sale | None
+    """What the ledger found of a valid sale scan (a duplicate, the code's earlier sale); None for other scans."""
+    ticket_place: matching.TicketPlace | None
+    """Where a sale scan goes on a ticket already here; None when there is none (yet)."""
+
+
+def _verdict(scan: StoredScan, *, duplicate: bool, ticket_place: matching.TicketPlace | None, known: bool,
+             catalog_empty: bool) -> Verdict:
+    """The counter's verdict, the first rule that holds."""
+    if scan.err:
+        return Verdict.INVALID_CODE
+    if duplicate:
+        return Verdict.DUPLICATE_SALE
+    if ticket_place is not None and ticket_place.placement.matching == Matching.MISMATCH:
+        return Verdict.PRODUCT_MISMATCH
+    if not known and not catalog_empty and scan.op != Operation.STOCKTAKE:
+        return Verdict.UNKNOWN_PRODUCT
+    return Verdict.OK
+
+
+class _BatchState:
+    """One batch inside its transaction: where its devices stand, their acks, its events already stored, the
+    products it met, and the sums (device counts, rates) it writes once at the end."""
+
     def __init__(self, tx: Tx, rules: Rules, result: CommitResult, instance: str) -> None:
         self.tx = tx
         self.instance = instance
         self.rules = rules
         self.result = result
-        self._places: dict[str, tuple[str, str, str, str]] = {}
+        self._places: dict[str, devices.Place] = {}
         self._products: dict[str, catalog.Product | None] = {}
         self._stored: dict[tuple[str, int], tuple[bytes, int]] = {}
         """(device, seq) -> (signed, verdict) of this batch's events already in the store, and of those it stores."""
@@ -164,66 +199,9 @@ class _Batch:
         """Device -> (events stored, highest seq, last receipt) in this batch, written once by `book_counts`."""
         self._acks: dict[str, tuple[int, int]] = {}
         """Device -> (acked seq, highest stored seq) before this batch."""
-        self._catalog_empty = tx.one("SELECT 1 FROM products LIMIT 1") is None
+        self._catalog_empty = catalog.is_empty(tx)
         self.tally = rates.Tally()
         """The batch's rate deltas, written once per hour row by `book_counts`."""
-
-    def look_up(self, accepted: list[Accepted]) -> None:
-        """Which of the batch's events are stored already, and where its devices' acks stand: a query per
-        400 events and one per 400 devices, not one per event (round trips are what PostgreSQL costs)."""
-        pairs = sorted({(item.event.device, item.event.seq) for item in accepted})
-        for start in range(0, len(pairs), 400):
-            chunk = pairs[start:start + 400]
-            for row in self.tx.all(f"SELECT device, seq, signed, verdict FROM events WHERE (device, seq) IN "
-                                   f"(VALUES {','.join(['(?, ?)'] * len(chunk))})",
-                                   [value for pair in chunk for value in pair]):
-                self._stored[(row[0], int(row[1]))] = (bytes(row[2]), int(row[3]))
-        devices = sorted({device for device, _ in pairs})
-        for start in range(0, len(devices), 400):
-            part = devices[start:start + 400]
-            for device, acked, max_seq in self.tx.all(f"SELECT device, acked_seq, max_seq FROM device_state "
-                                                      f"WHERE device IN ({','.join('?' * len(part))})", part):
-                self._acks[device] = (int(acked), int(max_seq))
-
-    def advance(self, device: str) -> int:
-        """Move the device's ack over its contiguous stored seqs; return it. The batch's own events need no
-        query; events stored by earlier batches beyond them (a device resending out of order) do."""
-        acked, stored_max = self._acks.get(device, (0, 0))
-        before = acked
-        while (device, acked + 1) in self._stored:
-            acked += 1
-        while stored_max > acked:
-            following = self.tx.all("SELECT seq FROM events WHERE device = ? AND seq > ? ORDER BY seq LIMIT 500",
-                                    (device, acked))
-            run = acked
-            for (seq,) in following:
-                if seq != run + 1:
-                    break
-                run = seq
-            if run == acked:
-                break
-            acked = run
-            while (device, acked + 1) in self._stored:
-                acked += 1
-        if acked > before:
-            self.tx.write("UPDATE device_state SET acked_seq = ? WHERE device = ? AND acked_seq < ?",
-                          (acked, device, acked))
-        return acked
-
-    def book_counts(self) -> None:
-        """Write what the batch summed: each device's counts, each hour row's rates."""
-        self.tally.write(self.tx)
-        for device, (stored, max_seq, last_ms) in self._counts.items():
-            self.tx.write("INSERT INTO device_state (device, max_seq, stored, last_event_ms) VALUES (?, ?, ?, ?) "
-                          "ON CONFLICT (device) DO UPDATE SET stored = device_state.stored + excluded.stored, "
-                          "max_seq = CASE WHEN device_state.max_seq > excluded.max_seq THEN device_state.max_seq "
-                          "ELSE excluded.max_seq END, last_event_ms = excluded.last_event_ms",
-                          (device, max_seq, stored, last_ms))
-
-    def _product(self, pid: str) -> catalog.Product | None:
-        if pid not in self._products:
-            self._products[pid] = catalog.product_of(self.tx, pid)
-        return self._products[pid]
 
     def keys(self, accepted: list[Accepted], rejected: list[Rejected], statuses: list[tuple[Status, int]],
              tickets_in: list[TicketIn]) -> list[str]:
@@ -232,88 +210,102 @@ class _Batch:
         Learns where each of its devices stands (terminal, institution) on the way, one query per 500."""
         names = {item.event.device for item in accepted} | {item.device for item in rejected if item.device}
         names |= {status.device for status, _ in statuses}
-        listed = sorted(names)
-        for start in range(0, len(listed), 500):
-            part = listed[start:start + 500]
-            for device, *place in self.tx.all("SELECT device, terminal, institution, institution_type, region "
-                                              f"FROM devices WHERE device IN ({','.join('?' * len(part))})", part):
-                self._places[device] = (place[0], place[1], place[2], place[3])
+        self._places = devices.places_of(self.tx, names)
         keys = {f"device:{name}" for name in names} | {f"code:{item.event.code}" for item in accepted
                                                         if item.event.code}
-        terminals = {entry.ticket.terminal for entry in tickets_in} | {place[0] for place in self._places.values()}
+        terminals = {entry.ticket.terminal for entry in tickets_in}
+        terminals |= {place.terminal for place in self._places.values()}
         if tickets_in:  # a ticket may claim scans already in the outbox: not while requests are planned
             keys.add(outbox.PLAN_LOCK)
         return sorted(keys | {f"terminal:{terminal}" for terminal in terminals})
 
-    def _place(self, device: str) -> tuple[str, str, str, str]:
-        """(terminal, institution, institution type, region) of a device of this batch; blanks if unregistered."""
-        return self._places.get(device, ("", "", "", ""))
+    def look_up(self, accepted: list[Accepted]) -> None:
+        """Which of the batch's events are stored already, and where its devices' acks stand: a query per
+        400 events and one per 400 devices, not one per event (round trips are what PostgreSQL costs)."""
+        pairs = {(item.event.device, item.event.seq) for item in accepted}
+        self._stored = scans.stored_events(self.tx, pairs)
+        self._acks = devices.ack_positions(self.tx, {device for device, _ in pairs})
 
     def event(self, item: Accepted) -> None:
-        tx, event, result = self.tx, item.event, self.result
-        ack = result.acks.setdefault(event.device, DeviceAck(acked_seq=0))
-        row = self._stored.get((event.device, event.seq))
-        if row is not None:
-            if row[0] == item.signed:
-                result.duplicates += 1
-                tx.write("UPDATE device_state SET duplicates = duplicates + 1 WHERE device = ?", (event.device,))
-                ack.verdicts.append((event.seq, Verdict(row[1])))
-            else:
-                self.quarantine(Rejected(f"tc/v1/{event.device}/ev", event.device, "replay",
-                                         f"seq {event.seq} already stored with other bytes", item.signed,
-                                         item.received_ms))
+        """Judge one event, top to bottom."""
+        tx, event, rules = self.tx, item.event, self.rules
+        ack = self.result.acks.setdefault(event.device, DeviceAck(acked_seq=0))
+        earlier = self._stored.get((event.device, event.seq))
+        if earlier is not None:
+            self._again(item, earlier, ack)
             return
         acked = self._acks.get(event.device, (0, 0))[0]
-        if event.seq > acked + self.rules.seq_window:  # from the ack: max_seq, and so missing seqs, stay bounded
+        if event.seq > acked + rules.seq_window:  # from the ack: max_seq, and so missing seqs, stay bounded
             self.quarantine(Rejected(f"tc/v1/{event.device}/ev", event.device, "seq_out_of_window",
                                      f"seq {event.seq}: the acknowledged one is {acked}, the window "
-                                     f"{self.rules.seq_window}", item.signed, item.received_ms))
+                                     f"{rules.seq_window}", item.signed, item.received_ms))
             return
-        terminal, institution, institution_type, region = self._place(event.device)
+        scan, known = self._store(item)
+        ruling = self._decide(scan, known=known)
+        # its consequences, each through the owner of its tables, in this order
+        if ruling.verdict != Verdict.OK:  # stored as OK (0)
+            scans.set_verdict(tx, scan.id, int(ruling.verdict))
+        for finding in ledger.book(tx, scan, ruling.sale, rules):
+            alerts.raise_found(tx, finding)
+        if ruling.ticket_place is not None:
+            matching.bind_scan(tx, self.tally, scan, ruling.ticket_place)
+        valid = int(not scan.err)
+        self.tally.add(scan.institution, scan.terminal, scan.event_ms, scans=1, stored=valid, valid_scans=valid,
+                       sale_scans=int(scan.op in SALES and valid), duplicate_sales=int(ruling.verdict ==
+                                                                                        Verdict.DUPLICATE_SALE))
+        outbox.enqueue(tx, scan, now_ms=item.received_ms)
+        self._stored[(event.device, event.seq)] = (item.signed, int(ruling.verdict))
+        self.result.stored += 1
+        ack.verdicts.append((event.seq, ruling.verdict))
+
+    def _again(self, item: Accepted, earlier: tuple[bytes, int], ack: DeviceAck) -> None:
+        """An event whose seq is stored: the same bytes are a retransmission (its verdict again), others a replay."""
+        event = item.event
+        if earlier[0] == item.signed:
+            self.result.duplicates += 1
+            devices.count_duplicate(self.tx, event.device)
+            ack.verdicts.append((event.seq, Verdict(earlier[1])))
+        else:
+            self.quarantine(Rejected(f"tc/v1/{event.device}/ev", event.device, "replay",
+                                     f"seq {event.seq} already stored with other bytes", item.signed,
+                                     item.received_ms))
+
+    def _store(self, item: Accepted) -> tuple[StoredScan, bool]:
+        """Keep a new event (verdict OK until decided); the scan as the rules see it, and whether the catalog
+        knows its product."""
+        event = item.event
+        place = self._places.get(event.device, devices.Place())
         product = self._product(event.pid) if not event.err else None
         event_ms = event.time_ms if event.clock and event.time_ms else item.received_ms
-        stored = tx.one(
-            "INSERT INTO events (device, seq, received_ms, signed, boot, device_time_ms, clock, event_ms, terminal, "
-            "institution, op, kind, code, pid, serial, lot, expiry, made, err, ticket, split_qty, list_code, verdict, "
-            "instance) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,?) RETURNING id",
-            (event.device, event.seq, item.received_ms, item.signed, event.boot, event.time_ms, event.clock, event_ms,
-             terminal, institution, int(event.op), event.kind, event.code, event.pid, event.serial, event.lot,
-             event.expiry, event.made, event.err, event.ticket, event.split_qty,
-             product.list_code if product else "", self.instance))
-        assert stored is not None
+        list_code = product.list_code if product else ""
+        event_id = scans.store_event(self.tx, event, signed=item.signed, received_ms=item.received_ms,
+                                     event_ms=event_ms, terminal=place.terminal, institution=place.institution,
+                                     list_code=list_code, instance=self.instance)
         stored_before, max_seq, _ = self._counts.get(event.device, (0, 0, 0))
         self._counts[event.device] = (stored_before + 1, max(max_seq, event.seq), item.received_ms)
-        scan = StoredScan(id=int(stored[0]), device=event.device, terminal=terminal, institution=institution,
-                          institution_type=institution_type, region=region, op=event.op, code=event.code,
-                          pid=event.pid, err=event.err, ticket=event.ticket, split_qty=event.split_qty,
-                          event_ms=event_ms, list_code=product.list_code if product else "",
+        scan = StoredScan(id=event_id, device=event.device, terminal=place.terminal, institution=place.institution,
+                          institution_type=place.institution_type, region=place.region, op=event.op,
+                          code=event.code, pid=event.pid, err=event.err, ticket=event.ticket,
+                          split_qty=event.split_qty, event_ms=event_ms, list_code=list_code,
                           pack_size=product.pack_size if product else 0)
-        verdict = self._judge(scan, known=product is not None)
-        if verdict != Verdict.OK:  # stored as OK (0)
-            tx.write("UPDATE events SET verdict = ? WHERE id = ?", (int(verdict), scan.id))
-        self._stored[(event.device, event.seq)] = (item.signed, int(verdict))
-        outbox.enqueue(tx, scan, now_ms=item.received_ms)
-        result.stored += 1
-        ack.verdicts.append((event.seq, verdict))
+        return scan, product is not None
 
-    def _judge(self, scan: StoredScan, *, known: bool) -> Verdict:
-        """Book the scan everywhere it counts; the counter's verdict."""
-        is_sale = scan.op in SALES
-        self.tally.add(scan.institution, scan.terminal, scan.event_ms, scans=1, stored=int(not scan.err),
-                       valid_scans=int(not scan.err), sale_scans=int(is_sale and not scan.err))
+    def _decide(self, scan: StoredScan, *, known: bool) -> Ruling:
+        """The ruling on a stored scan, from what the ledger and the tickets say of it (nothing is written)."""
         if scan.err:
-            return Verdict.INVALID_CODE
-        duplicate = ledger.apply(self.tx, scan, self.rules)
-        placed = (matching.match_scan(self.tx, self.tally, scan, self.rules, duplicate=duplicate) if is_sale
-                  else Matching.NONE)
-        if duplicate:
-            self.tally.add(scan.institution, scan.terminal, scan.event_ms, duplicate_sales=1)
-            return Verdict.DUPLICATE_SALE
-        if placed == Matching.MISMATCH:
-            return Verdict.PRODUCT_MISMATCH
-        if not known and not self._catalog_empty and scan.op != Operation.STOCKTAKE:
-            return Verdict.UNKNOWN_PRODUCT
-        return Verdict.OK
+            return Ruling(Verdict.INVALID_CODE, None, None)
+        sale = ledger.judge_sale(self.tx, scan)
+        duplicate = sale is not None and sale.duplicate
+        ticket_place = (matching.find_place(self.tx, scan, self.rules, duplicate=duplicate) if scan.op in SALES
+                        else None)
+        verdict = _verdict(scan, duplicate=duplicate, ticket_place=ticket_place, known=known,
+                           catalog_empty=self._catalog_empty)
+        return Ruling(verdict, sale, ticket_place)
+
+    def _product(self, pid: str) -> catalog.Product | None:
+        if pid not in self._products:
+            self._products[pid] = catalog.product_of(self.tx, pid)
+        return self._products[pid]
 
     def ticket(self, entry: TicketIn) -> None:
         try:
@@ -329,5 +321,34 @@ class _Batch:
         quarantine.keep(self.tx, refusal)
         self.result.quarantined[refusal.reason] = self.result.quarantined.get(refusal.reason, 0) + 1
         if refusal.reason == "bad_mac" and refusal.device:
-            terminal, institution, _, _ = self._place(refusal.device)
-            quarantine.mac_failures(self.tx, self.rules, refusal, institution=institution, terminal=terminal)
+            place = self._places.get(refusal.device, devices.Place())
+            quarantine.mac_failures(self.tx, self.rules, refusal, institution=place.institution,
+                                    terminal=place.terminal)
+
+    def book_counts(self) -> None:
+        """Write what the batch summed: each device's counts, each hour row's rates."""
+        self.tally.write(self.tx)
+        for device, (stored, max_seq, last_ms) in self._counts.items():
+            devices.add_stored(self.tx, device, stored=stored, max_seq=max_seq, last_event_ms=last_ms)
+
+    def advance(self, device: str) -> int:
+        """Move the device's ack over its contiguous stored seqs; return it. The batch's own events need no
+        query; events stored by earlier batches beyond them (a device resending out of order) do."""
+        acked, stored_max = self._acks.get(device, (0, 0))
+        before = acked
+        while (device, acked + 1) in self._stored:
+            acked += 1
+        while stored_max > acked:
+            run = acked
+            for seq in scans.seqs_after(self.tx, device, acked, limit=500):
+                if seq != run + 1:
+                    break
+                run = seq
+            if run == acked:
+                break
+            acked = run
+            while (device, acked + 1) in self._stored:
+                acked += 1
+        if acked > before:
+            devices.advance_ack(self.tx, device, acked)
+        return acked

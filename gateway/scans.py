@@ -1,12 +1,18 @@
-"""A stored scan as the supervision rules see it: the event, where it was made, and its product."""
+"""A stored scan as the supervision rules see it: the event, where it was made, and its product; and the
+`events` table that keeps them (this module owns it: other modules read and write events through it).
+
+An event row keeps the exact signed bytes as evidence and is unique on (device, seq).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gateway.protocol import Operation
+from gateway.protocol import Event, Operation
+from gateway.store import Tx
 
-__all__ = ["StoredScan", "SALES"]
+__all__ = ["StoredScan", "SALES", "stored_events", "seqs_after", "store_event", "set_verdict", "latest_sales"]
 
 SALES = (Operation.SALE, Operation.DISPENSE)
 """Operations that hand a pack to a patient: a pharmacy sale or a hospital dispense."""
@@ -37,3 +43,51 @@ class StoredScan:
     @property
     def is_sale(self) -> bool:
         return self.op in SALES and not self.err
+
+
+_CHUNK = 400
+"""(device, seq) pairs asked per query: round trips are what PostgreSQL costs."""
+
+
+def stored_events(tx: Tx, pairs: Iterable[tuple[str, int]]) -> dict[tuple[str, int], tuple[bytes, int]]:
+    """(device, seq) -> (signed bytes, verdict) of those of `pairs` already stored, one query per 400."""
+    ordered = sorted(set(pairs))
+    found: dict[tuple[str, int], tuple[bytes, int]] = {}
+    for start in range(0, len(ordered), _CHUNK):
+        chunk = ordered[start:start + _CHUNK]
+        for row in tx.all(f"SELECT device, seq, signed, verdict FROM events WHERE (device, seq) IN "
+                          f"(VALUES {','.join(['(?, ?)'] * len(chunk))})",
+                          [value for pair in chunk for value in pair]):
+            found[(row[0], int(row[1]))] = (bytes(row[2]), int(row[3]))
+    return found
+
+
+def seqs_after(tx: Tx, device: str, seq: int, *, limit: int = 500) -> list[int]:
+    """The device's stored seqs above `seq`, lowest first, at most `limit`."""
+    return [int(row[0]) for row in tx.all("SELECT seq FROM events WHERE device = ? AND seq > ? ORDER BY seq LIMIT ?",
+                                          (device, seq, limit))]
+
+
+def store_event(tx: Tx, event: Event, *, signed: bytes, received_ms: int, event_ms: int, terminal: str,
+                institution: str, list_code: str, instance: str) -> int:
+    """Keep a new event with its exact signed bytes, verdict OK until `set_verdict` says otherwise; its row id."""
+    row = tx.one(
+        "INSERT INTO events (device, seq, received_ms, signed, boot, device_time_ms, clock, event_ms, terminal, "
+        "institution, op, kind, code, pid, serial, lot, expiry, made, err, ticket, split_qty, list_code, verdict, "
+        "instance) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,?) RETURNING id",
+        (event.device, event.seq, received_ms, signed, event.boot, event.time_ms, event.clock, event_ms,
+         terminal, institution, int(event.op), event.kind, event.code, event.pid, event.serial, event.lot,
+         event.expiry, event.made, event.err, event.ticket, event.split_qty, list_code, instance))
+    assert row is not None
+    return int(row[0])
+
+
+def set_verdict(tx: Tx, event_id: int, verdict: int) -> None:
+    tx.write("UPDATE events SET verdict = ? WHERE id = ?", (verdict, event_id))
+
+
+def latest_sales(tx: Tx, code: str, *, limit: int) -> list[int]:
+    """Ids of the code's last `limit` valid sale scans, oldest first: a duplicate alert's evidence."""
+    return [int(event_id) for (event_id,) in tx.all(
+        "SELECT id FROM events WHERE code = ? AND err = 0 AND op IN (?, ?) ORDER BY id DESC LIMIT ?",
+        (code, int(Operation.SALE), int(Operation.DISPENSE), limit))][::-1]

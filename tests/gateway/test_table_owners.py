@@ -1,0 +1,152 @@
+"""One owner per table: only the module that owns a table has SQL naming it.
+
+A module that needs another's rows calls a function of the owner (a read-only view where it only reads), so a
+table's columns, indexes and invariants are learnt in one file. The SQL is found by reading the string literals of
+every gateway module (`ast`), and a statement is charged to the file *stem* that holds it, so the rule survives
+modules moving into sub-packages. The schema modules may name every table in their DDL and migrations.
+"""
+
+import ast
+import re
+from pathlib import Path
+
+from gateway.store import MIGRATIONS, SCHEMA
+
+GATEWAY = Path(__file__).resolve().parents[2] / "gateway"
+
+OWNERS = {
+    "devices": "devices",
+    "device_state": "devices",
+    "events": "scans",
+    "quarantine": "quarantine",
+    "quarantine_dropped": "quarantine",
+    "products": "catalog",
+    "tickets": "tickets",
+    "ticket_lines": "tickets",
+    "codes": "ledger",
+    "code_inbound": "ledger",
+    "stock": "ledger",
+    "rate_hours": "rates",
+    "alerts": "alerts",
+    "outbox": "outbox",
+    "requests": "outbox",
+    "sign_ins": "sign_in",
+    "withdrawals": "withdrawals",
+    "adjustments": "adjustments",
+    "users": "users",
+    "commands": "control",
+    "schema_version": "pgstore",
+}
+"""Table -> the module (file stem) that owns it; docs/architecture.md has the same table with the reasons."""
+
+SCHEMA_MODULES = {"store", "pgstore"}
+"""They create and migrate every table: their DDL (CREATE, ALTER, and the UPDATEs of MIGRATIONS) names any."""
+
+UNMOVED: dict[tuple[str, str], str] = {
+    ("alerts", "events"): "not moved yet",
+    ("alerts", "ticket_lines"): "not moved yet",
+    ("alerts", "tickets"): "not moved yet",
+    ("api", "devices"): "not moved yet",
+    ("api", "outbox"): "not moved yet",
+    ("api", "requests"): "not moved yet",
+    ("api", "withdrawals"): "not moved yet",
+    ("control", "devices"): "not moved yet",
+    ("devices", "alerts"): "not moved yet",
+    ("matching", "events"): "not moved yet",
+    ("matching", "ticket_lines"): "not moved yet",
+    ("matching", "tickets"): "not moved yet",
+    ("metrics", "device_state"): "not moved yet",
+    ("metrics", "outbox"): "not moved yet",
+    ("metrics", "requests"): "not moved yet",
+    ("outbox", "events"): "not moved yet",
+    ("outbox", "products"): "not moved yet",
+    ("outbox", "ticket_lines"): "not moved yet",
+    ("outbox", "tickets"): "not moved yet",
+    ("paycheck", "events"): "not moved yet",
+    ("paycheck", "tickets"): "not moved yet",
+    ("rates", "device_state"): "not moved yet",
+    ("rates", "devices"): "not moved yet",
+    ("sign_in", "requests"): "not moved yet",
+    ("store", "device_state"): "not moved yet",
+    ("store", "devices"): "not moved yet",
+    ("tickets", "devices"): "not moved yet",
+    ("withdrawals", "adjustments"): "not moved yet",
+    ("withdrawals", "outbox"): "not moved yet",
+    ("withdrawals", "requests"): "not moved yet",
+}
+"""(module, table) -> why its SQL still lives outside the owner. It may only shrink: an entry no longer needed
+fails `test_no_exception_outlives_its_statement`."""
+
+_NAMED = re.compile(r"\b(?:FROM|JOIN|INTO|UPDATE)\s+([a-z_]+)")
+_DDL = re.compile(r"^\s*(CREATE|ALTER|DROP)\b")
+
+
+def _literals(tree: ast.AST):
+    """(line, text) of every string literal; an f-string's fields read as a blank placeholder."""
+    parts = {id(part) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for part in node.values}
+    for node in ast.walk(tree):
+        if id(node) in parts:
+            continue
+        if isinstance(node, ast.JoinedStr):
+            yield node.lineno, "".join(part.value if isinstance(part, ast.Constant) else " ? " for part in node.values)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield node.lineno, node.value
+
+
+def _migration_statements() -> set[str]:
+    return {statement for statements in MIGRATIONS.values() for statement in statements}
+
+
+def _statements_naming_tables() -> list[tuple[str, str, int, str]]:
+    """(module stem, table, line, statement) for every literal naming a known table after FROM, JOIN, INTO or
+    UPDATE (DELETE FROM included)."""
+    migrations = _migration_statements()
+    found = []
+    for path in sorted(GATEWAY.rglob("*.py")):
+        stem = path.stem
+        for line, text in _literals(ast.parse(path.read_text(encoding="utf-8"))):
+            if stem in SCHEMA_MODULES and (text == SCHEMA or text in migrations or _DDL.match(text)):
+                continue
+            for table in {match.group(1) for match in _NAMED.finditer(text)} & set(OWNERS):
+                found.append((stem, table, line, text))
+    return found
+
+
+def _foreign() -> dict[tuple[str, str], list[str]]:
+    foreign: dict[tuple[str, str], list[str]] = {}
+    for stem, table, line, text in _statements_naming_tables():
+        if OWNERS[table] != stem:
+            foreign.setdefault((stem, table), []).append(f"{stem}.py:{line}: {' '.join(text.split())[:100]}")
+    return foreign
+
+
+def test_every_table_of_the_schema_has_an_owner():
+    created = set(re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?([a-z_]+)", SCHEMA))
+    created |= {name for statement in _migration_statements()
+                for name in re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?([a-z_]+)", statement)}
+    assert created | {"schema_version"} == set(OWNERS)
+    assert {path.stem for path in GATEWAY.rglob("*.py")} >= set(OWNERS.values())
+
+
+def test_the_documented_table_is_this_one():
+    """docs/table-owners.md shows `OWNERS` to people; the two stay equal."""
+    text = (GATEWAY.parent / "docs" / "table-owners.md").read_text(encoding="utf-8")
+    assert dict(re.findall(r"^\| `([a-z_]+)` \| `([a-z_]+)` \|", text, re.MULTILINE)) == OWNERS
+
+
+def test_the_scan_finds_every_table_and_its_owner():
+    """The scan itself: each table is named somewhere, and by its owner (a broken pattern would find nothing and
+    pass)."""
+    named = {(stem, table) for stem, table, _, _ in _statements_naming_tables()}
+    assert {(owner, table) for table, owner in OWNERS.items()} <= named
+
+
+def test_only_the_owner_has_sql_naming_its_table():
+    foreign = {pair: places for pair, places in _foreign().items() if pair not in UNMOVED}
+    assert not foreign, "SQL outside the table's owner (call a function of the owner instead):\n" + "\n".join(
+        f"{table} (owner {OWNERS[table]}) in {stem}: " + "; ".join(places)
+        for (stem, table), places in sorted(foreign.items()))
+
+
+def test_no_exception_outlives_its_statement():
+    assert set(UNMOVED) <= set(_foreign())

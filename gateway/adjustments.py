@@ -25,7 +25,7 @@ from gateway.store import Tx
 from gateway.tickets import parse_time
 
 __all__ = ["Adjustment", "AdjustmentError", "parse_adjustment", "record", "due", "sending", "settle", "withdrawn",
-           "state_counts"]
+           "state_counts", "rows_held_as"]
 
 _DECIMAL_LIMIT = decimal.Decimal("1e12")
 _PLACES = decimal.Decimal("0.0001")
@@ -173,3 +173,9 @@ def state_counts(tx: Tx) -> dict[str, int]:
     counts.update({state: int(count) for state, count in tx.all("SELECT state, count(*) FROM adjustments "
                                                                 "GROUP BY state")})
     return counts
+
+
+def rows_held_as(tx: Tx, bchno: str) -> list[tuple[str, str, str]]:
+    """(institution, infno 3502, state) of the accepted adjustment the platform holds under `bchno`."""
+    return [(row[0], row[1], row[2]) for row in tx.all(
+        "SELECT institution, '3502', state FROM adjustments WHERE bchno = ? AND state = 'done'", (bchno,))]

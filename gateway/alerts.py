@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 from gateway.store import Tx
 
-__all__ = ["Alert", "Finding", "TYPES", "STATES", "AlertError", "raise_alert", "raise_found", "add_evidence",
+__all__ = ["Alert", "Finding", "TYPES", "STATES", "AlertError", "raise_alert", "raise_found", "is_live", "add_evidence",
            "auto_resolve", "list_alerts", "get_alert", "change_state", "open_counts", "evidence"]
 
 TYPES = {
@@ -109,6 +109,12 @@ def raise_alert(tx: Tx, kind: str, *, subject: str, detail: str, now_ms: int, in
     )
     assert row is not None
     return int(row[0])
+
+
+def is_live(tx: Tx, kind: str, subject: str) -> bool:
+    """Whether an alert of this type and subject is open or acknowledged."""
+    return tx.one("SELECT 1 FROM alerts WHERE type = ? AND subject = ? AND state <> 'resolved'",
+                  (kind, subject)) is not None
 
 
 def raise_found(tx: Tx, finding: Finding) -> int:

@@ -225,8 +225,7 @@ class ApiServer:
         """The registered institutions with their names and terminals, and the named ones without devices yet."""
         _filters(request.query, ())
         with self.store.reading() as tx:
-            rows = tx.all("SELECT institution, institution_type, region, terminal FROM devices "
-                          "ORDER BY institution, terminal")
+            rows = devices.terminals(tx)
         found: dict[str, dict[str, Any]] = {}
         for code, kind, region, terminal in rows:
             entry = found.setdefault(code, {"institution": code, "institution_type": kind, "region": region,
@@ -327,11 +326,11 @@ class ApiServer:
     def get_outbox(self, request: ApiRequest) -> Answer:
         with self.store.reading() as tx:
             counts = outbox.state_counts(tx, now_ms=_now_ms(), sale_hold_ms=self.sale_hold_ms)
-            oldest = tx.one("SELECT min(changed_ms) FROM outbox WHERE state IN ('pending', 'sending')")
-            requests = dict(tx.all("SELECT state, count(*) FROM requests GROUP BY state"))
+            oldest = outbox.oldest_unsettled_ms(tx)
+            requests = outbox.request_counts(tx)
             documents = adjustments.state_counts(tx)
-            asked = dict(tx.all("SELECT state, count(*) FROM withdrawals GROUP BY state"))
-        return 200, {"rows": counts, "oldest_unsettled_ms": oldest[0] if oldest else None, "requests": requests,
+            asked = withdrawals.state_counts(tx)
+        return 200, {"rows": counts, "oldest_unsettled_ms": oldest, "requests": requests,
                      "adjustments": documents, "withdrawals": asked}
 
     def post_adjustment(self, request: ApiRequest) -> Answer:

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from gateway.protocol import storable
 from gateway.store import Tx
 
-__all__ = ["Product", "CatalogError", "read_csv", "replace_products", "is_empty", "product_of", "line_requires_code"]
+__all__ = ["Product", "CatalogError", "read_csv", "replace_products", "is_empty", "product_of", "name_of",
+           "line_requires_code"]
 
 _COLUMNS = {
     "pid": "pid", "gtin": "pid", "药品标识码": "pid",
@@ -137,6 +138,12 @@ def product_of(tx: Tx, pid: str) -> Product | None:
     if row is None:
         return None
     return Product(pid=pid, list_code=row[0], name=row[1], pack_size=row[2], code_required=bool(row[3]))
+
+
+def name_of(tx: Tx, list_code: str) -> str:
+    """The name of a product of `list_code` (the first by pid); blank when the catalog has none."""
+    row = tx.one("SELECT name FROM products WHERE list_code = ? ORDER BY pid LIMIT 1", (list_code,))
+    return row[0] if row else ""
 
 
 def line_requires_code(tx: Tx, list_code: str) -> bool:

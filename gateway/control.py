@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from gateway import devices
 from gateway.commands import Answer, CommandType, Result, check_argument
 from gateway.store import Tx
 
@@ -77,7 +78,7 @@ def issue(tx: Tx, device: str, kind: str, argument: object, *, by: str, now_ms: 
     """Queue a command for `device`, checked as the device would check it; the new row."""
     if kind not in KINDS:
         raise ControlError(f"command {kind!r}: one of {', '.join(KINDS)}")
-    if tx.one("SELECT 1 FROM devices WHERE device = ?", (device,)) is None:
+    if not devices.is_registered(tx, device):
         raise ControlError(f"no device {device!r} registered (see trace-gateway devices)")
     try:
         argument = check_argument(KINDS[kind], argument)

@@ -17,7 +17,9 @@ from gateway.rules import Rules
 from gateway.store import Tx
 
 __all__ = ["Status", "DeviceView", "Place", "parse_status", "record_status", "check_offline", "list_devices",
-           "places_of", "ack_positions", "advance_ack", "count_duplicate", "add_stored"]
+           "places_of", "ack_positions", "advance_ack", "count_duplicate", "add_stored",
+           "is_registered", "institution_of_terminal", "terminals", "DeviceState", "states", "missing_seqs",
+           "institutions_where"]
 
 _ALARM_JOURNAL_FULL = 1
 _ALARM_CLOCK = 2
@@ -115,8 +117,7 @@ def check_offline(tx: Tx, rules: Rules, *, now_ms: int) -> None:
                   "((s.online = 0 AND s.offline_since_ms <= ?) OR (s.online = 1 AND s.status_ms <= ?))",
                   (since, since))
     for device, institution, terminal, online, offline_since, status_ms in rows:
-        if tx.one("SELECT 1 FROM alerts WHERE type = 'device_offline' AND subject = ? AND state <> 'resolved'",
-                  (device,)):
+        if alerts.is_live(tx, "device_offline", device):
             continue
         silent_s = (now_ms - (status_ms if online else offline_since)) // 1000
         how = "no status" if online else "offline (Last Will)"
@@ -217,3 +218,51 @@ def add_stored(tx: Tx, device: str, *, stored: int, max_seq: int, last_event_ms:
              "max_seq = CASE WHEN device_state.max_seq > excluded.max_seq THEN device_state.max_seq "
              "ELSE excluded.max_seq END, last_event_ms = excluded.last_event_ms",
              (device, max_seq, stored, last_event_ms))
+
+
+def is_registered(tx: Tx, device: str) -> bool:
+    return tx.one("SELECT 1 FROM devices WHERE device = ?", (device,)) is not None
+
+
+def institution_of_terminal(tx: Tx, terminal: str) -> str | None:
+    """The institution of a registered device serving `terminal`; None when none does."""
+    row = tx.one("SELECT institution FROM devices WHERE terminal = ? LIMIT 1", (terminal,))
+    return row[0] if row else None
+
+
+def terminals(tx: Tx) -> list[tuple[str, str, str, str]]:
+    """(institution, institution type, region, terminal) of every registered device, by institution and terminal."""
+    return [(row[0], row[1], row[2], row[3]) for row in tx.all(
+        "SELECT institution, institution_type, region, terminal FROM devices ORDER BY institution, terminal")]
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    """What the metrics show of one registered device."""
+
+    online: bool
+    seen: bool
+    """A status has been received."""
+    backlog: int
+    missing_seqs: int
+    """Seqs the device wrote (its status or its events say) that the store lacks."""
+
+
+def states(tx: Tx) -> list[DeviceState]:
+    return [DeviceState(bool(row[0]), bool(row[1]), int(row[2]), int(row[3])) for row in tx.all(
+        "SELECT online, status_ms > 0, backlog, max_seq - stored FROM device_state")]
+
+
+def missing_seqs(tx: Tx) -> dict[tuple[str, str], int]:
+    """(institution, terminal) -> seqs its devices are known to have written that the store lacks."""
+    return {(row[0], row[1]): int(row[2] or 0) for row in tx.all(
+        "SELECT d.institution, d.terminal, sum(s.max_seq - s.stored) FROM devices d "
+        "JOIN device_state s ON s.device = d.device GROUP BY d.institution, d.terminal")}
+
+
+def institutions_where(column: str) -> str:
+    """SQL for the institutions of the devices whose `column` (region or institution_type) equals a parameter,
+    for another owner's query to filter by (`institution IN (...)`)."""
+    if column not in ("region", "institution_type"):
+        raise ValueError(f"no device filter on {column!r}")
+    return f"SELECT institution FROM devices WHERE {column} = ?"

@@ -22,7 +22,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from gateway import alerts, outbox, quarantine, version
+from gateway import alerts, devices, outbox, quarantine, version
 from gateway.store import Store
 
 __all__ = ["Metrics", "REJECTION_REASONS"]
@@ -92,30 +92,29 @@ class _StoreCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         with self._store.reading() as tx:
-            devices = tx.all("SELECT online, status_ms > 0, backlog, max_seq - stored FROM device_state")
+            states = devices.states(tx)
             live = alerts.open_counts(tx)
             held = quarantine.counts(tx).values()
             rows = outbox.state_counts(tx)
-            oldest = tx.one("SELECT min(changed_ms) FROM outbox WHERE state IN ('pending', 'sending')")
-            open_requests = tx.one("SELECT count(*) FROM requests WHERE state = 'open'")
-        states = GaugeMetricFamily("tracegw_devices", "Registered devices by state", labels=["state"])
-        online = sum(1 for row in devices if row[1] and row[0])
-        offline = sum(1 for row in devices if row[1] and not row[0])
-        states.add_metric(["online"], online)
-        states.add_metric(["offline"], offline)
-        states.add_metric(["never_seen"], len(devices) - online - offline)
-        yield states
+            oldest = outbox.oldest_unsettled_ms(tx)
+            open_requests = outbox.request_counts(tx).get("open", 0)
+        by_state = GaugeMetricFamily("tracegw_devices", "Registered devices by state", labels=["state"])
+        online = sum(1 for state in states if state.seen and state.online)
+        offline = sum(1 for state in states if state.seen and not state.online)
+        by_state.add_metric(["online"], online)
+        by_state.add_metric(["offline"], offline)
+        by_state.add_metric(["never_seen"], len(states) - online - offline)
+        yield by_state
         yield GaugeMetricFamily("tracegw_device_backlog_events", "Unacknowledged events devices report, summed",
-                                value=sum(int(row[2]) for row in devices))
+                                value=sum(state.backlog for state in states))
         yield GaugeMetricFamily("tracegw_device_backlog_events_max", "The largest backlog one device reports",
-                                value=max((int(row[2]) for row in devices), default=0))
+                                value=max((state.backlog for state in states), default=0))
         yield GaugeMetricFamily("tracegw_missing_seqs", "Seqs devices wrote that the store lacks (must reach 0)",
-                                value=sum(max(0, int(row[3])) for row in devices))
+                                value=sum(max(0, state.missing_seqs) for state in states))
         family = GaugeMetricFamily("tracegw_alerts_live", "Open and acknowledged alerts", labels=["type", "state"])
         for (kind, state), count in sorted(live.items()):
             family.add_metric([kind, state], count)
         yield family
-        assert oldest is not None and open_requests is not None
         yield GaugeMetricFamily("tracegw_quarantine_messages", "Distinct messages held in quarantine",
                                 value=sum(counts.messages for counts in held))
         yield GaugeMetricFamily("tracegw_quarantine_bytes", "Bytes of the messages held in quarantine",
@@ -129,6 +128,6 @@ class _StoreCollector(Collector):
             depth.add_metric([state], count)
         yield depth
         yield GaugeMetricFamily("tracegw_outbox_oldest_seconds", "Age of the oldest row not yet settled",
-                                value=(time.time() * 1000 - oldest[0]) / 1000 if oldest[0] else 0)
+                                value=(time.time() * 1000 - oldest) / 1000 if oldest else 0)
         yield GaugeMetricFamily("tracegw_forward_requests_open", "Requests stored and not yet settled",
-                                value=int(open_requests[0]))
+                                value=open_requests)

@@ -50,7 +50,9 @@ from gateway.scans import StoredScan
 from gateway.store import Tx
 
 __all__ = ["enqueue", "regroup", "plan", "Claimed", "claim", "resign", "settle_done", "settle_rejected", "settle_retry",
-           "requeue", "release_leases", "state_counts", "live_rows", "dead_letters", "Planning", "PLAN_LOCK"]
+           "requeue", "release_leases", "state_counts", "live_rows", "dead_letters", "Planning", "PLAN_LOCK",
+           "oldest_unsettled_ms", "request_counts", "rows_held_as", "withdrawal_open", "return_naming",
+           "record_sign_in", "sign_in_sent", "sign_in_answered"]
 
 PLAN_LOCK = "outbox:plan"
 """The lock planning holds, and an ingest batch with tickets too (see the module's text)."""
@@ -322,11 +324,10 @@ class _Planner:
         made = 0
         for adjustment_id, document in adjustments.due(self.tx, limit=limit):
             bchno = f"TCA{adjustment_id}"
-            found = self.tx.one("SELECT name FROM products WHERE list_code = ? ORDER BY pid LIMIT 1",
-                                (document.list_code,))
+            name = catalog.name_of(self.tx, document.list_code)
             source = mapping.RowSource(
                 infno="3502", bchno=bchno, codes=document.codes, time_ms=document.time_ms,
-                list_code=document.list_code, name=found[0] if found else "", count=document.count,
+                list_code=document.list_code, name=name, count=document.count,
                 split=document.split, chg_type=document.chg_type, price=document.price, operator=document.operator,
                 memo=document.memo or f"单据 {document.number}")
             values = self.values(document.institution)
@@ -576,3 +577,48 @@ def dead_letters(tx: Tx, *, limit: int = 100) -> list[dict[str, object]]:
                   "ORDER BY o.changed_ms DESC, o.id DESC LIMIT ?", (max(1, min(limit, 1000)),))
     names = ("id", "event_id", "institution", "infno", "bchno", "error", "changed_ms", "code", "device", "seq")
     return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def oldest_unsettled_ms(tx: Tx) -> int | None:
+    """When the oldest row not yet settled (pending or sending) last changed; None when every row is settled."""
+    row = tx.one("SELECT min(changed_ms) FROM outbox WHERE state IN ('pending', 'sending')")
+    return row[0] if row else None
+
+
+def request_counts(tx: Tx) -> dict[str, int]:
+    """Platform requests per state (open: stored and not yet settled)."""
+    return {state: int(count) for state, count in tx.all("SELECT state, count(*) FROM requests GROUP BY state")}
+
+
+def rows_held_as(tx: Tx, bchno: str) -> list[tuple[str, str, str]]:
+    """(institution, infno, state) of the rows the platform holds under `bchno`."""
+    return [(row[0], row[1], row[2]) for row in tx.all("SELECT institution, infno, state FROM outbox "
+                                                       "WHERE live_bchno = ?", (bchno,))]
+
+
+def withdrawal_open(tx: Tx, bchno: str) -> bool:
+    """Whether a request withdrawing `bchno` is stored and not yet settled."""
+    return tx.one("SELECT 1 FROM requests WHERE withdraws = ? AND state = 'open'", (bchno,)) is not None
+
+
+def return_naming(tx: Tx, bchno: str) -> str | None:
+    """The accepted (or sending) return (3506) that names the row `bchno`, if any."""
+    row = tx.one("SELECT bchno FROM outbox WHERE ref_bchno = ? AND infno = '3506' AND state IN "
+                 "('sending', 'done') LIMIT 1", (bchno,))
+    return row[0] if row else None
+
+
+def record_sign_in(tx: Tx, institution: str, infno: str, *, msgid: str, now_ms: int) -> int:
+    """A request row kept as the record of a sign-in (its id makes the msgid unique); its id."""
+    row = tx.one("INSERT INTO requests (institution, infno, msgid, body, state, next_ms, created_ms) "
+                 "VALUES (?, ?, ?, ?, 'sign-in', 0, ?) RETURNING id", (institution, infno, msgid, b"", now_ms))
+    assert row is not None
+    return int(row[0])
+
+
+def sign_in_sent(tx: Tx, request_id: int, *, msgid: str, body: bytes) -> None:
+    tx.write("UPDATE requests SET msgid = ?, body = ? WHERE id = ?", (msgid, body, request_id))
+
+
+def sign_in_answered(tx: Tx, msgid: str, *, now_ms: int) -> None:
+    tx.write("UPDATE requests SET state = 'signed-in', done_ms = ? WHERE msgid = ?", (now_ms, msgid))

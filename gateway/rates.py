@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from gateway import devices
 from gateway.store import Tx
 
 __all__ = ["COUNTERS", "Period", "RateRow", "Tally", "bump", "query", "series", "day_period", "window_period",
@@ -164,7 +165,7 @@ def query(tx: Tx, period: Period, *, scope: str = "terminal", institution: str =
     where, parameters = _hours_of(period, "r.", institution, terminal)
     for column, value in (("region", region), ("institution_type", institution_type)):
         if value:
-            where.append(f"r.institution IN (SELECT institution FROM devices WHERE {column} = ?)")
+            where.append(f"r.institution IN ({devices.institutions_where(column)})")
             parameters.append(value)
     sums = ", ".join(f"sum(r.{name})" for name in COUNTERS)
     rows = tx.all(f"SELECT {group}, {sums} FROM rate_hours r WHERE {' AND '.join(where)} GROUP BY {group} "
@@ -194,12 +195,10 @@ def _hours_of(period: Period, alias: str, institution: str, terminal: str) -> tu
 
 def _missing(tx: Tx, scope: str) -> dict[tuple[str, str], int]:
     """Seqs a device is known to have written but the store lacks, summed per terminal or institution."""
-    rows = tx.all("SELECT d.institution, d.terminal, sum(s.max_seq - s.stored) FROM devices d "
-                  "JOIN device_state s ON s.device = d.device GROUP BY d.institution, d.terminal")
     missing: dict[tuple[str, str], int] = {}
-    for inst, term, count in rows:
+    for (inst, term), count in devices.missing_seqs(tx).items():
         key = (inst, term if scope == "terminal" else "")
-        missing[key] = missing.get(key, 0) + int(count or 0)
+        missing[key] = missing.get(key, 0) + count
     return missing
 
 

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from gateway import mapping
+from gateway import mapping, outbox
 from gateway.platform_fields import SIGN_IN, SIGN_IN_OUTPUT, check_envelope, check_sign_in
 from gateway.store import Store
 
@@ -99,15 +99,13 @@ class SignIns:
                                    "mac": values.get("mac") or _mac(), "ip": values.get("ip") or _ip()}
         now_ms = time.time_ns() // 1_000_000
         with self._store.transaction() as tx:  # a request row for a unique msgid, and as the record of it
-            row = tx.one("INSERT INTO requests (institution, infno, msgid, body, state, next_ms, created_ms) "
-                         "VALUES (?, ?, ?, ?, 'sign-in', 0, ?) RETURNING id",
-                         (institution, SIGN_IN, f"sign-in-{uuid.uuid4().hex}", b"", now_ms))
-            assert row is not None
-            msgid = mapping.msgid_for(institution, int(row[0]), now_ms, self.settings.timezone)
+            request_id = outbox.record_sign_in(tx, institution, SIGN_IN, msgid=f"sign-in-{uuid.uuid4().hex}",
+                                               now_ms=now_ms)
+            msgid = mapping.msgid_for(institution, request_id, now_ms, self.settings.timezone)
             body = mapping.sign_in_envelope(msgid=msgid, institution=institution, sign_in=data, values=values,
                                             now_ms=now_ms, timezone=self.settings.timezone)
             encoded = json.dumps(body, ensure_ascii=False).encode()
-            tx.write("UPDATE requests SET msgid = ?, body = ? WHERE id = ?", (msgid, encoded, row[0]))
+            outbox.sign_in_sent(tx, request_id, msgid=msgid, body=encoded)
         problems = check_envelope({key: value for key, value in body.items() if key != "input"}) + check_sign_in(data)
         if problems:
             raise SignInFailed(f"sign-in of {institution} not sent, set forward.institutions.\"{institution}\" or "
@@ -125,7 +123,7 @@ class SignIns:
             tx.write("INSERT INTO sign_ins (institution, sign_no, signed_ms) VALUES (?, ?, ?) ON CONFLICT "
                      "(institution) DO UPDATE SET sign_no = excluded.sign_no, signed_ms = excluded.signed_ms",
                      (institution, sign_no, now_ms))
-            tx.write("UPDATE requests SET state = 'signed-in', done_ms = ? WHERE msgid = ?", (now_ms, msgid))
+            outbox.sign_in_answered(tx, msgid, now_ms=now_ms)
         self.signed_in += 1
         log.info("signed in %s: sign_no %s", institution, sign_no)
         return sign_no

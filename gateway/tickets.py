@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway import catalog, matching, rates
+from gateway import catalog, devices, matching, rates
 from gateway.protocol import shown, storable
 from gateway.rules import Rules
 from gateway.store import Tx
@@ -158,11 +158,11 @@ def record_ticket(tx: Tx, tally: rates.Tally, ticket: Ticket, rules: Rules, *,
         return int(existing[0]), False
     institution = ticket.institution
     if not institution:
-        row = tx.one("SELECT institution FROM devices WHERE terminal = ? LIMIT 1", (ticket.terminal,))
-        if row is None:
+        registered = devices.institution_of_terminal(tx, ticket.terminal)
+        if registered is None:
             raise TicketError("unknown_terminal", f"terminal {ticket.terminal!r} has no registered device; "
                               "give the ticket's institution")
-        institution = row[0]
+        institution = registered
     row = tx.one("INSERT INTO tickets (terminal, institution, number, time_ms, received_ms, digest, platform) "
                  "VALUES (?,?,?,?,?,?,?) RETURNING id",
                  (ticket.terminal, institution, ticket.number, ticket.time_ms, received_ms, digest,

@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass
 
 from gateway.store import Tx
 
-__all__ = ["STATES", "Withdrawal", "WithdrawalError", "ask", "listing", "due", "sending", "settle", "of_request"]
+__all__ = ["STATES", "Withdrawal", "WithdrawalError", "ask", "listing", "due", "sending", "settle", "of_request",
+           "state_counts"]
 
 STATES = ("asked", "sending", "done", "refused")
 _COLUMNS = "id, bchno, institution, infno, reason, operator, state, error, asked_ms, changed_ms"
@@ -52,28 +53,24 @@ class Withdrawal:
 
 def ask(tx: Tx, bchno: str, *, reason: str, operator: str, now_ms: int) -> Withdrawal:
     """Record an operator's withdrawal of the accepted row `bchno`; the forwarder sends it."""
-    from gateway.outbox import PLAN_LOCK  # (outbox calls this module to plan and settle)
+    from gateway import adjustments, outbox  # (outbox calls this module to plan and settle)
 
-    tx.lock([PLAN_LOCK])  # the planner may be about to withdraw or correct the same row
+    tx.lock([outbox.PLAN_LOCK])  # the planner may be about to withdraw or correct the same row
     if not reason.strip() or len(reason) > 500 or len(operator) > 64:
         raise WithdrawalError("invalid", "a withdrawal needs a reason (1-500 characters) and an operator name "
                               "(at most 64, as a user's name)")
-    holders = tx.all("SELECT institution, infno, state FROM outbox WHERE live_bchno = ?", (bchno,))
-    if not holders:
-        holders = tx.all("SELECT institution, '3502', state FROM adjustments WHERE bchno = ? AND state = 'done'",
-                         (bchno,))
+    holders = outbox.rows_held_as(tx, bchno) or adjustments.rows_held_as(tx, bchno)
     if not holders:
         raise WithdrawalError("missing", f"no row {bchno!r} is held by the platform (see trace-gateway outbox --rows)")
     if any(state != "done" for _, _, state in holders):
         raise WithdrawalError("conflict", f"row {bchno} is being corrected by the gateway (a 3507 and a corrected "
                               "row): withdraw the corrected row once it is accepted")
-    if tx.one("SELECT 1 FROM withdrawals WHERE bchno = ? AND state IN ('asked', 'sending')", (bchno,)) or tx.one(
-            "SELECT 1 FROM requests WHERE withdraws = ? AND state = 'open'", (bchno,)):
+    if tx.one("SELECT 1 FROM withdrawals WHERE bchno = ? AND state IN ('asked', 'sending')", (bchno,)) or \
+            outbox.withdrawal_open(tx, bchno):
         raise WithdrawalError("conflict", f"a withdrawal of row {bchno} is under way")
-    returned = tx.one("SELECT bchno FROM outbox WHERE ref_bchno = ? AND infno = '3506' AND state IN "
-                      "('sending', 'done') LIMIT 1", (bchno,))
+    returned = outbox.return_naming(tx, bchno)
     if returned is not None:
-        raise WithdrawalError("conflict", f"row {bchno} is named by the accepted return {returned[0]} (3506): "
+        raise WithdrawalError("conflict", f"row {bchno} is named by the accepted return {returned} (3506): "
                               "withdraw the return first")
     institution, infno, _ = holders[0]
     row = tx.one("INSERT INTO withdrawals (bchno, institution, infno, reason, operator, state, asked_ms, changed_ms) "
@@ -110,3 +107,8 @@ def of_request(tx: Tx, request_id: int) -> Withdrawal | None:
 def settle(tx: Tx, withdrawal_id: int, *, accepted: bool, error: str = "", now_ms: int) -> None:
     tx.write("UPDATE withdrawals SET state = ?, error = ?, changed_ms = ? WHERE id = ?",
              ("done" if accepted else "refused", error[:2000], now_ms, withdrawal_id))
+
+
+def state_counts(tx: Tx) -> dict[str, int]:
+    """Withdrawals per state."""
+    return {state: int(count) for state, count in tx.all("SELECT state, count(*) FROM withdrawals GROUP BY state")}

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from gateway.store import Tx
 
 __all__ = ["Alert", "Finding", "TYPES", "STATES", "AlertError", "raise_alert", "raise_found", "is_live", "add_evidence",
-           "auto_resolve", "list_alerts", "get_alert", "change_state", "open_counts", "evidence"]
+           "auto_resolve", "list_alerts", "get_alert", "change_state", "open_counts"]
 
 TYPES = {
     "repeat_sale": "high",
@@ -174,29 +174,6 @@ def get_alert(tx: Tx, alert_id: int) -> Alert:
     if row is None:
         raise AlertError(f"no alert {alert_id}")
     return _alert(row)
-
-
-def evidence(tx: Tx, alert: Alert) -> dict[str, list[dict[str, object]]]:
-    """The events and tickets an alert points to, as people read them."""
-    events: list[dict[str, object]] = []
-    for event_id in alert.events:
-        row = tx.one("SELECT id, device, seq, terminal, institution, event_ms, op, code, pid, ticket, split_qty, "
-                     "verdict FROM events WHERE id = ?", (event_id,))
-        if row is not None:
-            names = ("id", "device", "seq", "terminal", "institution", "event_ms", "op", "code", "pid", "ticket",
-                     "split_qty", "verdict")
-            events.append(dict(zip(names, row, strict=True)))
-    tickets: list[dict[str, object]] = []
-    for ticket_id in alert.tickets:
-        row = tx.one("SELECT id, number, terminal, institution, time_ms FROM tickets WHERE id = ?", (ticket_id,))
-        if row is not None:
-            lines = tx.all("SELECT line_no, list_code, quantity, split, needed, scans FROM ticket_lines "
-                           "WHERE ticket_id = ? ORDER BY line_no", (ticket_id,))
-            tickets.append({"id": row[0], "number": row[1], "terminal": row[2], "institution": row[3],
-                            "time_ms": row[4], "lines": [
-                                {"line_no": line[0], "list_code": line[1], "quantity": line[2],
-                                 "split": bool(line[3]), "needed": line[4], "scans": line[5]} for line in lines]})
-    return {"events": events, "tickets": tickets}
 
 
 def change_state(tx: Tx, alert_id: int, state: str, *, note: str, now_ms: int, by: str = "") -> Alert:

@@ -39,6 +39,8 @@ from gateway import (
     pipeline,
     quarantine,
     rates,
+    scans,
+    tickets,
     withdrawals,
     wording,
 )
@@ -262,7 +264,8 @@ class ApiServer:
     def get_evidence(self, request: ApiRequest) -> Answer:
         with self.store.reading() as tx:
             alert = _alert_call(lambda: alerts.get_alert(tx, request.path["id"]))
-            return 200, alerts.evidence(tx, alert)
+            return 200, {"events": scans.as_evidence(tx, alert.events),
+                         "tickets": tickets.as_evidence(tx, alert.tickets)}
 
     def change_alert(self, request: ApiRequest) -> Answer:
         body = _json(request.body)

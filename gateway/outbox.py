@@ -44,7 +44,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway import adjustments, catalog, mapping, rates, withdrawals
+from gateway import adjustments, catalog, mapping, rates, tickets, withdrawals
 from gateway.platform_fields import check_envelope, check_row
 from gateway.scans import StoredScan
 from gateway.store import Tx
@@ -139,11 +139,8 @@ class _Planner:
     def line(self, line_id: int) -> None:
         """Plan one ticket line: wait, withdraw what the platform holds of it, or send its one row."""
         tx = self.tx
-        line = tx.one("SELECT l.list_code, l.quantity, l.split, l.scans, l.needed, l.rows_made, t.number, t.time_ms, "
-                      "t.platform, t.received_ms FROM ticket_lines l JOIN tickets t ON t.id = l.ticket_id "
-                      "WHERE l.id = ?", (line_id,))
-        assert line is not None
-        list_code, quantity, split, scans, needed, rows_made, number, time_ms, platform, received_ms = line
+        line = tickets.line_to_upload(tx, line_id)
+        list_code, number, rows_made = line.list_code, line.number, line.rows_made
         members = tx.all("SELECT o.id, o.state, o.live_bchno, o.ready_ms, o.institution, e.code, e.pid, e.lot, "
                          "e.expiry, e.made FROM outbox o JOIN events e ON e.id = o.event_id WHERE e.line_id = ? "
                          "ORDER BY e.id", (line_id,))
@@ -159,8 +156,8 @@ class _Planner:
                      (f"not sent: an operator withdrew ticket {number} line {list_code} (TCL{line_id}) from the "
                       "platform", self.now_ms, *ids))
             return
-        quiet_ms = max([int(received_ms), *(int(member[3]) for member in members)]) + self.planning.sale_hold_ms
-        if scans < needed and quiet_ms > self.now_ms:
+        quiet_ms = max([line.received_ms, *(int(member[3]) for member in members)]) + self.planning.sale_hold_ms
+        if line.scans < line.needed and quiet_ms > self.now_ms:
             return  # more scans may come: the line goes up once
         live = sorted({member[2] for member in members if member[2]})
         if live:
@@ -169,13 +166,13 @@ class _Planner:
             return
         first = pending[0]
         institution = first[4]
-        bchno = f"TCL{line_id}" if not rows_made else f"TCL{line_id}-{int(rows_made) + 1}"
-        tx.write("UPDATE ticket_lines SET rows_made = rows_made + 1 WHERE id = ?", (line_id,))
+        bchno = f"TCL{line_id}" if not rows_made else f"TCL{line_id}-{rows_made + 1}"
+        tickets.count_row_made(tx, line_id)
         product = catalog.product_of(tx, first[6])
         source = mapping.RowSource(
-            infno="3505", bchno=bchno, codes=tuple(member[5] for member in pending), time_ms=time_ms,
+            infno="3505", bchno=bchno, codes=tuple(member[5] for member in pending), time_ms=line.time_ms,
             list_code=list_code, name=product.name if product else "", lot=first[7], made=first[9], expiry=first[8],
-            count=str(quantity), split=bool(split), docno=number, ticket_fields=json.loads(platform))
+            count=str(line.quantity), split=line.split, docno=number, ticket_fields=line.platform)
         self.build(institution, "3505", [member[0] for member in pending], source)
 
     def single(self, row: tuple[Any, ...]) -> None:
@@ -186,9 +183,9 @@ class _Planner:
             if live_bchno:  # it went up on its own before its ticket came and showed it is no sale of its own
                 self.withdraw_first([live_bchno], [], f"scan {event_id}")
                 return
-            number = self.tx.one("SELECT number FROM tickets WHERE id = ?", (ticket_id,))
+            number = tickets.number_of(self.tx, ticket_id)
             self.tx.write("UPDATE outbox SET state = 'withheld', regroup = 0, error = ?, changed_ms = ? WHERE id = ?",
-                          (f"not a sale of its own: tied to ticket {number[0] if number else ticket_id} but to none "
+                          (f"not a sale of its own: tied to ticket {number or ticket_id} but to none "
                            "of its lines (beyond the line's quantity, a box already counted, or a product the "
                            "ticket does not bill); evidence on the alerts", self.now_ms, outbox_id))
             return
@@ -263,8 +260,7 @@ class _Planner:
             return f"product {pid!r} of code {code} is not in the catalog (no med_list_codg)"
         ticket_fields: dict[str, str] = {}
         if ticket_id is not None:
-            found = tx.one("SELECT platform FROM tickets WHERE id = ?", (ticket_id,))
-            ticket_fields = json.loads(found[0]) if found else {}
+            ticket_fields = tickets.platform_fields(tx, ticket_id)
         original = ""
         if infno == "3506":
             sale = tx.one("SELECT o.live_bchno, o.state, e.line_id, e.id FROM outbox o JOIN events e "

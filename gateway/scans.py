@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from gateway.protocol import Event, Operation
 from gateway.store import Tx
 
-__all__ = ["StoredScan", "SALES", "stored_events", "seqs_after", "store_event", "set_verdict", "latest_sales"]
+__all__ = ["StoredScan", "SALES", "stored_events", "seqs_after", "store_event", "set_verdict", "latest_sales",
+           "as_evidence"]
 
 SALES = (Operation.SALE, Operation.DISPENSE)
 """Operations that hand a pack to a patient: a pharmacy sale or a hospital dispense."""
@@ -91,3 +92,17 @@ def latest_sales(tx: Tx, code: str, *, limit: int) -> list[int]:
     return [int(event_id) for (event_id,) in tx.all(
         "SELECT id FROM events WHERE code = ? AND err = 0 AND op IN (?, ?) ORDER BY id DESC LIMIT ?",
         (code, int(Operation.SALE), int(Operation.DISPENSE), limit))][::-1]
+
+
+_EVIDENCE = ("id", "device", "seq", "terminal", "institution", "event_ms", "op", "code", "pid", "ticket", "split_qty",
+             "verdict")
+
+
+def as_evidence(tx: Tx, event_ids: Iterable[int]) -> list[dict[str, object]]:
+    """The events an alert points to, as people read them (those still stored, in the order given)."""
+    found = []
+    for event_id in event_ids:
+        row = tx.one(f"SELECT {', '.join(_EVIDENCE)} FROM events WHERE id = ?", (event_id,))
+        if row is not None:
+            found.append(dict(zip(_EVIDENCE, row, strict=True)))
+    return found

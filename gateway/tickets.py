@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,7 +31,8 @@ from gateway.protocol import shown, storable
 from gateway.rules import Rules
 from gateway.store import Tx
 
-__all__ = ["TicketLine", "Ticket", "TicketError", "parse_ticket", "parse_time", "record_ticket"]
+__all__ = ["TicketLine", "Ticket", "TicketError", "parse_ticket", "parse_time", "record_ticket", "as_evidence",
+           "number_of", "platform_fields", "LineToUpload", "line_to_upload", "count_row_made"]
 
 
 POS_FIELDS = ("mdtrt_sn", "setl_id", "psn_no", "psn_name", "prsc_dr_name", "phar_name", "phar_prac_cert_no",
@@ -181,3 +182,59 @@ def record_ticket(tx: Tx, tally: rates.Tally, ticket: Ticket, rules: Rules, *,
     tally.add(institution, ticket.terminal, ticket.time_ms, units_required=required_units)
     matching.claim(tx, tally, ref, rules, received_ms=received_ms)
     return ref.id, True
+
+
+def as_evidence(tx: Tx, ticket_ids: Iterable[int]) -> list[dict[str, object]]:
+    """The tickets an alert points to with their lines, as people read them."""
+    found: list[dict[str, object]] = []
+    for ticket_id in ticket_ids:
+        row = tx.one("SELECT id, number, terminal, institution, time_ms FROM tickets WHERE id = ?", (ticket_id,))
+        if row is not None:
+            lines = tx.all("SELECT line_no, list_code, quantity, split, needed, scans FROM ticket_lines "
+                           "WHERE ticket_id = ? ORDER BY line_no", (ticket_id,))
+            found.append({"id": row[0], "number": row[1], "terminal": row[2], "institution": row[3],
+                          "time_ms": row[4], "lines": [
+                              {"line_no": line[0], "list_code": line[1], "quantity": line[2],
+                               "split": bool(line[3]), "needed": line[4], "scans": line[5]} for line in lines]})
+    return found
+
+
+def number_of(tx: Tx, ticket_id: int) -> str | None:
+    row = tx.one("SELECT number FROM tickets WHERE id = ?", (ticket_id,))
+    return row[0] if row else None
+
+
+def platform_fields(tx: Tx, ticket_id: int) -> dict[str, str]:
+    """The platform fields the POS gave with a ticket (empty when it is gone)."""
+    row = tx.one("SELECT platform FROM tickets WHERE id = ?", (ticket_id,))
+    return json.loads(row[0]) if row else {}
+
+
+@dataclass(frozen=True)
+class LineToUpload:
+    """A ticket line as its platform row needs it."""
+
+    list_code: str
+    quantity: int
+    split: bool
+    scans: int
+    needed: int
+    rows_made: int
+    number: str
+    time_ms: int
+    platform: dict[str, str]
+    received_ms: int
+
+
+def line_to_upload(tx: Tx, line_id: int) -> LineToUpload:
+    row = tx.one("SELECT l.list_code, l.quantity, l.split, l.scans, l.needed, l.rows_made, t.number, t.time_ms, "
+                 "t.platform, t.received_ms FROM ticket_lines l JOIN tickets t ON t.id = l.ticket_id "
+                 "WHERE l.id = ?", (line_id,))
+    assert row is not None
+    return LineToUpload(row[0], int(row[1]), bool(row[2]), int(row[3]), int(row[4]), int(row[5]), row[6], int(row[7]),
+                        json.loads(row[8]), int(row[9]))
+
+
+def count_row_made(tx: Tx, line_id: int) -> None:
+    """One more platform row made for the line (a correction makes another)."""
+    tx.write("UPDATE ticket_lines SET rows_made = rows_made + 1 WHERE id = ?", (line_id,))

@@ -28,15 +28,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
 
-from gateway import alerts, outbox, rates
+from gateway import alerts, outbox, rates, scans, tickets
 from gateway.rules import Rules
-from gateway.scans import StoredScan
+from gateway.scans import SaleScan, StoredScan
 from gateway.store import Tx
+from gateway.tickets import TicketRef
 
-__all__ = ["Matching", "Line", "Scan", "Placement", "TicketRef", "place", "lacking", "ticket_lines", "checkout_span",
-           "loose_near", "loose_any", "TicketPlace", "find_place", "bind_scan", "claim", "due_terminals",
+__all__ = ["Matching", "Line", "Placement", "place", "lacking", "ticket_lines", "checkout_span",
+           "loose_near", "loose_any", "TicketPlace", "find_place", "bind_scan", "claim",
            "check_due_lines", "DUPLICATE_KINDS"]
 
 DUPLICATE_KINDS = ("repeat_sale", "returned_drug", "cross_institution_sale", "distant_sale")
@@ -74,45 +74,22 @@ class Line:
 
 
 @dataclass(frozen=True)
-class Scan:
-    """A valid stored sale scan as matching sees it."""
-
-    id: int
-    code: str
-    list_code: str
-    """Empty when the catalog does not know the product."""
-    duplicate: bool
-    split_qty: int
-    event_ms: int
-    device: str = ""
-
-
-@dataclass(frozen=True)
 class Placement:
-    scan: Scan
+    scan: SaleScan
     matching: Matching
     fills: Line | None = None
     stands_for: Line | None = None
 
 
-@dataclass(frozen=True)
-class TicketRef:
-    id: int
-    institution: str
-    terminal: str
-    number: str
-    time_ms: int
-
-
-def place(lines: Sequence[Line], scan: Scan) -> Placement:
+def place(lines: Sequence[Line], scan: SaleScan) -> Placement:
     """Where `scan` goes on a ticket of `lines` (their counters move). A split scan fills a split line first, a
     whole pack a whole-pack line first; a scan standing for a line takes the first with a unit still without code,
     lines that require a code before exempt ones.
 
     >>> lines = [Line(1, 1, "XA01", 2, 0, 0, True, False), Line(2, 2, "XB02", 1, 0, 0, True, False)]
-    >>> place(lines, Scan(7, "c", "XC03", False, 0, 0)).stands_for.line_no
+    >>> place(lines, SaleScan(7, "c", "XC03", False, 0, 0)).stands_for.line_no
     1
-    >>> place(lines, Scan(8, "d", "XB02", False, 0, 0)).fills.line_no
+    >>> place(lines, SaleScan(8, "d", "XB02", False, 0, 0)).fills.line_no
     2
     """
     if not scan.list_code:
@@ -130,7 +107,7 @@ def place(lines: Sequence[Line], scan: Scan) -> Placement:
     return _stand(same, scan, Matching.LINE)
 
 
-def _stand(lines: Iterable[Line], scan: Scan, matching: Matching) -> Placement:
+def _stand(lines: Iterable[Line], scan: SaleScan, matching: Matching) -> Placement:
     for line in sorted(lines, key=lambda line: (not line.required, line.line_no)):  # an exempt line needs no code
         if line.scans + line.stood < line.needed:
             line.stood += 1
@@ -157,62 +134,45 @@ def lacking(lines: Sequence[Line]) -> dict[int, int]:
 
 # the database side -----------------------------------------------------------------------------------------------
 
-_LINE_COLUMNS = "id, line_no, list_code, needed, scans, stood, required, split, quantity"
-_SCAN_COLUMNS = "id, code, list_code, verdict = 1, split_qty, event_ms, device"
-_SALE_SCAN = "err = 0 AND op IN (1, 6)"
-_LOOSE = f"ticket_id IS NULL AND {_SALE_SCAN} AND ticket = ''"
-"""A sale scan tied to no ticket and carrying no ticket number: the predicate of the index events_loose."""
-
-
 def ticket_lines(tx: Tx, ticket_id: int) -> list[Line]:
-    return [Line(int(row[0]), int(row[1]), row[2], int(row[3]), int(row[4]), int(row[5]), bool(row[6]),
-                 bool(row[7]), int(row[8]))
-            for row in tx.all(f"SELECT {_LINE_COLUMNS} FROM ticket_lines WHERE ticket_id = ? ORDER BY line_no",
-                              (ticket_id,))]
-
-
-def _scan(row: Sequence[Any]) -> Scan:
-    return Scan(int(row[0]), row[1], row[2], bool(row[3]), int(row[4]), int(row[5]), row[6])
+    return [Line(line.id, line.line_no, line.list_code, line.needed, line.scans, line.stood, line.required,
+                 line.split, line.quantity) for line in tickets.lines_of(tx, ticket_id)]
 
 
 def checkout_span(tx: Tx, terminal: str, time_ms: int, rules: Rules) -> tuple[int, int]:
     """The scan times (first, last) of the checkout a ticket of `terminal` settled at `time_ms` ends: since the
     ticket settled before it, within the window."""
     skew_ms = rules.match_after_ticket_s * 1000
-    row = tx.one("SELECT max(time_ms) FROM tickets WHERE terminal = ? AND time_ms < ?", (terminal, time_ms))
-    previous = int(row[0]) + skew_ms + 1 if row and row[0] is not None else 0
+    before = tickets.settled_before(tx, terminal, time_ms)
+    previous = before + skew_ms + 1 if before is not None else 0
     return max(time_ms - rules.match_window_s * 1000, previous), time_ms + skew_ms
 
 
-def _before_and_after(span: tuple[int, int], time_ms: int) -> tuple[tuple[str, int, int], tuple[str, int, int]]:
-    """A checkout's span split at its settlement, each part read nearest first."""
-    return ("DESC", span[0], time_ms), ("ASC", max(span[0], time_ms + 1), span[1])
+def _before_and_after(span: tuple[int, int], time_ms: int) -> tuple[tuple[bool, int, int], tuple[bool, int, int]]:
+    """A checkout's span split at its settlement, each part read nearest first (descending, low, high)."""
+    return (True, span[0], time_ms), (False, max(span[0], time_ms + 1), span[1])
 
 
 def loose_near(tx: Tx, terminal: str, list_code: str, time_ms: int, span: tuple[int, int], *, duplicate: bool,
-               limit: int) -> list[Scan]:
+               limit: int) -> list[SaleScan]:
     """Up to `limit` loose sale scans of one product made in a checkout `span` (`checkout_span`) at a terminal,
     nearest to its settlement first: two index range reads of at most `limit` rows each, however many scans
     wait."""
     if limit <= 0:
         return []
-    found: list[Scan] = []
-    for direction, low, high in _before_and_after(span, time_ms):
-        found += [_scan(row) for row in tx.all(
-            f"SELECT {_SCAN_COLUMNS} FROM events WHERE terminal = ? AND list_code = ? AND verdict = ? AND {_LOOSE} "
-            f"AND event_ms BETWEEN ? AND ? ORDER BY event_ms {direction}, id LIMIT ?",
-            (terminal, list_code, 1 if duplicate else 0, low, high, limit))]
+    found: list[SaleScan] = []
+    for descending, low, high in _before_and_after(span, time_ms):
+        found += scans.loose_sales(tx, terminal, low_ms=low, high_ms=high, descending=descending, limit=limit,
+                                   list_code=list_code, duplicate=duplicate)
     return sorted(found, key=lambda scan: (abs(scan.event_ms - time_ms), scan.id))[:limit]
 
 
-def loose_any(tx: Tx, terminal: str, time_ms: int, span: tuple[int, int], limit: int) -> list[Scan]:
+def loose_any(tx: Tx, terminal: str, time_ms: int, span: tuple[int, int], limit: int) -> list[SaleScan]:
     """Loose sale scans of any product made in a checkout span, nearest to its settlement first (for a line
     still short when its check is due)."""
-    found: list[Scan] = []
-    for direction, low, high in _before_and_after(span, time_ms):
-        found += [_scan(row) for row in tx.all(
-            f"SELECT {_SCAN_COLUMNS} FROM events WHERE terminal = ? AND {_LOOSE} AND event_ms BETWEEN ? AND ? "
-            f"ORDER BY event_ms {direction}, id LIMIT ?", (terminal, low, high, limit))]
+    found: list[SaleScan] = []
+    for descending, low, high in _before_and_after(span, time_ms):
+        found += scans.loose_sales(tx, terminal, low_ms=low, high_ms=high, descending=descending, limit=limit)
     return sorted(found, key=lambda scan: (abs(scan.event_ms - time_ms), scan.id))[:limit]
 
 
@@ -232,11 +192,11 @@ class _Binder:
         tx, ticket, scan = self.tx, self.ticket, placement.scan
         filled, stood = placement.fills, placement.stands_for
         if filled is not None:
-            tx.write("UPDATE ticket_lines SET scans = scans + 1 WHERE id = ?", (filled.id,))
+            tickets.count_fill(tx, filled.id)
             if filled.required:
                 self.tally.add(ticket.institution, ticket.terminal, ticket.time_ms, units_covered=1)
         if stood is not None:
-            tx.write("UPDATE ticket_lines SET stood = stood + 1 WHERE id = ?", (stood.id,))
+            tickets.count_stand(tx, stood.id)
         line = filled or stood
         if line is not None and line.scans + line.stood >= line.needed:
             alerts.auto_resolve(tx, "unscanned_sale", f"line:{line.id}", scan.event_ms,
@@ -246,9 +206,8 @@ class _Binder:
             self._alert(placement)
         # line_id only for the scans that fill the line: they are the codes of its platform row; any other scan
         # tied to the ticket is withheld from the upload (outbox)
-        tx.write("UPDATE events SET ticket_id = ?, line_id = ?, stands_for = ?, matching = ? WHERE id = ?",
-                 (ticket.id, filled.id if filled else None, stood.id if stood else None, int(placement.matching),
-                  scan.id))
+        scans.tie(tx, scan.id, ticket_id=ticket.id, line_id=filled.id if filled else None,
+                  stands_for=stood.id if stood else None, matching=int(placement.matching))
         if regroup_ms is not None:
             outbox.regroup(tx, scan.id, now_ms=regroup_ms)
 
@@ -296,23 +255,18 @@ class TicketPlace:
 
 def find_place(tx: Tx, scan: StoredScan, rules: Rules, *, duplicate: bool) -> TicketPlace | None:
     """Where a just-stored valid sale scan goes on its ticket, if that ticket is already here (read only)."""
-    seen = Scan(scan.id, scan.code, scan.list_code, duplicate, scan.split_qty, scan.event_ms, scan.device)
+    seen = SaleScan(scan.id, scan.code, scan.list_code, duplicate, scan.split_qty, scan.event_ms, scan.device)
     if scan.ticket:
-        row = tx.one("SELECT id, institution, terminal, number, time_ms FROM tickets WHERE terminal = ? AND number = ?",
-                     (scan.terminal, scan.ticket))
-        if row is None:
+        ticket = tickets.by_number(tx, scan.terminal, scan.ticket)
+        if ticket is None:
             return None
-        ticket = TicketRef(*row)
         return TicketPlace(ticket, place(ticket_lines(tx, ticket.id), seen))
     if not scan.list_code:
         return None
-    row = tx.one("SELECT id, institution, terminal, number, time_ms FROM tickets WHERE terminal = ? "
-                 "AND time_ms BETWEEN ? AND ? ORDER BY time_ms, id LIMIT 1",
-                 (scan.terminal, scan.event_ms - rules.match_after_ticket_s * 1000,
-                  scan.event_ms + rules.match_window_s * 1000))
-    if row is None:
+    ticket = tickets.first_settled_between(tx, scan.terminal, scan.event_ms - rules.match_after_ticket_s * 1000,
+                                           scan.event_ms + rules.match_window_s * 1000)
+    if ticket is None:
         return None
-    ticket = TicketRef(*row)
     placement = place([line for line in ticket_lines(tx, ticket.id) if line.list_code == scan.list_code], seen)
     if placement.fills is None and placement.stands_for is None:
         return None  # not what its checkout bills, or beyond it: judged when the lines are checked
@@ -329,9 +283,7 @@ def claim(tx: Tx, tally: rates.Tally, ticket: TicketRef, rules: Rules, *, receiv
     products nearest in time, as many as its lines have room for. Each scan tied leaves the platform row it may
     be in already (outbox.regroup: the caller holds outbox.PLAN_LOCK)."""
     lines = ticket_lines(tx, ticket.id)
-    numbered = [_scan(row) for row in tx.all(
-        f"SELECT {_SCAN_COLUMNS} FROM events WHERE terminal = ? AND ticket = ? AND ticket <> '' "  # events_by_ticket
-        f"AND ticket_id IS NULL AND {_SALE_SCAN} ORDER BY id", (ticket.terminal, ticket.number))]
+    numbered = scans.numbered_sales(tx, ticket.terminal, ticket.number)
     products = sorted({line.list_code for line in lines})
     # every scan that fills a line first, then those that stand for one: a wrong box takes a line only if no
     # right box came for it; the ticket's own scans before loose ones
@@ -352,34 +304,20 @@ def claim(tx: Tx, tally: rates.Tally, ticket: TicketRef, rules: Rules, *, receiv
         binder.bind(placement, regroup_ms=received_ms)
 
 
-def due_terminals(tx: Tx, now_ms: int) -> list[str]:
-    """Terminals with ticket lines due for the unscanned check."""
-    return [row[0] for row in tx.all("SELECT DISTINCT t.terminal FROM ticket_lines l JOIN tickets t "
-                                     "ON t.id = l.ticket_id WHERE l.checked = 0 AND l.due_ms <= ?", (now_ms,))]
-
-
 def check_due_lines(tx: Tx, rules: Rules, now_ms: int, *, limit: int = 1000) -> int:
     """Check the tickets whose lines are past their due time (by then every ticket of the window is here):
     a unit still without any code first takes back a scan of its checkout that a ticket settled later took
     while this one was not here yet, then a loose scan of its checkout (a box of a product it does not bill,
     scanned without the ticket number: 串换); what stays short raises unscanned_sale for its line. The number of
     lines checked. The caller holds outbox.PLAN_LOCK (a scan tied here may be in a platform row already)."""
-    due = tx.all("SELECT DISTINCT l.ticket_id, t.institution, t.terminal, t.number, t.time_ms FROM ticket_lines l "
-                 "JOIN tickets t ON t.id = l.ticket_id WHERE l.checked = 0 AND l.due_ms <= ? "
-                 "ORDER BY t.time_ms LIMIT ?", (now_ms, limit))
     checked = 0
-    for row in due:
-        ticket = TicketRef(*row)
+    for ticket in tickets.due_tickets(tx, now_ms, limit=limit):
         lines = ticket_lines(tx, ticket.id)
-        unchecked = {line_id for (line_id,) in tx.all("SELECT id FROM ticket_lines WHERE ticket_id = ? AND checked = 0",
-                                                      (ticket.id,))}
+        unchecked = tickets.check_lines(tx, ticket.id)
         checked += len(unchecked)
-        tx.write("UPDATE ticket_lines SET checked = 1 WHERE ticket_id = ?", (ticket.id,))
         tally = rates.Tally()
         binder = _Binder(tx, tally, ticket, terminal=ticket.terminal, institution=ticket.institution)
-        for scan in [_scan(found) for found in tx.all(  # scans beyond its lines: a line may have room again
-                f"SELECT {_SCAN_COLUMNS} FROM events WHERE ticket_id = ? AND line_id IS NULL AND stands_for IS NULL "
-                "ORDER BY id", (ticket.id,))]:
+        for scan, _ in scans.beyond_lines(tx, ticket.id):  # scans beyond its lines: a line may have room again
             placement = place(lines, scan)
             if placement.fills or placement.stands_for:
                 binder.bind(placement, judged=True)
@@ -416,20 +354,19 @@ def _take_back(tx: Tx, tally: rates.Tally, binder: _Binder, lines: list[Line], s
                 "AND l.list_code = ? AND e.ticket = '' AND e.event_ms BETWEEN ? AND ? ORDER BY e.event_ms DESC LIMIT ?",
                 (ticket.terminal, span[1], span[1] + window_ms, line.list_code, span[0], span[1],
                  short[line.id])):
-            placement = place([line], _scan(row))
+            placement = place([line], SaleScan(int(row[0]), row[1], row[2], bool(row[3]), int(row[4]), int(row[5]),
+                                               row[6]))
             if placement.fills is None:
                 continue
             short[line.id] -= 1
-            tx.write("UPDATE ticket_lines SET scans = scans - 1, checked = 0 WHERE id = ?", (row[7],))
+            tickets.give_back_fill(tx, row[7])
             if row[8]:
                 tally.add(row[9], row[10], row[11], units_covered=-1)
             binder.bind(placement, regroup_ms=now_ms, judged=True)
 
 
 def _unscanned(tx: Tx, ticket: TicketRef, line: Line, missing: int, now_ms: int) -> None:
-    evidence = [event_id for (event_id,) in tx.all(
-        "SELECT id FROM events WHERE line_id = ? UNION SELECT id FROM events WHERE stands_for = ? ORDER BY 1",
-        (line.id, line.id))]
+    evidence = scans.of_line(tx, line.id)
     others = f", {line.stood} more scanned but judged elsewhere" if line.stood else ""
     alerts.raise_alert(tx, "unscanned_sale", subject=f"line:{line.id}", now_ms=now_ms, institution=ticket.institution,
                        terminal=ticket.terminal, tickets=[ticket.id], events=evidence,

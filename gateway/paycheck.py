@@ -14,22 +14,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway import catalog, matching
-from gateway.matching import Line, Matching, Placement, Scan
+from gateway import catalog, matching, scans, tickets
+from gateway.matching import Line, Matching, Placement
 from gateway.rules import Rules
 from gateway.store import Tx
 from gateway.tickets import Ticket, TicketError
 
 __all__ = ["check"]
 
-_COLUMNS = "id, code, list_code, verdict = 1, split_qty, event_ms, device"
-
-
 def check(tx: Tx, ticket: Ticket, rules: Rules) -> dict[str, Any]:
     """The answer for one ticket (its `time`: when the POS asks, or when it settles)."""
-    stored = tx.one("SELECT id FROM tickets WHERE terminal = ? AND number = ?", (ticket.terminal, ticket.number))
+    stored = tickets.by_number(tx, ticket.terminal, ticket.number)
     if stored is not None:
-        lines, placements = _stored(tx, int(stored[0]))
+        lines, placements = _stored(tx, stored.id)
         billed = sorted((line.list_code, line.quantity, line.split) for line in ticket.lines)
         if sorted((line.list_code, line.quantity, line.split) for line in lines) != billed:
             raise TicketError("ticket_conflict", f"ticket {ticket.number} of terminal {ticket.terminal} is stored "
@@ -43,9 +40,7 @@ def _dry_run(tx: Tx, ticket: Ticket, rules: Rules) -> tuple[list[Line], list[Pla
     lines = [Line(index, index, line.list_code, 1 if line.split else line.quantity, 0, 0,
                   catalog.line_requires_code(tx, line.list_code), line.split, line.quantity)
              for index, line in enumerate(ticket.lines, start=1)]
-    numbered = [_scan(row) for row in tx.all(
-        f"SELECT {_COLUMNS} FROM events WHERE terminal = ? AND ticket = ? AND ticket <> '' AND ticket_id IS NULL "
-        "AND err = 0 AND op IN (1, 6) ORDER BY id", (ticket.terminal, ticket.number))]
+    numbered = scans.numbered_sales(tx, ticket.terminal, ticket.number)
     products = sorted({line.list_code for line in lines})
     fills = [scan for scan in numbered if scan.list_code in products and not scan.duplicate]
     placements = [matching.place(lines, scan) for scan in fills]
@@ -72,18 +67,13 @@ def _stored(tx: Tx, ticket_id: int) -> tuple[list[Line], list[Placement]]:
     lines = matching.ticket_lines(tx, ticket_id)
     placements = []
     for line in lines:
-        for row in tx.all(f"SELECT {_COLUMNS}, matching FROM events WHERE line_id = ? ORDER BY id", (line.id,)):
-            placements.append(Placement(_scan(row), Matching(row[7]), fills=line))
-        for row in tx.all(f"SELECT {_COLUMNS}, matching FROM events WHERE stands_for = ? ORDER BY id", (line.id,)):
-            placements.append(Placement(_scan(row), Matching(row[7]), stands_for=line))
-    for row in tx.all(f"SELECT {_COLUMNS}, matching FROM events WHERE ticket_id = ? AND line_id IS NULL "
-                      "AND stands_for IS NULL ORDER BY id", (ticket_id,)):
-        placements.append(Placement(_scan(row), Matching(row[7])))
+        for scan, how in scans.filling(tx, line.id):
+            placements.append(Placement(scan, Matching(how), fills=line))
+        for scan, how in scans.standing_for(tx, line.id):
+            placements.append(Placement(scan, Matching(how), stands_for=line))
+    for scan, how in scans.beyond_lines(tx, ticket_id):
+        placements.append(Placement(scan, Matching(how)))
     return lines, placements
-
-
-def _scan(row: Any) -> Scan:
-    return Scan(int(row[0]), row[1], row[2], bool(row[3]), int(row[4]), int(row[5]), row[6])
 
 
 def _answer(ticket: Ticket, lines: list[Line], placements: list[Placement], *, stored: bool) -> dict[str, Any]:

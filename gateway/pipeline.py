@@ -6,6 +6,7 @@ beyond the seq window refused; a new event is stored (its signed bytes are evide
 tickets already here: where it goes on one); then what the ruling causes is applied, each through the module that
 owns the tables, in this order: the verdict (scans), the ledger and stock (ledger) and the alerts it raises
 (alerts), its place on a ticket (matching), the rates (rates), the platform row (outbox), the device's ack.
+A new ticket is stored (tickets), then claims the scans stored before it that wait for it (matching).
 
 Events are unique on (device, seq) and keep their exact signed bytes; a
 retransmission of stored bytes is counted, not stored twice; the same seq with
@@ -149,7 +150,7 @@ def sweep(store: Store, rules: Rules, *, now_ms: int) -> None:
     a ticket may be in a platform row)."""
     def once() -> None:
         with store.transaction() as tx:
-            terminals = [f"terminal:{terminal}" for terminal in matching.due_terminals(tx, now_ms)]
+            terminals = [f"terminal:{terminal}" for terminal in tickets.due_terminals(tx, now_ms)]
             tx.lock(["sweep", *terminals, *([outbox.PLAN_LOCK] if terminals else [])])
             devices.check_offline(tx, rules, now_ms=now_ms)
             matching.check_due_lines(tx, rules, now_ms)
@@ -250,9 +251,9 @@ class _BatchState:
         if ruling.ticket_place is not None:
             matching.bind_scan(tx, self.tally, scan, ruling.ticket_place)
         valid = int(not scan.err)
+        duplicate = int(ruling.verdict == Verdict.DUPLICATE_SALE)
         self.tally.add(scan.institution, scan.terminal, scan.event_ms, scans=1, stored=valid, valid_scans=valid,
-                       sale_scans=int(scan.op in SALES and valid), duplicate_sales=int(ruling.verdict ==
-                                                                                        Verdict.DUPLICATE_SALE))
+                       sale_scans=int(scan.op in SALES and valid), duplicate_sales=duplicate)
         outbox.enqueue(tx, scan, now_ms=item.received_ms)
         self._stored[(event.device, event.seq)] = (item.signed, int(ruling.verdict))
         self.result.stored += 1
@@ -311,11 +312,13 @@ class _BatchState:
         try:
             ticket_id, new = tickets.record_ticket(self.tx, self.tally, entry.ticket, self.rules,
                                                    received_ms=entry.received_ms)
+            if new is not None:  # the scans stored before it that wait for it
+                matching.claim(self.tx, self.tally, new, self.rules, received_ms=entry.received_ms)
         except TicketError as error:
             self.result.tickets.append(TicketOutcome(entry, "refused", error=error.detail, reason=error.reason))
             self.quarantine(Rejected(entry.topic, "", error.reason, error.detail, entry.message, entry.received_ms))
         else:
-            self.result.tickets.append(TicketOutcome(entry, "stored" if new else "repeated", ticket_id))
+            self.result.tickets.append(TicketOutcome(entry, "stored" if new is not None else "repeated", ticket_id))
 
     def quarantine(self, refusal: Rejected) -> None:
         quarantine.keep(self.tx, refusal)

@@ -6,14 +6,16 @@ An event row keeps the exact signed bytes as evidence and is unique on (device, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.protocol import Event, Operation
 from gateway.store import Tx
 
 __all__ = ["StoredScan", "SALES", "stored_events", "seqs_after", "store_event", "set_verdict", "latest_sales",
-           "as_evidence"]
+           "as_evidence", "SaleScan", "loose_sales", "numbered_sales", "filling", "standing_for", "beyond_lines",
+           "of_line", "tie"]
 
 SALES = (Operation.SALE, Operation.DISPENSE)
 """Operations that hand a pack to a patient: a pharmacy sale or a hospital dispense."""
@@ -106,3 +108,84 @@ def as_evidence(tx: Tx, event_ids: Iterable[int]) -> list[dict[str, object]]:
         if row is not None:
             found.append(dict(zip(_EVIDENCE, row, strict=True)))
     return found
+
+
+# sale scans as ticket matching sees them (gateway.matching, gateway.paycheck) ------------------------------------
+
+@dataclass(frozen=True)
+class SaleScan:
+    """A valid stored sale scan as ticket matching sees it."""
+
+    id: int
+    code: str
+    list_code: str
+    """Empty when the catalog does not know the product."""
+    duplicate: bool
+    split_qty: int
+    event_ms: int
+    device: str = ""
+
+
+_SALE_COLUMNS = "id, code, list_code, verdict = 1, split_qty, event_ms, device"
+_SALE = "err = 0 AND op IN (1, 6)"
+_LOOSE = f"ticket_id IS NULL AND {_SALE} AND ticket = ''"
+"""A sale scan tied to no ticket and carrying no ticket number: the predicate of the index events_loose."""
+
+
+def _sale_scan(row: Sequence[Any]) -> SaleScan:
+    return SaleScan(int(row[0]), row[1], row[2], bool(row[3]), int(row[4]), int(row[5]), row[6])
+
+
+def loose_sales(tx: Tx, terminal: str, *, low_ms: int, high_ms: int, descending: bool, limit: int,
+                list_code: str | None = None, duplicate: bool = False) -> list[SaleScan]:
+    """Up to `limit` loose sale scans of a terminal made in [low_ms, high_ms], by time (newest first when
+    `descending`): of one product and duplicate or not when `list_code` is given (index events_loose)."""
+    direction = "DESC" if descending else "ASC"
+    if list_code is not None:
+        rows = tx.all(f"SELECT {_SALE_COLUMNS} FROM events WHERE terminal = ? AND list_code = ? AND verdict = ? "
+                      f"AND {_LOOSE} AND event_ms BETWEEN ? AND ? ORDER BY event_ms {direction}, id LIMIT ?",
+                      (terminal, list_code, 1 if duplicate else 0, low_ms, high_ms, limit))
+    else:
+        rows = tx.all(f"SELECT {_SALE_COLUMNS} FROM events WHERE terminal = ? AND {_LOOSE} AND event_ms BETWEEN ? "
+                      f"AND ? ORDER BY event_ms {direction}, id LIMIT ?", (terminal, low_ms, high_ms, limit))
+    return [_sale_scan(row) for row in rows]
+
+
+def numbered_sales(tx: Tx, terminal: str, number: str) -> list[SaleScan]:
+    """The sale scans carrying a ticket number and tied to no ticket yet (index events_by_ticket)."""
+    return [_sale_scan(row) for row in tx.all(
+        f"SELECT {_SALE_COLUMNS} FROM events WHERE terminal = ? AND ticket = ? AND ticket <> '' "
+        f"AND ticket_id IS NULL AND {_SALE} ORDER BY id", (terminal, number))]
+
+
+def filling(tx: Tx, line_id: int) -> list[tuple[SaleScan, int]]:
+    """The scans that fill a ticket line, with their events.matching."""
+    return [(_sale_scan(row), int(row[7])) for row in tx.all(
+        f"SELECT {_SALE_COLUMNS}, matching FROM events WHERE line_id = ? ORDER BY id", (line_id,))]
+
+
+def standing_for(tx: Tx, line_id: int) -> list[tuple[SaleScan, int]]:
+    """The scans that stand for a ticket line, with their events.matching."""
+    return [(_sale_scan(row), int(row[7])) for row in tx.all(
+        f"SELECT {_SALE_COLUMNS}, matching FROM events WHERE stands_for = ? ORDER BY id", (line_id,))]
+
+
+def beyond_lines(tx: Tx, ticket_id: int) -> list[tuple[SaleScan, int]]:
+    """The scans tied to a ticket but to none of its lines, with their events.matching."""
+    return [(_sale_scan(row), int(row[7])) for row in tx.all(
+        f"SELECT {_SALE_COLUMNS}, matching FROM events WHERE ticket_id = ? AND line_id IS NULL "
+        "AND stands_for IS NULL ORDER BY id", (ticket_id,))]
+
+
+def of_line(tx: Tx, line_id: int) -> list[int]:
+    """Ids of the scans that fill or stand for a ticket line."""
+    return [int(event_id) for (event_id,) in tx.all(
+        "SELECT id FROM events WHERE line_id = ? UNION SELECT id FROM events WHERE stands_for = ? ORDER BY 1",
+        (line_id, line_id))]
+
+
+def tie(tx: Tx, event_id: int, *, ticket_id: int, line_id: int | None, stands_for: int | None,
+        matching: int) -> None:
+    """Tie a scan to a ticket: the line it fills (its code goes up in that line's row), the line it stands for."""
+    tx.write("UPDATE events SET ticket_id = ?, line_id = ?, stands_for = ?, matching = ? WHERE id = ?",
+             (ticket_id, line_id, stands_for, matching, event_id))

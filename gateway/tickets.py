@@ -1,4 +1,4 @@
-"""POS sale tickets: read them, store them, and match sale scans to their lines.
+"""POS sale tickets: read them and store them; the owner of the `tickets` and `ticket_lines` tables.
 
 A ticket arrives as JSON (HTTP `POST /api/v1/tickets` or MQTT `tc/v1/pos/<terminal>/ticket`):
 
@@ -13,7 +13,8 @@ carries sale fields only the POS knows, for the platform upload (POS_FIELDS: mdt
 A ticket sent again with the same content is accepted once; with other content it is
 refused (`ticket_conflict`).
 
-Which scans a ticket's lines take, in either order of arrival, is `gateway.matching`'s job.
+Which scans a ticket's lines take, in either order of arrival, is `gateway.matching`'s job; it reads and counts
+the lines through the functions at the end of this module.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway import catalog, devices, matching, rates
+from gateway import catalog, devices, rates
 from gateway.protocol import shown, storable
 from gateway.rules import Rules
 from gateway.store import Tx
@@ -47,6 +48,17 @@ class TicketError(ValueError):
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.detail = message
+
+
+@dataclass(frozen=True)
+class TicketRef:
+    """A stored ticket as the rules refer to it."""
+
+    id: int
+    institution: str
+    terminal: str
+    number: str
+    time_ms: int
 
 
 @dataclass(frozen=True)
@@ -147,8 +159,9 @@ def parse_ticket(data: object, *, timezone: str = "Asia/Shanghai") -> Ticket:
 
 
 def record_ticket(tx: Tx, tally: rates.Tally, ticket: Ticket, rules: Rules, *,
-                  received_ms: int) -> tuple[int, bool]:
-    """Store a ticket and claim the scans already waiting for it; (ticket id, newly stored). Rates go to `tally`."""
+                  received_ms: int) -> tuple[int, TicketRef | None]:
+    """Store a ticket and its lines; (ticket id, the ticket when newly stored: its waiting scans are to be claimed,
+    `matching.claim`). Rates go to `tally`."""
     digest = ticket.digest()
     existing = tx.one("SELECT id, digest FROM tickets WHERE terminal = ? AND number = ?",
                       (ticket.terminal, ticket.number))
@@ -156,7 +169,7 @@ def record_ticket(tx: Tx, tally: rates.Tally, ticket: Ticket, rules: Rules, *,
         if bytes(existing[1]) != digest:
             raise TicketError("ticket_conflict", f"ticket {ticket.number} of terminal {ticket.terminal} was "
                               "already recorded with other content")
-        return int(existing[0]), False
+        return int(existing[0]), None
     institution = ticket.institution
     if not institution:
         registered = devices.institution_of_terminal(tx, ticket.terminal)
@@ -169,7 +182,7 @@ def record_ticket(tx: Tx, tally: rates.Tally, ticket: Ticket, rules: Rules, *,
                  (ticket.terminal, institution, ticket.number, ticket.time_ms, received_ms, digest,
                   json.dumps(dict(ticket.platform), ensure_ascii=False)))
     assert row is not None
-    ref = matching.TicketRef(int(row[0]), institution, ticket.terminal, ticket.number, ticket.time_ms)
+    ref = TicketRef(int(row[0]), institution, ticket.terminal, ticket.number, ticket.time_ms)
     required_units = 0
     for line_no, line in enumerate(ticket.lines, start=1):
         required = catalog.line_requires_code(tx, line.list_code)
@@ -180,8 +193,7 @@ def record_ticket(tx: Tx, tally: rates.Tally, ticket: Ticket, rules: Rules, *,
                    (ref.id, line_no, line.list_code, line.quantity, int(line.split), int(required), needed,
                     ticket.time_ms + rules.unscanned_after_s * 1000))
     tally.add(institution, ticket.terminal, ticket.time_ms, units_required=required_units)
-    matching.claim(tx, tally, ref, rules, received_ms=received_ms)
-    return ref.id, True
+    return ref.id, ref
 
 
 def as_evidence(tx: Tx, ticket_ids: Iterable[int]) -> list[dict[str, object]]:
@@ -238,3 +250,81 @@ def line_to_upload(tx: Tx, line_id: int) -> LineToUpload:
 def count_row_made(tx: Tx, line_id: int) -> None:
     """One more platform row made for the line (a correction makes another)."""
     tx.write("UPDATE ticket_lines SET rows_made = rows_made + 1 WHERE id = ?", (line_id,))
+
+
+# tickets as ticket matching sees them (gateway.matching, gateway.paycheck) ---------------------------------------
+
+@dataclass(frozen=True)
+class StoredLine:
+    """A stored ticket line and the scans counted on it."""
+
+    id: int
+    line_no: int
+    list_code: str
+    needed: int
+    scans: int
+    stood: int
+    required: bool
+    split: bool
+    quantity: int
+
+
+def lines_of(tx: Tx, ticket_id: int) -> list[StoredLine]:
+    return [StoredLine(int(row[0]), int(row[1]), row[2], int(row[3]), int(row[4]), int(row[5]), bool(row[6]),
+                       bool(row[7]), int(row[8]))
+            for row in tx.all("SELECT id, line_no, list_code, needed, scans, stood, required, split, quantity "
+                              "FROM ticket_lines WHERE ticket_id = ? ORDER BY line_no", (ticket_id,))]
+
+
+def by_number(tx: Tx, terminal: str, number: str) -> TicketRef | None:
+    row = tx.one("SELECT id, institution, terminal, number, time_ms FROM tickets WHERE terminal = ? AND number = ?",
+                 (terminal, number))
+    return TicketRef(*row) if row else None
+
+
+def first_settled_between(tx: Tx, terminal: str, low_ms: int, high_ms: int) -> TicketRef | None:
+    """The terminal's first ticket settled in [low_ms, high_ms]."""
+    row = tx.one("SELECT id, institution, terminal, number, time_ms FROM tickets WHERE terminal = ? "
+                 "AND time_ms BETWEEN ? AND ? ORDER BY time_ms, id LIMIT 1", (terminal, low_ms, high_ms))
+    return TicketRef(*row) if row else None
+
+
+def settled_before(tx: Tx, terminal: str, time_ms: int) -> int | None:
+    """When the terminal's last ticket before `time_ms` settled; None when there is none."""
+    row = tx.one("SELECT max(time_ms) FROM tickets WHERE terminal = ? AND time_ms < ?", (terminal, time_ms))
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def count_fill(tx: Tx, line_id: int) -> None:
+    tx.write("UPDATE ticket_lines SET scans = scans + 1 WHERE id = ?", (line_id,))
+
+
+def count_stand(tx: Tx, line_id: int) -> None:
+    tx.write("UPDATE ticket_lines SET stood = stood + 1 WHERE id = ?", (line_id,))
+
+
+def give_back_fill(tx: Tx, line_id: int) -> None:
+    """A scan that filled the line goes to another ticket's line: the line is checked again."""
+    tx.write("UPDATE ticket_lines SET scans = scans - 1, checked = 0 WHERE id = ?", (line_id,))
+
+
+def due_terminals(tx: Tx, now_ms: int) -> list[str]:
+    """Terminals with ticket lines due for the unscanned check."""
+    return [row[0] for row in tx.all("SELECT DISTINCT t.terminal FROM ticket_lines l JOIN tickets t "
+                                     "ON t.id = l.ticket_id WHERE l.checked = 0 AND l.due_ms <= ?", (now_ms,))]
+
+
+def due_tickets(tx: Tx, now_ms: int, *, limit: int) -> list[TicketRef]:
+    """Tickets with lines past their due time and not checked, oldest first."""
+    return [TicketRef(*row) for row in tx.all(
+        "SELECT DISTINCT l.ticket_id, t.institution, t.terminal, t.number, t.time_ms FROM ticket_lines l "
+        "JOIN tickets t ON t.id = l.ticket_id WHERE l.checked = 0 AND l.due_ms <= ? ORDER BY t.time_ms LIMIT ?",
+        (now_ms, limit))]
+
+
+def check_lines(tx: Tx, ticket_id: int) -> set[int]:
+    """Mark every line of the ticket checked; the ids of those that were not."""
+    unchecked = {int(line_id) for (line_id,) in tx.all("SELECT id FROM ticket_lines WHERE ticket_id = ? "
+                                                       "AND checked = 0", (ticket_id,))}
+    tx.write("UPDATE ticket_lines SET checked = 1 WHERE ticket_id = ?", (ticket_id,))
+    return unchecked

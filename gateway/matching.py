@@ -347,21 +347,16 @@ def _take_back(tx: Tx, tally: rates.Tally, binder: _Binder, lines: list[Line], s
     for line in lines:
         if not (line.required and short[line.id]):
             continue
-        for row in tx.all(
-                "SELECT e.id, e.code, e.list_code, e.verdict = 1, e.split_qty, e.event_ms, e.device, l.id, l.required, "
-                "t.institution, t.terminal, t.time_ms FROM tickets t JOIN ticket_lines l ON l.ticket_id = t.id "
-                "JOIN events e ON e.line_id = l.id WHERE t.terminal = ? AND t.time_ms > ? AND t.time_ms <= ? "
-                "AND l.list_code = ? AND e.ticket = '' AND e.event_ms BETWEEN ? AND ? ORDER BY e.event_ms DESC LIMIT ?",
-                (ticket.terminal, span[1], span[1] + window_ms, line.list_code, span[0], span[1],
-                 short[line.id])):
-            placement = place([line], SaleScan(int(row[0]), row[1], row[2], bool(row[3]), int(row[4]), int(row[5]),
-                                               row[6]))
+        for taken in scans.taken_by_later_tickets(tx, ticket.terminal, settled_after_ms=span[1],
+                                                  settled_until_ms=span[1] + window_ms, list_code=line.list_code,
+                                                  made_from_ms=span[0], made_until_ms=span[1], limit=short[line.id]):
+            placement = place([line], taken.scan)
             if placement.fills is None:
                 continue
             short[line.id] -= 1
-            tickets.give_back_fill(tx, row[7])
-            if row[8]:
-                tally.add(row[9], row[10], row[11], units_covered=-1)
+            tickets.give_back_fill(tx, taken.line_id)
+            if taken.line_required:
+                tally.add(taken.institution, taken.terminal, taken.ticket_time_ms, units_covered=-1)
             binder.bind(placement, regroup_ms=now_ms, judged=True)
 
 

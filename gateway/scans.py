@@ -15,7 +15,7 @@ from gateway.store import Tx
 
 __all__ = ["StoredScan", "SALES", "stored_events", "seqs_after", "store_event", "set_verdict", "latest_sales",
            "as_evidence", "SaleScan", "loose_sales", "numbered_sales", "filling", "standing_for", "beyond_lines",
-           "of_line", "tie"]
+           "of_line", "tie", "TakenScan", "taken_by_later_tickets"]
 
 SALES = (Operation.SALE, Operation.DISPENSE)
 """Operations that hand a pack to a patient: a pharmacy sale or a hospital dispense."""
@@ -189,3 +189,27 @@ def tie(tx: Tx, event_id: int, *, ticket_id: int, line_id: int | None, stands_fo
     """Tie a scan to a ticket: the line it fills (its code goes up in that line's row), the line it stands for."""
     tx.write("UPDATE events SET ticket_id = ?, line_id = ?, stands_for = ?, matching = ? WHERE id = ?",
              (ticket_id, line_id, stands_for, matching, event_id))
+
+
+@dataclass(frozen=True)
+class TakenScan:
+    """A loose scan that fills a line of a ticket, with that line and ticket."""
+
+    scan: SaleScan
+    line_id: int
+    line_required: bool
+    institution: str
+    terminal: str
+    ticket_time_ms: int
+
+
+def taken_by_later_tickets(tx: Tx, terminal: str, *, settled_after_ms: int, settled_until_ms: int, list_code: str,
+                           made_from_ms: int, made_until_ms: int, limit: int) -> list[TakenScan]:
+    """Loose scans of one product made in [made_from_ms, made_until_ms] at a terminal that fill a line of a ticket
+    settled in (settled_after_ms, settled_until_ms], newest first: one indexed query through the tickets."""
+    return [TakenScan(_sale_scan(row), int(row[7]), bool(row[8]), row[9], row[10], int(row[11])) for row in tx.all(
+        "SELECT e.id, e.code, e.list_code, e.verdict = 1, e.split_qty, e.event_ms, e.device, l.id, l.required, "
+        "t.institution, t.terminal, t.time_ms FROM tickets t JOIN ticket_lines l ON l.ticket_id = t.id "
+        "JOIN events e ON e.line_id = l.id WHERE t.terminal = ? AND t.time_ms > ? AND t.time_ms <= ? "
+        "AND l.list_code = ? AND e.ticket = '' AND e.event_ms BETWEEN ? AND ? ORDER BY e.event_ms DESC LIMIT ?",
+        (terminal, settled_after_ms, settled_until_ms, list_code, made_from_ms, made_until_ms, limit))]

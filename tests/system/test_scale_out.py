@@ -9,12 +9,12 @@ import time
 import pytest
 from stores import fresh_database
 
+from benchmarks.ingest import AckWatcher, publish_all, signed_stream
 from gateway.protocol import Verdict
+from harness.broker import Broker, add_service_user
+from harness.gateway_process import GatewayProcess, forward_toml
+from harness.pg_cluster import PgCluster
 from system.fixtures import wait_until
-from tools.bench_ingest import AckWatcher, publish_all, signed_stream
-from tools.broker import Broker, add_service_user
-from tools.gateway_process import GatewayProcess, forward_toml
-from tools.pg_cluster import PgCluster
 
 EVENTS = 20_000
 DEVICES = 50

@@ -29,9 +29,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from harness.broker import MqttBroker
 from harness.gateway_process import running_system
+from harness.progress import Progress
 from harness.virtual_device import VirtualDevice, prefill_journal
 from tools.paths import FIRMWARE, micropython, micropython_env
-from tools.progress import Progress
 
 VERDICT_SIGNALS = "ok|duplicate|invalid|unknown_product|mismatch|rejected"
 

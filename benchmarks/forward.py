@@ -32,9 +32,9 @@ from gateway.protocol import Event, Operation
 from gateway.rules import Rules
 from gateway.store import Device, SQLiteStore
 from harness.gateway_process import FORWARD_DEFAULTS
+from harness.progress import Progress
 from tcagent import codes
 from tools.platform_sim import Faults, PlatformSim
-from tools.progress import Progress
 
 INSTITUTION = "P44030000001"
 _CATALOG = "pid,list_code,name,pack_size\n8123456,XA01,Amoxicillin,24\n"

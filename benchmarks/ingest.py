@@ -38,8 +38,8 @@ from paho.mqtt.properties import Properties
 from benchmarks.agent import percentile
 from harness.broker import Broker
 from harness.gateway_process import GatewayProcess
+from harness.progress import Progress
 from tcagent import codes, cose, event
-from tools.progress import Progress
 
 
 def signed_stream(devices: int, count: int, keys: dict[str, bytes],

@@ -31,9 +31,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from harness.gateway_process import GatewayProcess, running_system
 from harness.pico_model import IMAGES, PicoModel, littlefs_image, model_available
 from harness.ppp_peer import HOST_ALIAS, SlirpPeer, peer_available
+from harness.progress import Progress
 from harness.virtual_device import VirtualDevice
 from tools.paths import FIRMWARE, RP2040_ARCH, compile_firmware
-from tools.progress import Progress
 
 IMAGE = IMAGES / "RPI_PICO_PPP-v1.28.0-base.uf2"
 PPP = {"id": 1, "tx": 4, "rx": 5, "baud": 115200}  # as the rp2040 HIL target wires it

@@ -43,8 +43,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.protocol import Verdict
 from harness import pos_sim
+from harness.progress import Progress
 from tcagent import codes, cose, event
-from tools.progress import Progress
 
 __all__ = ["Fleet", "FleetDevice", "PRODUCTS", "catalog_csv", "run", "run_firmware", "main"]
 

@@ -1,6 +1,6 @@
 """Progress lines: each phase is said, ticks at most once per interval, all on stderr."""
 
-from tools import progress
+from harness import progress
 
 
 def test_phases_are_always_said_and_ticks_are_spaced(capsys, monkeypatch):

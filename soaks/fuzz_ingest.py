@@ -307,12 +307,14 @@ def register(store: Store, good_key: bytes) -> None:
 
 
 @dataclass
-class Tally:
-    """What a fuzz run saw."""
+class FuzzCounts:
+    """What a fuzz run counted: messages and batches sent, the good device's events stored, refusals and passes,
+    and the escapes (an exception or a hang out of the ingest path) in words."""
 
     messages: int = 0
     batches: int = 0
     good_stored: int = 0
+    """The good device's events stored: one per batch when nothing hostile got in its way."""
     reasons: Counter[str] = field(default_factory=Counter)
     """Refusals by reason."""
     passed: Counter[str] = field(default_factory=Counter)
@@ -320,7 +322,7 @@ class Tally:
     escapes: list[str] = field(default_factory=list)
 
 
-class Harness:
+class AdmissionFuzzer:
     """Batches of hostile messages, each with one good event, through Admission on a real store."""
 
     def __init__(self, store: Store, *, quarantine_rows: int = 2000) -> None:
@@ -329,7 +331,7 @@ class Harness:
         register(store, self.good_key)
         settings = IngestSettings(quarantine_max_rows=quarantine_rows, quarantine_max_bytes=8 * 1024 * 1024)
         self.admission = Admission(settings, store, Rules(), Metrics(store))
-        self.tally = Tally()
+        self.counts = FuzzCounts()
         self._good_seq = 0
         self._mid = 0
         self._random = random.Random(1)
@@ -343,10 +345,10 @@ class Harness:
         try:
             sorted_batch = self.admission.sort(batch)
             for item in sorted_batch:
-                self.tally.passed.update(event=len(item.accepted), status=len(item.statuses),
+                self.counts.passed.update(event=len(item.accepted), status=len(item.statuses),
                                          ticket=len(item.tickets), answer=len(item.answers))
                 for refusal in item.rejected:
-                    self.tally.reasons[refusal.reason or "NO REASON"] += 1
+                    self.counts.reasons[refusal.reason or "NO REASON"] += 1
                     if not refusal.reason:
                         self._escape("refused without a reason", item.message)
             self.admission.commit(sorted_batch, lambda publishes, acks: acked.update(mid for mid, _ in acks))
@@ -354,13 +356,13 @@ class Harness:
             self._escape(f"{type(error).__name__}: {error}", *batch)
             return
         finally:
-            self.tally.messages += len(batch)
-            self.tally.batches += 1
+            self.counts.messages += len(batch)
+            self.counts.batches += 1
         for message in batch:
             if message.mid not in acked:
                 self._escape("not acknowledged", message)
         if self.store.query("SELECT 1 FROM events WHERE device = ? AND seq = ?", (GOOD_DEVICE, self._good_seq)):
-            self.tally.good_stored += 1
+            self.counts.good_stored += 1
         else:
             self._escape(f"good event {self._good_seq} not stored")
 
@@ -370,7 +372,7 @@ class Harness:
 
     def _escape(self, what: str, *messages: Message) -> None:
         shown = "; ".join(f"{message.topic} {message.payload[:300].hex()}" for message in messages[:3])
-        self.tally.escapes.append(f"{what}: {shown}")
+        self.counts.escapes.append(f"{what}: {shown}")
 
 
 def draw_messages(count: int, *, seed: int) -> list[tuple[str, bytes]]:
@@ -397,15 +399,15 @@ def hostile_stream(count: int, *, seed: int, mutants_each: int = 9) -> list[tupl
     return stream
 
 
-def fuzz(harness: Harness, count: int, *, seed: int, max_batch: int = 40) -> Tally:
-    """`count` hostile messages through the harness, in batches of 1 to max_batch."""
+def fuzz(fuzzer: AdmissionFuzzer, count: int, *, seed: int, max_batch: int = 40) -> FuzzCounts:
+    """`count` hostile messages through the fuzzer, in batches of 1 to max_batch."""
     rng = random.Random(seed)
     stream = hostile_stream(count, seed=seed)
     while stream:
         size = rng.randint(1, max_batch)
-        harness.run(stream[:size])
+        fuzzer.run(stream[:size])
         del stream[:size]
-    return harness.tally
+    return fuzzer.counts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -420,30 +422,30 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         store = (open_store(options.database) if options.database
                  else SQLiteStore(Path(scratch) / "fuzz.sqlite3", durable=False))
-        harness = Harness(store)
+        fuzzer = AdmissionFuzzer(store)
         started = time.monotonic()
 
         round_seed = options.seed
-        while harness.tally.messages < options.messages:
-            fuzz(harness, min(20_000, options.messages - harness.tally.messages), seed=round_seed)
+        while fuzzer.counts.messages < options.messages:
+            fuzz(fuzzer, min(20_000, options.messages - fuzzer.counts.messages), seed=round_seed)
             round_seed += 1
             elapsed = time.monotonic() - started
-            print(f"  {harness.tally.messages:>9} messages, {harness.tally.batches} batches, "
-                  f"{len(harness.tally.escapes)} escapes, {harness.tally.messages / elapsed:,.0f}/s", flush=True)
+            print(f"  {fuzzer.counts.messages:>9} messages, {fuzzer.counts.batches} batches, "
+                  f"{len(fuzzer.counts.escapes)} escapes, {fuzzer.counts.messages / elapsed:,.0f}/s", flush=True)
         elapsed = time.monotonic() - started
         store.close()
-    tally = harness.tally
-    print(f"messages {tally.messages}, batches {tally.batches}, good events stored {tally.good_stored} of "
-          f"{tally.batches}, {elapsed:.0f} s ({tally.messages / elapsed:,.0f} messages/s)")
-    print("passed verification: " + ", ".join(f"{kind} {count}" for kind, count in tally.passed.items()))
-    refused = Counter({key.removeprefix("rejected_"): count for key, count in harness.admission.counts.items()
+    counts = fuzzer.counts
+    print(f"messages {counts.messages}, batches {counts.batches}, good events stored {counts.good_stored} of "
+          f"{counts.batches}, {elapsed:.0f} s ({counts.messages / elapsed:,.0f} messages/s)")
+    print("passed verification: " + ", ".join(f"{kind} {count}" for kind, count in counts.passed.items()))
+    refused = Counter({key.removeprefix("rejected_"): count for key, count in fuzzer.admission.counts.items()
                        if key.startswith("rejected_")})
     print("refusals by reason (quarantined): " + ", ".join(f"{reason} {count}"
                                                            for reason, count in refused.most_common()))
-    print(f"escapes: {len(tally.escapes)}")
-    for escape in tally.escapes[:20]:
+    print(f"escapes: {len(counts.escapes)}")
+    for escape in counts.escapes[:20]:
         print("  " + escape)
-    return 1 if tally.escapes else 0
+    return 1 if counts.escapes else 0
 
 
 if __name__ == "__main__":

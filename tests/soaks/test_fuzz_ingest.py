@@ -1,4 +1,4 @@
-"""The fuzz harness in CI: a few thousand hostile messages through Admission on a real store, 0 escapes; and
+"""The ingest fuzzer in CI: a few thousand hostile messages through Admission on a real store, 0 escapes; and
 that it would see one."""
 
 import logging
@@ -7,41 +7,41 @@ import pytest
 
 from gateway.store import SQLiteStore
 from soaks import fuzz_ingest
-from soaks.fuzz_ingest import Harness, fuzz
+from soaks.fuzz_ingest import AdmissionFuzzer, fuzz
 
 
 @pytest.fixture
-def harness(tmp_path):
+def fuzzer(tmp_path):
     logging.getLogger("gateway").setLevel(logging.CRITICAL)
     store = SQLiteStore(tmp_path / "fuzz.sqlite3", durable=False)
-    yield Harness(store, quarantine_rows=500)
+    yield AdmissionFuzzer(store, quarantine_rows=500)
     store.close()
     logging.getLogger("gateway").setLevel(logging.NOTSET)
 
 
-def test_hostile_messages_through_admission_escape_nothing_and_the_good_device_is_served(harness):
-    tally = fuzz(harness, 5000, seed=20261129)
-    assert tally.escapes == []
-    assert tally.good_stored == tally.batches and tally.messages == 5000 + tally.batches
-    assert tally.passed["event"] > tally.batches  # hostile events reached the schema, the window and the commit
-    commit_refusals = {key for key in harness.admission.counts if key.startswith("rejected_")}
+def test_hostile_messages_through_admission_escape_nothing_and_the_good_device_is_served(fuzzer):
+    counts = fuzz(fuzzer, 5000, seed=20261129)
+    assert counts.escapes == []
+    assert counts.good_stored == counts.batches and counts.messages == 5000 + counts.batches
+    assert counts.passed["event"] > counts.batches  # hostile events reached the schema, the window and the commit
+    commit_refusals = {key for key in fuzzer.admission.counts if key.startswith("rejected_")}
     assert {"rejected_malformed_cbor", "rejected_not_mac0", "rejected_schema", "rejected_bad_mac",
             "rejected_seq_out_of_window", "rejected_status_malformed", "rejected_ticket_invalid",
             "rejected_answer_malformed"} <= commit_refusals
-    assert tally.passed["answer"] > 0  # well-formed hostile answers reached the commit (and matched no command)
-    assert harness.admission.counts["answers_unmatched"] == tally.passed["answer"]
-    rows = harness.store.query("SELECT count(*) FROM quarantine")[0][0]
+    assert counts.passed["answer"] > 0  # well-formed hostile answers reached the commit (and matched no command)
+    assert fuzzer.admission.counts["answers_unmatched"] == counts.passed["answer"]
+    rows = fuzzer.store.query("SELECT count(*) FROM quarantine")[0][0]
     assert rows <= 500  # bounded; what went is counted
-    assert harness.store.query("SELECT sum(messages) FROM quarantine_dropped")[0][0] > 0
+    assert fuzzer.store.query("SELECT sum(messages) FROM quarantine_dropped")[0][0] > 0
 
 
-def test_the_harness_counts_an_escape(harness, monkeypatch):
+def test_the_fuzzer_counts_an_escape(fuzzer, monkeypatch):
     def crash(batch):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(harness.admission, "sort", crash)
-    harness.run([(f"tc/v1/{fuzz_ingest.HOSTILE_DEVICE}/ev", b"\x00")])
-    assert len(harness.tally.escapes) == 1 and "RuntimeError: boom" in harness.tally.escapes[0]
+    monkeypatch.setattr(fuzzer.admission, "sort", crash)
+    fuzzer.run([(f"tc/v1/{fuzz_ingest.HOSTILE_DEVICE}/ev", b"\x00")])
+    assert len(fuzzer.counts.escapes) == 1 and "RuntimeError: boom" in fuzzer.counts.escapes[0]
 
 
 def test_the_soak_command_prints_its_figures(capsys):

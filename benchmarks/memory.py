@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.ingest import AckWatcher, publish_all, signed_stream
 from harness.broker import Broker
 from harness.gateway_process import GatewayProcess, child_pids
 from harness.pg_cluster import throwaway_database
+from harness.traffic import AckWatcher, publish_all, signed_stream
 
 
 def rss_bytes(pid: int) -> int:

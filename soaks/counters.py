@@ -11,7 +11,7 @@ from pathlib import Path
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from benchmarks.ingest import AckWatcher, signed_sale
+from harness.traffic import AckWatcher, signed_sale
 from harness.virtual_device import VirtualDevice
 
 __all__ = ["SimulatedCounter", "FirmwareCounter", "Counter", "Selling", "counters_for"]

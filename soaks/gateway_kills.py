@@ -28,10 +28,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.ingest import AckWatcher
 from harness.broker import Broker
 from harness.gateway_process import GatewayProcess, child_pids
 from harness.pg_cluster import throwaway_database
+from harness.traffic import AckWatcher
 from soaks.counters import Counter, FirmwareCounter, Selling, counters_for
 
 __all__ = ["SoakOptions", "SoakResult", "soak", "main"]

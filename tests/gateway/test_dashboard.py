@@ -22,11 +22,11 @@ import pytest
 from scenario import Scenario, code
 from stores import fresh_database
 
-from benchmarks.ingest import publish_all
 from gateway import control
 from gateway.protocol import Verdict
 from gateway.store import open_store
 from harness.gateway_process import READ_TOKEN, WRITE_TOKEN, GatewayProcess, forward_toml
+from harness.traffic import publish_all
 from tcagent import codes, cose, event
 
 ROOT = Path(__file__).resolve().parents[2]

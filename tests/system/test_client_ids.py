@@ -9,9 +9,9 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from benchmarks.ingest import signed_stream
 from harness.broker import Broker, add_service_user
 from harness.gateway_process import GatewayProcess
+from harness.traffic import signed_stream
 from system.fixtures import wait_until
 from tools import provision
 

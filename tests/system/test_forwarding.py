@@ -7,8 +7,8 @@ import time
 
 from stores import fresh_database
 
-from benchmarks.ingest import publish_all, signed_stream
 from harness.gateway_process import GatewayProcess, forward_toml
+from harness.traffic import publish_all, signed_stream
 from system.fixtures import wait_until
 from tcagent import codes, cose, event
 

@@ -9,11 +9,11 @@ import time
 import pytest
 from stores import fresh_database
 
-from benchmarks.ingest import AckWatcher, publish_all, signed_stream
 from gateway.protocol import Verdict
 from harness.broker import Broker, add_service_user
 from harness.gateway_process import GatewayProcess, forward_toml
 from harness.pg_cluster import PgCluster
+from harness.traffic import AckWatcher, publish_all, signed_stream
 from system.fixtures import wait_until
 
 EVENTS = 20_000

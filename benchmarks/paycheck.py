@@ -81,7 +81,7 @@ def _summary(name: str, spent: list[float]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="benchmarks.paycheck", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.paycheck", description=__doc__.split("\n\n")[0])
     parser.add_argument("--scans", type=int, default=100_000, help="sale scans stored before measuring")
     parser.add_argument("--rounds", type=int, default=200)
     options = parser.parse_args(argv)

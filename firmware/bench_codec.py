@@ -2,7 +2,7 @@
 
 Runs unchanged on a board (`mpremote run firmware/bench_codec.py`), on the
 micropython executable and on CPython; prints one JSON line. The host-side
-driver is `trace-bench-codec` (tools/bench_codec.py).
+driver is `python -m benchmarks.codec` (benchmarks/codec.py).
 """
 
 import gc

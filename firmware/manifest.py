@@ -1,4 +1,4 @@
-# Frozen into the release images (tools/images/build.sh): the board's own modules, then the agent.
+# Frozen into the release images (firmware/images/build.sh): the board's own modules, then the agent.
 # MicroPython's manifest format (docs: reference/manifest): include, package, module.
 # The Pico W has a manifest of its own (networking, aioble); the plain Pico uses the port's. For the unix port
 # build.sh build-unix gives BOARD_DIR as the standard variant's folder (asyncio, ssl).

@@ -19,9 +19,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness.broker import Broker  # noqa: E402
+from harness.gateway_process import GatewayProcess  # noqa: E402
 from hil_tests.targets import make_target  # noqa: E402
-from tools.broker import Broker  # noqa: E402
-from tools.gateway_process import GatewayProcess  # noqa: E402
 from tools.provision import _passwd, write_acl  # noqa: E402
 
 DEVICE = "hil-dut"

@@ -4,7 +4,7 @@
 - the agent: .mpy files from the matching mpy-cross, main.py and the test's config.json, in a littlefs image made
   at start; the config keeps the board's defaults (scanner on UART0 GP16/GP17, watchdog 8 s) and adds the PPP
   link on UART1 (GP4/GP5) and the feedback pins;
-- network: the board's lwIP talks PPP over UART1 to slirp on this machine (tools/ppp_peer.py), which reaches the
+- network: the board's lwIP talks PPP over UART1 to slirp on this machine (harness/ppp_peer.py), which reaches the
   broker on 127.0.0.1; the device knows this machine as 10.0.2.2;
 - scans go into UART0 at 9600 baud; feedback is read from the LED and buzzer GPIOs; the console carries the
   agent's `signal` lines;
@@ -19,11 +19,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from harness.pico_model import IMAGES, GpioChange, PicoModel, littlefs_image
+from harness.ppp_peer import HOST_ALIAS, SlirpPeer
+from harness.virtual_device import LineLog
 from hil_tests.targets import Target
 from tools.paths import FIRMWARE, RP2040_ARCH, compile_firmware
-from tools.pico_model import IMAGES, GpioChange, PicoModel, littlefs_image
-from tools.ppp_peer import HOST_ALIAS, SlirpPeer
-from tools.virtual_device import LineLog
 
 IMAGE = IMAGES / "RPI_PICO_PPP-v1.28.0-base.uf2"
 SCANNER_UART = 0  # the rp2 board default: UART0 on GP16/GP17

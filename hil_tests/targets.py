@@ -3,7 +3,7 @@
 Both give the suite one interface: `start(config)`, `scan(line)`, the agent's output lines (`signal ...`),
 `wait_for(pattern)`, `hard_reset()` and `stop()`.
 
-- virtual: tools/virtual_device.py, its scan engine a pty, reset = kill -9 and start again (a power cut).
+- virtual: harness/virtual_device.py, its scan engine a pty, reset = kill -9 and start again (a power cut).
 - pi-qemu: the same with the Raspberry Pi's executable (firmware/images/unix-aarch64-*, 64-bit Pi OS) under
   qemu-aarch64 (itself on an aarch64 machine), running today's agent ahead of its frozen copy.
 - serial:PORT: a MicroPython board with the agent installed (tools/flash.py or firmware.md). The suite copies
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tools.virtual_device import LineLog, VirtualDevice
+from harness.virtual_device import LineLog, VirtualDevice
 
 __all__ = ["Target", "VirtualTarget", "SerialTarget", "make_target"]
 

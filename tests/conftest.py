@@ -157,7 +157,7 @@ def store_backend(request):
     if request.config.getoption("--store") != "postgresql":
         yield "sqlite"
         return
-    from tools.pg_cluster import PgCluster
+    from harness.pg_cluster import PgCluster
 
     cluster = PgCluster(durable=False)
     cluster.start()

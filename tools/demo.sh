@@ -4,4 +4,4 @@
 set -euo pipefail
 source "$(dirname "$0")/setup-env.sh"
 cd "$root"
-python -m tools.demo "$@"
+python -m demo "$@"

@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 from tools import linux_images
+from tools.errors import ToolError
 from tools.paths import ESP32_ARCH, FIRMWARE, compile_firmware
 
 __all__ = ["FlashError", "agent_tree", "check_config", "checked_port", "copy_agent", "install_linux", "main",
@@ -77,7 +78,7 @@ _OUTPUT_KEPT = 64 * 1024
 """What is kept of a tool's output for its error message and its result."""
 
 
-class FlashError(Exception):
+class FlashError(ToolError):
     """What the technician must fix, in words."""
 
 
@@ -319,10 +320,7 @@ def _account(root: Path, user: str) -> tuple[int, int]:
 def flash_linux(options: argparse.Namespace) -> None:
     arch = ""
     if not options.python:
-        try:
-            arch = options.arch or board_arch(options.root)
-        except linux_images.ArchError as error:
-            raise FlashError(str(error)) from None
+        arch = options.arch or board_arch(options.root)
         print(f"MicroPython v1.28.0 for {arch}" + ("" if options.arch else " (detected)"), flush=True)
     unit = install_linux(options.config, root=options.root, prefix=options.prefix, use_python=options.python,
                          user=options.user, arch=arch)
@@ -395,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         {"esp32": flash_esp32, "pico": flash_pico.flash_pico, "linux": flash_linux,
          "monitor": monitor}[options.board](options)
-    except FlashError as error:
+    except ToolError as error:
         print(f"trace-flash: {error}", file=sys.stderr)
         return 2
     if options.board != "monitor":
@@ -404,6 +402,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from tools.flash import main as module_main  # one FlashError class: tools.flash_pico raises this module's
-
-    raise SystemExit(module_main())
+    raise SystemExit(main())

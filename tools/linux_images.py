@@ -12,6 +12,7 @@ import shutil
 import struct
 from pathlib import Path
 
+from tools.errors import ToolError
 from tools.paths import FIRMWARE
 
 __all__ = ["ARCHES", "ArchError", "arch_of_elf", "arch_of_machine", "command", "image", "runner"]
@@ -26,7 +27,7 @@ _ELF_MACHINES = {(2, 183): "aarch64", (1, 40): "armhf", (2, 62): "x86_64"}
 """(ELF class, e_machine) -> architecture."""
 
 
-class ArchError(Exception):
+class ArchError(ToolError):
     """The board's architecture has no executable here, or could not be told; the message says what to do."""
 
 

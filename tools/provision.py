@@ -52,6 +52,7 @@ from gateway.store import Device, open_store
 from tcagent import config as device_config_check
 from tcagent import pins as device_pins
 from tools import flash
+from tools.errors import ToolError
 
 if TYPE_CHECKING:
     from tools.certs import TlsFiles
@@ -61,7 +62,7 @@ __all__ = ["acl_block", "write_acl", "acl_service_users", "passwd_users", "board
 BOARDS = ("rp2", "esp32", "esp32s3", "linux")
 
 
-class ProvisionError(Exception):
+class ProvisionError(ToolError):
     """Something the technician must fix; the message says what."""
 
 
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         flash.command_line().parse_args([*options.flash, "--config", "config.json"])
     try:
         report = provision(options)
-    except (ProvisionError, OSError) as error:
+    except (ToolError, OSError) as error:
         print(f"trace-provision: {error}", file=sys.stderr)
         return 2
     print(json.dumps(report, ensure_ascii=False, indent=1), flush=True)

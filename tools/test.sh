@@ -11,15 +11,15 @@ have_mosquitto || need_package mosquitto
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || command -v pg_config >/dev/null || need_package postgresql
 # the Raspberry Pi's executables (firmware/images/unix-aarch64-*, unix-armhf-*) run under qemu-user on a PC
 { command -v qemu-aarch64 && command -v qemu-arm; } >/dev/null || need_package qemu-user
-# the RP2040 model (tests/firmware/test_rp2040_model.py): Node and rp2040js, pinned in tools/rp2040's lock file
+# the RP2040 model (tests/firmware/test_rp2040_model.py): Node and rp2040js, pinned in harness/rp2040's lock file
 command -v node >/dev/null || need_package nodejs
 command -v npm >/dev/null || need_package npm
-model="$root/tools/rp2040"
+model="$root/harness/rp2040"
 if ! cmp -s "$model/package-lock.json" "$model/node_modules/.installed-lock" 2>/dev/null; then
-    echo "installing the RP2040 model's packages (npm ci in tools/rp2040)" >&2
+    echo "installing the RP2040 model's packages (npm ci in harness/rp2040)" >&2
     (cd "$model" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.installed-lock)
 fi
-# the host's end of the model Pico's PPP link (hil_tests --target rp2040, tools/ppp_peer.py)
+# the host's end of the model Pico's PPP link (hil_tests --target rp2040, harness/ppp_peer.py)
 command -v slirp-fullbolt >/dev/null || need_package slirp
 set +e
 python -m pytest "$@"

@@ -98,7 +98,8 @@ def test_firmware_type_checks_against_micropython_stubs():
 
 def test_gateway_and_tools_type_check():
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "gateway", "tools"],
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "gateway", "tools", "harness", "benchmarks",
+         "soaks", "demo"],
         cwd=ROOT, capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr

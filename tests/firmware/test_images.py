@@ -1,7 +1,7 @@
 """The committed binaries are the ones their READMEs record: firmware images (Pico UF2s, unix-port executables
 for Linux boards) and the RP2040 boot ROM.
 
-An image rebuilt or replaced without its record (tools/images/build.sh rewrites it) fails here, and so does a
+An image rebuilt or replaced without its record (firmware/images/build.sh rewrites it) fails here, and so does a
 record of a file that is not there.
 """
 
@@ -14,7 +14,7 @@ from conftest import ROOT
 
 RECORDS = {
     ROOT / "firmware" / "images": ("*.uf2", "*.elf"),
-    ROOT / "tools" / "rp2040": ("*.bin",),
+    ROOT / "harness" / "rp2040": ("*.bin",),
 }
 ROW = re.compile(r"^\| (?P<file>[\w.-]+\.(?:uf2|bin|elf)) \| (?P<bytes>\d+) \| (?P<sha256>[0-9a-f]{64}) \|$", re.M)
 
@@ -33,7 +33,7 @@ def test_every_binary_is_the_one_its_readme_records(folder):
         f"{folder}/README.md records {sorted(record)}, the folder holds {sorted(files)}")
     for name, data in files.items():
         assert (len(data), hashlib.sha256(data).hexdigest()) == record[name], (
-            f"{folder.name}/{name} is not the file its README records (tools/images/build.sh record rewrites it)")
+            f"{folder.name}/{name} is not the file its README records (firmware/images/build.sh record rewrites it)")
 
 
 def test_the_pico_images_are_there():

@@ -5,7 +5,7 @@ import threading
 import paho.mqtt.client as paho
 import pytest
 
-from tools.broker import Broker, free_port
+from harness.broker import Broker, free_port
 
 from conftest import FirmwareError
 

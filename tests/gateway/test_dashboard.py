@@ -25,9 +25,9 @@ from stores import fresh_database
 from gateway import control
 from gateway.protocol import Verdict
 from gateway.store import open_store
+from harness.gateway_process import READ_TOKEN, WRITE_TOKEN, GatewayProcess, forward_toml
+from harness.traffic import publish_all
 from tcagent import codes, cose, event
-from tools.bench_ingest import publish_all
-from tools.gateway_process import READ_TOKEN, WRITE_TOKEN, GatewayProcess, forward_toml
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -19,7 +19,7 @@ from gateway.metrics import Metrics
 from gateway.protocol import ProtocolError
 from gateway.rules import Rules
 from gateway.store import open_store
-from tools.fuzz_ingest import GOOD_DEVICE, HOSTILE_DEVICE, POISON, good_event, register
+from soaks.fuzz_ingest import GOOD_DEVICE, HOSTILE_DEVICE, POISON, good_event, register
 
 EV = f"tc/v1/{HOSTILE_DEVICE}/ev"
 
@@ -135,7 +135,7 @@ def test_the_batch_splitter_keeps_its_own_reasons():
 
 
 def test_a_device_cannot_walk_its_seqs_up_window_by_window(admission):
-    from tools.fuzz_ingest import _good_fields, mac0
+    from soaks.fuzz_ingest import _good_fields, mac0
 
     def event(seq):
         fields = _good_fields(HOSTILE_DEVICE, 1)

@@ -12,7 +12,7 @@ from gateway.forwarder import Forwarder, ForwardSettings
 from gateway.metrics import Metrics
 from gateway.platform_fields import check_envelope, check_row
 from gateway.protocol import Operation
-from tools.gateway_process import FORWARD_DEFAULTS
+from harness.gateway_process import FORWARD_DEFAULTS
 from tools.platform_sim import Faults, PlatformSim
 
 INSTITUTION = "H44030000001"

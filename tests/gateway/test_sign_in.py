@@ -13,7 +13,7 @@ from gateway.forwarder import Forwarder, ForwardSettings
 from gateway.metrics import Metrics
 from gateway.platform_client import NoSigner, PlatformClient
 from gateway.sign_in import SignInFailed, SignIns, SignInSettings
-from tools.gateway_process import FORWARD_DEFAULTS
+from harness.gateway_process import FORWARD_DEFAULTS
 from tools.platform_sim import Faults, PlatformSim
 
 INSTITUTION = "H44030000001"

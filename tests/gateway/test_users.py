@@ -8,7 +8,7 @@ from scenario import at, code, one_counter
 from gateway import users
 from gateway.api import ApiServer, ApiSettings
 from gateway.metrics import Metrics
-from tools.gateway_process import api_call
+from harness.gateway_process import api_call
 
 READ, WRITE = "legacy-read-secret", "legacy-write-secret"
 

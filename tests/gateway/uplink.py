@@ -6,7 +6,7 @@ from __future__ import annotations
 from gateway import outbox
 from gateway.platform_client import Outcome, judge
 from gateway.platform_fields import ERROR_NODE
-from tools.gateway_process import FORWARD_DEFAULTS
+from harness.gateway_process import FORWARD_DEFAULTS
 from tools.platform_sim import PlatformSim
 
 INSTANCE = "uplink"

@@ -8,10 +8,10 @@ import time
 import pytest
 from stores import fresh_database
 
-from tools.broker import Broker
-from tools.gateway_process import GatewayProcess
+from harness.broker import Broker
+from harness.gateway_process import GatewayProcess
+from harness.virtual_device import VirtualDevice
 from tools.platform_sim import Faults, PlatformSim
-from tools.virtual_device import VirtualDevice
 
 
 @pytest.fixture

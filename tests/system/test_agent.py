@@ -117,10 +117,10 @@ def _duplicates(gateway):
 
 @pytest.mark.parametrize("interpreter", ["micropython", "micropython-aarch64", "cpython"])
 def test_tls_to_the_broker_verified_with_the_private_ca(tmp_path, device_key, interpreter):
-    from tools.broker import Broker
+    from harness.broker import Broker
+    from harness.gateway_process import GatewayProcess
+    from harness.virtual_device import VirtualDevice
     from tools.certs import make_ca_and_server
-    from tools.gateway_process import GatewayProcess
-    from tools.virtual_device import VirtualDevice
 
     tls = make_ca_and_server(tmp_path / "tls", ["localhost", "127.0.0.1"])
     broker = Broker(tmp_path / "broker", tls=tls)

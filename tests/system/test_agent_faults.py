@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from harness.virtual_device import prefill_journal
 from system.fixtures import wait_until
-from tools.virtual_device import prefill_journal
 
 OUTAGE_S = 30
 POWER_CUT_ROUNDS = 50

@@ -9,11 +9,11 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from harness.broker import Broker, add_service_user
+from harness.gateway_process import GatewayProcess
+from harness.traffic import signed_stream
 from system.fixtures import wait_until
 from tools import provision
-from tools.bench_ingest import signed_stream
-from tools.broker import Broker, add_service_user
-from tools.gateway_process import GatewayProcess
 
 GATEWAY = "trace-gateway-1"
 DEVICE = "bench-0000"

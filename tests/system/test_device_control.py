@@ -6,8 +6,8 @@ device applies each, answers it signed on tc/v1/<dev>/res, and the audit log sho
 import json
 import subprocess
 
+from harness.gateway_process import api_call
 from system.fixtures import wait_until
-from tools.gateway_process import api_call
 from tools.paths import installed
 
 GS1 = b"]d2010690123456789217261200102AB\x1d21XYZ123"
@@ -166,10 +166,10 @@ def test_the_dashboard_lets_an_admin_send_a_command_and_shows_the_answer(gateway
 
 def test_a_provisioned_device_may_answer_through_the_brokers_acl(tmp_path):
     """The ACL block trace-provision writes lets the device publish its answers (and nothing of another's)."""
+    from harness.broker import Broker, add_service_user
+    from harness.gateway_process import GatewayProcess
+    from harness.virtual_device import VirtualDevice
     from tools import provision
-    from tools.broker import Broker, add_service_user
-    from tools.gateway_process import GatewayProcess
-    from tools.virtual_device import VirtualDevice
 
     (tmp_path / "gateway.toml").write_text(f'data_dir = "{tmp_path / "gw-data"}"\n')
     assert provision.main(["--device", "dev-0001", "--board", "linux", "--terminal", "T01",

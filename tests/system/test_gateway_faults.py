@@ -8,13 +8,13 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from stores import fresh_database
 
+from soaks.gateway_kills import SoakOptions, soak
 from system.fixtures import wait_until
-from tools.kill_soak import SoakOptions, soak
 
 
 @pytest.mark.on_builds
 def test_kill_9_of_the_gateway_during_a_burst_loses_nothing_and_doubles_nothing(tmp_path, micropython_build):
-    """A few rounds of the soak (trace-soak-gateway-kills): the gateway killed twice, its MQTT child once, while
+    """A few rounds of the soak (python -m soaks.gateway_kills): the gateway killed twice, its MQTT child once, while
     the firmware on micropython and two simulated counters sell; a short ack timeout makes them resend."""
     options = SoakOptions(rounds=3, link_every=3, devices=2, firmware_devices=1, rate=150, up_s=(0.2, 0.8),
                           down_s=(0.1, 1.0), ack_timeout_s=1, micropython_build=micropython_build)

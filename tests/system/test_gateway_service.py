@@ -154,7 +154,7 @@ def test_readiness_follows_the_broker(gateway, broker):
 
 
 def test_a_shared_subscription_takes_events_statuses_and_tickets(tmp_path, broker, make_device, device_key, pos):
-    from tools.gateway_process import GatewayProcess
+    from harness.gateway_process import GatewayProcess
 
     (tmp_path / "shared").mkdir()
     gateway = GatewayProcess(tmp_path / "shared", broker, shared_group="gateways", database=fresh_database())

@@ -12,14 +12,14 @@ import cbor2
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tools.fuzz_ingest import GOOD_DEVICE, HOSTILE_DEVICE, HOSTILE_KEY, POISON, TERMINAL, good_event, hostile_stream
+from soaks.fuzz_ingest import GOOD_DEVICE, HOSTILE_DEVICE, HOSTILE_KEY, POISON, TERMINAL, good_event, hostile_stream
 
 from .fixtures import wait_until
 
 FLOOD_RATE = 2000
 """Hostile messages a second: a flood one compromised device or script can send, below what the gateway takes
-(trace-fuzz-ingest and docs/benchmarks.md give its capacity); above capacity MQTT's ordering would queue the good
-device behind the flood whatever the gateway does."""
+(`python -m soaks.fuzz_ingest` and docs/benchmarks.md give its capacity); above capacity MQTT's ordering would
+queue the good device behind the flood whatever the gateway does."""
 
 
 class GoodDevice:

@@ -10,11 +10,11 @@ import pytest
 from stores import fresh_database
 
 from gateway.protocol import Verdict
+from harness.broker import Broker, add_service_user
+from harness.gateway_process import GatewayProcess, forward_toml
+from harness.pg_cluster import PgCluster
+from harness.traffic import AckWatcher, publish_all, signed_stream
 from system.fixtures import wait_until
-from tools.bench_ingest import AckWatcher, publish_all, signed_stream
-from tools.broker import Broker, add_service_user
-from tools.gateway_process import GatewayProcess, forward_toml
-from tools.pg_cluster import PgCluster
 
 EVENTS = 20_000
 DEVICES = 50

@@ -18,9 +18,9 @@ import pytest
 import serial
 from system.fixtures import wait_until
 
+from harness.virtual_device import LineLog
 from tcagent.agent import VERSION
 from tools import flash, linux_images
-from tools.virtual_device import LineLog
 
 CONFIG = {"device_id": "dev-0007", "key_hex": "11" * 32, "broker_host": "127.0.0.1", "broker_port": 9}
 

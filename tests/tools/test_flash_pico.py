@@ -12,9 +12,9 @@ import tty
 
 import pytest
 
+from harness.pico_agent import PicoAgent, read_file
+from harness.pico_model import PicoModel, model_available
 from tools import flash_pico
-from tools.pico_agent import PicoAgent, read_file
-from tools.pico_model import PicoModel, model_available
 
 CONFIG = {"device_id": "dev-0007", "key_hex": "11" * 32, "broker_host": "192.0.2.1"}
 INFO_UF2 = "UF2 Bootloader v3.0\nModel: Raspberry Pi RP2\nBoard-ID: RPI-RP2\n"

@@ -14,11 +14,11 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from system.fixtures import wait_until
 
+from harness.broker import Broker, add_service_user
+from harness.gateway_process import GatewayProcess
+from harness.virtual_device import VirtualDevice
 from tools import provision as provisioning
-from tools.broker import Broker, add_service_user
-from tools.gateway_process import GatewayProcess
 from tools.provision import acl_block, write_acl
-from tools.virtual_device import VirtualDevice
 
 
 def provision(tmp_path, device, *extra):

@@ -30,7 +30,7 @@ from gateway.metrics import Metrics
 from gateway.protocol import Event, Operation
 from gateway.rules import Rules
 from gateway.store import Device, SQLiteStore
-from tcagent import codes
+from tcagent.codec import codes
 from tools.gateway_process import FORWARD_DEFAULTS
 from tools.platform_sim import Faults, PlatformSim
 from tools.progress import Progress

@@ -35,7 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from tcagent import codes, cose, event
+from tcagent.codec import codes, cose, event
 from tools.bench_agent import percentile
 from tools.broker import Broker
 from tools.gateway_process import GatewayProcess

@@ -42,7 +42,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.protocol import Verdict
-from tcagent import codes, cose, event
+from tcagent.codec import codes, cose, event
 from tools import pos_sim
 from tools.progress import Progress
 

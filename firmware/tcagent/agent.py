@@ -6,12 +6,12 @@ commands back here. Nothing in this module waits for the network.
 
 import asyncio
 
-from tcagent import cbor, codes, cose, event, feedback, guard, intake, journal
-from tcagent.compat import const, sleep_ms
+from tcagent import feedback, guard, intake, journal
+from tcagent.codec import cbor, codes, cose, event
+from tcagent.codec.compat import const
+from tcagent.compat import sleep_ms
 
 VERSION = "0.3.0"
-RECORD_MAX = const(1280)  # docs/protocol.md: one COSE_Mac0 at most 1,280 bytes
-EVENT_MAX = const(1024)  # docs/protocol.md: an event payload at most 1,024 bytes
 _RECENT = const(8)  # verdicts are signalled only for the last few scans, not for a drained backlog
 _ALARM_FULL = const(1)
 _ALARM_CLOCK = const(2)
@@ -34,7 +34,7 @@ class Agent:
         self.kid = self.device.encode()
         self.key = cose.MacKey(bytes.fromhex(config["key_hex"]))
         self.journal = journal.Journal(hal.data_dir + "/journal", config["journal_capacity"],
-                                       config["journal_segment"], RECORD_MAX)
+                                       config["journal_segment"], event.RECORD_MAX)
         self.framer = intake.LineFramer(config["suffix"].encode(), config["line_timeout_ms"])
         self.debouncer = intake.Debouncer(config["debounce_ms"])
         self.mode = config["mode"]
@@ -99,8 +99,8 @@ class Agent:
         seq = self.journal.next_seq()
         payload = event.encode(self.device, seq, self.journal.boot, self.hal.time_ms(), self.uptime_ms(),
                                self.hal.clock, self.mode, scan, self.ticket, self.split_qty)
-        if len(payload) > EVENT_MAX:  # the gateway would refuse it for ever and hold the backlog behind it
-            raise ValueError("event of %d bytes over the %d limit" % (len(payload), EVENT_MAX))
+        if len(payload) > event.EVENT_MAX:  # the gateway would refuse it for ever and hold the backlog behind it
+            raise ValueError("event of %d bytes over the %d limit" % (len(payload), event.EVENT_MAX))
         try:
             self.journal.append(seq, cose.sign(self.key, payload, self.kid))
         except journal.JournalFull:

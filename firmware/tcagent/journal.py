@@ -25,7 +25,7 @@ import os
 import struct
 
 from tcagent import copies
-from tcagent.compat import const
+from tcagent.codec.compat import const
 
 _SEGMENT_MAGIC = b"TCJ1"
 _META_MAGIC = b"TCM1"

@@ -10,9 +10,10 @@ import asyncio
 import binascii
 import random
 
-from tcagent import cbor, feedback, mqtt
-from tcagent.agent import RECORD_MAX
-from tcagent.compat import const
+from tcagent import feedback, mqtt
+from tcagent.codec import cbor
+from tcagent.codec.compat import const
+from tcagent.codec.event import RECORD_MAX
 
 _ARRAY_HEAD = const(2)  # room for a CBOR array head of up to 2 bytes before the batch's items
 _OFFLINE_WILL = b"\xa2\x00\x01\x01\xf4"  # {0: 1, 1: false}

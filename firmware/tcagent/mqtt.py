@@ -9,7 +9,7 @@ closed; the caller reconnects. Runs on MicroPython's and CPython's asyncio.
 import asyncio
 import struct
 
-from tcagent.compat import const
+from tcagent.codec.compat import const
 
 _CONNECT = const(0x10)
 _CONNACK = const(0x20)

@@ -6,7 +6,8 @@ Pico without radio meets an import of `network` that fails, as on the board), ru
 
 import sys
 
-from tcagent import cbor, config
+from tcagent import config
+from tcagent.codec import cbor
 
 _FAKES = __file__.rsplit("/", 1)[0] + "/fakeboard"
 _FRESH = ("network", "ntptime", "tcagent.hal.board", "tcagent.hal.rp2", "tcagent.hal.esp32")

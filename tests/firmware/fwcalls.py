@@ -1,6 +1,7 @@
 """The firmware entry points the tests drive, with plain inputs and outputs (runs on both Pythons)."""
 
-from tcagent import cbor, codes, config, cose, errors, event, gs1, intake, journal, mqtt
+from tcagent import config, intake, journal, mqtt
+from tcagent.codec import cbor, codes, cose, event, gs1, reasons
 
 SCAN_FIELDS = ("raw", "aim", "kind", "code", "pid", "serial", "lot", "expiry", "made", "err", "detail", "elements")
 TEXT_FIELDS = ("aim", "code", "pid", "serial", "lot", "expiry", "made")
@@ -15,7 +16,7 @@ def scan(line, gs1_form=codes.GS1_FULL, today=""):
         result[name] = result[name].decode()
     result["elements"] = [[ai.decode(), value.decode()] for ai, value in decoded.elements]
     result["kind_name"] = codes.KIND_NAMES[decoded.kind]
-    result["err_name"] = errors.NAMES[decoded.err]
+    result["err_name"] = reasons.NAMES[decoded.err]
     return result
 
 

@@ -25,7 +25,7 @@ from stores import fresh_database
 from gateway import control
 from gateway.protocol import Verdict
 from gateway.store import open_store
-from tcagent import codes, cose, event
+from tcagent.codec import codes, cose, event
 from tools.bench_ingest import publish_all
 from tools.gateway_process import READ_TOKEN, WRITE_TOKEN, GatewayProcess, forward_toml
 

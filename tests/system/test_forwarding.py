@@ -8,7 +8,7 @@ import time
 from stores import fresh_database
 
 from system.fixtures import wait_until
-from tcagent import codes, cose, event
+from tcagent.codec import codes, cose, event
 from tools.bench_ingest import publish_all, signed_stream
 from tools.gateway_process import GatewayProcess, forward_toml
 

@@ -7,8 +7,8 @@ empty external AAD; 32-byte tag.
 
 import hashlib
 
-from tcagent import cbor
-from tcagent.compat import const, native
+from tcagent.codec import cbor
+from tcagent.codec.compat import const, native
 
 ALG_HMAC_256_256 = const(5)
 TAG_MAC0 = const(17)

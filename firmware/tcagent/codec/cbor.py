@@ -18,7 +18,7 @@ allocated, nesting is capped, and trailing bytes are an error.
 
 import struct
 
-from tcagent.compat import const, native
+from tcagent.codec.compat import const, native
 
 _MAJOR_UINT = const(0)
 _MAJOR_NINT = const(1)

@@ -7,7 +7,7 @@ commands back here. Nothing in this module waits for the network.
 import asyncio
 
 from tcagent import feedback, guard, intake, journal
-from tcagent.codec import cbor, codes, cose, event
+from tcagent.codec import cbor, codes, cose, event, topics
 from tcagent.codec.compat import const
 from tcagent.compat import sleep_ms
 
@@ -55,11 +55,7 @@ class Agent:
         self._last_tick = hal.ticks_ms()
         self.guard = guard.CommandGuard(hal.data_dir + "/command", self.journal.boot == 1,
                                         hal.data_dir + "/command.id")
-        self.topic_ev = "tc/v1/%s/ev" % self.device
-        self.topic_ack = "tc/v1/%s/ack" % self.device
-        self.topic_cmd = "tc/v1/%s/cmd" % self.device
-        self.topic_res = "tc/v1/%s/res" % self.device
-        self.topic_status = "tc/v1/%s/status" % self.device
+        self.topics = topics.Topics(self.device)
 
     def uptime_ms(self):
         """Milliseconds since boot, immune to the wrap of the board's tick counter (called often enough)."""
@@ -211,9 +207,9 @@ class Agent:
         and dropped, so the MQTT reader goes on to the next one.
         """
         try:
-            if topic == self.topic_ack:
+            if topic == self.topics.ack:
                 self._on_ack(payload)
-            elif topic == self.topic_cmd:
+            elif topic == self.topics.cmd:
                 self._on_command(payload)
             else:
                 raise ValueError("not a topic of this device")

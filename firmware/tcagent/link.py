@@ -73,7 +73,7 @@ class Link:
         agent = self.agent
         password = self.config["mqtt_password"]
         client = mqtt.Client(agent.device, user=agent.device if password else None, password=password or None,
-                             keepalive_s=self.config["keepalive_s"], will=(agent.topic_status, _OFFLINE_WILL, True))
+                             keepalive_s=self.config["keepalive_s"], will=(agent.topics.status, _OFFLINE_WILL, True))
         client.on_message = agent.on_message
         reader = None
         try:
@@ -81,9 +81,9 @@ class Link:
                                  server_hostname=self.config["broker_host"])
             self.connects += 1
             reader = asyncio.create_task(self._read(client))
-            await client.subscribe(agent.topic_ack)
-            await client.subscribe(agent.topic_cmd)
-            await client.publish(agent.topic_status, agent.status(), retain=True)
+            await client.subscribe(agent.topics.ack)
+            await client.subscribe(agent.topics.cmd)
+            await client.publish(agent.topics.status, agent.status(), retain=True)
             self.client = client
             agent.hal.signal(feedback.ONLINE)
             await self._send_loop(client, reader)
@@ -111,7 +111,7 @@ class Link:
         last_progress = agent.hal.ticks_ms()
         while client.connected and not reader.done():  # a reader that ended for any reason: reconnect now
             while agent.answers:  # command answers first: an operator waits for them
-                await client.publish(agent.topic_res, agent.answers[0])
+                await client.publish(agent.topics.res, agent.answers[0])
                 agent.answers.pop(0)
             if agent.resend_from:  # the gateway asks again for what the journal still holds, acked or not
                 self._restart(agent.resend_from)
@@ -176,7 +176,7 @@ class Link:
             start = _ARRAY_HEAD - len(head)
             batch[start:_ARRAY_HEAD] = head
             payload = memoryview(batch)[start:position]
-        await client.publish(self.agent.topic_ev, payload, ticket=last_seq)
+        await client.publish(self.agent.topics.ev, payload, ticket=last_seq)
         self.sent_seq = last_seq
         return True
 
@@ -193,7 +193,7 @@ class Link:
             client = self.client
             if client is not None and client.connected:
                 try:
-                    await client.publish(self.agent.topic_status, self.agent.status(), retain=True)
+                    await client.publish(self.agent.topics.status, self.agent.status(), retain=True)
                 except OSError as error:
                     print("log status: %s" % error)
 

@@ -1,7 +1,7 @@
 """The firmware entry points the tests drive, with plain inputs and outputs (runs on both Pythons)."""
 
 from tcagent import config, intake, journal, mqtt
-from tcagent.codec import cbor, codes, cose, event, gs1, reasons
+from tcagent.codec import cbor, codes, cose, event, gs1, reasons, topics
 
 SCAN_FIELDS = ("raw", "aim", "kind", "code", "pid", "serial", "lot", "expiry", "made", "err", "detail", "elements")
 TEXT_FIELDS = ("aim", "code", "pid", "serial", "lot", "expiry", "made")
@@ -133,15 +133,15 @@ def mqtt_echo(port, client_id, count, payload_size):
     pubacks = []
 
     async def scenario():
-        client = mqtt.Client(client_id, keepalive_s=5, window=3,
-                             will=("tc/v1/%s/status" % client_id, b"\xa2\x00\x01\x01\xf4", True))
+        own = topics.Topics(client_id)
+        client = mqtt.Client(client_id, keepalive_s=5, window=3, will=(own.status, b"\xa2\x00\x01\x01\xf4", True))
         client.on_message = lambda topic, payload: received.append([topic, bytes(payload)])
         client.on_puback = pubacks.append
         await client.connect("127.0.0.1", port)
         reader = asyncio.create_task(client.run())
-        await client.subscribe("tc/v1/%s/ack" % client_id)
+        await client.subscribe(own.ack)
         for number in range(count):
-            await client.publish("tc/v1/%s/ack" % client_id, _payload(number, payload_size), ticket=number)
+            await client.publish(own.ack, _payload(number, payload_size), ticket=number)
         for _ in range(200):
             if len(received) >= count and len(pubacks) >= count:
                 break
@@ -154,6 +154,12 @@ def mqtt_echo(port, client_id, count, payload_size):
 
     asyncio.run(scenario())
     return {"received": received, "pubacks": pubacks}
+
+
+def device_topics(device):
+    """The topics of `device` by name."""
+    own = topics.Topics(device)
+    return {"ev": own.ev, "status": own.status, "res": own.res, "ack": own.ack, "cmd": own.cmd}
 
 
 def mqtt_refused(port, user, password):
@@ -170,7 +176,7 @@ def mqtt_vanish(port, client_id):
     import asyncio
 
     async def scenario():
-        will = ("tc/v1/%s/status" % client_id, b"\xa2\x00\x01\x01\xf4", True)
+        will = (topics.Topics(client_id).status, b"\xa2\x00\x01\x01\xf4", True)
         client = mqtt.Client(client_id, keepalive_s=5, will=will)
         await client.connect("127.0.0.1", port)
         client.close()
@@ -415,7 +421,7 @@ def agent_reader(folder, key, scans, payloads):
     _scan_lines(device, scans)
     stream = bytearray()
     for number in range(len(payloads)):
-        stream.extend(_publish_packet(device.topic_ack, number + 1, payloads[number]))
+        stream.extend(_publish_packet(device.topics.ack, number + 1, payloads[number]))
 
     async def scenario():
         client = mqtt.Client(device.device, keepalive_s=30)

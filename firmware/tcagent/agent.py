@@ -10,6 +10,7 @@ from tcagent import feedback, guard, intake, journal
 from tcagent.codec import cbor, codes, cose, event, topics
 from tcagent.codec.compat import const
 from tcagent.compat import sleep_ms
+from tcagent.link import LinkPort
 
 VERSION = "0.3.0"
 _RECENT = const(8)  # verdicts are signalled only for the last few scans, not for a drained backlog
@@ -46,8 +47,6 @@ class Agent:
         self.alarm_full = False
         self.alarm_command_mac = False
         self.recent = [0] * _RECENT  # seqs of the last scans taken
-        self.resend_from = 0  # set by the gateway's resend command, consumed by the link
-        self.answers = []  # signed command answers for the link to publish, oldest first, at most _ANSWERS_MAX
         self.reboot_at = None  # ticks when a reboot command was accepted; the timer loop reboots
         self.wake = asyncio.Event()  # a new record to send, an ack, or a resend command
         self.ended = ""  # which of the agent's tasks ended, and how; "" while all run
@@ -56,6 +55,8 @@ class Agent:
         self.guard = guard.CommandGuard(hal.data_dir + "/command", self.journal.boot == 1,
                                         hal.data_dir + "/command.id")
         self.topics = topics.Topics(self.device)
+        self.port = LinkPort(self.device, self.journal, self.topics, self.status, self.on_message,
+                             self.wake)  # all the link touches; its answers at most _ANSWERS_MAX
 
     def uptime_ms(self):
         """Milliseconds since boot, immune to the wrap of the board's tick counter (called often enough)."""
@@ -155,7 +156,8 @@ class Agent:
             await asyncio.sleep(1)
 
     async def run(self, link):
-        """The agent's life: the scanner, `link` and its status messages as tasks, supervised by the timer loop.
+        """The agent's life: the scanner, `link` (a tcagent.link.Link on `self.port`) and its status messages as
+        tasks, supervised by the timer loop.
 
         A task that ends is not restarted in place: the scanner's only way out is a flash error (or a bug),
         after which the journal is sure again only once the boot check has cut a torn record. So the device
@@ -191,7 +193,7 @@ class Agent:
                 hal.reboot()  # the journal is left as a power cut would leave it: the boot check handles that
                 return
             if self.reboot_at is not None and (
-                    not self.answers or hal.ticks_diff(hal.ticks_ms(), self.reboot_at) > _REBOOT_GRACE_MS):
+                    not self.port.answers or hal.ticks_diff(hal.ticks_ms(), self.reboot_at) > _REBOOT_GRACE_MS):
                 print("log agent: rebooting on the gateway's command")
                 self.journal.close()
                 hal.reboot()
@@ -245,10 +247,10 @@ class Agent:
 
     def answer(self, signed):
         """Queue a signed command answer for the link; when _ANSWERS_MAX wait already, drop it and count it."""
-        if len(self.answers) >= _ANSWERS_MAX:
+        if len(self.port.answers) >= _ANSWERS_MAX:
             self.counts["answers_dropped"] += 1
             return
-        self.answers.append(signed)
+        self.port.answers.append(signed)
         self.wake.set()
 
     def reboot_soon(self):
@@ -274,6 +276,7 @@ class Agent:
         self.counts["syncs"] = store.syncs
         self.counts["torn_cut"] = store.torn_cut
         self.counts["corrupt"] = store.corrupt
+        self.counts["resends"] = self.port.resends
         counters = {}
         for index in range(len(COUNTERS)):
             counters[index] = self.counts[COUNTERS[index]]

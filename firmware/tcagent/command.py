@@ -64,9 +64,9 @@ def _apply(agent, kind, argument):
         agent.hal.signal(feedback.MODE, str(argument))
         return argument
     if kind == _RESEND:
-        agent.resend_from = min(argument, agent.journal.last_seq + 1)
+        agent.port.resend_from = min(argument, agent.journal.last_seq + 1)
         agent.wake.set()
-        return agent.resend_from
+        return agent.port.resend_from
     if kind == _CONFIG:
         for name in argument:
             agent.config[name] = argument[name]

@@ -290,8 +290,8 @@ def _agent_state(device, escaped):
              "last_seq": device.journal.last_seq, "trimmed_seq": device.journal.trimmed_seq,
              "first_segment": device.journal.first_segment, "mode": device.mode, "clock": device.hal.clock,
              "time_ms": device.hal.time_ms(), "last_command_id": device.guard.last_id, "guard_lost": device.guard.lost,
-             "alarms": device.alarms(), "signals": device.hal.signals, "resend_from": device.resend_from,
-             "config": settable, "rebooted": device.hal.rebooted, "answers": device.answers,
+             "alarms": device.alarms(), "signals": device.hal.signals, "resend_from": device.port.resend_from,
+             "config": settable, "rebooted": device.hal.rebooted, "answers": device.port.answers,
              "reboot_pending": device.reboot_at is not None}
     device.journal.close()
     return state
@@ -456,3 +456,60 @@ def guard_run(folder, new_device, ops):
 
 
 from fwboard import board_clock, board_import, board_run, board_wifi  # noqa: E402,F401  (the board layer's calls)
+
+
+def link_deliver(broker_port, folder, key, count, device="link-0001"):
+    """The link on a LinkPort of its own, no agent: a real journal holding `count` signed events, a status message
+    and a handler that applies acks (the test plays the gateway on the broker). Runs the link until every event is
+    acked (at most 10 s); reports the acked seq, the topics the handler saw, the status messages asked for, the
+    connects and the signals."""
+    import asyncio
+
+    from tcagent import hal, link
+
+    settings = config.check({"device_id": device, "key_hex": bytes(key).hex(), "broker_host": "127.0.0.1",
+                             "broker_port": broker_port, "data_dir": folder, "journal_capacity": 16384,
+                             "journal_segment": 4096, "batch_max": 3})
+    store = journal.Journal(folder + "/journal", 16384, 4096, event.RECORD_MAX)
+    for _ in range(count):
+        seq = store.next_seq()
+        store.append(seq, signed_event(key, device, seq, store.boot, 1767225600000 + seq, seq, 1, 1,
+                                       ("8123456%013d" % seq).encode()))
+    handled = []
+    statuses = []
+    signals = []
+
+    def status():
+        statuses.append(store.backlog())
+        return cbor.dumps({0: 1, 1: True, 4: store.backlog()})
+
+    def on_message(topic, payload):
+        handled.append(topic)
+        if topic == port.topics.ack:
+            acked = cbor.loads(payload)[1]
+            if acked > store.acked_seq:
+                store.ack(acked)
+                port.wake.set()
+
+    port = link.LinkPort(device, store, topics.Topics(device), status, on_message, asyncio.Event())
+    board = hal.load(settings)
+    board.signal = lambda name, detail="": signals.append(name)
+    network = link.Link(port, board, settings)
+
+    async def scenario():
+        task = asyncio.create_task(network.run())
+        for _ in range(500):
+            if store.acked_seq >= count:
+                break
+            await asyncio.sleep(0.02)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(scenario())
+    result = {"acked_seq": store.acked_seq, "handled": handled, "statuses": statuses, "connects": network.connects,
+              "signals": signals, "resends": port.resends}
+    store.close()
+    return result

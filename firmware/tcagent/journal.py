@@ -47,8 +47,10 @@ class JournalFull(Exception):
     """No room for another record until the gateway acks older ones."""
 
 
-def _crc(header, payload):
-    return binascii.crc32(payload, binascii.crc32(memoryview(header)[:12])) & 0xFFFFFFFF
+def _crc(header_view, payload):
+    """CRC-32 of a record: `header_view` its first 12 header bytes (a view kept, so appending allocates nothing on
+    a 64-bit build; on a 32-bit board a CRC of 2^30 or more is a long integer), then its payload."""
+    return binascii.crc32(payload, binascii.crc32(header_view)) & 0xFFFFFFFF
 
 
 class Journal:
@@ -62,7 +64,9 @@ class Journal:
         self.segment_bytes = segment_bytes
         self.record_max = record_max
         self._header = bytearray(HEADER_SIZE)
+        self._header_crc = memoryview(self._header)[:12]
         self._read_header = bytearray(HEADER_SIZE)
+        self._read_header_crc = memoryview(self._read_header)[:12]
         self.bytes_written = 0  # record bytes appended since boot
         self.syncs = 0
         self.torn_cut = 0  # torn tails cut at boot
@@ -166,7 +170,7 @@ class Journal:
         if magic != _RECORD_MAGIC or kind != _TYPE_EVENT or length > len(payload):
             return None
         view = memoryview(payload)[:length]
-        if stream.readinto(view) != length or _crc(header, view) != crc:
+        if stream.readinto(view) != length or _crc(self._read_header_crc, view) != crc:
             return None
         return seq, length
 
@@ -224,7 +228,7 @@ class Journal:
             self._write_meta()
         header = self._header
         struct.pack_into(_HEADER, header, 0, _RECORD_MAGIC, _TYPE_EVENT, len(payload), seq, 0)
-        struct.pack_into("<I", header, 12, _crc(header, payload))
+        struct.pack_into("<I", header, 12, _crc(self._header_crc, payload))
         self._writer.write(header)
         self._writer.write(payload)
         self._writer.flush()

@@ -203,7 +203,7 @@ class Link:
             start = _ARRAY_HEAD - len(head)
             batch[start:_ARRAY_HEAD] = head
             payload = memoryview(batch)[start:position]
-        await client.publish(self.port.topics.ev, payload, ticket=last_seq)
+        await client.publish(self.port.topics.ev, payload, puback_token=last_seq)
         self.sent_seq = last_seq
         return True
 

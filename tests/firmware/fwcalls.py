@@ -141,7 +141,7 @@ def mqtt_echo(port, client_id, count, payload_size):
         reader = asyncio.create_task(client.run())
         await client.subscribe(own.ack)
         for number in range(count):
-            await client.publish(own.ack, _payload(number, payload_size), ticket=number)
+            await client.publish(own.ack, _payload(number, payload_size), puback_token=number)
         for _ in range(200):
             if len(received) >= count and len(pubacks) >= count:
                 break
@@ -513,3 +513,75 @@ def link_deliver(broker_port, folder, key, count, device="link-0001"):
               "signals": signals, "resends": port.resends}
     store.close()
     return result
+
+
+def journal_append_heap_locked(folder, count, size):
+    """Append `count` records of `size` bytes with the heap locked around each append (MicroPython only), after
+    one at normal heap (the first append reserves 64 seqs in the meta file); read them all back."""
+    import micropython
+
+    store = journal.Journal(folder + "/journal", 65536, 16384, 400)
+    records = [_payload(number, size) for number in range(count + 1)]
+    store.append(store.next_seq(), records[0])
+    index = 1
+    while index <= count:  # no for loop: its iterator would be an allocation around the append
+        seq = store.next_seq()
+        record = records[index]
+        micropython.heap_lock()  # any allocation until the unlock raises MemoryError
+        try:
+            store.append(seq, record)
+        finally:
+            micropython.heap_unlock()
+        index += 1
+    store.rewind(1)
+    buffer = bytearray(400)
+    read = []
+    while True:
+        found = store.read_next(buffer)
+        if found is None:
+            break
+        read.append(bytes(buffer[: found[1]]))
+    store.close()
+    return {"read_back": read == records, "last_seq": count + 1}
+
+
+def mqtt_publish_heap_locked(port, client_id, count):
+    """Publish `count` QoS 1 messages with the heap locked around each publish (MicroPython only), alternating a
+    short and a long payload (1- and 2-byte remaining lengths), after one of each at normal heap (the topic's
+    bytes and the head's views are kept then); then run the reader until every PUBACK is in."""
+    import asyncio
+
+    import micropython
+
+    tokens = []
+    client = mqtt.Client(client_id, keepalive_s=30, window=count + 2)
+    client.on_puback = tokens.append
+    topic = topics.Topics(client_id).ev
+    payloads = [_payload(number, 40 if number % 2 else 300) for number in range(count + 2)]
+
+    async def scenario():
+        await client.connect("127.0.0.1", port)
+        await client.publish(topic, payloads[0], puback_token=0)
+        await client.publish(topic, payloads[1], puback_token=1)
+        index = 2
+        while index < count + 2:
+            pending = client.publish(topic, payloads[index], puback_token=index)  # the caller's coroutine object
+            micropython.heap_lock()
+            try:
+                await pending
+            finally:
+                micropython.heap_unlock()
+            index += 1
+        reader = asyncio.create_task(client.run())
+        for _ in range(250):
+            if len(tokens) >= count + 2:
+                break
+            await asyncio.sleep(0.02)
+        await client.disconnect()
+        try:
+            await reader
+        except (mqtt.MQTTError, asyncio.CancelledError):
+            pass
+
+    asyncio.run(scenario())
+    return {"tokens": sorted(tokens), "payloads": payloads}

@@ -26,6 +26,7 @@ import struct
 
 from tcagent import copies
 from tcagent.codec.compat import const
+from tcagent.codec.errors import AgentError
 
 _SEGMENT_MAGIC = b"TCJ1"
 _META_MAGIC = b"TCM1"
@@ -39,11 +40,11 @@ SEQ_RESERVATION = const(64)
 _MAGIC_SIZE = const(4)
 
 
-class JournalError(OSError):
+class JournalError(AgentError):
     """The journal's files cannot be trusted; the device must not start on them."""
 
 
-class JournalFull(Exception):
+class JournalFull(AgentError):
     """No room for another record until the gateway acks older ones."""
 
 
@@ -58,7 +59,7 @@ class Journal:
 
     def __init__(self, folder, capacity_bytes, segment_bytes=16384, record_max=1400):
         if segment_bytes < 2 * (HEADER_SIZE + record_max) or capacity_bytes < 2 * segment_bytes:
-            raise JournalError(22, "journal wants segment_bytes >= 2 records and capacity >= 2 segments")
+            raise JournalError("journal wants segment_bytes >= 2 records and capacity >= 2 segments")
         self.folder = folder
         self.capacity = capacity_bytes
         self.segment_bytes = segment_bytes
@@ -179,7 +180,7 @@ class Journal:
     def _load_meta(self):
         body = self._meta.load()
         if body is None and self._meta.damaged and not self._first_write_torn():
-            raise JournalError(5, "both journal meta copies are damaged: seq continuity cannot be proven")
+            raise JournalError("both journal meta copies are damaged: seq continuity cannot be proven")
         if body is None:
             self.boot = self.trimmed_seq = self.acked_seq = self.reserved_seq = 0
         else:

@@ -13,6 +13,7 @@ import random
 from tcagent import feedback, mqtt
 from tcagent.codec import cbor
 from tcagent.codec.compat import const
+from tcagent.codec.errors import AgentError
 from tcagent.codec.event import RECORD_MAX
 
 _ARRAY_HEAD = const(2)  # room for a CBOR array head of up to 2 bytes before the batch's items
@@ -113,7 +114,7 @@ class Link:
             self.client = client
             self.hal.signal(feedback.ONLINE)
             await self._send_loop(client, reader)
-        except OSError as error:
+        except (OSError, AgentError) as error:  # the network's errors and the client's (MQTTError): one log line
             print("log link: %s" % error)
         finally:
             self.client = None
@@ -127,7 +128,7 @@ class Link:
         The send loop sees the reader done and reconnects."""
         try:
             await client.run()
-        except (mqtt.MQTTError, OSError) as error:
+        except (OSError, AgentError) as error:
             print("log link: %s" % error)
 
     async def _send_loop(self, client, reader):
@@ -221,7 +222,7 @@ class Link:
             if client is not None and client.connected:
                 try:
                     await client.publish(self.port.topics.status, self.port.status(), retain=True)
-                except OSError as error:
+                except (OSError, AgentError) as error:
                     print("log status: %s" % error)
 
 

@@ -2,7 +2,7 @@
 
 CONNECT (user, password, Last Will), PUBLISH QoS 0/1 with a bounded in-flight
 window, PUBACK both ways, SUBSCRIBE, PINGREQ keepalive, DISCONNECT. Any
-protocol or socket failure raises OSError (MQTTError) and leaves the client
+protocol or socket failure raises MQTTError and leaves the client
 closed; the caller reconnects. Runs on MicroPython's and CPython's asyncio.
 """
 
@@ -10,6 +10,7 @@ import asyncio
 import struct
 
 from tcagent.codec.compat import const
+from tcagent.codec.errors import AgentError
 from tcagent.compat import sleep_ms
 
 _CONNECT = const(0x10)
@@ -27,7 +28,7 @@ _CONNACK_REASONS = ("accepted", "bad protocol version", "client id rejected", "s
                     "bad user name or password", "not authorised")
 
 
-class MQTTError(OSError):
+class MQTTError(AgentError):
     """The connection failed or the broker broke the protocol."""
 
 
@@ -87,7 +88,7 @@ class Client:
             self._reader, self._writer = await asyncio.wait_for(opening, timeout_ms / 1000)
             await self._send(_CONNECT, self._connect_body())
             kind, data = await self._read_packet(timeout_ms)
-        except (OSError, asyncio.TimeoutError) as error:  # MQTTError is an OSError
+        except (OSError, MQTTError, asyncio.TimeoutError) as error:
             self.close()
             raise MQTTError("cannot reach %s:%d: %s" % (host, port, error))
         if kind != _CONNACK or len(data) != 2:
@@ -175,7 +176,7 @@ class Client:
             if length > self.max_inbound:
                 raise MQTTError("inbound packet of %d bytes over the %d limit" % (length, self.max_inbound))
             data = await reader.readexactly(length) if length else b""
-        except (OSError, EOFError) as error:
+        except (OSError, EOFError, MQTTError) as error:
             self.close()
             raise MQTTError("connection lost: %r" % error)
         return first[0], data

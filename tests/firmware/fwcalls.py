@@ -585,3 +585,21 @@ def mqtt_publish_heap_locked(port, client_id, count):
 
     asyncio.run(scenario())
     return {"tokens": sorted(tokens), "payloads": payloads}
+
+
+def exception_classes():
+    """Every exception class the agent's modules define or import, but Python's own: [module, name, derives from
+    AgentError]."""
+    import builtins
+
+    from tcagent import agent, command, config, copies, guard, intake, journal, link, mqtt
+    from tcagent.codec import cbor, codes, cose, errors, event, gs1, ma, reasons, topics
+
+    found = []
+    for module in (agent, command, config, copies, guard, intake, journal, link, mqtt, cbor, codes, cose, errors,
+                   event, gs1, ma, reasons, topics):
+        for name in dir(module):
+            value = getattr(module, name)
+            if isinstance(value, type) and issubclass(value, BaseException) and getattr(builtins, name, None) is None:
+                found.append([module.__name__, name, issubclass(value, errors.AgentError)])
+    return found

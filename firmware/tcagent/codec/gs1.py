@@ -13,6 +13,7 @@ character.
 
 from tcagent.codec import reasons
 from tcagent.codec.compat import const, native
+from tcagent.codec.errors import AgentError
 
 GS = b"\x1d"
 _GS_BYTE = const(0x1D)
@@ -62,7 +63,7 @@ _CSET82 = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!\"%&'
 _DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
-class GS1Error(ValueError):
+class GS1Error(AgentError):
     """A GS1 element string that breaks a rule; `code` is from `tcagent.codec.reasons`."""
 
     def __init__(self, code, message):

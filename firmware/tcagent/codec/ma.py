@@ -9,6 +9,7 @@ bytes, as scanned (see tcagent.codec.gs1 for why not str).
 
 from tcagent.codec import reasons
 from tcagent.codec.compat import const, native
+from tcagent.codec.errors import AgentError
 from tcagent.codec.gs1 import date_ok, shown
 
 _MAX_LENGTH = 150
@@ -20,7 +21,7 @@ _DATE_ELEMENTS = const(4 | 8 | 16)  # M, E, V
 _HEAD_LENGTH = const(17)  # "MA." + 3-digit country + "." + class + "." + registrant + "."
 
 
-class MAError(ValueError):
+class MAError(AgentError):
     """An MA code that breaks a structural rule; `code` is from `tcagent.codec.reasons`."""
 
     def __init__(self, code, message):

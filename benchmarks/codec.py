@@ -29,14 +29,16 @@ ROWS = (("us_per_scan", "µs per scan"), ("us_decode", "  µs decode"), ("us_enc
 _HEAP_AFTER_IMPORTS = """
 import gc, json
 gc.collect(); repl = gc.mem_free()
-from tcagent import agent, config, hal, link, codes, cose, event, journal
+from tcagent import agent, config, hal, link, journal
+from tcagent.codec import codes, cose, event
 gc.collect(); print(json.dumps({"free_at_repl": repl, "free_after_imports": gc.mem_free(), "from": codes.__file__}))
 """
 
 # Run on the Pico: append signed events to a journal on its own littlefs, each flushed as the agent does.
 _JOURNAL = """
 import gc, json, time
-from tcagent import codes, cose, event, journal
+from tcagent import journal
+from tcagent.codec import codes, cose, event
 key = cose.MacKey(bytes(32))
 store = journal.Journal("/journal", 512 * 1024, 16384, 1280)
 append_us = 0

@@ -33,7 +33,7 @@ from gateway.rules import Rules
 from gateway.store import Device, SQLiteStore
 from harness.gateway_process import FORWARD_DEFAULTS
 from harness.progress import Progress
-from tcagent import codes
+from tcagent.codec import codes
 from tools.platform_sim import Faults, PlatformSim
 
 INSTITUTION = "P44030000001"

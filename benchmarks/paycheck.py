@@ -31,7 +31,7 @@ from gateway.protocol import Event, Operation
 from gateway.rules import Rules
 from gateway.store import Device, SQLiteStore
 from gateway.tickets import parse_ticket
-from tcagent import codes
+from tcagent.codec import codes
 
 _CATALOG = "pid,list_code,name,pack_size\n8123456,XA01,A,24\n8654321,XB02,B,20\n8111112,XH08,H,30\n"
 _PREFIXES = ("8123456", "8654321", "8111112")

@@ -43,7 +43,8 @@ RECORD_MAX = 1280
 # Run on the Pico: append one signed event after another until littlefs refuses, counting them.
 _FILL = """
 import json, os
-from tcagent import codes, cose, event, journal
+from tcagent import journal
+from tcagent.codec import codes, cose, event
 key = cose.MacKey(bytes(32))
 store = journal.Journal("/fill", 16 * 1024 * 1024, 16384, %d)
 count = 0
@@ -70,7 +71,8 @@ def fill_journal(folder: Path, device: str, key: bytes, capacity: int, count: in
     `count` events, or with None as many as `capacity` takes (a full journal); returns how many.
     """
     sys.path.insert(0, str(FIRMWARE))
-    from tcagent import codes, cose, event, journal
+    from tcagent import journal
+    from tcagent.codec import codes, cose, event
 
     mac_key = cose.MacKey(key)
     store = journal.Journal(str(folder), capacity, 16384, RECORD_MAX)

@@ -67,7 +67,7 @@ def section(title: str) -> None:
 
 
 def decode_samples() -> None:
-    section("1. Scans decoded as the counter device decodes them (tcagent.codes)")
+    section("1. Scans decoded as the counter device decodes them (tcagent.codec.codes)")
     print(f"{'kind':9} {'verdict':18} {'product':26} {'serial':10} {'lot':6} {'expiry':6}  input")
     for sample in SAMPLES:
         result = describe(sample.encode(), today="261122")

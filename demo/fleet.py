@@ -44,7 +44,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from gateway.protocol import Verdict
 from harness import pos_sim
 from harness.progress import Progress
-from tcagent import codes, cose, event
+from tcagent.codec import codes, cose, event
 
 __all__ = ["Fleet", "FleetDevice", "PRODUCTS", "catalog_csv", "run", "run_firmware", "main"]
 

@@ -10,7 +10,7 @@ import json
 import sys
 import time
 
-from tcagent import codes, cose, event
+from tcagent.codec import codes, cose, event
 
 LINES = (
     b"]C081234567890123456789\r\n",

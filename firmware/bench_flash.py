@@ -13,7 +13,8 @@ import time
 
 import vfs
 
-from tcagent import codes, cose, event, journal
+from tcagent import journal
+from tcagent.codec import codes, cose, event
 
 BLOCK = 4096
 

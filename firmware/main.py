@@ -24,7 +24,7 @@ def run(path):
     board = hal.load(settings)
     buffers = link.buffers_for(settings)  # before the journal's boot scan, while the heap is in one piece
     device = agent.Agent(settings, board)
-    network = link.Link(device, buffers)
+    network = link.Link(device.port, board, settings, buffers)
     # `code` tells which copy of the agent runs: a frozen one is named without a folder (tcagent/agent.py)
     print("log agent %s for %s on %s%s: boot %d, next seq %d, backlog %d, watchdog %d ms, code %s" % (
         agent.VERSION, device.device, board.name, "" if board.network_available() else " (no network)",

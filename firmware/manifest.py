@@ -7,6 +7,6 @@ try:
 except Exception:
     include("$(PORT_DIR)/boards/manifest.py")  # noqa: F821
 
-# paths are relative to this file
+# paths are relative to this file; package() takes the subpackages too (tcagent/codec, tcagent/hal)
 package("tcagent")  # noqa: F821
 module("main.py")  # noqa: F821

@@ -27,7 +27,7 @@ from gateway.protocol import Event, Operation
 from gateway.rules import Rules
 from gateway.store import Device, SQLiteStore
 from gateway.tickets import TicketError, parse_ticket, parse_time
-from tcagent import codes
+from tcagent.codec import codes
 
 __all__ = ["ReplayError", "replay_folder"]
 

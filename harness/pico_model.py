@@ -129,7 +129,7 @@ def model_available() -> str | None:
 def littlefs_image(files: Mapping[str, bytes]) -> bytes:
     """A littlefs2 image of the RPI_PICO's filesystem (352 blocks of 4 KB) holding `files` (path -> bytes).
 
-    Folders are made as needed; paths are relative to the filesystem's root ("tcagent/cbor.mpy").
+    Folders are made as needed; paths are relative to the filesystem's root ("tcagent/codec/cbor.mpy").
     """
     from littlefs import LittleFS  # dev extra littlefs-python; imported here so the module loads without it
 

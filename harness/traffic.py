@@ -13,7 +13,7 @@ import cbor2
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tcagent import codes, cose, event
+from tcagent.codec import codes, cose, event
 
 
 def signed_stream(devices: int, count: int, keys: dict[str, bytes],

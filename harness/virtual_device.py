@@ -194,7 +194,8 @@ class VirtualDevice:
 def prefill_journal(data_dir: Path, device: str, key: bytes, count: int, *, capacity: int = 4 * 1024 * 1024) -> None:
     """Write `count` signed events into a device's journal with the firmware's own modules (on CPython)."""
     sys.path.insert(0, str(FIRMWARE))
-    from tcagent import codes, cose, event, journal
+    from tcagent import journal
+    from tcagent.codec import codes, cose, event
 
     mac_key = cose.MacKey(key)
     store = journal.Journal(str(data_dir / "journal"), capacity, 16384, 1280)

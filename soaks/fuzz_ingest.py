@@ -38,7 +38,7 @@ from gateway.ingest import Admission, IngestSettings, Message
 from gateway.metrics import Metrics
 from gateway.rules import Rules
 from gateway.store import Device, SQLiteStore, Store, open_store
-from tcagent import codes, cose, event
+from tcagent.codec import codes, cose, event
 
 GOOD_DEVICE = "fuzz-good"
 HOSTILE_DEVICE = "fuzz-bad"

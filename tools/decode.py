@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from tcagent import codes, errors
+from tcagent.codec import codes, reasons
 
 GS_TOKEN = b"<GS>"
 GS1_FORMS = {"full": codes.GS1_FULL, "gtin-serial": codes.GS1_GTIN_SERIAL, "bracketed": codes.GS1_BRACKETED}
@@ -28,8 +28,8 @@ def describe(line: bytes, *, gs1_form: int = codes.GS1_FULL, today: str = "") ->
     return {
         "input": line.decode("utf-8", "backslashreplace"),
         "kind": codes.KIND_NAMES[scan.kind],
-        "valid": scan.err == errors.OK,
-        "error": errors.NAMES[scan.err],
+        "valid": scan.err == reasons.OK,
+        "error": reasons.NAMES[scan.err],
         "error_code": scan.err,
         "detail": scan.detail,
         "code": scan.code.decode(),

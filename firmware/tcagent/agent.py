@@ -6,12 +6,13 @@ commands back here. Nothing in this module waits for the network.
 
 import asyncio
 
-from tcagent import cbor, codes, cose, event, feedback, guard, intake, journal
-from tcagent.compat import const, sleep_ms
+from tcagent import feedback, guard, intake, journal
+from tcagent.codec import cbor, codes, cose, event, topics
+from tcagent.codec.compat import const
+from tcagent.compat import sleep_ms
+from tcagent.link import LinkPort
 
 VERSION = "0.3.0"
-RECORD_MAX = const(1280)  # docs/protocol.md: one COSE_Mac0 at most 1,280 bytes
-EVENT_MAX = const(1024)  # docs/protocol.md: an event payload at most 1,024 bytes
 _RECENT = const(8)  # verdicts are signalled only for the last few scans, not for a drained backlog
 _ALARM_FULL = const(1)
 _ALARM_CLOCK = const(2)
@@ -34,7 +35,7 @@ class Agent:
         self.kid = self.device.encode()
         self.key = cose.MacKey(bytes.fromhex(config["key_hex"]))
         self.journal = journal.Journal(hal.data_dir + "/journal", config["journal_capacity"],
-                                       config["journal_segment"], RECORD_MAX)
+                                       config["journal_segment"], event.RECORD_MAX)
         self.framer = intake.LineFramer(config["suffix"].encode(), config["line_timeout_ms"])
         self.debouncer = intake.Debouncer(config["debounce_ms"])
         self.mode = config["mode"]
@@ -46,8 +47,6 @@ class Agent:
         self.alarm_full = False
         self.alarm_command_mac = False
         self.recent = [0] * _RECENT  # seqs of the last scans taken
-        self.resend_from = 0  # set by the gateway's resend command, consumed by the link
-        self.answers = []  # signed command answers for the link to publish, oldest first, at most _ANSWERS_MAX
         self.reboot_at = None  # ticks when a reboot command was accepted; the timer loop reboots
         self.wake = asyncio.Event()  # a new record to send, an ack, or a resend command
         self.ended = ""  # which of the agent's tasks ended, and how; "" while all run
@@ -55,11 +54,9 @@ class Agent:
         self._last_tick = hal.ticks_ms()
         self.guard = guard.CommandGuard(hal.data_dir + "/command", self.journal.boot == 1,
                                         hal.data_dir + "/command.id")
-        self.topic_ev = "tc/v1/%s/ev" % self.device
-        self.topic_ack = "tc/v1/%s/ack" % self.device
-        self.topic_cmd = "tc/v1/%s/cmd" % self.device
-        self.topic_res = "tc/v1/%s/res" % self.device
-        self.topic_status = "tc/v1/%s/status" % self.device
+        self.topics = topics.Topics(self.device)
+        self.port = LinkPort(self.device, self.journal, self.topics, self.status, self.on_message,
+                             self.wake)  # all the link touches; its answers at most _ANSWERS_MAX
 
     def uptime_ms(self):
         """Milliseconds since boot, immune to the wrap of the board's tick counter (called often enough)."""
@@ -99,8 +96,8 @@ class Agent:
         seq = self.journal.next_seq()
         payload = event.encode(self.device, seq, self.journal.boot, self.hal.time_ms(), self.uptime_ms(),
                                self.hal.clock, self.mode, scan, self.ticket, self.split_qty)
-        if len(payload) > EVENT_MAX:  # the gateway would refuse it for ever and hold the backlog behind it
-            raise ValueError("event of %d bytes over the %d limit" % (len(payload), EVENT_MAX))
+        if len(payload) > event.EVENT_MAX:  # the gateway would refuse it for ever and hold the backlog behind it
+            raise ValueError("event of %d bytes over the %d limit" % (len(payload), event.EVENT_MAX))
         try:
             self.journal.append(seq, cose.sign(self.key, payload, self.kid))
         except journal.JournalFull:
@@ -159,7 +156,8 @@ class Agent:
             await asyncio.sleep(1)
 
     async def run(self, link):
-        """The agent's life: the scanner, `link` and its status messages as tasks, supervised by the timer loop.
+        """The agent's life: the scanner, `link` (a tcagent.link.Link on `self.port`) and its status messages as
+        tasks, supervised by the timer loop.
 
         A task that ends is not restarted in place: the scanner's only way out is a flash error (or a bug),
         after which the journal is sure again only once the boot check has cut a torn record. So the device
@@ -195,7 +193,7 @@ class Agent:
                 hal.reboot()  # the journal is left as a power cut would leave it: the boot check handles that
                 return
             if self.reboot_at is not None and (
-                    not self.answers or hal.ticks_diff(hal.ticks_ms(), self.reboot_at) > _REBOOT_GRACE_MS):
+                    not self.port.answers or hal.ticks_diff(hal.ticks_ms(), self.reboot_at) > _REBOOT_GRACE_MS):
                 print("log agent: rebooting on the gateway's command")
                 self.journal.close()
                 hal.reboot()
@@ -211,9 +209,9 @@ class Agent:
         and dropped, so the MQTT reader goes on to the next one.
         """
         try:
-            if topic == self.topic_ack:
+            if topic == self.topics.ack:
                 self._on_ack(payload)
-            elif topic == self.topic_cmd:
+            elif topic == self.topics.cmd:
                 self._on_command(payload)
             else:
                 raise ValueError("not a topic of this device")
@@ -249,10 +247,10 @@ class Agent:
 
     def answer(self, signed):
         """Queue a signed command answer for the link; when _ANSWERS_MAX wait already, drop it and count it."""
-        if len(self.answers) >= _ANSWERS_MAX:
+        if len(self.port.answers) >= _ANSWERS_MAX:
             self.counts["answers_dropped"] += 1
             return
-        self.answers.append(signed)
+        self.port.answers.append(signed)
         self.wake.set()
 
     def reboot_soon(self):
@@ -278,6 +276,7 @@ class Agent:
         self.counts["syncs"] = store.syncs
         self.counts["torn_cut"] = store.torn_cut
         self.counts["corrupt"] = store.corrupt
+        self.counts["resends"] = self.port.resends
         counters = {}
         for index in range(len(COUNTERS)):
             counters[index] = self.counts[COUNTERS[index]]

@@ -4,8 +4,9 @@ and answered on `tc/v1/<dev>/res` with a signed result (docs/protocol.md, "Comma
 Imported at the first command rather than at boot: commands are rare and the heap is small.
 """
 
-from tcagent import cbor, cose, event, feedback
-from tcagent.compat import const
+from tcagent import feedback
+from tcagent.codec import cbor, cose, event
+from tcagent.codec.compat import const
 
 _TIME = const(1)
 _MODE = const(2)
@@ -63,9 +64,9 @@ def _apply(agent, kind, argument):
         agent.hal.signal(feedback.MODE, str(argument))
         return argument
     if kind == _RESEND:
-        agent.resend_from = min(argument, agent.journal.last_seq + 1)
+        agent.port.resend_from = min(argument, agent.journal.last_seq + 1)
         agent.wake.set()
-        return agent.resend_from
+        return agent.port.resend_from
     if kind == _CONFIG:
         for name in argument:
             agent.config[name] = argument[name]

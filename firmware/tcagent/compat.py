@@ -1,24 +1,8 @@
-"""What differs between MicroPython and CPython, in one place."""
+"""What differs between MicroPython and CPython at run time: the tick counter and asyncio's sleep.
+(`const` and the `@native` mark are in tcagent.codec.compat, at the bottom.)"""
 
 import asyncio
 import time
-
-try:
-    from micropython import const
-except ImportError:  # CPython: const() is MicroPython's compile-time constant, here the value itself
-
-    def const(value):  # type: ignore[misc]
-        return value
-
-
-
-
-def native(function):
-    """Marks a hot function for machine code. Run from source it is the function as written: the aarch64
-    unix port has no native emitter and refuses `@micropython.native`, so the source cannot carry it. Compiled
-    for a board's arch (tools/paths.compile_firmware), the decorator line becomes `@micropython.native`."""
-    return function
-
 
 if hasattr(time, "ticks_ms"):  # MicroPython
     ticks_ms = time.ticks_ms
@@ -39,4 +23,4 @@ else:
         await asyncio.sleep(ms / 1000)
 
 
-__all__ = ["const", "native", "ticks_ms", "ticks_diff", "sleep_ms"]
+__all__ = ["ticks_ms", "ticks_diff", "sleep_ms"]

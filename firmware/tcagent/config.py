@@ -10,6 +10,8 @@ The same check runs on the host when trace-provision writes the file.
 import json
 import sys
 
+from tcagent.codec.errors import AgentError
+
 DEFAULTS = {  # type: dict
     "device_id": None,  # required: 1-32 of [A-Za-z0-9_-], also the MQTT user name
     "key_hex": None,  # required: the 32-byte COSE_Mac0 key, 64 hex digits
@@ -49,7 +51,7 @@ _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
 _HEX = "0123456789abcdefABCDEF"
 
 
-class ConfigError(ValueError):
+class ConfigError(AgentError):
     """A missing, unknown or wrong field in the device configuration."""
 
 

@@ -15,7 +15,7 @@ and the command guard are kept this way.
 import binascii
 import struct
 
-from tcagent.compat import const
+from tcagent.codec.compat import const
 
 _FRAME = const(12)  # magic, generation, crc
 

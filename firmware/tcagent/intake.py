@@ -3,8 +3,8 @@
 Pure logic over bytes and millisecond timestamps: the hardware layer feeds it.
 """
 
-from tcagent.codes import MAX_LINE
-from tcagent.compat import const
+from tcagent.codec.codes import MAX_LINE
+from tcagent.codec.compat import const
 
 _TOO_LONG = MAX_LINE + 3  # one past what codes.decode accepts, so the decoder reports too_long
 CONTROL_PREFIX = b"TC:"

@@ -25,7 +25,8 @@ import os
 import struct
 
 from tcagent import copies
-from tcagent.compat import const
+from tcagent.codec.compat import const
+from tcagent.codec.errors import AgentError
 
 _SEGMENT_MAGIC = b"TCJ1"
 _META_MAGIC = b"TCM1"
@@ -39,16 +40,18 @@ SEQ_RESERVATION = const(64)
 _MAGIC_SIZE = const(4)
 
 
-class JournalError(OSError):
+class JournalError(AgentError):
     """The journal's files cannot be trusted; the device must not start on them."""
 
 
-class JournalFull(Exception):
+class JournalFull(AgentError):
     """No room for another record until the gateway acks older ones."""
 
 
-def _crc(header, payload):
-    return binascii.crc32(payload, binascii.crc32(memoryview(header)[:12])) & 0xFFFFFFFF
+def _crc(header_view, payload):
+    """CRC-32 of a record: `header_view` its first 12 header bytes (a view kept, so appending allocates nothing on
+    a 64-bit build; on a 32-bit board a CRC of 2^30 or more is a long integer), then its payload."""
+    return binascii.crc32(payload, binascii.crc32(header_view)) & 0xFFFFFFFF
 
 
 class Journal:
@@ -56,13 +59,15 @@ class Journal:
 
     def __init__(self, folder, capacity_bytes, segment_bytes=16384, record_max=1400):
         if segment_bytes < 2 * (HEADER_SIZE + record_max) or capacity_bytes < 2 * segment_bytes:
-            raise JournalError(22, "journal wants segment_bytes >= 2 records and capacity >= 2 segments")
+            raise JournalError("journal wants segment_bytes >= 2 records and capacity >= 2 segments")
         self.folder = folder
         self.capacity = capacity_bytes
         self.segment_bytes = segment_bytes
         self.record_max = record_max
         self._header = bytearray(HEADER_SIZE)
+        self._header_crc = memoryview(self._header)[:12]
         self._read_header = bytearray(HEADER_SIZE)
+        self._read_header_crc = memoryview(self._read_header)[:12]
         self.bytes_written = 0  # record bytes appended since boot
         self.syncs = 0
         self.torn_cut = 0  # torn tails cut at boot
@@ -166,7 +171,7 @@ class Journal:
         if magic != _RECORD_MAGIC or kind != _TYPE_EVENT or length > len(payload):
             return None
         view = memoryview(payload)[:length]
-        if stream.readinto(view) != length or _crc(header, view) != crc:
+        if stream.readinto(view) != length or _crc(self._read_header_crc, view) != crc:
             return None
         return seq, length
 
@@ -175,7 +180,7 @@ class Journal:
     def _load_meta(self):
         body = self._meta.load()
         if body is None and self._meta.damaged and not self._first_write_torn():
-            raise JournalError(5, "both journal meta copies are damaged: seq continuity cannot be proven")
+            raise JournalError("both journal meta copies are damaged: seq continuity cannot be proven")
         if body is None:
             self.boot = self.trimmed_seq = self.acked_seq = self.reserved_seq = 0
         else:
@@ -224,7 +229,7 @@ class Journal:
             self._write_meta()
         header = self._header
         struct.pack_into(_HEADER, header, 0, _RECORD_MAGIC, _TYPE_EVENT, len(payload), seq, 0)
-        struct.pack_into("<I", header, 12, _crc(header, payload))
+        struct.pack_into("<I", header, 12, _crc(self._header_crc, payload))
         self._writer.write(header)
         self._writer.write(payload)
         self._writer.flush()

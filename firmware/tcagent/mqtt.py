@@ -2,14 +2,16 @@
 
 CONNECT (user, password, Last Will), PUBLISH QoS 0/1 with a bounded in-flight
 window, PUBACK both ways, SUBSCRIBE, PINGREQ keepalive, DISCONNECT. Any
-protocol or socket failure raises OSError (MQTTError) and leaves the client
+protocol or socket failure raises MQTTError and leaves the client
 closed; the caller reconnects. Runs on MicroPython's and CPython's asyncio.
 """
 
 import asyncio
 import struct
 
-from tcagent.compat import const
+from tcagent.codec.compat import const
+from tcagent.codec.errors import AgentError
+from tcagent.compat import sleep_ms
 
 _CONNECT = const(0x10)
 _CONNACK = const(0x20)
@@ -20,11 +22,13 @@ _SUBACK = const(0x90)
 _PINGREQ = const(0xC0)
 _PINGRESP = const(0xD0)
 _DISCONNECT = const(0xE0)
+_HEAD_MAX = const(5)  # a PUBLISH's type byte and its remaining length (4 bytes at most)
+_TOPICS_KEPT = const(8)  # topics whose encoded bytes are kept (a device publishes on three)
 _CONNACK_REASONS = ("accepted", "bad protocol version", "client id rejected", "server unavailable",
                     "bad user name or password", "not authorised")
 
 
-class MQTTError(OSError):
+class MQTTError(AgentError):
     """The connection failed or the broker broke the protocol."""
 
 
@@ -48,7 +52,9 @@ class Client:
     """One MQTT session over one connection."""
 
     def __init__(self, client_id, user=None, password=None, keepalive_s=60, will=None, window=4,
-                 max_inbound=4096):
+                 max_inbound=4096, topic_max=64):
+        """`topic_max`: the longest topic publish() takes (bytes); its packet head is built in a buffer of that
+        room, taken here, so that publishing allocates nothing (tests/firmware/test_mqtt.py, under heap_lock)."""
         self.client_id = client_id
         self.user = user
         self.password = password
@@ -59,13 +65,18 @@ class Client:
         self._reader = None
         self._writer = None
         self._next_pid = 0
-        self._inflight = {}  # pid -> ticket the caller gave; at most `window` entries
+        self._inflight_pids = [0] * window  # packet ids awaiting PUBACK, 0 for a free slot
+        self._inflight_tokens = [None] * window  # the caller's puback_token of each, given back to on_puback
+        self._inflight_count = 0
+        self._head = bytearray(_HEAD_MAX + 2 + topic_max + 2)  # type, length, topic, packet id of a PUBLISH
+        self._head_views = {}  # head length -> a view of that many bytes of _head, made once
+        self._topics = {}  # topic -> its bytes, at most _TOPICS_KEPT
         self._space = asyncio.Event()
         self._suback = asyncio.Event()
         self._suback_pid = 0
         self.connected = False
         self.on_message = None  # on_message(topic: str, payload: bytes): called before the PUBACK is sent
-        self.on_puback = None  # on_puback(ticket)
+        self.on_puback = None  # on_puback(puback_token)
 
     async def connect(self, host, port, ssl=None, server_hostname=None, timeout_ms=10000):
         """Open the connection (TLS when `ssl` is a context) and finish CONNECT/CONNACK, or raise MQTTError."""
@@ -77,7 +88,7 @@ class Client:
             self._reader, self._writer = await asyncio.wait_for(opening, timeout_ms / 1000)
             await self._send(_CONNECT, self._connect_body())
             kind, data = await self._read_packet(timeout_ms)
-        except (OSError, asyncio.TimeoutError) as error:  # MQTTError is an OSError
+        except (OSError, MQTTError, asyncio.TimeoutError) as error:
             self.close()
             raise MQTTError("cannot reach %s:%d: %s" % (host, port, error))
         if kind != _CONNACK or len(data) != 2:
@@ -88,7 +99,10 @@ class Client:
             reason = _CONNACK_REASONS[data[1]] if data[1] < len(_CONNACK_REASONS) else str(data[1])
             raise MQTTError("broker refused the connection: %s" % reason)
         self.connected = True
-        self._inflight = {}
+        for slot in range(self.window):
+            self._inflight_pids[slot] = 0
+            self._inflight_tokens[slot] = None
+        self._inflight_count = 0
         self._space.set()
 
     def _connect_body(self):
@@ -162,7 +176,7 @@ class Client:
             if length > self.max_inbound:
                 raise MQTTError("inbound packet of %d bytes over the %d limit" % (length, self.max_inbound))
             data = await reader.readexactly(length) if length else b""
-        except (OSError, EOFError) as error:
+        except (OSError, EOFError, MQTTError) as error:
             self.close()
             raise MQTTError("connection lost: %r" % error)
         return first[0], data
@@ -172,11 +186,15 @@ class Client:
         return self._next_pid
 
     def inflight(self):
-        return len(self._inflight)
+        return self._inflight_count
 
-    async def publish(self, topic, payload, retain=False, qos=1, ticket=None):
-        """Send a PUBLISH; with QoS 1 wait for room in the window first. Returns the packet id (0 for QoS 0)."""
-        while qos and len(self._inflight) >= self.window:
+    async def publish(self, topic, payload, retain=False, qos=1, puback_token=None):
+        """Send a PUBLISH; with QoS 1 wait for room in the window first. Returns the packet id (0 for QoS 0).
+
+        `puback_token` is handed to on_puback when the broker acknowledges the message. The packet is built in
+        buffers taken at connect time: once the window has room, publishing allocates nothing (a topic's bytes
+        are kept at its first publish; the coroutine object is the caller's)."""
+        while qos and self._inflight_count >= self.window:
             self._space.clear()
             try:
                 await asyncio.wait_for(self._space.wait(), self.keepalive_s)
@@ -185,19 +203,74 @@ class Client:
                 raise MQTTError("no PUBACK for %d s" % self.keepalive_s)
             if not self.connected:
                 raise MQTTError("connection lost while waiting for the in-flight window")
-        body = bytearray()
-        _string(body, topic)
-        pid = 0
+        pid = self._pid() if qos else 0
+        head = self._head_view(self._publish_head(self._topic_bytes(topic), len(payload), retain, qos, pid))
+        writer = self._writer
+        if writer is None:
+            raise MQTTError("not connected")
         if qos:
-            pid = self._pid()
-            body.extend(struct.pack(">H", pid))
-            self._inflight[pid] = ticket
-        header = bytearray()
-        header.append(_PUBLISH | (qos << 1) | (1 if retain else 0))
-        _varint(header, len(body) + len(payload))
-        header.extend(body)
-        await self._write(header, payload)
+            self._hold(pid, puback_token)  # before the write: the PUBACK may come before the drain returns
+        try:  # one whole packet with no await in between, as _write does
+            writer.write(head)
+            writer.write(payload)
+            if getattr(writer, "out_buf", True):  # CPython's writer, or bytes MicroPython's could not send at once
+                await writer.drain()
+            else:
+                await sleep_ms(0)  # what MicroPython's drain() does when all went out, without its generator
+        except OSError as error:
+            self.close()
+            raise MQTTError("write failed: %r" % error)
         return pid
+
+    def _topic_bytes(self, topic):
+        data = self._topics.get(topic)
+        if data is None:
+            data = topic.encode() if isinstance(topic, str) else bytes(topic)
+            if len(data) > len(self._head) - _HEAD_MAX - 4:
+                raise ValueError("topic of %d bytes over the %d limit" % (len(data), len(self._head) - _HEAD_MAX - 4))
+            if len(self._topics) < _TOPICS_KEPT:
+                self._topics[topic] = data
+        return data
+
+    def _publish_head(self, topic, payload_length, retain, qos, pid):
+        """Write a PUBLISH's bytes up to its payload into _head (no allocation); return their count."""
+        head = self._head
+        head[0] = _PUBLISH | (qos << 1) | (1 if retain else 0)
+        remaining = 2 + len(topic) + (2 if qos else 0) + payload_length
+        position = 1
+        while True:  # the remaining length, 7 bits a byte
+            byte = remaining & 0x7F
+            remaining >>= 7
+            head[position] = byte | 0x80 if remaining else byte
+            position += 1
+            if not remaining:
+                break
+        head[position] = len(topic) >> 8
+        head[position + 1] = len(topic) & 0xFF
+        position += 2
+        head[position : position + len(topic)] = topic
+        position += len(topic)
+        if qos:
+            head[position] = pid >> 8
+            head[position + 1] = pid & 0xFF
+            position += 2
+        return position
+
+    def _head_view(self, length):
+        view = self._head_views.get(length)
+        if view is None:  # at most one per length _head can hold
+            view = memoryview(self._head)[:length]
+            self._head_views[length] = view
+        return view
+
+    def _hold(self, pid, puback_token):
+        """Keep `pid` in a free slot of the window until its PUBACK."""
+        for slot in range(self.window):
+            if not self._inflight_pids[slot]:
+                self._inflight_pids[slot] = pid
+                self._inflight_tokens[slot] = puback_token
+                self._inflight_count += 1
+                return
 
     async def subscribe(self, topic, qos=1, timeout_ms=10000):
         pid = self._pid()
@@ -237,11 +310,16 @@ class Client:
         packet_type = kind & 0xF0
         if packet_type == _PUBACK:
             pid = struct.unpack(">H", data)[0]
-            if pid in self._inflight:
-                ticket = self._inflight.pop(pid)
-                self._space.set()
-                if self.on_puback is not None:
-                    self.on_puback(ticket)
+            for slot in range(self.window):
+                if pid and self._inflight_pids[slot] == pid:
+                    token = self._inflight_tokens[slot]
+                    self._inflight_pids[slot] = 0
+                    self._inflight_tokens[slot] = None
+                    self._inflight_count -= 1
+                    self._space.set()
+                    if self.on_puback is not None:
+                        self.on_puback(token)
+                    break
         elif packet_type == _PUBLISH:
             topic_length = struct.unpack_from(">H", data, 0)[0]
             topic = str(data[2 : 2 + topic_length], "utf-8")

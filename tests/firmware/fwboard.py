@@ -6,7 +6,8 @@ Pico without radio meets an import of `network` that fails, as on the board), ru
 
 import sys
 
-from tcagent import cbor, config
+from tcagent import config
+from tcagent.codec import cbor
 
 _FAKES = __file__.rsplit("/", 1)[0] + "/fakeboard"
 _FRESH = ("network", "ntptime", "tcagent.hal.board", "tcagent.hal.rp2", "tcagent.hal.esp32")
@@ -148,7 +149,7 @@ def board_run(folder, key, platform, radio, plan, extra=None):
     if sys.implementation.name != "micropython":
         layer.free_heap = lambda: 0  # CPython's gc has no mem_free
     device = agent.Agent(settings, layer)
-    network_link = link.Link(device)
+    network_link = link.Link(device.port, layer, settings)
     signals = []
     statuses = []
     play = layer.signal

@@ -1,6 +1,7 @@
 """The firmware entry points the tests drive, with plain inputs and outputs (runs on both Pythons)."""
 
-from tcagent import cbor, codes, config, cose, errors, event, gs1, intake, journal, mqtt
+from tcagent import config, intake, journal, mqtt
+from tcagent.codec import cbor, codes, cose, event, gs1, reasons, topics
 
 SCAN_FIELDS = ("raw", "aim", "kind", "code", "pid", "serial", "lot", "expiry", "made", "err", "detail", "elements")
 TEXT_FIELDS = ("aim", "code", "pid", "serial", "lot", "expiry", "made")
@@ -15,7 +16,7 @@ def scan(line, gs1_form=codes.GS1_FULL, today=""):
         result[name] = result[name].decode()
     result["elements"] = [[ai.decode(), value.decode()] for ai, value in decoded.elements]
     result["kind_name"] = codes.KIND_NAMES[decoded.kind]
-    result["err_name"] = errors.NAMES[decoded.err]
+    result["err_name"] = reasons.NAMES[decoded.err]
     return result
 
 
@@ -132,15 +133,15 @@ def mqtt_echo(port, client_id, count, payload_size):
     pubacks = []
 
     async def scenario():
-        client = mqtt.Client(client_id, keepalive_s=5, window=3,
-                             will=("tc/v1/%s/status" % client_id, b"\xa2\x00\x01\x01\xf4", True))
+        own = topics.Topics(client_id)
+        client = mqtt.Client(client_id, keepalive_s=5, window=3, will=(own.status, b"\xa2\x00\x01\x01\xf4", True))
         client.on_message = lambda topic, payload: received.append([topic, bytes(payload)])
         client.on_puback = pubacks.append
         await client.connect("127.0.0.1", port)
         reader = asyncio.create_task(client.run())
-        await client.subscribe("tc/v1/%s/ack" % client_id)
+        await client.subscribe(own.ack)
         for number in range(count):
-            await client.publish("tc/v1/%s/ack" % client_id, _payload(number, payload_size), ticket=number)
+            await client.publish(own.ack, _payload(number, payload_size), puback_token=number)
         for _ in range(200):
             if len(received) >= count and len(pubacks) >= count:
                 break
@@ -153,6 +154,12 @@ def mqtt_echo(port, client_id, count, payload_size):
 
     asyncio.run(scenario())
     return {"received": received, "pubacks": pubacks}
+
+
+def device_topics(device):
+    """The topics of `device` by name."""
+    own = topics.Topics(device)
+    return {"ev": own.ev, "status": own.status, "res": own.res, "ack": own.ack, "cmd": own.cmd}
 
 
 def mqtt_refused(port, user, password):
@@ -169,7 +176,7 @@ def mqtt_vanish(port, client_id):
     import asyncio
 
     async def scenario():
-        will = ("tc/v1/%s/status" % client_id, b"\xa2\x00\x01\x01\xf4", True)
+        will = (topics.Topics(client_id).status, b"\xa2\x00\x01\x01\xf4", True)
         client = mqtt.Client(client_id, keepalive_s=5, will=will)
         await client.connect("127.0.0.1", port)
         client.close()
@@ -283,8 +290,8 @@ def _agent_state(device, escaped):
              "last_seq": device.journal.last_seq, "trimmed_seq": device.journal.trimmed_seq,
              "first_segment": device.journal.first_segment, "mode": device.mode, "clock": device.hal.clock,
              "time_ms": device.hal.time_ms(), "last_command_id": device.guard.last_id, "guard_lost": device.guard.lost,
-             "alarms": device.alarms(), "signals": device.hal.signals, "resend_from": device.resend_from,
-             "config": settable, "rebooted": device.hal.rebooted, "answers": device.answers,
+             "alarms": device.alarms(), "signals": device.hal.signals, "resend_from": device.port.resend_from,
+             "config": settable, "rebooted": device.hal.rebooted, "answers": device.port.answers,
              "reboot_pending": device.reboot_at is not None}
     device.journal.close()
     return state
@@ -414,7 +421,7 @@ def agent_reader(folder, key, scans, payloads):
     _scan_lines(device, scans)
     stream = bytearray()
     for number in range(len(payloads)):
-        stream.extend(_publish_packet(device.topic_ack, number + 1, payloads[number]))
+        stream.extend(_publish_packet(device.topics.ack, number + 1, payloads[number]))
 
     async def scenario():
         client = mqtt.Client(device.device, keepalive_s=30)
@@ -449,3 +456,150 @@ def guard_run(folder, new_device, ops):
 
 
 from fwboard import board_clock, board_import, board_run, board_wifi  # noqa: E402,F401  (the board layer's calls)
+
+
+def link_deliver(broker_port, folder, key, count, device="link-0001"):
+    """The link on a LinkPort of its own, no agent: a real journal holding `count` signed events, a status message
+    and a handler that applies acks (the test plays the gateway on the broker). Runs the link until every event is
+    acked (at most 10 s); reports the acked seq, the topics the handler saw, the status messages asked for, the
+    connects and the signals."""
+    import asyncio
+
+    from tcagent import hal, link
+
+    settings = config.check({"device_id": device, "key_hex": bytes(key).hex(), "broker_host": "127.0.0.1",
+                             "broker_port": broker_port, "data_dir": folder, "journal_capacity": 16384,
+                             "journal_segment": 4096, "batch_max": 3})
+    store = journal.Journal(folder + "/journal", 16384, 4096, event.RECORD_MAX)
+    for _ in range(count):
+        seq = store.next_seq()
+        store.append(seq, signed_event(key, device, seq, store.boot, 1767225600000 + seq, seq, 1, 1,
+                                       ("8123456%013d" % seq).encode()))
+    handled = []
+    statuses = []
+    signals = []
+
+    def status():
+        statuses.append(store.backlog())
+        return cbor.dumps({0: 1, 1: True, 4: store.backlog()})
+
+    def on_message(topic, payload):
+        handled.append(topic)
+        if topic == port.topics.ack:
+            acked = cbor.loads(payload)[1]
+            if acked > store.acked_seq:
+                store.ack(acked)
+                port.wake.set()
+
+    port = link.LinkPort(device, store, topics.Topics(device), status, on_message, asyncio.Event())
+    board = hal.load(settings)
+    board.signal = lambda name, detail="": signals.append(name)
+    network = link.Link(port, board, settings)
+
+    async def scenario():
+        task = asyncio.create_task(network.run())
+        for _ in range(500):
+            if store.acked_seq >= count:
+                break
+            await asyncio.sleep(0.02)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(scenario())
+    result = {"acked_seq": store.acked_seq, "handled": handled, "statuses": statuses, "connects": network.connects,
+              "signals": signals, "resends": port.resends}
+    store.close()
+    return result
+
+
+def journal_append_heap_locked(folder, count, size):
+    """Append `count` records of `size` bytes with the heap locked around each append (MicroPython only), after
+    one at normal heap (the first append reserves 64 seqs in the meta file); read them all back."""
+    import micropython
+
+    store = journal.Journal(folder + "/journal", 65536, 16384, 400)
+    records = [_payload(number, size) for number in range(count + 1)]
+    store.append(store.next_seq(), records[0])
+    index = 1
+    while index <= count:  # no for loop: its iterator would be an allocation around the append
+        seq = store.next_seq()
+        record = records[index]
+        micropython.heap_lock()  # any allocation until the unlock raises MemoryError
+        try:
+            store.append(seq, record)
+        finally:
+            micropython.heap_unlock()
+        index += 1
+    store.rewind(1)
+    buffer = bytearray(400)
+    read = []
+    while True:
+        found = store.read_next(buffer)
+        if found is None:
+            break
+        read.append(bytes(buffer[: found[1]]))
+    store.close()
+    return {"read_back": read == records, "last_seq": count + 1}
+
+
+def mqtt_publish_heap_locked(port, client_id, count):
+    """Publish `count` QoS 1 messages with the heap locked around each publish (MicroPython only), alternating a
+    short and a long payload (1- and 2-byte remaining lengths), after one of each at normal heap (the topic's
+    bytes and the head's views are kept then); then run the reader until every PUBACK is in."""
+    import asyncio
+
+    import micropython
+
+    tokens = []
+    client = mqtt.Client(client_id, keepalive_s=30, window=count + 2)
+    client.on_puback = tokens.append
+    topic = topics.Topics(client_id).ev
+    payloads = [_payload(number, 40 if number % 2 else 300) for number in range(count + 2)]
+
+    async def scenario():
+        await client.connect("127.0.0.1", port)
+        await client.publish(topic, payloads[0], puback_token=0)
+        await client.publish(topic, payloads[1], puback_token=1)
+        index = 2
+        while index < count + 2:
+            pending = client.publish(topic, payloads[index], puback_token=index)  # the caller's coroutine object
+            micropython.heap_lock()
+            try:
+                await pending
+            finally:
+                micropython.heap_unlock()
+            index += 1
+        reader = asyncio.create_task(client.run())
+        for _ in range(250):
+            if len(tokens) >= count + 2:
+                break
+            await asyncio.sleep(0.02)
+        await client.disconnect()
+        try:
+            await reader
+        except (mqtt.MQTTError, asyncio.CancelledError):
+            pass
+
+    asyncio.run(scenario())
+    return {"tokens": sorted(tokens), "payloads": payloads}
+
+
+def exception_classes():
+    """Every exception class the agent's modules define or import, but Python's own: [module, name, derives from
+    AgentError]."""
+    import builtins
+
+    from tcagent import agent, command, config, copies, guard, intake, journal, link, mqtt
+    from tcagent.codec import cbor, codes, cose, errors, event, gs1, ma, reasons, topics
+
+    found = []
+    for module in (agent, command, config, copies, guard, intake, journal, link, mqtt, cbor, codes, cose, errors,
+                   event, gs1, ma, reasons, topics):
+        for name in dir(module):
+            value = getattr(module, name)
+            if isinstance(value, type) and issubclass(value, BaseException) and getattr(builtins, name, None) is None:
+                found.append([module.__name__, name, issubclass(value, errors.AgentError)])
+    return found

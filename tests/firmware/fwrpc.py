@@ -8,7 +8,7 @@ tags as {"$tag": n, "v": value}; an exception as {"$err": name, "code": n, "msg"
 import json
 import sys
 
-from tcagent import cbor
+from tcagent.codec import cbor
 
 import fwcalls
 

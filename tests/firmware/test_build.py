@@ -52,14 +52,15 @@ def compiled_native(tmp_path_factory):
 
 def test_native_marks_become_machine_code_only_with_an_arch(compiled, compiled_native):
     def header_arch(tree, module):  # third byte, bits 2 up: the arch of the file's machine code, 0 for none
-        return (tree / "tcagent" / f"{module}.mpy").read_bytes()[2] >> 2
+        return (tree / module).with_suffix(".mpy").read_bytes()[2] >> 2
 
     marked = {source.stem for source in SOURCES if b"\n@native\n" in source.read_bytes()}
     assert {"codes", "gs1", "ma", "event", "cose", "cbor"} <= marked
     for source in SOURCES:
-        if source.parent.name == "tcagent":
-            assert header_arch(compiled_native, source.stem) == (2 if source.stem in marked else 0), source.stem
-            assert header_arch(compiled, source.stem) == 0, source.stem
+        relative = source.relative_to(FIRMWARE)
+        if relative.parts[0] == "tcagent":
+            assert header_arch(compiled_native, relative) == (2 if source.stem in marked else 0), relative
+            assert header_arch(compiled, relative) == 0, relative
 
 
 @pytest.mark.parametrize("tree", ["compiled", "compiled_native"])
@@ -78,7 +79,7 @@ def test_compiled_firmware_reproduces_the_vectors(tree, request):
         for case in load_vector("scans.json")["cases"]:
             line = bytes.fromhex(case["line_hex"]) if "line_hex" in case else case["line"].encode()
             assert worker.call("scan", line, today=case.get("today", ""))["err_name"] == case["expect"]["err_name"]
-        assert worker.call("which_files", "tcagent.cbor").endswith(".mpy")
+        assert worker.call("which_files", "tcagent.codec.cbor").endswith(".mpy")
     finally:
         worker.close()
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tcagent.cbor import Tag
+from tcagent.codec.cbor import Tag
 
 from conftest import FirmwareError
 

@@ -6,7 +6,7 @@ import os
 import cbor2
 import pytest
 
-from tcagent import cose
+from tcagent.codec import cose
 
 KEY = bytes(range(32))
 NOW = 1767225600000

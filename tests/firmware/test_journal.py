@@ -151,3 +151,10 @@ def test_segment_cut_while_being_created_is_repaired(fw, tmp_path, content):
     after = run(fw, tmp_path, ("append", 2, 100), ("read", 100))
     assert taken(after) == [21, 22] and read(after) == list(range(1, 23))
     assert (tmp_path / "00000003.seg").read_bytes()[:4] == b"TCJ1"
+
+
+def test_append_allocates_nothing(micropython_firmware, tmp_path):
+    """Journal.append writes from the buffers the journal took at boot: MicroPython's heap is locked around each
+    of 50 appends (any allocation would raise MemoryError), and every record reads back."""
+    result = micropython_firmware.call("journal_append_heap_locked", str(tmp_path), 50, 200)
+    assert result == {"read_back": True, "last_seq": 51}

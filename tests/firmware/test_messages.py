@@ -3,7 +3,7 @@ and dropped, the MQTT reader lives on, and the next good message is applied at o
 
 import cbor2
 
-from tcagent import cose
+from tcagent.codec import cose
 
 KEY = bytes(range(32))
 SCANS = 30  # spread over several journal segments, so an ack trims

@@ -1,6 +1,7 @@
 """The firmware's MQTT client against a real Mosquitto, on both interpreters."""
 
 import threading
+import time
 
 import paho.mqtt.client as paho
 import pytest
@@ -73,3 +74,28 @@ def test_malformed_packet_from_the_broker_ends_the_connection_cleanly(fw, packet
     reconnects at once), not a stray exception that leaves the client looking connected."""
     running, ended, connected = fw.call("mqtt_malformed", packet)
     assert (running, ended, connected) == (False, "MQTTError", False)
+
+
+def test_publish_allocates_nothing(micropython_firmware, broker):
+    """publish() builds its packet in the buffers the client took at start: MicroPython's heap is locked around
+    each of 20 publishes (any allocation would raise MemoryError); the broker delivers each one as sent."""
+    device = "locked-publish"
+    received = []
+    watcher = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"watch-{device}")
+    watcher.on_message = lambda client, userdata, message: received.append(message.payload)
+    subscribed = threading.Event()
+    watcher.on_subscribe = lambda *args: subscribed.set()
+    watcher.connect("127.0.0.1", broker.port)
+    watcher.subscribe(f"tc/v1/{device}/ev", qos=1)
+    watcher.loop_start()
+    try:
+        assert subscribed.wait(5)
+        result = micropython_firmware.call("mqtt_publish_heap_locked", broker.port, device, 20)
+        deadline = time.monotonic() + 5
+        while len(received) < 22 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        watcher.loop_stop()
+        watcher.disconnect()
+    assert result["tokens"] == list(range(22))  # every PUBACK, with the token its publish gave
+    assert received == result["payloads"]

@@ -4,11 +4,11 @@ import cbor2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tcagent import errors
+from tcagent.codec import reasons
 
 from conftest import FirmwareError
 
-ERROR_NAMES = set(errors.NAMES)
+ERROR_NAMES = set(reasons.NAMES)
 scanner_bytes = st.binary(max_size=600) | st.text(max_size=200).map(str.encode) | st.lists(
     st.sampled_from([b"]d2", b"01", b"06901234567892", b"17", b"261231", b"10", b"21", b"\x1d", b"(", b")", b"MA.",
                      b".S", b"8", b"0", b"\r\n", b" ", b"\xef\xbc\x91", b"99", b"7003", b"AB"]),

@@ -50,7 +50,7 @@ def test_the_agent_on_the_pico_reproduces_the_vector(pico):
     vector = load_vector("protocol_v1.json")
     args = vector["event_args"]
     out = pico.exec_raw(
-        "from tcagent import codes, cose, event\n"
+        "from tcagent.codec import codes, cose, event\n"
         f"scan = codes.decode({vector['scan_line'].encode()!r}, codes.GS1_FULL, '')\n"
         f"payload = event.encode({args['device']!r}, {args['seq']}, {args['boot']}, {args['time_ms']},"
         f" {args['uptime_ms']}, {args['clock']}, {args['op']}, scan, {args['ticket']!r}, {args['split_qty']})\n"
@@ -61,7 +61,7 @@ def test_the_agent_on_the_pico_reproduces_the_vector(pico):
         "print(codes.__file__)\n"
     )
     event_hex, mac0_hex, module_file = out.split()
-    assert module_file == "tcagent/codes.mpy"  # today's agent from the filesystem, not something frozen
+    assert module_file == "tcagent/codec/codes.mpy"  # today's agent from the filesystem, not something frozen
     assert event_hex == vector["event_hex"]
     assert mac0_hex == vector["mac0_hex"]
 
@@ -72,7 +72,7 @@ def test_codec_benchmark_in_the_model(pico, capsys):
     heap = json.loads(pico.exec_raw(
         "import gc, json\n"
         "gc.collect(); free = gc.mem_free()\n"
-        "from tcagent import codes, cbor, cose, event\n"
+        "from tcagent.codec import codes, cbor, cose, event\n"
         "gc.collect(); print(json.dumps({'free_at_repl': free, 'codec_import': free - gc.mem_free()}))\n"
     ))
     source = (FIRMWARE / "bench_codec.py").read_text()

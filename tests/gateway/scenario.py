@@ -15,7 +15,7 @@ from gateway.protocol import Event, Operation, Verdict
 from gateway.rules import Rules
 from gateway.store import Device, open_store
 from gateway.tickets import parse_ticket
-from tcagent import codes
+from tcagent.codec import codes
 
 ZONE = ZoneInfo("Asia/Shanghai")
 DAY = datetime(2026, 11, 22, tzinfo=ZONE)

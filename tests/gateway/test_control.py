@@ -8,7 +8,7 @@ from gateway import control, pipeline
 from gateway.commands import CommandType, Result, check_argument, parse_answer
 from gateway.pipeline import AnswerIn
 from gateway.protocol import ProtocolError, verify_mac0
-from tcagent import cbor, cose
+from tcagent.codec import cbor, cose
 
 KEY = bytes(32)  # Scenario.counter registers its devices with this key
 NOW = 1_767_225_600_000

@@ -27,7 +27,7 @@ from gateway.protocol import Verdict
 from gateway.store import open_store
 from harness.gateway_process import READ_TOKEN, WRITE_TOKEN, GatewayProcess, forward_toml
 from harness.traffic import publish_all
-from tcagent import codes, cose, event
+from tcagent.codec import codes, cose, event
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

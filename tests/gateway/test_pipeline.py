@@ -8,7 +8,7 @@ from gateway import pipeline
 from gateway.protocol import Event, Operation, Verdict
 from gateway.rules import Rules
 from gateway.store import Device, open_store
-from tcagent import codes
+from tcagent.codec import codes
 
 
 @pytest.fixture

@@ -132,10 +132,13 @@ def test_garbage_on_the_uart_is_counted_not_fatal(gateway, make_device, device_k
     assert device.count(r"^signal taken") == len(stored)
 
 
-HEAP = "148K"
+HEAP = "160K"
 """On x86-64, where about 100 KB of it is the firmware's own code loaded from .mpy (docs/benchmarks.md says what
 this means on a 32-bit board). It was 144K; the board layer's supervision, pin and clock checks (issue 15) added
-about 2 KB of code at boot. What the test holds is that the same cap drains 10 or 10,000 events."""
+about 2 KB of code at boot (148K). The codec package (issue 19) added a few names (tcagent.codec, its compat):
+MicroPython interns names in pools that double, and its fifth pool (620 names in all) was full, so a sixth of
+640 came at boot, about 7 KB on x86-64 (micropython.qstr_info: 6 pools, 622 names; at 153K the boot scan of
+the 10,000 events found no room). What the test holds is that the same cap drains 10 or 10,000 events."""
 
 
 def test_capped_heap_drains_a_10000_event_backlog(gateway, make_device, device_key, watch_status, tmp_path):
@@ -165,7 +168,7 @@ def test_hostile_acks_and_commands_on_the_broker_leave_the_device_serving(gatewa
     import cbor2
     import paho.mqtt.publish as publish
 
-    from tcagent import cose
+    from tcagent.codec import cose
 
     def signed(payload):
         return cose.sign(cose.MacKey(device_key), cbor2.dumps(payload), b"gateway")

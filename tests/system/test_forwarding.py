@@ -10,7 +10,7 @@ from stores import fresh_database
 from harness.gateway_process import GatewayProcess, forward_toml
 from harness.traffic import publish_all, signed_stream
 from system.fixtures import wait_until
-from tcagent import codes, cose, event
+from tcagent.codec import codes, cose, event
 
 INSTITUTION = "P44030000001"
 CATALOG = b"pid,list_code,name,pack_size,code_required\n8123456,XA01,Amoxicillin,24,1\n"

@@ -4,7 +4,7 @@ own decoder gives each the result the sheet prints."""
 import zxingcpp
 from PIL import Image
 
-from tcagent import codes
+from tcagent.codec import codes
 from tools import barcode_sheet
 from tools.barcode_sheet import ITEMS
 

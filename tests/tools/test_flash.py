@@ -236,9 +236,9 @@ def test_the_board_tree_is_compiled_with_main_as_source(tmp_path, config, arch, 
     assert (tree / "tcagent" / "agent.mpy").exists() and not list((tree / "tcagent").rglob("*.py"))
     assert json.loads((tree / "config.json").read_text())["device_id"] == "dev-0007"
     # an .mpy names the arch of its machine code in its third byte (bits 2 up), 0 for bytecode only
-    header_arch = {path.stem: path.read_bytes()[2] >> 2 for path in (tree / "tcagent").glob("*.mpy")}
+    header_arch = {path.stem: path.read_bytes()[2] >> 2 for path in (tree / "tcagent" / "codec").glob("*.mpy")}
     assert header_arch["codes"] == header_arch["cose"] == header_arch["event"] == number
-    assert header_arch["errors"] == 0
+    assert header_arch["reasons"] == 0
 
 
 def test_clear_errors(tmp_path, config):

@@ -177,7 +177,7 @@ def test_an_enrolled_device_works_and_cannot_publish_as_another(enrolled):
     try:
         _first_scan_is_stored(gateway, device, "dev-a")
 
-        from tcagent import codes, cose, event
+        from tcagent.codec import codes, cose, event
 
         def signed(name, key_hex, seq):
             scan = codes.decode(b"81234560000000000099")

@@ -6,7 +6,7 @@ The agent never imports `machine` or `network`: it asks `load()` for the layer o
 import sys
 import time
 
-from tcagent import event
+from tcagent.codec import event
 from tcagent.compat import ticks_diff, ticks_ms
 
 

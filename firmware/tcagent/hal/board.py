@@ -13,8 +13,10 @@ import time
 
 import machine
 
-from tcagent import event, feedback
-from tcagent.compat import const, sleep_ms, ticks_diff, ticks_ms
+from tcagent import feedback
+from tcagent.codec import event
+from tcagent.codec.compat import const
+from tcagent.compat import sleep_ms, ticks_diff, ticks_ms
 from tcagent.hal import BaseHal
 
 _EPOCH_OFFSET_S = 946684800 if time.gmtime(0)[0] == 2000 else 0  # some ports count from 2000-01-01

@@ -5,7 +5,8 @@ network.PPP (firmware/boards/RPI_PICO_PPP). lwIP reads the UART from its receive
 here polls it. A failed or slow negotiation is closed and answered False: the link's backoff paces the next try.
 """
 
-from tcagent.compat import const, sleep_ms, ticks_diff, ticks_ms
+from tcagent.codec.compat import const
+from tcagent.compat import sleep_ms, ticks_diff, ticks_ms
 
 _CONNECT_TIMEOUT_MS = const(15000)  # LCP and IPCP take a few round trips; lwIP retries its requests every 3 s
 _POLL_MS = const(100)

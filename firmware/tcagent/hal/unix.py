@@ -9,7 +9,7 @@ import gc
 import sys
 import time
 
-from tcagent import event
+from tcagent.codec import event
 from tcagent.hal import BaseHal
 
 _MICROPYTHON = sys.implementation.name == "micropython"

@@ -18,7 +18,8 @@ allocated, nesting is capped, and trailing bytes are an error.
 
 import struct
 
-from tcagent.compat import const, native
+from tcagent.codec.compat import const, native
+from tcagent.codec.errors import AgentError
 
 _MAJOR_UINT = const(0)
 _MAJOR_NINT = const(1)
@@ -36,7 +37,7 @@ DEFAULT_MAX_SIZE = const(65536)
 DEFAULT_MAX_DEPTH = const(16)
 
 
-class CBORError(ValueError):
+class CBORError(AgentError):
     """Input or value outside the profile; the message says which and where."""
 
 

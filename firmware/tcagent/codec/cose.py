@@ -7,8 +7,9 @@ empty external AAD; 32-byte tag.
 
 import hashlib
 
-from tcagent import cbor
-from tcagent.compat import const, native
+from tcagent.codec import cbor
+from tcagent.codec.compat import const, native
+from tcagent.codec.errors import AgentError
 
 ALG_HMAC_256_256 = const(5)
 TAG_MAC0 = const(17)
@@ -20,7 +21,7 @@ _BLOCK_SIZE = const(64)
 PROTECTED = b"\xa1\x01\x05"  # {1: 5}, the protected header as signed
 
 
-class CoseError(ValueError):
+class CoseError(AgentError):
     """A message outside the profile or with a tag that does not verify."""
 
 

@@ -4,12 +4,13 @@
 one letter and a value: S serial, L lot, M production date, E expiry,
 V validity, D sterilisation lot, C check (its algorithm is not public, so it
 is kept but not verified). Dates are YYMMDD or YYYYMMDD. The code is ASCII
-bytes, as scanned (see tcagent.gs1 for why not str).
+bytes, as scanned (see tcagent.codec.gs1 for why not str).
 """
 
-from tcagent import errors
-from tcagent.compat import const, native
-from tcagent.gs1 import date_ok, shown
+from tcagent.codec import reasons
+from tcagent.codec.compat import const, native
+from tcagent.codec.errors import AgentError
+from tcagent.codec.gs1 import date_ok, shown
 
 _MAX_LENGTH = 150
 # what a value may hold, digits and capitals first (checked with lstrip, which searches this from its start)
@@ -20,8 +21,8 @@ _DATE_ELEMENTS = const(4 | 8 | 16)  # M, E, V
 _HEAD_LENGTH = const(17)  # "MA." + 3-digit country + "." + class + "." + registrant + "."
 
 
-class MAError(ValueError):
-    """An MA code that breaks a structural rule; `code` is from `tcagent.errors`."""
+class MAError(AgentError):
+    """An MA code that breaks a structural rule; `code` is from `tcagent.codec.reasons`."""
 
     def __init__(self, code, message):
         super().__init__(message)
@@ -35,22 +36,22 @@ def parse(text):
     Fields the code does not carry are empty; dates are YYMMDD.
     """
     if len(text) > _MAX_LENGTH:
-        raise MAError(errors.MA_SYNTAX, "MA code of %d characters, at most %d" % (len(text), _MAX_LENGTH))
+        raise MAError(reasons.MA_SYNTAX, "MA code of %d characters, at most %d" % (len(text), _MAX_LENGTH))
     parts = text.split(b".")
     if len(parts) < 5 or parts[0] != b"MA":
-        raise MAError(errors.MA_SYNTAX, "MA code wants MA.<country>.<class>.<registrant>.<product>")
+        raise MAError(reasons.MA_SYNTAX, "MA code wants MA.<country>.<class>.<registrant>.<product>")
     country = parts[1]
     code_class = parts[2]
     registrant = parts[3]
     product = parts[4]
     if len(country) != 3 or not country.isdigit():
-        raise MAError(errors.MA_SYNTAX, "MA country %r is not 3 digits" % shown(country))
+        raise MAError(reasons.MA_SYNTAX, "MA country %r is not 3 digits" % shown(country))
     if len(code_class) != 2 or code_class.lstrip(_VALUE_CHARS):  # letters or digits; no call, it costs more
-        raise MAError(errors.MA_SYNTAX, "MA class %r is not 2 letters or digits" % shown(code_class))
+        raise MAError(reasons.MA_SYNTAX, "MA class %r is not 2 letters or digits" % shown(code_class))
     if len(registrant) != 6 or not registrant.isdigit():
-        raise MAError(errors.MA_SYNTAX, "MA registrant %r is not 6 digits" % shown(registrant))
+        raise MAError(reasons.MA_SYNTAX, "MA registrant %r is not 6 digits" % shown(registrant))
     if not 1 <= len(product) <= 20 or product.lstrip(_VALUE_CHARS):
-        raise MAError(errors.MA_SYNTAX, "MA product code %r is not 1-20 letters or digits" % shown(product))
+        raise MAError(reasons.MA_SYNTAX, "MA product code %r is not 1-20 letters or digits" % shown(product))
     serial = lot = expiry = made = b""
     seen = 0
     for index in range(5, len(parts)):
@@ -58,13 +59,13 @@ def parse(text):
         value = part[1:]
         bit = _ELEMENT_BITS.get(part[0]) if value else None
         if bit is None or value.lstrip(_VALUE_CHARS):
-            raise MAError(errors.MA_SYNTAX, "MA element %r is not a known letter and a value" % shown(part))
+            raise MAError(reasons.MA_SYNTAX, "MA element %r is not a known letter and a value" % shown(part))
         if seen & bit:
-            raise MAError(errors.MA_SYNTAX, "MA element .%s appears twice" % shown(part[:1]))
+            raise MAError(reasons.MA_SYNTAX, "MA element .%s appears twice" % shown(part[:1]))
         seen |= bit
         if bit & _DATE_ELEMENTS:
             if len(value) not in (6, 8) or not value.isdigit() or not date_ok(value[-6:]):
-                raise MAError(errors.MA_SYNTAX,
+                raise MAError(reasons.MA_SYNTAX,
                               "MA element .%s is not a YYMMDD or YYYYMMDD date" % shown(part))
             value = value[-6:]
             if bit == 8:
@@ -76,5 +77,5 @@ def parse(text):
         elif bit == 2:
             lot = value
     if not serial:
-        raise MAError(errors.MA_NO_SERIAL, "MA code has no serial element (.S)")
+        raise MAError(reasons.MA_NO_SERIAL, "MA code has no serial element (.S)")
     return text[: _HEAD_LENGTH + len(product)], serial, lot, expiry, made

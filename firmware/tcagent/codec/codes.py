@@ -11,8 +11,8 @@ and the event carries them as bytes anyway.
 
 from collections import namedtuple
 
-from tcagent import errors, gs1, ma
-from tcagent.compat import const, native
+from tcagent.codec import gs1, ma, reasons
+from tcagent.codec.compat import const, native
 
 KIND_OTHER = const(0)
 KIND_DIGITS20 = const(1)
@@ -55,11 +55,11 @@ def _clean(raw):
     if b"\xef\xbc" in kept:  # UTF-8 of U+FF10..U+FF19 starts EF BC 90..99
         for index in range(len(kept) - 2):
             if kept[index] == 0xEF and kept[index + 1] == 0xBC and 0x90 <= kept[index + 2] <= 0x99:
-                return b"", errors.FULLWIDTH
+                return b"", reasons.FULLWIDTH
     for byte in kept:
         if byte > 0x7E:
-            return b"", errors.CHARSET
-    return bytes(kept), errors.OK
+            return b"", reasons.CHARSET
+    return bytes(kept), reasons.OK
 
 
 @native
@@ -67,7 +67,7 @@ def decode(line, gs1_form=GS1_FULL, today=""):
     """Decode `line` (bytes or str as the engine sent it) into a Scan.
 
     `today` (YYMMDD), when the device knows the date, turns a past expiry
-    into errors.EXPIRED; the code is decoded in full either way.
+    into reasons.EXPIRED; the code is decoded in full either way.
 
     The line is first decoded as framed. Every format checks each character
     it accepts, so a line that decodes was already clean; only a line that
@@ -78,13 +78,13 @@ def decode(line, gs1_form=GS1_FULL, today=""):
     if type(line) is not bytes:
         line = line.encode() if isinstance(line, str) else bytes(line)
     if len(line) > MAX_LINE + 2:
-        return _failed(line[: MAX_LINE + 2].rstrip(b"\r\n"), b"", KIND_OTHER, b"", errors.TOO_LONG,
+        return _failed(line[: MAX_LINE + 2].rstrip(b"\r\n"), b"", KIND_OTHER, b"", reasons.TOO_LONG,
                        "line longer than %d bytes" % MAX_LINE)
     raw = line.rstrip(b"\r\n")
     scan = _decode_text(raw, raw, gs1_form)
     if scan.err:
         text, error = _clean(raw)
-        if error == errors.FULLWIDTH:
+        if error == reasons.FULLWIDTH:
             return _failed(raw, b"", KIND_OTHER, b"", error,
                            "full-width digits: an input method, not a scan engine, sent this")
         if error:
@@ -96,7 +96,7 @@ def decode(line, gs1_form=GS1_FULL, today=""):
             today = today.encode()
         if _expired(scan.expiry, today):
             return Scan(scan.raw, scan.aim, scan.kind, scan.code, scan.pid, scan.serial, scan.lot, scan.expiry,
-                        scan.made, errors.EXPIRED, "expired %s, today %s" % (scan.expiry.decode(), today.decode()),
+                        scan.made, reasons.EXPIRED, "expired %s, today %s" % (scan.expiry.decode(), today.decode()),
                         scan.elements)
     return scan
 
@@ -109,11 +109,11 @@ def _decode_text(raw, text, gs1_form):
         first = text[1]  # both kept as cleaning keeps them (printable ASCII or GS; inline: a call costs more)
         second = text[2]
         if not ((0x20 < first < 0x7F or first == _GS) and (0x20 < second < 0x7F or second == _GS)):
-            return _failed(raw, aim, KIND_OTHER, b"", errors.CHARSET, "AIM identifier needs cleaning")
+            return _failed(raw, aim, KIND_OTHER, b"", reasons.CHARSET, "AIM identifier needs cleaning")
         aim = text[:3]
         text = text[3:]
     if not text:
-        return _failed(raw, aim, KIND_OTHER, b"", errors.EMPTY, "nothing but framing")
+        return _failed(raw, aim, KIND_OTHER, b"", reasons.EMPTY, "nothing but framing")
     if aim in _GS1_AIM_IDS:
         return _decode_gs1(raw, aim, text, False, gs1_form)
     if text[0] == 0x28:  # "("
@@ -124,7 +124,7 @@ def _decode_text(raw, text, gs1_form):
         return _decode_digits(raw, aim, text)
     if _looks_gs1(text):
         return _decode_gs1(raw, aim, text, False, gs1_form)
-    return _failed(raw, aim, KIND_OTHER, text, errors.NOT_TRACE_CODE, "no trace-code format matches")
+    return _failed(raw, aim, KIND_OTHER, text, reasons.NOT_TRACE_CODE, "no trace-code format matches")
 
 
 @native
@@ -143,19 +143,19 @@ def _decode_digits(raw, aim, text):
     length = len(text)
     if length == 20:
         if text[0] != 0x38:  # "8"
-            return _failed(raw, aim, KIND_OTHER, text, errors.DIGITS_PREFIX,
+            return _failed(raw, aim, KIND_OTHER, text, reasons.DIGITS_PREFIX,
                            "20 digits must start with 8, got %s" % chr(text[0]))
-        return Scan(raw, aim, KIND_DIGITS20, text, text[:7], text[7:16], b"", b"", b"", errors.OK, "", ())
+        return Scan(raw, aim, KIND_DIGITS20, text, text[:7], text[7:16], b"", b"", b"", reasons.OK, "", ())
     if length in (8, 12, 13):
-        return _failed(raw, aim, KIND_OTHER, text, errors.COMMODITY_EAN,
+        return _failed(raw, aim, KIND_OTHER, text, reasons.COMMODITY_EAN,
                        "%d-digit retail barcode, not a trace code" % length)
     if length == 14 and text.startswith(b"86"):
-        return _failed(raw, aim, KIND_OTHER, text, errors.DRUG_STANDARD_CODE,
+        return _failed(raw, aim, KIND_OTHER, text, reasons.DRUG_STANDARD_CODE,
                        "14-digit drug standard code (本位码), not a trace code")
     if 16 <= length <= 24:
-        return _failed(raw, aim, KIND_OTHER, text, errors.DIGITS_LENGTH,
+        return _failed(raw, aim, KIND_OTHER, text, reasons.DIGITS_LENGTH,
                        "trace code wants 20 digits, got %d" % length)
-    return _failed(raw, aim, KIND_OTHER, text, errors.NOT_TRACE_CODE,
+    return _failed(raw, aim, KIND_OTHER, text, reasons.NOT_TRACE_CODE,
                    "%d digits match no trace-code format" % length)
 
 
@@ -191,13 +191,13 @@ def _decode_gs1(raw, aim, text, bracketed, gs1_form):
         code = text
     else:
         code = gs1.join(elements)
-    err = errors.OK
+    err = reasons.OK
     detail = ""
     if not pid:
-        err = errors.GS1_NO_GTIN
+        err = reasons.GS1_NO_GTIN
         detail = "GS1 code without GTIN (01 or 02)"
     elif not serial:
-        err = errors.GS1_NO_SERIAL
+        err = reasons.GS1_NO_SERIAL
         detail = "GS1 code without serial (21): not traceable per box"
     return Scan(raw, aim, KIND_GS1, code, pid, serial, lot, expiry, made, err, detail, elements)
 
@@ -208,7 +208,7 @@ def _decode_ma(raw, aim, text):
         product, serial, lot, expiry, made = ma.parse(text)
     except ma.MAError as error:
         return _failed(raw, aim, KIND_MA, text, error.code, str(error))
-    return Scan(raw, aim, KIND_MA, text, product, serial, lot, expiry, made, errors.OK, "", ())
+    return Scan(raw, aim, KIND_MA, text, product, serial, lot, expiry, made, reasons.OK, "", ())
 
 
 def _expired(expiry, today):

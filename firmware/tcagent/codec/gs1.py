@@ -3,7 +3,7 @@
 Parses the transmitted form (no leading FNC1, GS 0x1D ending variable
 fields) and the bracketed human-readable form `(01)...(21)...`. Unknown AIs,
 wrong or excessive lengths, bad check digits and impossible dates are errors
-(`GS1Error` with a code from `tcagent.errors`), never guesses.
+(`GS1Error` with a code from `tcagent.codec.reasons`), never guesses.
 
 Everything is ASCII bytes, as scanned: on a microcontroller each new str costs
 a lookup among the interned strings, and bytes methods (`isdigit`, `lstrip`,
@@ -11,8 +11,9 @@ a lookup among the interned strings, and bytes methods (`isdigit`, `lstrip`,
 character.
 """
 
-from tcagent import errors
-from tcagent.compat import const, native
+from tcagent.codec import reasons
+from tcagent.codec.compat import const, native
+from tcagent.codec.errors import AgentError
 
 GS = b"\x1d"
 _GS_BYTE = const(0x1D)
@@ -62,8 +63,8 @@ _CSET82 = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!\"%&'
 _DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
-class GS1Error(ValueError):
-    """A GS1 element string that breaks a rule; `code` is from `tcagent.errors`."""
+class GS1Error(AgentError):
+    """A GS1 element string that breaks a rule; `code` is from `tcagent.codec.reasons`."""
 
     def __init__(self, code, message):
         super().__init__(message)
@@ -135,34 +136,34 @@ def check_value(ai, value, length, flags):
     """Raise GS1Error unless `value` is a valid value for `ai`."""
     if flags & FIXED:
         if len(value) != length:
-            raise GS1Error(errors.GS1_LENGTH,
+            raise GS1Error(reasons.GS1_LENGTH,
                            "AI (%s) wants %d characters, got %d" % (shown(ai), length, len(value)))
     elif not 0 < len(value) <= length:
-        raise GS1Error(errors.GS1_LENGTH,
+        raise GS1Error(reasons.GS1_LENGTH,
                        "AI (%s) wants 1 to %d characters, got %d" % (shown(ai), length, len(value)))
     if flags & NUMERIC:
         if not value.isdigit():
-            raise GS1Error(errors.GS1_CHARSET, "AI (%s) wants digits, got %r" % (shown(ai), shown(value)))
+            raise GS1Error(reasons.GS1_CHARSET, "AI (%s) wants digits, got %r" % (shown(ai), shown(value)))
     elif value.lstrip(_CSET82):
-        raise GS1Error(errors.GS1_CHARSET, "AI (%s) has %r, outside GS1 character set 82"
+        raise GS1Error(reasons.GS1_CHARSET, "AI (%s) has %r, outside GS1 character set 82"
                        % (shown(ai), chr(value.lstrip(_CSET82)[0])))
     if flags & _CHECK:
         expected = check_digit(value[:-1])
         if expected != value[-1] - 48:
-            raise GS1Error(errors.GS1_CHECK_DIGIT, "AI (%s) %s: check digit expected %d, got %s"
+            raise GS1Error(reasons.GS1_CHECK_DIGIT, "AI (%s) %s: check digit expected %d, got %s"
                            % (shown(ai), shown(value), expected, chr(value[-1])))
     if flags & (_DATE | _DATETIME):
         if not date_ok(value, not flags & _DATETIME):
-            raise GS1Error(errors.GS1_DATE, "AI (%s) %s is not a valid YYMMDD date" % (shown(ai), shown(value[:6])))
+            raise GS1Error(reasons.GS1_DATE, "AI (%s) %s is not a valid YYMMDD date" % (shown(ai), shown(value[:6])))
         if flags & _DATETIME and not (_two_digits(value, 6) < 24 and _two_digits(value, 8) < 60):
-            raise GS1Error(errors.GS1_DATE, "AI (%s) %s has no valid hhmm" % (shown(ai), shown(value)))
+            raise GS1Error(reasons.GS1_DATE, "AI (%s) %s has no valid hhmm" % (shown(ai), shown(value)))
 
 
 @native
 def _add(elements, ai, value):
     for seen_ai, _ in elements:
         if seen_ai == ai:
-            raise GS1Error(errors.GS1_DUPLICATE_AI, "AI (%s) appears twice" % shown(ai))
+            raise GS1Error(reasons.GS1_DUPLICATE_AI, "AI (%s) appears twice" % shown(ai))
     elements.append((ai, value))
 
 
@@ -200,7 +201,7 @@ def split(data):
         else:
             found = lookup(data, pos)
             if found is None:
-                raise GS1Error(errors.GS1_UNKNOWN_AI, "unknown AI at %r" % shown(data[pos : pos + 4]))
+                raise GS1Error(reasons.GS1_UNKNOWN_AI, "unknown AI at %r" % shown(data[pos : pos + 4]))
             ai, length, flags = found
             pos += len(ai)
             separator = _needs_separator(ai)
@@ -214,11 +215,11 @@ def split(data):
             check_value(ai, value, length, flags)  # a plain field that passes needs no call: it costs more
         for seen_ai, _ in elements:
             if seen_ai == ai:
-                raise GS1Error(errors.GS1_DUPLICATE_AI, "AI (%s) appears twice" % shown(ai))
+                raise GS1Error(reasons.GS1_DUPLICATE_AI, "AI (%s) appears twice" % shown(ai))
         elements.append((ai, value))
         pos = stop
     if not elements:
-        raise GS1Error(errors.GS1_SYNTAX, "no element strings")
+        raise GS1Error(reasons.GS1_SYNTAX, "no element strings")
     return elements, tidy
 
 
@@ -234,18 +235,18 @@ def parse_bracketed(data):
     while pos < len(data):
         close = data.find(b")", pos)
         if data[pos] != 0x28 or close < 0:  # "("
-            raise GS1Error(errors.GS1_SYNTAX, "expected '(AI)' at %r" % shown(data[pos : pos + 6]))
+            raise GS1Error(reasons.GS1_SYNTAX, "expected '(AI)' at %r" % shown(data[pos : pos + 6]))
         ai = data[pos + 1 : close]
         found = lookup(ai, 0)
         if found is None or found[0] != ai:
-            raise GS1Error(errors.GS1_UNKNOWN_AI, "unknown AI (%s)" % shown(ai))
+            raise GS1Error(reasons.GS1_UNKNOWN_AI, "unknown AI (%s)" % shown(ai))
         start = close + 1
         pos = _next_bracket(data, start)
         value = data[start:pos]
         check_value(ai, value, found[1], found[2])
         _add(elements, ai, value)
     if not elements:
-        raise GS1Error(errors.GS1_SYNTAX, "no element strings")
+        raise GS1Error(reasons.GS1_SYNTAX, "no element strings")
     return elements
 
 

@@ -3,7 +3,7 @@
 The numbers are part of the wire contract (docs/protocol.md): never reuse one.
 """
 
-from tcagent.compat import const
+from tcagent.codec.compat import const
 
 OK = const(0)
 EMPTY = const(1)  # nothing left after removing framing and stray characters

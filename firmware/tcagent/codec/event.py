@@ -4,10 +4,12 @@ Keys are written in ascending order with shortest heads, so the bytes are
 the RFC 8949 deterministic encoding without building and sorting a map.
 """
 
-from tcagent import cbor
-from tcagent.compat import const, native
+from tcagent.codec import cbor
+from tcagent.codec.compat import const, native
 
 SCHEMA_VERSION = const(1)
+RECORD_MAX = const(1280)  # docs/protocol.md: one COSE_Mac0 at most 1,280 bytes
+EVENT_MAX = const(1024)  # docs/protocol.md: an event payload at most 1,024 bytes
 
 K_VERSION = const(0)
 K_DEVICE = const(1)

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import httpx
 
-from gateway import catalog, pipeline
-from gateway.forwarder import Forwarder, ForwardSettings
+from gateway.domain import catalog, pipeline
 from gateway.metrics import Metrics
-from gateway.protocol import Event, Operation
+from gateway.outbound.forwarder import Forwarder, ForwardSettings
 from gateway.rules import Rules
-from gateway.store import Device, SQLiteStore
+from gateway.store.base import Device, SQLiteStore
+from gateway.wire.protocol import Event, Operation
 from tcagent import codes
 from tools.gateway_process import FORWARD_DEFAULTS
 from tools.platform_sim import Faults, PlatformSim

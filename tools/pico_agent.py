@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.protocol import Event, ProtocolError, parse_event, verify_mac0
+from gateway.wire.protocol import Event, ProtocolError, parse_event, verify_mac0
 from tcagent import config as device_config
 from tcagent import pins
 from tools.paths import FIRMWARE, RP2040_ARCH, compile_firmware

@@ -9,7 +9,7 @@ import time
 import pytest
 from stores import fresh_database
 
-from gateway.protocol import Verdict
+from gateway.wire.protocol import Verdict
 from system.fixtures import wait_until
 from tools.bench_ingest import AckWatcher, publish_all, signed_stream
 from tools.broker import Broker, add_service_user

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import httpx
 
-from gateway import catalog, pipeline
-from gateway.forwarder import Forwarder, ForwardSettings
+from gateway.domain import catalog, pipeline
 from gateway.metrics import Metrics
-from gateway.protocol import Event, Operation
+from gateway.outbound.forwarder import Forwarder, ForwardSettings
 from gateway.rules import Rules
-from gateway.store import Device, SQLiteStore
+from gateway.store.base import Device, SQLiteStore
+from gateway.wire.protocol import Event, Operation
 from harness.gateway_process import FORWARD_DEFAULTS
 from harness.progress import Progress
 from tcagent.codec import codes

@@ -24,13 +24,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gateway import catalog, pipeline
-from gateway.api import ApiServer, ApiSettings
+from gateway.domain import catalog, pipeline
+from gateway.domain.tickets import parse_ticket
+from gateway.faces.api import ApiServer, ApiSettings
 from gateway.metrics import Metrics
-from gateway.protocol import Event, Operation
 from gateway.rules import Rules
-from gateway.store import Device, SQLiteStore
-from gateway.tickets import parse_ticket
+from gateway.store.base import Device, SQLiteStore
+from gateway.wire.protocol import Event, Operation
 from tcagent.codec import codes
 
 _CATALOG = "pid,list_code,name,pack_size\n8123456,XA01,A,24\n8654321,XB02,B,20\n8111112,XH08,H,30\n"

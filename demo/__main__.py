@@ -31,8 +31,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from gateway import cli, views
-from gateway.protocol import ProtocolError, parse_event, verify_mac0
+from gateway.faces import cli, cli_tables
+from gateway.wire.protocol import ProtocolError, parse_event, verify_mac0
 from harness import embedded_broker, pos_sim
 from harness.broker import MqttBroker
 from harness.gateway_process import READ_TOKEN, WRITE_TOKEN, GatewayProcess, forward_toml, running_system
@@ -278,7 +278,7 @@ def _live_table(gateway: GatewayProcess, platform: PlatformSim, pos: pos_sim.Pos
     def percent(value: float | None) -> str:
         return "-" if value is None else f"{value * 100:.0f}%"
 
-    table = views.table(
+    table = cli_tables.table(
         ["terminal", "institution", "coverage", "scans", "duplicates", "mismatched", "uploaded", "stored"],
         [[row["terminal"], row["institution"], percent(row["coverage"]), row["scans"], row["duplicate_sales"],
           row["mismatched_scans"], row["uploaded"], row["stored"]] for row in rows])

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway.api import ApiSettings
-from gateway.dashboard import DashboardSettings
-from gateway.forwarder import ForwardSettings
-from gateway.ingest import IngestSettings
+from gateway.faces.api import ApiSettings
+from gateway.faces.dashboard import DashboardSettings
+from gateway.ingest.loop import IngestSettings
+from gateway.outbound.forwarder import ForwardSettings
 from gateway.rules import Rules
 
 __all__ = ["Settings", "ConfigError", "load", "SECTIONS"]

@@ -22,8 +22,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from gateway import alerts, devices, outbox, quarantine, version
-from gateway.store import Store
+from gateway import version
+from gateway.domain import alerts, devices, outbox, quarantine
+from gateway.store.base import Store
 
 __all__ = ["Metrics", "REJECTION_REASONS"]
 

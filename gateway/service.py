@@ -14,14 +14,15 @@ from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
-from gateway import config, pipeline, systemd
-from gateway.api import ApiServer
-from gateway.command_sender import CommandSender
+from gateway import config, systemd
 from gateway.config import Settings
-from gateway.forwarder import Forwarder
-from gateway.ingest import Ingest
+from gateway.domain import pipeline
+from gateway.faces.api import ApiServer
+from gateway.ingest.command_sender import CommandSender
+from gateway.ingest.loop import Ingest
 from gateway.metrics import Metrics
-from gateway.store import Store, open_store
+from gateway.outbound.forwarder import Forwarder
+from gateway.store.base import Store, open_store
 
 __all__ = ["run", "token_file", "ServiceError"]
 

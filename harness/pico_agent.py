@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.protocol import Event, ProtocolError, parse_event, verify_mac0
+from gateway.wire.protocol import Event, ProtocolError, parse_event, verify_mac0
 from harness.pico_model import (
     FS_BLOCK_COUNT,
     FS_BLOCK_SIZE,

@@ -34,10 +34,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as seeded
 from hypothesis import strategies as st
 
-from gateway.ingest import Admission, IngestSettings, Message
+from gateway.ingest.loop import Admission, IngestSettings, Message
 from gateway.metrics import Metrics
 from gateway.rules import Rules
-from gateway.store import Device, SQLiteStore, Store, open_store
+from gateway.store.base import Device, SQLiteStore, Store, open_store
 from tcagent.codec import codes, cose, event
 
 GOOD_DEVICE = "fuzz-good"

@@ -117,7 +117,7 @@ class SoakResult:
 
 def _link_pids(gateway: GatewayProcess) -> list[int]:
     assert gateway.process is not None
-    return [pid for pid in child_pids(gateway.process.pid) if b"gateway.mqtt_link" in _cmdline(pid)]
+    return [pid for pid in child_pids(gateway.process.pid) if b"gateway.ingest.mqtt_link" in _cmdline(pid)]
 
 
 def _cmdline(pid: int) -> bytes:
@@ -219,7 +219,8 @@ def soak(folder: Path, options: SoakOptions, *, database: str = "",
 def _still_running(links: set[int], grace_s: float = 10) -> list[int]:
     """The MQTT children among `links` still running `grace_s` after their gateways ended."""
     deadline = time.monotonic() + grace_s
-    while (running := [pid for pid in links if b"gateway.mqtt_link" in _cmdline(pid)]) and time.monotonic() < deadline:
+    while ((running := [pid for pid in links if b"gateway.ingest.mqtt_link" in _cmdline(pid)])
+           and time.monotonic() < deadline):
         time.sleep(0.1)
     return sorted(running)
 

@@ -1,7 +1,7 @@
 """trace-platform-sim: the medical-insurance platform's inventory and sales interfaces, with fault injection.
 
 It takes 3501-3506 and their batch variants (3501A-3506A) as REFERENCE.md describes them, and 3507 (delete an
-upload): the envelope and every row are checked against gateway/platform_fields.py; a bad envelope gets
+upload): the envelope and every row are checked against gateway/contract/platform_fields.py; a bad envelope gets
 `infcode -1`, a bad row a business failure (`retRslt "0"`, or its entry in the batch's error list). What it accepts
 it records in its own SQLite file, one row per fixmedins_bchno and upload. A repeated msgid gets the stored answer
 of the first time and is not processed again; a bchno accepted before under another msgid is accepted again and
@@ -52,7 +52,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from gateway.platform_fields import (
+from gateway.contract.platform_fields import (
     BATCH_NODE,
     ERROR_NODE,
     INV_DATA_TYPE,

@@ -1,7 +1,7 @@
 """The device's MQTT topics (tcagent.codec.topics, on both interpreters) are the ones the gateway and the broker's
 ACL use for that device.
 
-The gateway spells its topics in gateway/ingest.py today (its subscriptions `TOPICS`, the ack and the time
+The gateway spells its topics in gateway/ingest/loop.py today (its subscriptions `TOPICS`, the ack and the time
 command it publishes); these tests drive the real admission on a real store to read the topics it answers on.
 """
 
@@ -11,10 +11,10 @@ import paho.mqtt.client as paho
 import pytest
 from stores import fresh_location
 
-from gateway.ingest import TOPICS, Admission, IngestSettings, Message
+from gateway.ingest.loop import TOPICS, Admission, IngestSettings, Message
 from gateway.metrics import Metrics
 from gateway.rules import Rules
-from gateway.store import open_store
+from gateway.store.base import open_store
 from soaks.fuzz_ingest import GOOD_DEVICE, good_event, register
 from tools.provision import acl_block
 

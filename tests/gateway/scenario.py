@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 
 from stores import fresh_location
 
-from gateway import alerts, catalog, devices, pipeline, rates
-from gateway.protocol import Event, Operation, Verdict
+from gateway.domain import alerts, catalog, devices, pipeline, rates
+from gateway.domain.tickets import parse_ticket
 from gateway.rules import Rules
-from gateway.store import Device, open_store
-from gateway.tickets import parse_ticket
+from gateway.store.base import Device, open_store
+from gateway.wire.protocol import Event, Operation, Verdict
 from tcagent.codec import codes
 
 ZONE = ZoneInfo("Asia/Shanghai")

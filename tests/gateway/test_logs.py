@@ -22,9 +22,9 @@ def test_the_mqtt_child_writes_the_parent_s_json_lines(broker):
     """The child says at INFO that it connected and subscribed: that line, like every other, must be JSON."""
     script = (
         "import logging, time\n"
-        "from gateway.mqtt_link import Link, LinkSettings\n"
+        "from gateway.ingest.mqtt_link import MqttChild, LinkSettings\n"
         f"settings = LinkSettings('127.0.0.1', {broker.port}, 'log-test', '', '', ('tc/v1/+/ev',), logging.INFO)\n"
-        "link = Link(settings, lambda batch: None)\n"
+        "link = MqttChild(settings, lambda batch: None)\n"
         "link.start(); link.wait_connected(10); link.stop()\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     lines = [line for line in done.stderr.splitlines() if line.strip()]

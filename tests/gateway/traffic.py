@@ -28,8 +28,8 @@ from typing import Any
 
 from scenario import Scenario, at
 
-from gateway import catalog
-from gateway.protocol import Operation
+from gateway.domain import catalog
+from gateway.wire.protocol import Operation
 
 PRODUCTS = {"8123456": ("XA01", 24), "8654321": ("XB02", 20), "8111112": ("XH08", 30), "8222223": ("XK09", 10),
             "8333334": ("XM10", 12)}

@@ -3,9 +3,9 @@ time the test chooses, with the simulator's own fault injection deciding each re
 
 from __future__ import annotations
 
-from gateway import outbox
-from gateway.platform_client import Outcome, judge
-from gateway.platform_fields import ERROR_NODE
+from gateway.contract.platform_fields import ERROR_NODE
+from gateway.domain import outbox
+from gateway.outbound.platform_client import Outcome, judge
 from harness.gateway_process import FORWARD_DEFAULTS
 from tools.platform_sim import PlatformSim
 

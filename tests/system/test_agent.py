@@ -5,7 +5,7 @@ import os
 import cbor2
 import pytest
 
-from gateway.protocol import Verdict, parse_event, verify_mac0
+from gateway.wire.protocol import Verdict, parse_event, verify_mac0
 from system.fixtures import wait_until
 
 GS1 = b"]d2010690123456789217261200102AB\x1d21XYZ123"

@@ -9,7 +9,7 @@ import time
 import pytest
 from stores import fresh_database
 
-from gateway.protocol import Verdict
+from gateway.wire.protocol import Verdict
 from harness.broker import Broker, add_service_user
 from harness.gateway_process import GatewayProcess, forward_toml
 from harness.pg_cluster import PgCluster

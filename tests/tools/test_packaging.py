@@ -20,8 +20,8 @@ def _run(blocked, code):
 def test_the_gateway_needs_none_of_the_extras(tmp_path):
     config = tmp_path / "gateway.toml"
     config.write_text(f'data_dir = "{tmp_path}"\n')
-    done = _run(TECHNICIAN + DEMO + DEV, "import gateway.service, gateway.mqtt_link, gateway.replay\n"
-                f"from gateway.cli import main\nsys.exit(main(['--config', {str(config)!r}, 'check-config']))\n")
+    done = _run(TECHNICIAN + DEMO + DEV, "import gateway.service, gateway.ingest.mqtt_link, gateway.domain.replay\n"
+                f"from gateway.faces.cli import main\nsys.exit(main(['--config', {str(config)!r}, 'check-config']))\n")
     assert done.returncode == 0 and ": OK" in done.stdout, done.stderr
 
 

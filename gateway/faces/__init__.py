@@ -1,0 +1,1 @@
+"""What people and programs talk to: the HTTP API and dashboard, the CLI, exports and metrics text."""

@@ -1,0 +1,70 @@
+"""The coverage dashboard: its static files (shipped in the package, nothing from a CDN) and its thresholds.
+
+The page (gateway/faces/dashboard/) is served at /dashboard/ by the API server without a token; everything it shows
+comes from the API with the token the user signs in with (the read token to look, the write token to acknowledge
+or resolve alerts). Labels in Chinese and English live in one file, dashboard/labels.json.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["DashboardSettings", "static_file", "thresholds"]
+
+_ROOT = Path(__file__).resolve().parent / "dashboard"
+_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+          ".css": "text/css; charset=utf-8", ".json": "application/json; charset=utf-8",
+          ".md": "text/plain; charset=utf-8", "": "text/plain; charset=utf-8"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DashboardSettings:
+    coverage_good: float = 0.98
+    """Scan coverage at or above this is green; at or above coverage_warn amber; below it red."""
+    coverage_warn: float = 0.90
+    valid_scan_good: float = 0.98
+    valid_scan_warn: float = 0.90
+    upload_good: float = 0.99
+    upload_warn: float = 0.95
+    duplicate_good: float = 0.0
+    """Duplicate-sale rate at or below this is green; at or below duplicate_warn amber; above it red."""
+    duplicate_warn: float = 0.01
+    consistency_good: float = 0.0
+    consistency_warn: float = 0.01
+    swap_good: float = 0.0
+    """串换率 at or below this is green; at or below swap_warn amber; above it red."""
+    swap_warn: float = 0.01
+    backlog_warn: int = 100
+    """Device backlog above this is highlighted."""
+
+
+def thresholds(settings: DashboardSettings) -> dict[str, object]:
+    """What the page colours against, keyed by the rate names of the API."""
+    def higher(good: float, warn: float) -> dict[str, object]:
+        return {"good": good, "warn": warn, "higher_is_better": True}
+
+    def lower(good: float, warn: float) -> dict[str, object]:
+        return {"good": good, "warn": warn, "higher_is_better": False}
+
+    return {
+        "coverage": higher(settings.coverage_good, settings.coverage_warn),
+        "valid_scan_rate": higher(settings.valid_scan_good, settings.valid_scan_warn),
+        "upload_rate": higher(settings.upload_good, settings.upload_warn),
+        "duplicate_rate": lower(settings.duplicate_good, settings.duplicate_warn),
+        "consistency_error_rate": lower(settings.consistency_good, settings.consistency_warn),
+        "swap_rate": lower(settings.swap_good, settings.swap_warn),
+        "backlog_warn": settings.backlog_warn,
+    }
+
+
+def static_file(path: str) -> tuple[bytes, str] | None:
+    """(content, content type) of a dashboard file for a URL path under /dashboard/, or None."""
+    relative = path.removeprefix("/dashboard").lstrip("/") or "index.html"
+    try:
+        target = (_ROOT / relative).resolve()
+        if _ROOT not in target.parents or not target.is_file():
+            return None
+    except (OSError, ValueError):  # a NUL in the path, a name too long for the file system
+        return None
+    return target.read_bytes(), _TYPES.get(target.suffix, "application/octet-stream")

@@ -1,0 +1,1 @@
+"""From the broker to the store: the MQTT child process, the ingest loop, commands sent out."""

@@ -1,0 +1,1 @@
+"""From the store to the platform: the forwarder, its HTTP client and sign-in."""

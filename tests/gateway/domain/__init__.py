@@ -1,0 +1,1 @@
+"""Tests of gateway/domain/, one file per module."""

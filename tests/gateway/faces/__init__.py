@@ -1,0 +1,1 @@
+"""Tests of gateway/faces/, one file per module."""

@@ -1,0 +1,1 @@
+"""Tests of gateway/ingest/, one file per module."""

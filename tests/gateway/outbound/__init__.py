@@ -1,0 +1,1 @@
+"""Tests of gateway/outbound/, one file per module."""

@@ -1,0 +1,1 @@
+"""Tests of gateway/store/, one file per module."""

@@ -1,0 +1,1 @@
+"""Tests of gateway/wire/, one file per module."""

@@ -47,14 +47,14 @@ from typing import Any
 from gateway.contract import mapping
 from gateway.contract.platform_fields import check_envelope, check_row
 from gateway.domain import adjustments, catalog, rates, withdrawals
+from gateway.domain.locks import PLAN_LOCK
 from gateway.domain.scans import StoredScan
 from gateway.store.base import Tx
 
 __all__ = ["enqueue", "regroup", "plan", "Claimed", "claim", "resign", "settle_done", "settle_rejected", "settle_retry",
-           "requeue", "release_leases", "state_counts", "live_rows", "dead_letters", "Planning", "PLAN_LOCK"]
+           "requeue", "release_leases", "state_counts", "live_rows", "dead_letters", "Planning",
+           "PLAN_LOCK"]
 
-PLAN_LOCK = "outbox:plan"
-"""The lock planning holds, and an ingest batch with tickets too (see the module's text)."""
 _SALE_INTERFACES = ("3505", "3506")
 
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from gateway.domain import catalog, matching
 from gateway.domain.matching import Line, Matching, Placement, Scan
-from gateway.domain.tickets import Ticket, TicketError
 from gateway.rules import Rules
 from gateway.store.base import Tx
+from gateway.wire.ticket import Ticket, TicketError
 
 __all__ = ["check"]
 

@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from gateway.domain import alerts, catalog, pipeline, rates
-from gateway.domain.tickets import TicketError, parse_ticket, parse_time
+from gateway.errors import GatewayError
 from gateway.rules import Rules
-from gateway.store.base import Device, SQLiteStore
+from gateway.store.base import Device
+from gateway.store.sqlite import SQLiteStore
 from gateway.wire.protocol import Event, Operation
+from gateway.wire.ticket import TicketError, parse_ticket, parse_time
 from tcagent import codes
 
 __all__ = ["ReplayError", "replay_folder"]
@@ -37,7 +39,7 @@ _MAX_REPORTED = 100
 _BATCH = 1000
 
 
-class ReplayError(ValueError):
+class ReplayError(GatewayError, ValueError):
     """A folder that cannot be replayed at all."""
 
 

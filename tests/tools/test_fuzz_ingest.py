@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from gateway.store.base import SQLiteStore
+from gateway.store.sqlite import SQLiteStore
 from tools import fuzz_ingest
 from tools.fuzz_ingest import Harness, fuzz
 

@@ -147,6 +147,16 @@ def test_imports_run_downward_without_cycles() -> None:
     assert problems(ROOT) == []
 
 
+def test_the_gateway_imports_no_firmware() -> None:
+    """The device's code is the device's: the gateway decodes what it must itself (gateway/wire/codes.py)."""
+    firmware = [f"{name}: {node.lineno}" for name, path in module_names(ROOT).items()
+                for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.ImportFrom | ast.Import)
+                and any((alias.name if isinstance(node, ast.Import) else node.module or "").startswith("tcagent")
+                        for alias in node.names)]
+    assert firmware == []
+
+
 def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():
         path = tmp_path / name

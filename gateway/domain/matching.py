@@ -218,7 +218,7 @@ def loose_any(tx: Tx, terminal: str, time_ms: int, span: tuple[int, int], limit:
 class _Binder:
     """Writes placements of one ticket: events, line counters, rates, alerts, the outbox."""
 
-    def __init__(self, tx: Tx, tally: rates.HourlyDeltas, ticket: TicketRef, *, terminal: str,
+    def __init__(self, tx: Tx, tally: rates.HourDeltas, ticket: TicketRef, *, terminal: str,
                  institution: str) -> None:
         self.tx = tx
         self.tally = tally
@@ -285,7 +285,7 @@ class _Binder:
                            events=[scan.id], tickets=[ticket.id], detail=detail)
 
 
-def match_scan(tx: Tx, tally: rates.HourlyDeltas, scan: StoredScan, rules: Rules, *, duplicate: bool) -> Matching:
+def match_scan(tx: Tx, tally: rates.HourDeltas, scan: StoredScan, rules: Rules, *, duplicate: bool) -> Matching:
     """Place a just-stored valid sale scan on its ticket, if that ticket is already here; rates go to `tally`."""
     seen = Scan(scan.id, scan.code, scan.list_code, duplicate, scan.split_qty, scan.event_ms, scan.device)
     if scan.ticket:
@@ -312,7 +312,7 @@ def match_scan(tx: Tx, tally: rates.HourlyDeltas, scan: StoredScan, rules: Rules
     return placement.matching
 
 
-def claim(tx: Tx, tally: rates.HourlyDeltas, ticket: TicketRef, rules: Rules, *, received_ms: int) -> None:
+def claim(tx: Tx, tally: rates.HourDeltas, ticket: TicketRef, rules: Rules, *, received_ms: int) -> None:
     """Tie the scans stored before a just-stored ticket to it: those carrying its number, then loose ones of its
     products nearest in time, as many as its lines have room for. Each scan tied leaves the platform row it may
     be in already (outbox.regroup: the caller holds outbox.PLAN_LOCK)."""
@@ -363,7 +363,7 @@ def check_due_lines(tx: Tx, rules: Rules, now_ms: int, *, limit: int = 1000) -> 
                                                       (ticket.id,))}
         checked += len(unchecked)
         tx.write("UPDATE ticket_lines SET checked = 1 WHERE ticket_id = ?", (ticket.id,))
-        tally = rates.HourlyDeltas()
+        tally = rates.HourDeltas()
         binder = _Binder(tx, tally, ticket, terminal=ticket.terminal, institution=ticket.institution)
         for scan in [_scan(found) for found in tx.all(  # scans beyond its lines: a line may have room again
                 f"SELECT {_SCAN_COLUMNS} FROM events WHERE ticket_id = ? AND line_id IS NULL AND stands_for IS NULL "
@@ -389,7 +389,7 @@ def check_due_lines(tx: Tx, rules: Rules, now_ms: int, *, limit: int = 1000) -> 
     return checked
 
 
-def _take_back(tx: Tx, tally: rates.HourlyDeltas, binder: _Binder, lines: list[Line], short: dict[int, int],
+def _take_back(tx: Tx, tally: rates.HourDeltas, binder: _Binder, lines: list[Line], short: dict[int, int],
                span: tuple[int, int], window_ms: int, now_ms: int) -> None:
     """Loose scans of this checkout that fill a line of a ticket settled after it (which came first and took
     them) come back to the lines they were made for; that ticket's line is checked again."""

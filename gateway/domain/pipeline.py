@@ -165,7 +165,7 @@ class _Batch:
         self._acks: dict[str, tuple[int, int]] = {}
         """Device -> (acked seq, highest stored seq) before this batch."""
         self._catalog_empty = tx.one("SELECT 1 FROM products LIMIT 1") is None
-        self.tally = rates.HourlyDeltas()
+        self.tally = rates.HourDeltas()
         """The batch's rate deltas, written once per hour row by `book_counts`."""
 
     def look_up(self, accepted: list[Accepted]) -> None:

@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.store.base import Tx
 
-__all__ = ["COUNTERS", "Period", "RateRow", "HourlyDeltas", "bump", "query", "series", "day_period", "window_period",
+__all__ = ["COUNTERS", "Period", "RateRow", "HourDeltas", "bump", "query", "series", "day_period", "window_period",
            "hour_of"]
 
 COUNTERS = ("scans", "valid_scans", "sale_scans", "duplicate_sales", "matched_scans", "mismatched_scans",
@@ -46,7 +46,7 @@ def hour_of(at_ms: int) -> int:
     return at_ms // _HOUR_MS
 
 
-class HourlyDeltas:
+class HourDeltas:
     """Deltas summed per hour row over one transaction and written once per row (`write`): a batch of 500
     events touches a few rows, so it writes a few rows, not 500."""
 
@@ -80,7 +80,7 @@ class HourlyDeltas:
 
 def bump(tx: Tx, institution: str, terminal: str, at_ms: int, **deltas: int) -> None:
     """Add `deltas` (names from COUNTERS) to the hour holding `at_ms` now."""
-    tally = HourlyDeltas()
+    tally = HourDeltas()
     tally.add(institution, terminal, at_ms, **deltas)
     tally.write(tx)
 

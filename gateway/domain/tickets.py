@@ -28,7 +28,7 @@ from gateway.wire.ticket import Ticket, TicketError
 __all__ = ["record_ticket"]
 
 
-def record_ticket(tx: Tx, tally: rates.HourlyDeltas, ticket: Ticket, rules: Rules, *,
+def record_ticket(tx: Tx, tally: rates.HourDeltas, ticket: Ticket, rules: Rules, *,
                   received_ms: int) -> tuple[int, bool]:
     """Store a ticket and claim the scans already waiting for it; (ticket id, newly stored). Rates go to `tally`."""
     digest = ticket.digest()

@@ -27,9 +27,11 @@ import httpx
 
 from gateway.domain import catalog, pipeline
 from gateway.metrics import Metrics
-from gateway.outbound.forwarder import Forwarder, ForwardSettings
+from gateway.outbound.forwarder import Forwarder
 from gateway.rules import Rules
-from gateway.store.base import Device, SQLiteStore
+from gateway.settings import ForwardSettings
+from gateway.store.base import Device
+from gateway.store.sqlite import SQLiteStore
 from gateway.wire.protocol import Event, Operation
 from harness.gateway_process import FORWARD_DEFAULTS
 from harness.progress import Progress

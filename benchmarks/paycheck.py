@@ -25,12 +25,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gateway.domain import catalog, pipeline
-from gateway.domain.tickets import parse_ticket
-from gateway.faces.api import ApiServer, ApiSettings
+from gateway.faces.api import ApiServer
 from gateway.metrics import Metrics
 from gateway.rules import Rules
-from gateway.store.base import Device, SQLiteStore
+from gateway.settings import ApiSettings
+from gateway.store.base import Device
+from gateway.store.sqlite import SQLiteStore
 from gateway.wire.protocol import Event, Operation
+from gateway.wire.ticket import parse_ticket
 from tcagent.codec import codes
 
 _CATALOG = "pid,list_code,name,pack_size\n8123456,XA01,A,24\n8654321,XB02,B,20\n8111112,XH08,H,30\n"

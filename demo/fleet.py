@@ -95,7 +95,8 @@ class Fleet:
 
     def register(self, location: str) -> None:
         """Put every device in the gateway's registry (as trace-provision would)."""
-        from gateway.store.base import Device, open_store
+        from gateway.store.base import Device
+        from gateway.store.opening import open_store
 
         store = open_store(location)
         for device in self.devices:
@@ -274,7 +275,8 @@ def run_firmware(counters: int, *, broker: tuple[str, int], api: str, token: str
                  fraud: dict[str, float], seed: int, folder: Path) -> dict[str, object]:
     """`counters` real firmware processes, registered in the gateway at `database`, driven by the POS simulator
     for `seconds`; waits (up to 60 s) until every device's journal is acknowledged."""
-    from gateway.store.base import Device, open_store
+    from gateway.store.base import Device
+    from gateway.store.opening import open_store
     from harness.virtual_device import VirtualDevice
 
     store = open_store(database)

@@ -9,19 +9,19 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway.faces.api import ApiSettings
-from gateway.faces.dashboard import DashboardSettings
-from gateway.ingest.loop import IngestSettings
-from gateway.outbound.forwarder import ForwardSettings
+from gateway.errors import GatewayError
 from gateway.rules import Rules
+from gateway.settings import ApiSettings, DashboardSettings, ForwardSettings, IngestSettings
 
 __all__ = ["Settings", "ConfigError", "load", "SECTIONS"]
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
-class ConfigError(ValueError):
+class ConfigError(GatewayError, ValueError):
     """A configuration file that cannot be used, with the key and the reason."""
+
+    kind = "unusable"
 
 
 @dataclass(frozen=True, kw_only=True)

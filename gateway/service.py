@@ -17,20 +17,24 @@ from pathlib import Path
 from gateway import config, systemd
 from gateway.config import Settings
 from gateway.domain import pipeline
+from gateway.errors import GatewayError
 from gateway.faces.api import ApiServer
 from gateway.ingest.command_sender import CommandSender
 from gateway.ingest.loop import Ingest
 from gateway.metrics import Metrics
 from gateway.outbound.forwarder import Forwarder
-from gateway.store.base import Store, open_store
+from gateway.store.base import Store
+from gateway.store.opening import open_store
 
 __all__ = ["run", "token_file", "ServiceError"]
 
 log = logging.getLogger("gateway")
 
 
-class ServiceError(RuntimeError):
+class ServiceError(GatewayError, RuntimeError):
     """The service cannot start: what, where and what to do, in one line."""
+
+    kind = "unusable"
 
 
 def token_file(path: Path) -> str:

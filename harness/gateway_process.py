@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gateway.store.base import Device, Store, open_store
+from gateway.store.base import Device, Store
+from gateway.store.opening import open_store
 from harness.broker import MqttBroker, free_port
 from harness.embedded_broker import choose_broker
 from tools.paths import installed

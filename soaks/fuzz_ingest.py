@@ -34,10 +34,13 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as seeded
 from hypothesis import strategies as st
 
-from gateway.ingest.loop import Admission, IngestSettings, Message
+from gateway.ingest.loop import Admission, Message
 from gateway.metrics import Metrics
 from gateway.rules import Rules
-from gateway.store.base import Device, SQLiteStore, Store, open_store
+from gateway.settings import IngestSettings
+from gateway.store.base import Device, Store
+from gateway.store.opening import open_store
+from gateway.store.sqlite import SQLiteStore
 from tcagent.codec import codes, cose, event
 
 GOOD_DEVICE = "fuzz-good"

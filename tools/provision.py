@@ -46,8 +46,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway import config as gateway_config
-from gateway.ingest.loop import IngestSettings
-from gateway.store.base import Device, open_store
+from gateway.settings import IngestSettings
+from gateway.store.base import Device
+from gateway.store.opening import open_store
 from gateway.wire.protocol import DEVICE_ID_PATTERN
 from tcagent import config as device_config_check
 from tcagent import pins as device_pins

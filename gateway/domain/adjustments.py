@@ -20,9 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.domain.tickets import parse_time
+from gateway.errors import GatewayError
 from gateway.store.base import Tx
 from gateway.wire.protocol import storable
+from gateway.wire.ticket import parse_time
 
 __all__ = ["Adjustment", "AdjustmentError", "parse_adjustment", "record", "due", "sending", "settle", "withdrawn",
            "state_counts", "rows_held_as"]
@@ -31,7 +32,7 @@ _DECIMAL_LIMIT = decimal.Decimal("1e12")
 _PLACES = decimal.Decimal("0.0001")
 
 
-class AdjustmentError(ValueError):
+class AdjustmentError(GatewayError, ValueError):
     """A document the API refuses: `invalid` (a field), `conflict` (its number was used for other content)."""
 
     def __init__(self, kind: str, message: str) -> None:

@@ -13,6 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from gateway.errors import GatewayError
 from gateway.store.base import Tx
 
 __all__ = ["Alert", "Finding", "TYPES", "STATES", "AlertError", "raise_alert", "raise_found", "is_live", "add_evidence",
@@ -38,8 +39,12 @@ _COLUMNS = ("id, type, severity, state, institution, terminal, device, subject, 
             "changed_ms, note, changed_by, events, tickets")
 
 
-class AlertError(ValueError):
-    """A state change that is not allowed, or an alert that does not exist."""
+class AlertError(GatewayError, ValueError):
+    """A state change that is not allowed (`conflict`), or an alert that does not exist (`missing`)."""
+
+    def __init__(self, message: str, *, kind: str = "conflict") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -172,7 +177,7 @@ def list_alerts(tx: Tx, *, state: str = "", kind: str = "", institution: str = "
 def get_alert(tx: Tx, alert_id: int) -> Alert:
     row = tx.one(f"SELECT {_COLUMNS} FROM alerts WHERE id = ?", (alert_id,))
     if row is None:
-        raise AlertError(f"no alert {alert_id}")
+        raise AlertError(f"no alert {alert_id}", kind="missing")
     return _alert(row)
 
 

@@ -21,6 +21,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from gateway.errors import GatewayError
 from gateway.store.base import Tx
 from gateway.wire.protocol import storable
 
@@ -38,7 +39,7 @@ _TRUE = {"1", "yes", "true", "y", "是"}
 _FALSE = {"0", "no", "false", "n", "否"}
 
 
-class CatalogError(ValueError):
+class CatalogError(GatewayError, ValueError):
     """A catalog file that cannot be imported; names every bad line."""
 
 

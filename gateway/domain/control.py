@@ -18,6 +18,7 @@ import json
 from dataclasses import asdict, dataclass
 
 from gateway.domain import devices
+from gateway.errors import GatewayError
 from gateway.store.base import Tx
 from gateway.wire.commands import Answer, CommandType, Result, check_argument
 
@@ -35,8 +36,13 @@ _COLUMNS = ("id, device, command_id, kind, argument, issued_by, issued_ms, state
             "answer, device_last_id")
 
 
-class ControlError(ValueError):
-    """A command that cannot be issued (unknown device, bad argument) or a row that does not exist."""
+class ControlError(GatewayError, ValueError):
+    """A command that cannot be issued (unknown device, bad argument: `invalid`) or a row that does not exist
+    (`missing`)."""
+
+    def __init__(self, message: str, *, kind: str = "invalid") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -127,5 +133,5 @@ def list_commands(tx: Tx, *, device: str = "", limit: int = 100) -> list[Command
 def get_command(tx: Tx, row_id: int) -> Command:
     row = tx.one(f"SELECT {_COLUMNS} FROM commands WHERE id = ?", (row_id,))
     if row is None:
-        raise ControlError(f"no command {row_id}")
+        raise ControlError(f"no command {row_id}", kind="missing")
     return _command(row)

@@ -1,5 +1,6 @@
-"""Device status (the retained `tc/v1/<dev>/status` map), the alerts it drives, and the device list; the owner
-of the `devices` and `device_state` tables (where a device stands, its acknowledged seq and counts).
+"""Device status as the gateway keeps it (the map itself: gateway/wire/status.py), the alerts it drives, and the
+device list; the owner of the `devices` and `device_state` tables (where a device stands, its acknowledged seq
+and counts).
 
 The status is advisory and unsigned (docs/protocol.md): it moves `max_seq` up (a
 missing tail shows as missing seqs) and drives device_offline, backlog_high and
@@ -14,56 +15,13 @@ from dataclasses import asdict, dataclass
 from gateway.domain import alerts
 from gateway.rules import Rules
 from gateway.store.base import Tx
-from gateway.wire.protocol import ProtocolError, decode_cbor, shown, storable
+from gateway.wire.protocol import ProtocolError
+from gateway.wire.status import ALARM_CLOCK, ALARM_JOURNAL_FULL, Status
 
-__all__ = ["Status", "DeviceView", "Place", "parse_status", "record_status", "check_offline", "list_devices",
+__all__ = ["DeviceView", "Place", "record_status", "check_offline", "list_devices",
            "places_of", "ack_positions", "advance_ack", "count_duplicate", "add_stored",
            "is_registered", "institution_of_terminal", "terminals", "DeviceState", "states", "missing_seqs",
            "institutions_where"]
-
-_ALARM_JOURNAL_FULL = 1
-_ALARM_CLOCK = 2
-_FIELDS = {2: "firmware", 3: "uptime_s", 4: "backlog", 5: "free_heap", 6: "acked_seq", 7: "clock", 8: "last_seq",
-           9: "boot", 10: "journal_used", 11: "journal_capacity", 12: "alarms", 13: "mode"}
-
-
-@dataclass(frozen=True, kw_only=True)
-class Status:
-    device: str
-    online: bool
-    firmware: str = ""
-    uptime_s: int = 0
-    backlog: int = 0
-    free_heap: int = 0
-    acked_seq: int = 0
-    clock: int = 0
-    last_seq: int = 0
-    boot: int = 0
-    journal_used: int = 0
-    journal_capacity: int = 0
-    alarms: int = 0
-    mode: int = 0
-
-
-def parse_status(device: str, payload: bytes) -> Status:
-    """Read a status map; ProtocolError("status_malformed") when it is not one."""
-    if len(payload) > 1024:
-        raise ProtocolError("oversized", f"status of {len(payload)} bytes, limit 1024")
-    fields = decode_cbor(payload, "status_malformed", "status")
-    if not isinstance(fields, dict) or fields.get(0) != 1 or not isinstance(fields.get(1), bool):
-        raise ProtocolError("status_malformed", "expected a version 1 map with the online flag (key 1)")
-    values: dict[str, object] = {}
-    for key, name in _FIELDS.items():
-        if key in fields:
-            value = fields[key]
-            if name == "firmware":
-                good = isinstance(value, str) and storable(value)
-            else:  # a database integer holds at most 2^63-1
-                good = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
-            if not good:
-                raise ProtocolError("status_malformed", f"key {key} ({name}) has {shown(value)}")
-            values[name] = value[:32] if isinstance(value, str) else value
-    return Status(device=device, online=fields[1], **values)  # type: ignore[arg-type]
 
 
 def record_status(tx: Tx, status: Status, rules: Rules, *, now_ms: int) -> None:
@@ -94,14 +52,14 @@ def record_status(tx: Tx, status: Status, rules: Rules, *, now_ms: int) -> None:
         tx.write("UPDATE device_state SET online = 0, status_ms = ?, offline_since_ms = ? WHERE device = ?",
                    (now_ms, offline_since, status.device))
         return
-    if status.backlog > rules.backlog_alert or status.alarms & _ALARM_JOURNAL_FULL:
-        full = " and its journal is full" if status.alarms & _ALARM_JOURNAL_FULL else ""
+    if status.backlog > rules.backlog_alert or status.alarms & ALARM_JOURNAL_FULL:
+        full = " and its journal is full" if status.alarms & ALARM_JOURNAL_FULL else ""
         alerts.raise_alert(tx, "backlog_high", subject=status.device, now_ms=now_ms, institution=institution,
                            terminal=terminal, device=status.device,
                            detail=f"{status.backlog} events not acknowledged{full}")
     else:
         alerts.auto_resolve(tx, "backlog_high", status.device, now_ms, "backlog drained")
-    if status.clock == 0 or status.alarms & _ALARM_CLOCK:
+    if status.clock == 0 or status.alarms & ALARM_CLOCK:
         alerts.raise_alert(tx, "clock_unsynced", subject=status.device, now_ms=now_ms, institution=institution,
                            terminal=terminal, device=status.device,
                            detail="device clock never synced: event times fall back to the gateway's")

@@ -179,7 +179,8 @@ def loose_any(tx: Tx, terminal: str, time_ms: int, span: tuple[int, int], limit:
 class _Binder:
     """Writes placements of one ticket: events, line counters, rates, alerts, the outbox."""
 
-    def __init__(self, tx: Tx, tally: rates.HourDeltas, ticket: TicketRef, *, terminal: str, institution: str) -> None:
+    def __init__(self, tx: Tx, tally: rates.HourDeltas, ticket: TicketRef, *, terminal: str,
+                 institution: str) -> None:
         self.tx = tx
         self.tally = tally
         self.ticket = ticket

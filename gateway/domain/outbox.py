@@ -47,6 +47,7 @@ from typing import Any
 from gateway.contract import mapping
 from gateway.contract.platform_fields import check_envelope, check_row
 from gateway.domain import adjustments, catalog, rates, tickets, withdrawals
+from gateway.domain.locks import PLAN_LOCK
 from gateway.domain.scans import StoredScan
 from gateway.store.base import Tx
 
@@ -55,8 +56,6 @@ __all__ = ["enqueue", "regroup", "plan", "Claimed", "claim", "resign", "settle_d
            "oldest_unsettled_ms", "request_counts", "rows_held_as", "withdrawal_open", "return_naming",
            "record_sign_in", "sign_in_sent", "sign_in_answered"]
 
-PLAN_LOCK = "outbox:plan"
-"""The lock planning holds, and an ingest batch with tickets too (see the module's text)."""
 _SALE_INTERFACES = ("3505", "3506")
 
 

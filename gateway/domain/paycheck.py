@@ -16,11 +16,12 @@ from typing import Any
 
 from gateway.domain import catalog, matching, scans, tickets
 from gateway.domain.matching import Line, Matching, Placement
-from gateway.domain.tickets import Ticket, TicketError
 from gateway.rules import Rules
 from gateway.store.base import Tx
+from gateway.wire.ticket import Ticket, TicketError
 
 __all__ = ["check"]
+
 
 def check(tx: Tx, ticket: Ticket, rules: Rules) -> dict[str, Any]:
     """The answer for one ticket (its `time`: when the POS asks, or when it settles)."""

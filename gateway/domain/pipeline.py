@@ -37,15 +37,15 @@ from gateway.domain import (
     scans,
     tickets,
 )
-from gateway.domain.devices import Status
 from gateway.domain.matching import Matching
 from gateway.domain.quarantine import Bounds, Rejected
 from gateway.domain.scans import SALES, StoredScan
-from gateway.domain.tickets import Ticket, TicketError
 from gateway.rules import Rules
 from gateway.store.base import Store, Tx, retrying
 from gateway.wire.commands import Answer
 from gateway.wire.protocol import Event, Operation, ProtocolError, Verdict
+from gateway.wire.status import Status
+from gateway.wire.ticket import Ticket, TicketError
 
 __all__ = ["Accepted", "Rejected", "TicketIn", "AnswerIn", "TicketOutcome", "DeviceAck", "CommitResult", "commit",
            "sweep"]

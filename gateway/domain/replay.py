@@ -7,7 +7,7 @@ A folder holds any of (docs/operations.md, "Offline analysis"):
 - `events.jsonl` and `inbound.jsonl`: one scan per line, `{"time", "terminal", "code", "op"}` and optionally
   `device`, `seq`, `institution`, `institution_type`, `region`, `ticket`, `split_qty`. `op` is a name (sale,
   sale_return, purchase, purchase_return, stocktake, dispense) or its number; inbound lines default to
-  purchase. The code is decoded by the device's own decoder (kind, product id, validity);
+  purchase. The code is decoded as the device decodes it (gateway/wire/codes.py: kind, product id, validity);
 - `tickets.jsonl`: one POS ticket per line, as the API takes it.
 
 Replayed events are not signed: their evidence bytes are the JSON line itself. A bad
@@ -23,11 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from gateway.domain import alerts, catalog, pipeline, rates
-from gateway.domain.tickets import TicketError, parse_ticket, parse_time
+from gateway.errors import GatewayError
 from gateway.rules import Rules
-from gateway.store.base import Device, SQLiteStore
+from gateway.store.base import Device
+from gateway.store.sqlite import SQLiteStore
+from gateway.wire import codes
 from gateway.wire.protocol import Event, Operation
-from tcagent.codec import codes
+from gateway.wire.ticket import TicketError, parse_ticket, parse_time
 
 __all__ = ["ReplayError", "replay_folder"]
 
@@ -37,7 +39,7 @@ _MAX_REPORTED = 100
 _BATCH = 1000
 
 
-class ReplayError(ValueError):
+class ReplayError(GatewayError, ValueError):
     """A folder that cannot be replayed at all."""
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from gateway.domain.locks import PLAN_LOCK
+from gateway.errors import GatewayError
 from gateway.store.base import Tx
 
 __all__ = ["STATES", "Withdrawal", "WithdrawalError", "ask", "listing", "due", "sending", "settle", "of_request",
@@ -23,7 +25,7 @@ STATES = ("asked", "sending", "done", "refused")
 _COLUMNS = "id, bchno, institution, infno, reason, operator, state, error, asked_ms, changed_ms"
 
 
-class WithdrawalError(ValueError):
+class WithdrawalError(GatewayError, ValueError):
     """A withdrawal that cannot be asked for: `missing` (no such row on the platform) or `conflict`."""
 
     def __init__(self, kind: str, message: str) -> None:
@@ -55,7 +57,7 @@ def ask(tx: Tx, bchno: str, *, reason: str, operator: str, now_ms: int) -> Withd
     """Record an operator's withdrawal of the accepted row `bchno`; the forwarder sends it."""
     from gateway.domain import adjustments, outbox  # (outbox calls this module to plan and settle)
 
-    tx.lock([outbox.PLAN_LOCK])  # the planner may be about to withdraw or correct the same row
+    tx.lock([PLAN_LOCK])  # the planner may be about to withdraw or correct the same row
     if not reason.strip() or len(reason) > 500 or len(operator) > 64:
         raise WithdrawalError("invalid", "a withdrawal needs a reason (1-500 characters) and an operator name "
                               "(at most 64, as a user's name)")

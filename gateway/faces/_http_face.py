@@ -3,7 +3,7 @@
 For each request, in this order:
 
 1. route (Starlette): unknown path 404, known path with another method 405 (with `Allow`);
-2. token, from the headers only (gateway/domain/users.py): 401 without a known one, 403 when its user's role is below
+2. token, from the headers only (gateway/faces/tokens.py): 401 without a known one, 403 when its user's role is below
    what the route needs;
 3. the announced body length against the route's cap: a length that is not a plain decimal number 400, a body
    route without `Content-Length` or chunked encoding 411, a length over the cap 413;
@@ -12,8 +12,9 @@ For each request, in this order:
    `body_timeout_s` (408);
 6. the handler, in a small thread pool: the store is synchronous and must not block the event loop.
 
-`HttpError` is the one exception the handlers raise for the client; it and anything unexpected (500, logged) are
-turned into `{"error": "..."}` here and nowhere else. Routes marked `on_loop` (/livez) skip steps 4-6: they answer
+A handler refuses by raising a `GatewayError`: `HttpError` with its own status, or any other with the status
+of its kind (STATUS_OF_KIND); that and anything unexpected (500, logged) are turned into `{"error": "..."}` here
+and nowhere else. Routes marked `on_loop` (/livez) skip steps 4-6: they answer
 from the event loop, so a busy gateway still says it is alive.
 """
 
@@ -36,7 +37,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-__all__ = ["HttpError", "ApiRequest", "Answer", "Endpoint", "Authenticator", "Limits", "build_app", "INT64_MAX"]
+from gateway.errors import GatewayError
+
+__all__ = ["HttpError", "STATUS_OF_KIND", "ApiRequest", "Answer", "Endpoint", "Authenticator", "Limits", "build_app",
+           "INT64_MAX"]
 
 log = logging.getLogger("gateway.api")
 
@@ -45,7 +49,12 @@ INT64_MAX = 2**63 - 1
 _DECIMAL = re.compile(r"[0-9]{1,19}")
 
 
-class HttpError(Exception):
+STATUS_OF_KIND = {"invalid": HTTPStatus.UNPROCESSABLE_ENTITY, "malformed": HTTPStatus.BAD_REQUEST,
+                  "missing": HTTPStatus.NOT_FOUND, "conflict": HTTPStatus.CONFLICT}
+"""The answer to a refusal of each kind (gateway/errors.py); an `unusable` gateway is a 500 like a bug."""
+
+
+class HttpError(GatewayError):
     """A request refused with `status`; the message is what the client reads in `{"error": ...}`."""
 
     def __init__(self, status: HTTPStatus, message: str, *, headers: Mapping[str, str] | None = None) -> None:
@@ -154,6 +163,11 @@ def _dispatcher(methods: dict[str, Endpoint], tokens: Authenticator, limits: Lim
             return _answer(*answer)
         except HttpError as error:
             return _error(error.status, str(error), error.headers)
+        except GatewayError as error:
+            if error.kind in STATUS_OF_KIND:
+                return _error(STATUS_OF_KIND[error.kind], str(error), {})
+            log.exception("%s %s failed", request.method, request.url.path)
+            return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error; see the gateway log")
         except Exception:  # a bug answers 500 and is logged; it never takes the server down
             log.exception("%s %s failed", request.method, request.url.path)
             return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error; see the gateway log")

@@ -16,8 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from functools import partial
 from http import HTTPStatus
 from typing import Any
@@ -40,41 +39,20 @@ from gateway.domain import (
     tickets,
     withdrawals,
 )
-from gateway.domain.tickets import TicketError, parse_ticket
-from gateway.domain.users import TokenBook
 from gateway.faces import dashboard, export, filters, wording
 from gateway.faces._http_face import INT64_MAX, Answer, ApiRequest, Endpoint, HttpError, Limits, build_app
 from gateway.faces._http_server import BackgroundServer
 from gateway.faces.openapi import document
+from gateway.faces.tokens import TokenBook
 from gateway.metrics import Metrics
 from gateway.rules import Rules
+from gateway.settings import ApiSettings, DashboardSettings
 from gateway.store.base import Store
+from gateway.wire.ticket import TicketError, parse_ticket
 
-__all__ = ["ApiSettings", "ApiServer", "ROUTES", "BODY_CAPS", "HttpError", "period_from"]
+__all__ = ["ApiServer", "ROUTES", "BODY_CAPS", "HttpError"]
 
 log = logging.getLogger("gateway.api")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ApiSettings:
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    """Address to listen on; 0.0.0.0 for every interface (put TLS in front: a reverse proxy)."""
-    port: int = 8080
-    token: str = ""
-    """Read token; empty: made at first start and kept in <data_dir>/api-token (owner-only)."""
-    write_token: str = ""
-    """Write token (also reads); empty: made at first start and kept in <data_dir>/api-write-token."""
-    backlog: int = 1024
-    """Connections the kernel holds for the server before it accepts them."""
-    header_timeout_s: float = 10.0
-    """A connection must send a whole request head within this of opening (or of its last answer)."""
-    body_timeout_s: float = 60.0
-    """A body must arrive whole within this; a connection silent this long mid-request is closed."""
-    max_in_flight: int = 64
-    """Requests read or handled at once (not /livez); more are answered 503 at once."""
-    workers: int = 4
-    """Threads running the handlers' database work."""
 
 
 class ApiServer:
@@ -82,7 +60,7 @@ class ApiServer:
 
     def __init__(self, settings: ApiSettings, store: Store, rules: Rules, metrics: Metrics, *,
                  read_token: str, write_token: str, ready: Callable[[], dict[str, bool]],
-                 board: dashboard.DashboardSettings | None = None,
+                 board: DashboardSettings | None = None,
                  institution_names: Mapping[str, str] | None = None, sale_hold_ms: int = 0,
                  commands_queued: Callable[[], None] = lambda: None) -> None:
         """`read_token` and `write_token`: the legacy shared tokens (users read-token and write-token);
@@ -90,7 +68,7 @@ class ApiServer:
         `commands_queued` is told when a device command was queued (the sender sends it at once)."""
         self.settings = settings
         self.sale_hold_ms = sale_hold_ms
-        self.board = board or dashboard.DashboardSettings()
+        self.board = board or DashboardSettings()
         self.institution_names = dict(institution_names or {})
         """Institution code -> its name (forward.institutions.<code>.fixmedins_name), shown beside the code."""
         self.store = store
@@ -165,7 +143,7 @@ class ApiServer:
         chosen = _filters(query, known)
         if scope not in ("terminal", "institution"):
             raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, "scope must be terminal or institution")
-        period = period_from(query, self.rules)
+        period = filters.period_from(query, self.rules)
         with self.store.reading() as tx:
             rows = rates.query(tx, period, scope=scope, institution=chosen.institution, terminal=chosen.terminal,
                                region=chosen.region, institution_type=chosen.institution_type)
@@ -180,7 +158,7 @@ class ApiServer:
         """One series (`by=all`, the default) or one per terminal (`by=terminal`, the trends chart)."""
         query = request.query
         chosen = _filters(query, _SERIES_QUERY)
-        period = period_from(query, self.rules)
+        period = filters.period_from(query, self.rules)
         step = query.get("step", "hour")
         if query.get("by", "all") == "terminal":
             return 200, self._trends(period, step, chosen)
@@ -256,11 +234,11 @@ class ApiServer:
 
     def get_alert(self, request: ApiRequest) -> Answer:
         with self.store.reading() as tx:
-            return 200, _alert_call(lambda: alerts.get_alert(tx, request.path["id"])).as_dict()
+            return 200, alerts.get_alert(tx, request.path["id"]).as_dict()
 
     def get_evidence(self, request: ApiRequest) -> Answer:
         with self.store.reading() as tx:
-            alert = _alert_call(lambda: alerts.get_alert(tx, request.path["id"]))
+            alert = alerts.get_alert(tx, request.path["id"])
             return 200, {"events": scans.as_evidence(tx, alert.events),
                          "tickets": tickets.as_evidence(tx, alert.tickets)}
 
@@ -271,8 +249,8 @@ class ApiServer:
                             '"note": "..."}')
         note = body.get("note", "")
         with self.store.transaction() as tx:
-            alert = _alert_call(lambda: alerts.change_state(tx, request.path["id"], body["state"],
-                                                            note=str(note), now_ms=_now_ms(), by=request.user))
+            alert = alerts.change_state(tx, request.path["id"], body["state"], note=str(note), now_ms=_now_ms(),
+                                        by=request.user)
         return 200, alert.as_dict()
 
     def get_devices(self, request: ApiRequest) -> Answer:
@@ -287,7 +265,8 @@ class ApiServer:
 
     def get_quarantine(self, request: ApiRequest) -> Answer:
         """Newest first; `next_before` pages on, and the byte cap ends a page early (`truncated`)."""
-        before = _whole(request.query["before"], "before", 1, INT64_MAX) if "before" in request.query else None
+        before = (filters.whole_number(request.query["before"], "before", 1, INT64_MAX)
+                  if "before" in request.query else None)
         limit = _limit(request.query, most=quarantine.MAX_LIMIT)
         with self.store.reading() as tx:
             return 200, quarantine.page(tx, before=before, limit=limit)
@@ -295,9 +274,9 @@ class ApiServer:
     def post_ticket(self, request: ApiRequest) -> Answer:
         try:
             ticket = parse_ticket(_json(request.body), timezone=self.rules.timezone)
-        except TicketError as error:
+        except TicketError:
             self.metrics.tickets.labels("refused").inc()
-            raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, str(error)) from None
+            raise
         entry = pipeline.TicketIn(ticket, "http:/api/v1/tickets", request.body, _now_ms())
         outcome = pipeline.commit(self.store, self.rules, tickets_in=[entry]).tickets[0]
         self.metrics.tickets.labels(outcome.result).inc()
@@ -313,15 +292,9 @@ class ApiServer:
         body = _json(request.body)
         if isinstance(body, dict) and "time" not in body:
             body = {**body, "time": _now_ms()}
-        try:
-            ticket = parse_ticket(body, timezone=self.rules.timezone)
-        except TicketError as error:
-            raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, str(error)) from None
-        try:
-            with self.store.reading() as tx:
-                return 200, paycheck.check(tx, ticket, self.rules)
-        except TicketError as error:  # the number is stored with other lines (posting it would be refused too)
-            raise HttpError(HTTPStatus.CONFLICT, str(error)) from None
+        ticket = parse_ticket(body, timezone=self.rules.timezone)
+        with self.store.reading() as tx:  # a number stored with other lines: ticket_conflict (409)
+            return 200, paycheck.check(tx, ticket, self.rules)
 
     def get_outbox(self, request: ApiRequest) -> Answer:
         with self.store.reading() as tx:
@@ -335,13 +308,9 @@ class ApiServer:
 
     def post_adjustment(self, request: ApiRequest) -> Answer:
         now = _now_ms()
-        try:
-            document = adjustments.parse_adjustment(_json(request.body), timezone=self.rules.timezone)
-            with self.store.transaction() as tx:
-                adjustment_id, new = adjustments.record(tx, document, now_ms=now)
-        except adjustments.AdjustmentError as error:
-            status = HTTPStatus.CONFLICT if error.kind == "conflict" else HTTPStatus.UNPROCESSABLE_ENTITY
-            raise HttpError(status, str(error)) from None
+        document = adjustments.parse_adjustment(_json(request.body), timezone=self.rules.timezone)
+        with self.store.transaction() as tx:
+            adjustment_id, new = adjustments.record(tx, document, now_ms=now)
         return (201 if new else 200), {"id": adjustment_id, "bchno": f"TCA{adjustment_id}",
                                        "result": "stored" if new else "repeated"}
 
@@ -361,14 +330,9 @@ class ApiServer:
                                                  ("bchno", "reason", "operator")):
             raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, 'body must be {"bchno": "...", "reason": "...", '
                             '"operator": "..."}')
-        try:
-            with self.store.transaction() as tx:
-                asked = withdrawals.ask(tx, str(body.get("bchno", ""))[:30], reason=str(body.get("reason", "")),
-                                        operator=str(body.get("operator", "")) or request.user, now_ms=_now_ms())
-        except withdrawals.WithdrawalError as error:
-            status = {"missing": HTTPStatus.NOT_FOUND, "conflict": HTTPStatus.CONFLICT}.get(
-                error.kind, HTTPStatus.UNPROCESSABLE_ENTITY)
-            raise HttpError(status, str(error)) from None
+        with self.store.transaction() as tx:
+            asked = withdrawals.ask(tx, str(body.get("bchno", ""))[:30], reason=str(body.get("reason", "")),
+                                    operator=str(body.get("operator", "")) or request.user, now_ms=_now_ms())
         return 201, asked.as_dict()
 
     def get_dead_letters(self, request: ApiRequest) -> Answer:
@@ -425,7 +389,7 @@ class ApiServer:
         try:
             products = catalog.read_csv(request.body.decode("utf-8"))
         except (catalog.CatalogError, UnicodeDecodeError) as error:
-            raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, f"catalog refused, nothing imported: {error}") from None
+            raise catalog.CatalogError(f"catalog refused, nothing imported: {error}") from None
         with self.store.transaction() as tx:
             written = catalog.replace_products(tx, products)
         return 200, {"imported": written}
@@ -441,12 +405,9 @@ class ApiServer:
                 body.get("command"), str):
             raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, 'body must be {"device": "...", "command": "mode"|'
                             '"config"|"resend"|"reboot"|"time", "argument": ...}')
-        try:
-            with self.store.transaction() as tx:
-                queued = control.issue(tx, body["device"], body["command"], body.get("argument"), by=request.user,
-                                       now_ms=_now_ms())
-        except control.ControlError as error:
-            raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, str(error)) from None
+        with self.store.transaction() as tx:
+            queued = control.issue(tx, body["device"], body["command"], body.get("argument"), by=request.user,
+                                   now_ms=_now_ms())
         log.info("%s queued %s for %s", request.user, queued.kind, queued.device)
         self._commands_queued()
         return 202, queued.as_dict()
@@ -467,74 +428,22 @@ class ApiServer:
 
     def get_command(self, request: ApiRequest) -> Answer:
         _filters(request.query, ())
-        try:
-            with self.store.reading() as tx:
-                return 200, _command_row(control.get_command(tx, request.path["id"]))
-        except control.ControlError as error:
-            raise HttpError(HTTPStatus.NOT_FOUND, str(error)) from None
-
-
-
-def period_from(query: Mapping[str, str], rules: Rules) -> rates.Period:
-    """The period a rates query asks for: from=YYYY-MM-DD&to=YYYY-MM-DD (days included), day=YYYY-MM-DD,
-    window_h=N, period=window (the configured rolling window), or today in the configured zone."""
-    given = [name for name in ("from", "to", "day", "window_h", "period") if name in query]
-    if {"from", "to"} & set(given) and len(given) > len({"from", "to"} & set(given)):
-        raise HttpError(HTTPStatus.BAD_REQUEST, f"from..to is a period of its own: leave out {given[-1]}")
-    try:
-        chosen = filters.day_range(query, rules.timezone)
-    except filters.QueryError as error:
-        raise HttpError(HTTPStatus.BAD_REQUEST, str(error)) from None
-    if chosen is not None:
-        return chosen
-    if "window_h" in query or query.get("period") == "window":
-        hours = _whole(query.get("window_h", str(rules.rolling_window_h)), "window_h", 1, 24 * 366,
-                       status=HTTPStatus.UNPROCESSABLE_ENTITY)
-        return rates.window_period(_now_ms(), hours)
-    if "day" in query:
-        try:
-            day = date.fromisoformat(query["day"])
-            if not 2000 <= day.year <= 2099:
-                raise ValueError
-        except ValueError:
-            raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY,
-                            f"day must be YYYY-MM-DD from 2000 to 2099, got {query['day'][:40]!r}") from None
-    else:
-        day = datetime.now(ZoneInfo(rules.timezone)).date()
-    return rates.day_period(day, rules.timezone)
+        with self.store.reading() as tx:
+            return 200, _command_row(control.get_command(tx, request.path["id"]))
 
 
 def _filters(query: Mapping[str, str], known: Iterable[str]) -> filters.Filters:
     """The filters of `query`, after refusing (400) a parameter outside `known` and a filter that cannot be one."""
-    try:
-        filters.check_names(query, known)
-        return filters.filters_of(query)
-    except filters.QueryError as error:
-        raise HttpError(HTTPStatus.BAD_REQUEST, str(error)) from None
+    filters.check_names(query, known)
+    return filters.filters_of(query)
 
 
 def _command_row(command: control.Command) -> dict[str, object]:
     return {**command.as_dict(), "result_zh": wording.command_result(command.result)}
 
 
-def _alert_call(call: Callable[[], alerts.Alert]) -> alerts.Alert:
-    try:
-        return call()
-    except alerts.AlertError as error:
-        status = HTTPStatus.NOT_FOUND if str(error).startswith("no alert") else HTTPStatus.CONFLICT
-        raise HttpError(status, str(error)) from None
-
-
 def _limit(query: Mapping[str, str], *, most: int, default: int = 100) -> int:
-    return _whole(query.get("limit", str(min(default, most))), "limit", 1, most)
-
-
-def _whole(text: str, name: str, least: int, most: int, *, status: HTTPStatus = HTTPStatus.BAD_REQUEST) -> int:
-    """A whole number from least to most, or `status` naming the parameter, the range and what came."""
-    number = int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else None
-    if number is None or not least <= number <= most:
-        raise HttpError(status, f"{name} must be a whole number {least}-{most}, got {text[:40]!r}")
-    return number
+    return filters.whole_number(query.get("limit", str(min(default, most))), "limit", 1, most)
 
 
 def _json(body: bytes) -> Any:

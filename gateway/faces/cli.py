@@ -34,9 +34,11 @@ from typing import TypeVar
 
 from gateway import config, logs, version
 from gateway.domain import alerts, catalog, control, devices, outbox, rates, users, withdrawals
+from gateway.errors import GatewayError
 from gateway.faces import cli_tables
-from gateway.faces.api import HttpError, period_from
-from gateway.store.base import Device, Store, StoreError, Tx, open_store
+from gateway.faces.filters import period_from
+from gateway.store.base import Device, Store, Tx
+from gateway.store.opening import open_store
 from gateway.wire.protocol import DEVICE_ID_PATTERN
 
 T = TypeVar("T")
@@ -77,7 +79,7 @@ def import_catalog(settings: config.Settings, options: argparse.Namespace) -> in
     try:
         products = catalog.read_csv(Path(options.file).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, catalog.CatalogError) as error:
-        raise SystemExit(f"{options.file}: nothing imported: {error}") from None
+        raise catalog.CatalogError(f"{options.file}: nothing imported: {error}") from None
     store = _store(settings)
     with store.transaction() as tx:
         written = catalog.replace_products(tx, products)
@@ -90,10 +92,7 @@ def show_rates(settings: config.Settings, options: argparse.Namespace) -> int:
     query = {"day": options.day} if options.day else {"window_h": str(options.window_h)} if options.window_h else {}
     if options.window:
         query = {"period": "window"}
-    try:
-        period = period_from(query, settings.rules)
-    except HttpError as error:
-        raise SystemExit(f"trace-gateway rates: {error}") from None
+    period = period_from(query, settings.rules)
     rows = _read(settings, lambda tx: rates.query(tx, period, scope=options.scope,
                                                  institution=options.institution or ""))
     if options.json:
@@ -120,8 +119,6 @@ def change_alert(settings: config.Settings, options: argparse.Namespace) -> int:
         with store.transaction() as tx:
             alert = alerts.change_state(tx, options.id, options.state, note=options.note,
                                         now_ms=time.time_ns() // 1_000_000, by=_cli_user())
-    except alerts.AlertError as error:
-        raise SystemExit(f"trace-gateway: {error}") from None
     finally:
         store.close()
     print(f"alert {alert.id} ({alert.type}) is {alert.state}")
@@ -180,8 +177,6 @@ def withdraw(settings: config.Settings, options: argparse.Namespace) -> int:
         with store.transaction() as tx:
             asked = withdrawals.ask(tx, options.bchno, reason=options.reason,
                                     operator=options.operator or _cli_user(), now_ms=time.time_ns() // 1_000_000)
-    except withdrawals.WithdrawalError as error:
-        raise SystemExit(f"trace-gateway withdraw: {error}") from None
     finally:
         store.close()
     print(f"withdrawal {asked.id} of row {asked.bchno} ({asked.infno}) asked; the forwarder sends it "
@@ -234,8 +229,6 @@ def manage_users(settings: config.Settings, options: argparse.Namespace) -> int:
                 token = users.add_user(tx, options.name, options.role, now_ms=now_ms)
             else:
                 users.revoke_user(tx, options.name, now_ms=now_ms)
-    except users.UserError as error:
-        raise SystemExit(f"trace-gateway users: {error}") from None
     finally:
         store.close()
     if options.action == "add":
@@ -262,8 +255,6 @@ def send_command(settings: config.Settings, options: argparse.Namespace) -> int:
             time.sleep(0.2)
             with store.reading() as tx:
                 command = control.get_command(tx, queued.id)
-    except control.ControlError as error:
-        raise SystemExit(f"trace-gateway command: {error}") from None
     finally:
         store.close()
     if command.state == "answered":
@@ -304,12 +295,9 @@ def show_commands(settings: config.Settings, options: argparse.Namespace) -> int
 
 
 def replay(settings: config.Settings, options: argparse.Namespace) -> int:
-    from gateway.domain.replay import ReplayError, replay_folder
+    from gateway.domain.replay import replay_folder
 
-    try:
-        report = replay_folder(Path(options.folder), settings.rules, database=options.database)
-    except ReplayError as error:
-        raise SystemExit(f"trace-gateway replay: {error}") from None
+    report = replay_folder(Path(options.folder), settings.rules, database=options.database)
     print(json.dumps(report, ensure_ascii=False, indent=1))
     return 0
 
@@ -401,23 +389,25 @@ def main(argv: list[str] | None = None) -> int:
     options = _parser().parse_args(argv)
     try:
         settings = config.load(options.config)
-    except config.ConfigError as error:
-        print(f"trace-gateway: {error}", file=sys.stderr)
-        return 2
-    try:
         if options.command == "run":
-            from gateway.service import ServiceError, run
+            from gateway.service import run
 
             logs.configure(settings.log_level)
-            try:
-                return run(settings, config_path=options.config)
-            except ServiceError as error:
-                print(f"trace-gateway: {error}", file=sys.stderr)
-                return 2
+            return run(settings, config_path=options.config)
         return _COMMANDS[options.command](settings, options)
-    except StoreError as error:
+    except GatewayError as error:
+        return _refused(options.command, error)
+
+
+def _refused(command: str, error: GatewayError) -> int:
+    """The one place a GatewayError becomes what the operator reads: one line on stderr, no traceback, and the
+    exit status: 2 when the gateway's own setup (config, database, the service's start) is unusable, 1 when the
+    command was refused."""
+    if error.kind == "unusable":
         print(f"trace-gateway: {error}", file=sys.stderr)
         return 2
+    print(f"trace-gateway {command}: {error}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -7,36 +7,16 @@ or resolve alerts). Labels in Chinese and English live in one file, dashboard/la
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DashboardSettings", "static_file", "thresholds"]
+from gateway.settings import DashboardSettings
+
+__all__ = ["static_file", "thresholds"]
 
 _ROOT = Path(__file__).resolve().parent / "dashboard"
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
           ".css": "text/css; charset=utf-8", ".json": "application/json; charset=utf-8",
           ".md": "text/plain; charset=utf-8", "": "text/plain; charset=utf-8"}
-
-
-@dataclass(frozen=True, kw_only=True)
-class DashboardSettings:
-    coverage_good: float = 0.98
-    """Scan coverage at or above this is green; at or above coverage_warn amber; below it red."""
-    coverage_warn: float = 0.90
-    valid_scan_good: float = 0.98
-    valid_scan_warn: float = 0.90
-    upload_good: float = 0.99
-    upload_warn: float = 0.95
-    duplicate_good: float = 0.0
-    """Duplicate-sale rate at or below this is green; at or below duplicate_warn amber; above it red."""
-    duplicate_warn: float = 0.01
-    consistency_good: float = 0.0
-    consistency_warn: float = 0.01
-    swap_good: float = 0.0
-    """串换率 at or below this is green; at or below swap_warn amber; above it red."""
-    swap_warn: float = 0.01
-    backlog_warn: int = 100
-    """Device backlog above this is highlighted."""
 
 
 def thresholds(settings: DashboardSettings) -> dict[str, object]:

@@ -12,14 +12,18 @@ Filters(institution='P1', terminal='', region='', institution_type='pharmacy')
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from gateway.domain import rates
+from gateway.errors import GatewayError
+from gateway.rules import Rules
 
 __all__ = ["QueryError", "Filters", "FILTER_NAMES", "RANGE_NAMES", "MAX_RANGE_DAYS", "check_names", "filters_of",
-           "day_range"]
+           "day_range", "period_from", "whole_number"]
 
 FILTER_NAMES = ("institution", "terminal", "region", "institution_type")
 RANGE_NAMES = ("from", "to")
@@ -29,8 +33,15 @@ _MAX_TEXT = 64
 _INSTITUTION_TYPES = ("pharmacy", "hospital")
 
 
-class QueryError(ValueError):
-    """A query parameter that cannot be used (the API answers 400 with this text)."""
+class QueryError(GatewayError, ValueError):
+    """A query parameter that cannot be used: `malformed` (the API answers 400 with this text), or `invalid` for
+    a value out of range (422)."""
+
+    kind = "malformed"
+
+    def __init__(self, message: str, *, kind: str = "malformed") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,3 +104,37 @@ def _day(query: Mapping[str, str], name: str) -> date:
     if day is None or not 2000 <= day.year <= 2099:
         raise QueryError(f"{name} must be a day YYYY-MM-DD from 2000 to 2099, got {text[:40]!r}")
     return day
+
+
+def period_from(query: Mapping[str, str], rules: Rules) -> rates.Period:
+    """The period a rates query asks for: from=YYYY-MM-DD&to=YYYY-MM-DD (days included), day=YYYY-MM-DD,
+    window_h=N, period=window (the configured rolling window), or today in the configured zone."""
+    given = [name for name in ("from", "to", "day", "window_h", "period") if name in query]
+    if {"from", "to"} & set(given) and len(given) > len({"from", "to"} & set(given)):
+        raise QueryError(f"from..to is a period of its own: leave out {given[-1]}")
+    chosen = day_range(query, rules.timezone)
+    if chosen is not None:
+        return chosen
+    if "window_h" in query or query.get("period") == "window":
+        hours = whole_number(query.get("window_h", str(rules.rolling_window_h)), "window_h", 1, 24 * 366,
+                             kind="invalid")
+        return rates.window_period(time.time_ns() // 1_000_000, hours)
+    if "day" in query:
+        try:
+            day = date.fromisoformat(query["day"])
+            if not 2000 <= day.year <= 2099:
+                raise ValueError
+        except ValueError:
+            raise QueryError(f"day must be YYYY-MM-DD from 2000 to 2099, got {query['day'][:40]!r}",
+                             kind="invalid") from None
+    else:
+        day = datetime.now(ZoneInfo(rules.timezone)).date()
+    return rates.day_period(day, rules.timezone)
+
+
+def whole_number(text: str, name: str, least: int, most: int, *, kind: str = "malformed") -> int:
+    """A whole number from least to most, or a QueryError naming the parameter, the range and what came."""
+    number = int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else None
+    if number is None or not least <= number <= most:
+        raise QueryError(f"{name} must be a whole number {least}-{most}, got {text[:40]!r}", kind=kind)
+    return number

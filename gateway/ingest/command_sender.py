@@ -15,6 +15,7 @@ from collections.abc import Callable
 from gateway.domain import control
 from gateway.domain.control import KINDS
 from gateway.store.base import Store, retrying
+from gateway.wire import topics
 from gateway.wire.commands import sign_command
 
 __all__ = ["CommandSender"]
@@ -70,7 +71,7 @@ class CommandSender:
                 continue
             signed = sign_command(key, command.command_id, KINDS[command.kind], command.argument,
                                   issued_ms=command.issued_ms)
-            publishes.append((f"tc/v1/{command.device}/cmd", signed, 1))
+            publishes.append((topics.command(command.device), signed, 1))
             log.info("sending %s to %s for %s (command id %d)", command.kind, command.device, command.issued_by,
                      command.command_id)
         if publishes:

@@ -14,7 +14,6 @@ before it, so the verification overlaps SQLite's or PostgreSQL's own work
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import queue
@@ -25,56 +24,30 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-import cbor2
-
 from gateway.domain import pipeline
-from gateway.domain.devices import Status, parse_status
 from gateway.domain.pipeline import Accepted, AnswerIn, TicketIn
 from gateway.domain.quarantine import Bounds, Rejected
-from gateway.domain.tickets import TicketError, parse_ticket
+from gateway.errors import GatewayError
 from gateway.ingest.mqtt_link import LinkSettings, MqttChild, Received
 from gateway.metrics import Metrics
 from gateway.rules import Rules
+from gateway.settings import IngestSettings
 from gateway.store.base import Store, StoreError
+from gateway.wire import topics
 from gateway.wire.commands import MAX_ANSWER_BYTES, CommandType, parse_answer, sign_command
-from gateway.wire.protocol import MAX_BATCH_BYTES, ProtocolError, encode_ack, parse_event, shown, verify_mac0
+from gateway.wire.messages import split_messages
+from gateway.wire.protocol import ProtocolError, encode_ack, parse_event, shown, verify_mac0
+from gateway.wire.status import Status, parse_status
+from gateway.wire.ticket import TicketError, parse_ticket
+from gateway.wire.topics import TOPICS, route
 
-__all__ = ["IngestSettings", "Ingest", "Admission", "Message", "Sorted", "StoreTrouble", "split_messages", "TOPICS"]
+__all__ = ["Ingest", "Admission", "Message", "Sorted", "StoreTrouble"]
 
 log = logging.getLogger("gateway.ingest")
-_MAX_BATCH_ITEMS = 64
 _MAX_TICKET_BYTES = 65536
 _CLOCK_COMMAND_EVERY_S = 60.0
 _LEAF_RETRY_S = 0.2
 _STORE_TROUBLE_PAUSE_S = 0.5
-TOPICS = ("tc/v1/+/ev", "tc/v1/+/status", "tc/v1/pos/+/ticket", "tc/v1/+/res")
-"""Device events, device status (retained), POS tickets (JSON, as the HTTP API takes them), command answers."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class IngestSettings:
-    broker_host: str = "127.0.0.1"
-    broker_port: int = 1883
-    client_id: str = "trace-gateway-1"
-    """Fixed, so the broker keeps the session (and queues events) while the gateway restarts. With a username it
-    is the username (the shipped broker config binds client ids to user names); left out, it takes it."""
-    username: str = ""
-    """The gateway's broker user, one per instance; empty: anonymous (a broker that binds ids refuses it)."""
-    password: str = ""
-    shared_group: str = ""
-    """When set, subscribe as $share/<group>/... so several gateways split the load."""
-    batch_max: int = 500
-    """Messages per commit; keep it below the broker's max_inflight_messages (1000 in the shipped config): the
-    broker stops sending at its in-flight window until the gateway acknowledges, so a larger batch would wait."""
-    batch_wait_ms: int = 20
-    """How long a batch waits for more messages after its first."""
-    quarantine_max_rows: int = 100_000
-    """The quarantine keeps at most this many distinct refused messages (the oldest go first; counts stay)."""
-    quarantine_max_bytes: int = 256 * 1024 * 1024
-    """... and at most this many bytes of them."""
-    set_clocks: bool = True
-    """Send a signed time command (id = the gateway's ms clock) to a device whose status says its clock was never
-    synced, at most once a minute per device. Off when another tool sends commands with its own ids."""
 
 
 class Message(NamedTuple):
@@ -105,52 +78,10 @@ Done = Callable[[list[Publish], list[tuple[int, int]]], None]
 """After a commit: publish these, then acknowledge these (mid, qos) to the broker."""
 
 
-class StoreTrouble(Exception):
+class StoreTrouble(GatewayError):
     """The database, not a message, failed: nothing of the batch is acknowledged and the broker sends it again."""
 
-
-def split_messages(payload: bytes) -> list[bytes]:
-    """The COSE_Mac0 messages in an ev payload (one, or a CBOR array of them), each as its exact bytes."""
-    if not payload or payload[0] >> 5 != 4:
-        return [payload]
-    if len(payload) > MAX_BATCH_BYTES:
-        raise ProtocolError("oversized", f"batch of {len(payload)} bytes, limit {MAX_BATCH_BYTES}")
-    stream = io.BytesIO(payload)
-    try:
-        head = cbor2.CBORDecoder(stream)
-        info = payload[0] & 0x1F
-        if info < 24:
-            count = info
-            stream.seek(1)
-        elif info == 24 and len(payload) > 1:
-            count = payload[1]
-            stream.seek(2)
-        else:
-            raise ProtocolError("malformed_cbor", "batch array head is not a definite count below 256")
-        if count > _MAX_BATCH_ITEMS:
-            raise ProtocolError("oversized", f"batch of {count} messages, limit {_MAX_BATCH_ITEMS}")
-        items = []
-        for _ in range(count):
-            start = stream.tell()
-            head.decode()
-            items.append(payload[start : stream.tell()])
-    except ProtocolError:
-        raise
-    except Exception as error:  # cbor2 raises more than its own errors on crafted input
-        raise ProtocolError("malformed_cbor", f"batch: {type(error).__name__}: {shown(error)}") from None
-    if stream.tell() != len(payload):
-        raise ProtocolError("malformed_cbor", "trailing bytes after the batch")
-    return items
-
-
-def _route(topic: str) -> tuple[str, str]:
-    """(kind, name): ("ev"|"status"|"res", device) or ("ticket", terminal); ("", "") for anything else."""
-    parts = topic.split("/")
-    if len(parts) == 4 and parts[:2] == ["tc", "v1"] and parts[3] in ("ev", "status", "res") and parts[2]:
-        return parts[3], parts[2]
-    if len(parts) == 5 and parts[:3] == ["tc", "v1", "pos"] and parts[4] == "ticket" and parts[3]:
-        return "ticket", parts[3]
-    return "", ""
+    kind = "unusable"
 
 
 class Admission:
@@ -182,7 +113,7 @@ class Admission:
         kinds: Counter[str] = Counter()
         result = []
         for message in batch:
-            kind, name = _route(message.topic)
+            kind, name = route(message.topic)
             kinds[kind or "other"] += 1
             result.append(self._sort_one(message, kind, name))
         for kind, count in kinds.items():
@@ -201,10 +132,11 @@ class Admission:
             elif kind == "res":
                 self._answer(message, name, item)
             else:
-                self._reject(message, "", ProtocolError("bad_topic", f"topic {shown(message.topic)} is not ours"),
-                             message.payload, item)
+                raise ProtocolError("bad_topic", f"topic {shown(message.topic)} is not ours")
         except StoreTrouble:
             raise
+        except (ProtocolError, TicketError) as error:
+            self._reject(message, name if kind in ("ev", "status", "res") else "", error, message.payload, item)
         except Exception as error:  # a surprise of a decoder or parser: this message only
             item = Sorted(message)
             self._reject(message, name if kind in ("ev", "status", "res") else "",
@@ -232,7 +164,7 @@ class Admission:
             except Exception as error:
                 failure = error
         message = batch[0].message
-        refusal = Rejected(message.topic, _route(message.topic)[1], "commit_failed",
+        refusal = Rejected(message.topic, route(message.topic)[1], "commit_failed",
                            f"{type(failure).__name__}: {shown(failure, 300)}", message.payload, message.received_ms)
         self._log_quota.warning("commit_failed", "a message on %s fails its commit (%s); quarantined",
                                 shown(message.topic), refusal.detail)
@@ -256,7 +188,7 @@ class Admission:
             self._quarantined_unchecked, self._bounds_checked = 0, started
         self._quarantined_unchecked += sum(result.quarantined.values())
         self._count(result)
-        publishes = [(f"tc/v1/{device}/ack", encode_ack(ack.acked_seq, ack.verdicts), 1)
+        publishes = [(topics.ack(device), encode_ack(ack.acked_seq, ack.verdicts), 1)
                      for device, ack in result.acks.items()]
         for item in batch:
             for status, _ in item.statuses:
@@ -280,7 +212,7 @@ class Admission:
         self._clock_sent[device] = now
         now_ms = _now_ms()
         log.info("sending the time to %s, whose clock was never synced", device)
-        return [(f"tc/v1/{device}/cmd", sign_command(key, now_ms, CommandType.TIME, now_ms, issued_ms=now_ms), 1)]
+        return [(topics.command(device), sign_command(key, now_ms, CommandType.TIME, now_ms, issued_ms=now_ms), 1)]
 
     def _count(self, result: pipeline.CommitResult) -> None:
         self.counts["stored"] += result.stored
@@ -302,12 +234,8 @@ class Admission:
             raise StoreTrouble(f"reading the key of {device!r}: {type(error).__name__}: {error}") from error
 
     def _verify(self, message: Message, device: str, item: Sorted) -> None:
-        try:
-            parts = split_messages(message.payload)
-        except ProtocolError as error:
-            self._reject(message, device, error, message.payload, item)
-            return
-        for part in parts:
+        parts = split_messages(message.payload)
+        for part in parts:  # each message of a batch stands alone: a bad one is refused, the others go on
             try:
                 event = parse_event(verify_mac0(part, self._key, topic_device=device))
             except ProtocolError as error:
@@ -318,41 +246,33 @@ class Admission:
     def _status(self, message: Message, device: str, item: Sorted) -> None:
         if not message.payload:
             return  # a cleared retained status
-        try:
-            item.statuses.append((parse_status(device, message.payload), message.received_ms))
-        except ProtocolError as error:
-            self._reject(message, device, error, message.payload, item)
+        item.statuses.append((parse_status(device, message.payload), message.received_ms))
 
     def _answer(self, message: Message, device: str, item: Sorted) -> None:
         """A device's signed answer to a command (gateway/domain/control.py keeps it with the command)."""
-        try:
-            if len(message.payload) > MAX_ANSWER_BYTES:
-                raise ProtocolError("oversized", f"answer of {len(message.payload)} bytes, limit {MAX_ANSWER_BYTES}")
-            answer = parse_answer(verify_mac0(message.payload, self._key, topic_device=device))
-        except ProtocolError as error:
-            self._reject(message, device, error, message.payload, item)
-            return
+        if len(message.payload) > MAX_ANSWER_BYTES:
+            raise ProtocolError("oversized", f"answer of {len(message.payload)} bytes, limit {MAX_ANSWER_BYTES}")
+        answer = parse_answer(verify_mac0(message.payload, self._key, topic_device=device))
         item.answers.append(AnswerIn(answer, message.payload, message.received_ms))
 
     def _ticket(self, message: Message, terminal: str, item: Sorted) -> None:
+        if len(message.payload) > _MAX_TICKET_BYTES:
+            raise TicketError("oversized", f"ticket of {len(message.payload)} bytes, limit {_MAX_TICKET_BYTES}")
         try:
-            if len(message.payload) > _MAX_TICKET_BYTES:
-                raise TicketError("oversized", f"ticket of {len(message.payload)} bytes, limit {_MAX_TICKET_BYTES}")
-            try:
-                data = json.loads(message.payload)
-            except (ValueError, UnicodeDecodeError, RecursionError) as error:
-                raise TicketError("ticket_invalid", f"not JSON: {type(error).__name__}: {shown(error)}") from None
-            ticket = parse_ticket(data, timezone=self.rules.timezone)
-            if ticket.terminal != terminal:
-                raise TicketError("ticket_invalid", f"ticket of terminal {shown(ticket.terminal)} on the topic of "
-                                  f"{shown(terminal)}")
-        except TicketError as error:
-            self.metrics.tickets.labels("refused").inc()
-            self._reject(message, "", ProtocolError(error.reason, error.detail), message.payload, item)
-            return
+            data = json.loads(message.payload)
+        except (ValueError, UnicodeDecodeError, RecursionError) as error:
+            raise TicketError("ticket_invalid", f"not JSON: {type(error).__name__}: {shown(error)}") from None
+        ticket = parse_ticket(data, timezone=self.rules.timezone)
+        if ticket.terminal != terminal:
+            raise TicketError("ticket_invalid", f"ticket of terminal {shown(ticket.terminal)} on the topic of "
+                              f"{shown(terminal)}")
         item.tickets.append(TicketIn(ticket, message.topic, message.payload, message.received_ms))
 
-    def _reject(self, message: Message, device: str, error: ProtocolError, data: bytes, item: Sorted) -> None:
+    def _reject(self, message: Message, device: str, error: ProtocolError | TicketError, data: bytes,
+                item: Sorted) -> None:
+        """The one place a refused message becomes a counted, logged (within a quota) and quarantined rejection."""
+        if isinstance(error, TicketError):
+            self.metrics.tickets.labels("refused").inc()
         self._log_quota.warning(error.reason, "rejected %s from %s: %s", error.reason, shown(message.topic), error)
         item.rejected.append(Rejected(message.topic, device, error.reason, str(error), data, message.received_ms))
 

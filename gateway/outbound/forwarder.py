@@ -19,64 +19,18 @@ import logging
 import random
 import threading
 import time
-from dataclasses import dataclass, field
 
 from gateway.contract import mapping
 from gateway.domain import outbox
 from gateway.metrics import Metrics
 from gateway.outbound.platform_client import NoSigner, Outcome, PlatformClient, Signer, TifSigner
 from gateway.outbound.sign_in import SignInFailed, SignIns, SignInSettings
+from gateway.settings import ForwardSettings
 from gateway.store.base import Store
 
-__all__ = ["ForwardSettings", "Breaker", "Forwarder", "backoff_ms"]
+__all__ = ["Breaker", "Forwarder", "backoff_ms"]
 
 log = logging.getLogger("gateway.forward")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ForwardSettings:
-    base_url: str = ""
-    """Platform (or regional gateway) base URL, e.g. https://fsi.example.gov.cn; empty: forwarding is off."""
-    path: str = "/fsi/api/rsfComIfsService/callService"
-    timeout_ms: int = 10000
-    verify_tls: bool = True
-    ca_file: str = ""
-    """PEM bundle to verify the platform with instead of the system's CAs."""
-    signer: str = "none"
-    """none, or tif (x-tif-* headers from paas_id and paas_token)."""
-    paas_id: str = ""
-    paas_token: str = ""
-    batch_size: int = 20
-    """Rows per request; above 1 the batch variants (3501A-3506A) are used."""
-    concurrency: int = 2
-    rate_per_s: int = 10
-    """Requests per second at most; 0: no limit."""
-    sale_hold_s: int = 120
-    """A ticket line goes up once complete, or once quiet this long (after its ticket's and its last scan's
-    receipt); a sale scan tied to no ticket, and a return, wait this long after receipt (see gateway.domain.outbox)."""
-    backoff_base_ms: int = 1000
-    backoff_cap_ms: int = 300000
-    breaker_failures: int = 5
-    """Consecutive transport failures that open the circuit breaker."""
-    breaker_cooldown_ms: int = 30000
-    sale_error_node: str = "selinfoErrDetail"
-    """Output node of per-row failures of the sale batch variant (its real name is not published)."""
-    sign_in: bool = True
-    """Sign in with 9001 and carry its sign_no; false: the platform wants none, or a fixed `sign_no` from
-    forward.defaults."""
-    sign_in_ttl_s: int = 43200
-    """Sign in again when the sign_no is older than this (its lifetime on the platform is not published)."""
-    sign_in_refusal: str = "签到|sign_no"
-    """Regular expression: a refusal whose message matches it refused the sign_no, not the rows (the platform's
-    wording is not published)."""
-    defaults: dict[str, str] = field(default_factory=dict)
-    """Platform field values used when the data has none (envelope and rows): opter, phar_name, ..."""
-    institutions: dict[str, dict[str, str]] = field(default_factory=dict)
-    """Per institution code, values over `defaults`: fixmedins_name, mdtrtarea_admvs, insuplc_admdvs, ..."""
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.base_url)
 
 
 def backoff_ms(attempts: int, base_ms: int, cap_ms: int, chance: random.Random) -> int:

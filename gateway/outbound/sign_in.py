@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from gateway.contract import mapping
 from gateway.contract.platform_fields import SIGN_IN, SIGN_IN_OUTPUT, check_envelope, check_sign_in
 from gateway.domain import outbox
+from gateway.errors import GatewayError
 from gateway.store.base import Store
 
 __all__ = ["SignInSettings", "SignIns", "SignInFailed"]
@@ -32,7 +33,7 @@ __all__ = ["SignInSettings", "SignIns", "SignInFailed"]
 log = logging.getLogger("gateway.sign_in")
 
 
-class SignInFailed(RuntimeError):
+class SignInFailed(GatewayError, RuntimeError):
     """No sign_no could be had: the platform's reason, or the transport failure (`transport`)."""
 
     def __init__(self, message: str, *, transport: bool = False) -> None:

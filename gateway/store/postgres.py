@@ -21,7 +21,8 @@ import psycopg
 from psycopg import errors
 from psycopg.adapt import Loader
 
-from gateway.store.base import SCHEMA_VERSION, Conflict, StoreBase, StoreError, Tx, upgrade_statements
+from gateway.store.base import Conflict, StoreBase, StoreError, Tx
+from gateway.store.schema import SCHEMA_VERSION, upgrade_statements
 
 __all__ = ["PostgresStore", "in_postgres"]
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import cbor2
 
+from gateway.errors import GatewayError
+
 __all__ = [
     "EventKey", "Operation", "Verdict", "ProtocolError", "Event", "Signed",
     "verify_mac0", "parse_event", "encode_ack", "decode_cbor", "shown", "storable", "MAX_MESSAGE_BYTES",
@@ -78,7 +80,7 @@ class Verdict(IntEnum):
     REJECTED = 5
 
 
-class ProtocolError(ValueError):
+class ProtocolError(GatewayError, ValueError):
     """A message the gateway will not accept; `reason` is the counted, logged category."""
 
     def __init__(self, reason: str, message: str) -> None:

@@ -7,7 +7,7 @@ import cbor2
 import paho.mqtt.client as paho
 import pytest
 
-from gateway.ingest.loop import split_messages
+from gateway.wire.messages import split_messages
 from harness.broker import Broker
 
 KEY = bytes(range(32))

@@ -11,10 +11,12 @@ import paho.mqtt.client as paho
 import pytest
 from stores import fresh_location
 
-from gateway.ingest.loop import TOPICS, Admission, IngestSettings, Message
+from gateway.ingest.loop import Admission, Message
 from gateway.metrics import Metrics
 from gateway.rules import Rules
-from gateway.store.base import open_store
+from gateway.settings import IngestSettings
+from gateway.store.opening import open_store
+from gateway.wire.topics import TOPICS
 from soaks.fuzz_ingest import GOOD_DEVICE, good_event, register
 from tools.provision import acl_block
 

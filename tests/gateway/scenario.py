@@ -10,11 +10,13 @@ from zoneinfo import ZoneInfo
 
 from stores import fresh_location
 
-from gateway.domain import alerts, catalog, devices, pipeline, rates
-from gateway.domain.tickets import parse_ticket
+from gateway.domain import alerts, catalog, pipeline, rates
 from gateway.rules import Rules
-from gateway.store.base import Device, open_store
+from gateway.store.base import Device
+from gateway.store.opening import open_store
 from gateway.wire.protocol import Event, Operation, Verdict
+from gateway.wire.status import Status
+from gateway.wire.ticket import parse_ticket
 from tcagent.codec import codes
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -94,7 +96,7 @@ class Scenario:
         return pipeline.commit(self.store, self.rules, tickets_in=[entry]).tickets[0]
 
     def status(self, device: str, when: int, **fields: object) -> None:
-        status = devices.Status(device=device, online=bool(fields.pop("online", True)), **fields)  # type: ignore[arg-type]
+        status = Status(device=device, online=bool(fields.pop("online", True)), **fields)  # type: ignore[arg-type]
         pipeline.commit(self.store, self.rules, statuses=[(status, when)])
 
     def sweep(self, when: int) -> None:

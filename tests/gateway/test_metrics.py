@@ -4,7 +4,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from stores import fresh_location
 
 from gateway.metrics import REJECTION_REASONS, Metrics
-from gateway.store.base import open_store
+from gateway.store.opening import open_store
 
 
 def test_the_exposition_follows_the_conventions(tmp_path):

@@ -11,7 +11,7 @@ import ast
 import re
 from pathlib import Path
 
-from gateway.store.base import MIGRATIONS, SCHEMA
+from gateway.store.schema import MIGRATIONS, SCHEMA
 
 GATEWAY = Path(__file__).resolve().parents[2] / "gateway"
 

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from gateway.store.base import SQLiteStore
+from gateway.store.sqlite import SQLiteStore
 from soaks import fuzz_ingest
 from soaks.fuzz_ingest import AdmissionFuzzer, fuzz
 

@@ -4,7 +4,7 @@ import pytest
 from stores import fresh_location
 
 from gateway.domain import alerts
-from gateway.store.base import open_store
+from gateway.store.opening import open_store
 
 
 @pytest.fixture

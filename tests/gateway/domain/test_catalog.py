@@ -4,7 +4,7 @@ import pytest
 from stores import fresh_location
 
 from gateway.domain import catalog
-from gateway.store.base import open_store
+from gateway.store.opening import open_store
 
 
 def test_english_and_chinese_headers_and_gtin13():

@@ -16,7 +16,7 @@ from uplink import Uplink, planning
 
 from gateway.domain import outbox
 from gateway.rules import Rules
-from gateway.store.base import open_store
+from gateway.store.opening import open_store
 from gateway.wire.protocol import Operation, Verdict
 from tools.platform_sim import Faults, PlatformSim
 

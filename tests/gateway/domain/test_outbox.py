@@ -10,7 +10,8 @@ from scenario import at, code, one_counter
 from gateway.contract.platform_fields import check_envelope, check_row
 from gateway.domain import outbox
 from gateway.metrics import Metrics
-from gateway.outbound.forwarder import Forwarder, ForwardSettings
+from gateway.outbound.forwarder import Forwarder
+from gateway.settings import ForwardSettings
 from gateway.wire.protocol import Operation
 from harness.gateway_process import FORWARD_DEFAULTS
 from tools.platform_sim import Faults, PlatformSim

@@ -4,8 +4,8 @@ import pytest
 from scenario import at, code, one_counter
 
 from gateway.domain import paycheck
-from gateway.domain.tickets import parse_ticket
 from gateway.rules import Rules
+from gateway.wire.ticket import parse_ticket
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ from stores import fresh_location
 
 from gateway.domain import pipeline
 from gateway.rules import Rules
-from gateway.store.base import Device, open_store
+from gateway.store.base import Device
+from gateway.store.opening import open_store
 from gateway.wire.protocol import Event, Operation, Verdict
 from tcagent.codec import codes
 

@@ -6,8 +6,9 @@ import pytest
 from scenario import at, code, one_counter
 
 from gateway.domain import users
-from gateway.faces.api import ApiServer, ApiSettings
+from gateway.faces.api import ApiServer
 from gateway.metrics import Metrics
+from gateway.settings import ApiSettings
 from harness.gateway_process import api_call
 
 READ, WRITE = "legacy-read-secret", "legacy-write-secret"

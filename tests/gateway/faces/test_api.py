@@ -7,8 +7,9 @@ import urllib.request
 import pytest
 from scenario import Scenario, at, code
 
-from gateway.faces.api import BODY_CAPS, ROUTES, ApiServer, ApiSettings
+from gateway.faces.api import BODY_CAPS, ROUTES, ApiServer
 from gateway.metrics import Metrics
+from gateway.settings import ApiSettings
 
 READ, WRITE = "read-token", "write-token"
 

@@ -13,8 +13,9 @@ import pytest
 from scenario import one_counter
 
 from gateway.domain import pipeline
-from gateway.faces.api import ApiServer, ApiSettings
+from gateway.faces.api import ApiServer
 from gateway.metrics import Metrics
+from gateway.settings import ApiSettings
 
 READ, WRITE = "read-token", "write-token"
 HEADER_TIMEOUT_S, BODY_TIMEOUT_S = 1.0, 2.0

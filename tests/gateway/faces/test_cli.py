@@ -2,6 +2,7 @@
 
 import getpass
 import json
+import sqlite3
 import subprocess
 import sys
 
@@ -87,7 +88,7 @@ def test_table_widths_count_chinese_characters_double():
 def test_outbox_dead_letters_and_requeue(configured):
     cli, _ = configured
     from gateway.domain import outbox
-    from gateway.store.base import open_store
+    from gateway.store.opening import open_store
 
     store = open_store(cli.location)
     with store.transaction() as tx:  # no forward.defaults: both sales fail the field check
@@ -106,7 +107,7 @@ def test_outbox_dead_letters_and_requeue(configured):
 
 def test_withdraw_a_row_the_platform_holds(configured):
     cli, _ = configured
-    from gateway.store.base import open_store
+    from gateway.store.opening import open_store
 
     store = open_store(cli.location)
     with store.transaction() as tx:  # the line's row accepted, as a settled request leaves it
@@ -223,3 +224,32 @@ def test_a_command_nobody_sends_says_why(configured):
     [row] = json.loads(cli("commands", "--json").stdout)
     assert (row["kind"], row["argument"], row["state"], row["issued_by"]) == (
         "mode", 3, "queued", f"cli:{getpass.getuser()}")
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (("alert", "99999", "resolved"), "trace-gateway alert: no alert 99999"),
+    (("command", "ghost", "reboot", "--wait", "0"), "trace-gateway command: no device 'ghost' registered"),
+    (("withdraw", "TCL404", "--reason", "mistake"), "trace-gateway withdraw: "),
+    (("users", "revoke", "nobody"), "trace-gateway users: "),
+    (("rates", "--day", "1999-01-01"), "trace-gateway rates: day must be YYYY-MM-DD from 2000 to 2099"),
+])
+def test_a_refused_command_is_one_line_and_status_1(configured, arguments, message):
+    """Each module raises its own GatewayError; the CLI alone turns it into words and an exit status."""
+    cli, _ = configured
+    done = cli(*arguments, check=False)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith(message) and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_an_unusable_setup_is_one_line_and_status_2(tmp_path):
+    """A database made by a newer gateway: the store's GatewayError of kind `unusable`, status 2."""
+    database = tmp_path / "gateway.db"
+    with sqlite3.connect(database) as db:
+        db.execute("PRAGMA user_version = 999")
+    path = tmp_path / "gateway.toml"
+    path.write_text(f'data_dir = "{tmp_path}"\ndatabase = "{database}"\n')
+    done = subprocess.run([sys.executable, "-m", "gateway.faces.cli", "--config", str(path), "devices"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.startswith("trace-gateway: ") and "schema version 999" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr

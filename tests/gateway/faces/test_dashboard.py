@@ -23,7 +23,7 @@ from scenario import Scenario, code
 from stores import fresh_database
 
 from gateway.domain import control
-from gateway.store.base import open_store
+from gateway.store.opening import open_store
 from gateway.wire.protocol import Verdict
 from harness.gateway_process import READ_TOKEN, WRITE_TOKEN, GatewayProcess, forward_toml
 from harness.traffic import publish_all

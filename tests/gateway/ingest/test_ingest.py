@@ -14,11 +14,11 @@ import pytest
 from stores import fresh_location
 
 from gateway.domain import pipeline
-from gateway.ingest.loop import Admission, IngestSettings, Message, StoreTrouble, split_messages
+from gateway.ingest.loop import Admission, Message, StoreTrouble
 from gateway.metrics import Metrics
 from gateway.rules import Rules
-from gateway.store.base import open_store
-from gateway.wire.protocol import ProtocolError
+from gateway.settings import IngestSettings
+from gateway.store.opening import open_store
 from soaks.fuzz_ingest import GOOD_DEVICE, HOSTILE_DEVICE, POISON, good_event, register
 
 EV = f"tc/v1/{HOSTILE_DEVICE}/ev"
@@ -125,13 +125,6 @@ def test_the_quarantine_keeps_its_bounds_and_its_counts(tmp_path):
     newest = store.query("SELECT message FROM quarantine ORDER BY id DESC LIMIT 1")[0][0]
     assert bytes(newest).startswith(b"\xd1big 9")  # the oldest went first
     store.close()
-
-
-def test_the_batch_splitter_keeps_its_own_reasons():
-    with pytest.raises(ProtocolError, match="oversized"):
-        split_messages(bytes([0x98, 65]) + b"\x00" * 65)
-    with pytest.raises(ProtocolError, match="malformed_cbor"):
-        split_messages(b"\x81" + bytes.fromhex("d8641bffffffffffffffff"))
 
 
 def test_a_device_cannot_walk_its_seqs_up_window_by_window(admission):

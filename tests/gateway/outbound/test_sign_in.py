@@ -10,9 +10,10 @@ from scenario import at, code, one_counter
 
 from gateway.domain import outbox
 from gateway.metrics import Metrics
-from gateway.outbound.forwarder import Forwarder, ForwardSettings
+from gateway.outbound.forwarder import Forwarder
 from gateway.outbound.platform_client import NoSigner, PlatformClient
 from gateway.outbound.sign_in import SignInFailed, SignIns, SignInSettings
+from gateway.settings import ForwardSettings
 from harness.gateway_process import FORWARD_DEFAULTS
 from tools.platform_sim import Faults, PlatformSim
 

@@ -9,7 +9,9 @@ import pytest
 from stores import fresh_location, on_postgres
 
 from gateway.store import base as store_module
-from gateway.store.base import MIGRATIONS, SCHEMA, SCHEMA_VERSION, Conflict, StoreError, open_store, retrying
+from gateway.store.base import Conflict, StoreError, retrying
+from gateway.store.opening import open_store
+from gateway.store.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
 
 def _version_1(location):

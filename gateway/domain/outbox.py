@@ -53,7 +53,7 @@ from gateway.store.base import Tx
 
 __all__ = ["enqueue", "regroup", "plan", "Claimed", "claim", "resign", "settle_done", "settle_rejected", "settle_retry",
            "requeue", "release_leases", "state_counts", "live_rows", "dead_letters", "Planning", "PLAN_LOCK",
-           "oldest_unsettled_ms", "request_counts", "rows_held_as", "withdrawal_open", "return_naming",
+           "oldest_unsettled_ms", "request_counts", "ask_withdrawal",
            "record_sign_in", "sign_in_sent", "sign_in_answered"]
 
 _SALE_INTERFACES = ("3505", "3506")
@@ -586,22 +586,32 @@ def request_counts(tx: Tx) -> dict[str, int]:
     return {state: int(count) for state, count in tx.all("SELECT state, count(*) FROM requests GROUP BY state")}
 
 
-def rows_held_as(tx: Tx, bchno: str) -> list[tuple[str, str, str]]:
-    """(institution, infno, state) of the rows the platform holds under `bchno`."""
-    return [(row[0], row[1], row[2]) for row in tx.all("SELECT institution, infno, state FROM outbox "
-                                                       "WHERE live_bchno = ?", (bchno,))]
-
-
-def withdrawal_open(tx: Tx, bchno: str) -> bool:
-    """Whether a request withdrawing `bchno` is stored and not yet settled."""
-    return tx.one("SELECT 1 FROM requests WHERE withdraws = ? AND state = 'open'", (bchno,)) is not None
-
-
-def return_naming(tx: Tx, bchno: str) -> str | None:
-    """The accepted (or sending) return (3506) that names the row `bchno`, if any."""
-    row = tx.one("SELECT bchno FROM outbox WHERE ref_bchno = ? AND infno = '3506' AND state IN "
-                 "('sending', 'done') LIMIT 1", (bchno,))
-    return row[0] if row else None
+def ask_withdrawal(tx: Tx, bchno: str, *, reason: str, operator: str, now_ms: int) -> withdrawals.Withdrawal:
+    """An operator's withdrawal of the accepted row `bchno` (gateway.domain.withdrawals), refused at once
+    (WithdrawalError) when the platform holds no such row, the gateway is correcting it, a withdrawal of it is under
+    way, or an accepted return names it."""
+    withdrawals.check(reason, operator)
+    tx.lock([PLAN_LOCK])  # the planner may be about to withdraw or correct the same row
+    holders = [(row[0], row[1], row[2]) for row in tx.all("SELECT institution, infno, state FROM outbox "
+                                                          "WHERE live_bchno = ?", (bchno,))]
+    holders = holders or adjustments.rows_held_as(tx, bchno)
+    if not holders:
+        raise withdrawals.WithdrawalError("missing", f"no row {bchno!r} is held by the platform (see trace-gateway "
+                                          "outbox --rows)")
+    if any(state != "done" for _, _, state in holders):
+        raise withdrawals.WithdrawalError("conflict", f"row {bchno} is being corrected by the gateway (a 3507 and a "
+                                          "corrected row): withdraw the corrected row once it is accepted")
+    if withdrawals.under_way(tx, bchno) or \
+            tx.one("SELECT 1 FROM requests WHERE withdraws = ? AND state = 'open'", (bchno,)) is not None:
+        raise withdrawals.WithdrawalError("conflict", f"a withdrawal of row {bchno} is under way")
+    returned = tx.one("SELECT bchno FROM outbox WHERE ref_bchno = ? AND infno = '3506' AND state IN "
+                      "('sending', 'done') LIMIT 1", (bchno,))
+    if returned is not None:
+        raise withdrawals.WithdrawalError("conflict", f"row {bchno} is named by the accepted return {returned[0]} "
+                                          "(3506): withdraw the return first")
+    institution, infno, _ = holders[0]
+    return withdrawals.record(tx, bchno, institution=institution, infno=infno, reason=reason, operator=operator,
+                              now_ms=now_ms)
 
 
 def record_sign_in(tx: Tx, institution: str, infno: str, *, msgid: str, now_ms: int) -> int:

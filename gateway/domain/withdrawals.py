@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from gateway.domain.locks import PLAN_LOCK
 from gateway.errors import GatewayError
 from gateway.store.base import Tx
 
-__all__ = ["STATES", "Withdrawal", "WithdrawalError", "ask", "listing", "due", "sending", "settle", "of_request",
-           "state_counts"]
+__all__ = ["STATES", "Withdrawal", "WithdrawalError", "check", "record", "under_way", "listing", "due",
+           "sending", "settle", "of_request", "state_counts"]
 
 STATES = ("asked", "sending", "done", "refused")
 _COLUMNS = "id, bchno, institution, infno, reason, operator, state, error, asked_ms, changed_ms"
@@ -53,33 +52,27 @@ class Withdrawal:
         return asdict(self)
 
 
-def ask(tx: Tx, bchno: str, *, reason: str, operator: str, now_ms: int) -> Withdrawal:
-    """Record an operator's withdrawal of the accepted row `bchno`; the forwarder sends it."""
-    from gateway.domain import adjustments, outbox  # (outbox calls this module to plan and settle)
-
-    tx.lock([PLAN_LOCK])  # the planner may be about to withdraw or correct the same row
+def check(reason: str, operator: str) -> None:
+    """WithdrawalError when the reason or the operator's name will not do."""
     if not reason.strip() or len(reason) > 500 or len(operator) > 64:
         raise WithdrawalError("invalid", "a withdrawal needs a reason (1-500 characters) and an operator name "
                               "(at most 64, as a user's name)")
-    holders = outbox.rows_held_as(tx, bchno) or adjustments.rows_held_as(tx, bchno)
-    if not holders:
-        raise WithdrawalError("missing", f"no row {bchno!r} is held by the platform (see trace-gateway outbox --rows)")
-    if any(state != "done" for _, _, state in holders):
-        raise WithdrawalError("conflict", f"row {bchno} is being corrected by the gateway (a 3507 and a corrected "
-                              "row): withdraw the corrected row once it is accepted")
-    if tx.one("SELECT 1 FROM withdrawals WHERE bchno = ? AND state IN ('asked', 'sending')", (bchno,)) or \
-            outbox.withdrawal_open(tx, bchno):
-        raise WithdrawalError("conflict", f"a withdrawal of row {bchno} is under way")
-    returned = outbox.return_naming(tx, bchno)
-    if returned is not None:
-        raise WithdrawalError("conflict", f"row {bchno} is named by the accepted return {returned} (3506): "
-                              "withdraw the return first")
-    institution, infno, _ = holders[0]
+
+
+def record(tx: Tx, bchno: str, *, institution: str, infno: str, reason: str, operator: str,
+           now_ms: int) -> Withdrawal:
+    """Keep an operator's withdrawal of the accepted row `bchno` (`check`ed, and checked against the outbox, by
+    `outbox.ask_withdrawal`, the one caller); the forwarder sends it."""
     row = tx.one("INSERT INTO withdrawals (bchno, institution, infno, reason, operator, state, asked_ms, changed_ms) "
                  f"VALUES (?, ?, ?, ?, ?, 'asked', ?, ?) RETURNING {_COLUMNS}",
                  (bchno, institution, infno, reason.strip(), operator, now_ms, now_ms))
     assert row is not None
     return Withdrawal(*row)
+
+
+def under_way(tx: Tx, bchno: str) -> bool:
+    """Whether an operator's withdrawal of `bchno` is asked or being sent."""
+    return tx.one("SELECT 1 FROM withdrawals WHERE bchno = ? AND state IN ('asked', 'sending')", (bchno,)) is not None
 
 
 def listing(tx: Tx, *, state: str = "", limit: int = 100) -> list[Withdrawal]:

@@ -331,7 +331,7 @@ class ApiServer:
             raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, 'body must be {"bchno": "...", "reason": "...", '
                             '"operator": "..."}')
         with self.store.transaction() as tx:
-            asked = withdrawals.ask(tx, str(body.get("bchno", ""))[:30], reason=str(body.get("reason", "")),
+            asked = outbox.ask_withdrawal(tx, str(body.get("bchno", ""))[:30], reason=str(body.get("reason", "")),
                                     operator=str(body.get("operator", "")) or request.user, now_ms=_now_ms())
         return 201, asked.as_dict()
 

@@ -175,7 +175,7 @@ def withdraw(settings: config.Settings, options: argparse.Namespace) -> int:
     store = _store(settings)
     try:
         with store.transaction() as tx:
-            asked = withdrawals.ask(tx, options.bchno, reason=options.reason,
+            asked = outbox.ask_withdrawal(tx, options.bchno, reason=options.reason,
                                     operator=options.operator or _cli_user(), now_ms=time.time_ns() // 1_000_000)
     finally:
         store.close()

@@ -9,7 +9,7 @@ from scenario import at, code, one_counter
 from uplink import Uplink, planning
 
 from gateway.contract.platform_fields import check_row
-from gateway.domain import adjustments, withdrawals
+from gateway.domain import adjustments, outbox
 from gateway.wire.protocol import Operation
 
 INSTITUTION = "H44030000001"
@@ -70,7 +70,7 @@ def test_a_document_from_the_api_goes_up_once_and_a_changed_one_is_refused(world
         assert adjustments.state_counts(tx)["done"] == 1
     # withdrawn by an operator, for good
     with world.store.transaction() as tx:
-        asked = withdrawals.ask(tx, f"TCA{first}", reason="entered twice", operator="店长", now_ms=at(12))
+        asked = outbox.ask_withdrawal(tx, f"TCA{first}", reason="entered twice", operator="店长", now_ms=at(12))
     assert asked.infno == "3502"
     uplink.tick(world.store, at(12, 1))
     with world.store.reading() as tx:

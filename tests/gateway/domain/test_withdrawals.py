@@ -24,7 +24,7 @@ def world(tmp_path):
 def _ask(world, bchno, reason="sale cancelled at the counter", now_ms=None):
     now_ms = now_ms or at(12)
     with world.store.transaction() as tx:
-        return withdrawals.ask(tx, bchno, reason=reason, operator="店长", now_ms=now_ms)
+        return outbox.ask_withdrawal(tx, bchno, reason=reason, operator="店长", now_ms=now_ms)
 
 
 def _states(world, op=Operation.SALE):

@@ -1,11 +1,11 @@
 """trace-platform-sim: the medical-insurance platform's inventory and sales interfaces, with fault injection.
 
-It takes 3501-3506 and their batch variants (3501A-3506A) as REFERENCE.md describes them, and 3507 (delete an
+It takes 3501-3506 and their batch variants (3501A-3506A) as docs/platform.md describes them, and 3507 (delete an
 upload): the envelope and every row are checked against gateway/contract/platform_fields.py; a bad envelope gets
 `infcode -1`, a bad row a business failure (`retRslt "0"`, or its entry in the batch's error list). What it accepts
 it records in its own SQLite file, one row per fixmedins_bchno and upload. A repeated msgid gets the stored answer
 of the first time and is not processed again; a bchno accepted before under another msgid is accepted again and
-counted as a double (a platform that does not deduplicate, which REFERENCE.md says we must not rely on). A 3507
+counted as a double (a platform that does not deduplicate, which docs/platform.md says we must not rely on). A 3507
 marks the accepted row of its bchno and type withdrawn (refused when there is none).
 
 Sign-in (9001): it answers a `signIn` with a new `sign_no` in `signinoutb`, the only live one of that institution

@@ -1,4 +1,4 @@
-"""Stored events to the platform's inventory and sales rows and request envelopes (REFERENCE.md).
+"""Stored events to the platform's inventory and sales rows and request envelopes (docs/platform.md).
 
 Operation -> interface: sale and hospital dispense -> 3505, sale return -> 3506, purchase/inbound -> 3503,
 purchase return -> 3504, stocktake -> 3501, stock adjustment (the device's ADJUST mode) -> 3502; adjustments

@@ -1,7 +1,7 @@
-"""Field rules of the platform's inventory and sales interfaces (REFERENCE.md), and the check a request passes
+"""Field rules of the platform's inventory and sales interfaces (docs/platform.md), and the check a request passes
 before it is sent.
 
-The 3505 sale row and the envelope are from several agreeing public sources (REFERENCE.md, confidence H). The
+The 3505 sale row and the envelope are from several agreeing public sources (docs/platform.md, confidence H). The
 rows of 3501, 3503, 3504 and 3506 follow public HIS clients (confidence M/L): a province's rules may add fields,
 which `forward.defaults` can then fill. 3507 (delete an upload) takes one `data` object: the `fixmedins_bchno` of
 the row to delete and its `inv_data_type` (1 stocktake, 2 inventory change, 3 purchase, 4 sale); it has no batch
@@ -66,7 +66,7 @@ CODED = ("3501", "3502", "3503", "3504", "3505", "3506")
 ROW_NODE = {"3501": "invinfo", "3502": "invinfo", "3503": "purcinfo", "3504": "purcinfo", "3505": "selinfo",
             "3506": "selinfo", "3507": "data"}
 INV_DATA_TYPE = {"3501": "1", "3502": "2", "3503": "3", "3504": "3", "3505": "4", "3506": "4"}
-"""3507's inv_data_type of a row of each interface. REFERENCE.md names four types; that purchase returns share
+"""3507's inv_data_type of a row of each interface. docs/platform.md names four types; that purchase returns share
 type 3 with purchases and sale returns type 4 with sales (as they share the row node) is our reading."""
 BATCH_NODE = {infno: f"{ROW_NODE[infno]}Detail" for infno in CODED}
 """Input node of the batch variants (3501A-3506A)."""

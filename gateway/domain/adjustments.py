@@ -8,7 +8,7 @@ the same number is refused), planned by the forwarder as a request of its own (`
 settled like the outbox's rows: done when the platform accepts it, dead with the platform's reason when it
 refuses. States: pending, sending, done, dead, withdrawn (an operator's 3507). The inventory change type
 (`inv_chg_type`) and price (`pric`) come from the document or forward.defaults: the platform's list of change
-types is not published (REFERENCE.md), so the gateway passes the code through unchecked but for its length.
+types is not published (docs/platform.md), so the gateway passes the code through unchecked but for its length.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The per-code sale ledger and per-institution stock: duplicate sales and the fraud alerts they raise.
 
-Our duplicate rule (REFERENCE.md, "Split packs"): per code, whole packs sold minus
+Our duplicate rule (docs/platform.md, "Split packs"): per code, whole packs sold minus
 returned (`whole_net`) and split units sold minus returned (`split_net`). A sale is a
 duplicate when a whole-pack sale of the code is outstanding, when a whole-pack sale
 meets split units already sold, or when split units would exceed the pack size. A sale

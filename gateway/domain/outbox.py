@@ -25,7 +25,7 @@ accepted row holding the line's scans, and once each withdrawal is accepted, one
 line's codes, its true quantity and a new `fixmedins_bchno` (`TCL<line>-<n>`). Not a supplementary row: the
 line's quantity went up whole in its first row, so a late code adds no units, and a row of quantity 0 is a sale
 of nothing that no published rule says a platform takes; nor could a supplementary row move a box that went up
-on its own (under another `rtal_docno`) into its line. REFERENCE.md gives 3507 a `fixmedins_bchno` and an
+on its own (under another `rtal_docno`) into its line. docs/platform.md gives 3507 a `fixmedins_bchno` and an
 `inv_data_type` (4: sale), and says a resent bchno may not be idempotent, hence a new one for the corrected row.
 The corrected row is planned only after the withdrawal is accepted, so the platform never holds two rows of one
 line (for a moment it holds none). A row named by an accepted sale return (3506 `medins_prod_sel_no`) is not

@@ -5,7 +5,7 @@ terminal, hour) inside the transaction that made it; a query sums at most the ho
 of its period, never the history. Days follow the configured time zone; the
 rolling window is whole hours ending with the current one.
 
-The formulas are ours (REFERENCE.md: none is published), as DESIGN.md defines them:
+The formulas are ours (docs/platform.md: none is published), as docs/operations.md, "Rates", states them:
 
 - coverage (扫码核查率) = units_covered / units_required. A unit is one code-bearing item sold: each
   whole pack of a ticket line whose product requires a code, and each split (拆零) line, which the

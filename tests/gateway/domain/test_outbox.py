@@ -17,11 +17,11 @@ from harness.gateway_process import FORWARD_DEFAULTS
 from tools.platform_sim import Faults, PlatformSim
 
 INSTITUTION = "H44030000001"
-SALE_ROW_MANDATORY = {  # REFERENCE.md, "3505 sale row mandatory fields (H)"
+SALE_ROW_MANDATORY = {  # docs/platform.md, "3505 sale row mandatory fields (H)"
     "med_list_codg", "fixmedins_hilist_id", "fixmedins_hilist_name", "fixmedins_bchno", "prsc_dr_name", "phar_name",
     "phar_prac_cert_no", "mdtrt_sn", "manu_lotnum", "manu_date", "rx_flag", "trdn_flag", "rtal_docno",
     "sel_retn_cnt", "sel_retn_time", "sel_retn_opter_name"}
-ENVELOPE_KEYS = {  # REFERENCE.md, "Envelope (H)"
+ENVELOPE_KEYS = {  # docs/platform.md, "Envelope (H)"
     "infno", "msgid", "mdtrtarea_admvs", "insuplc_admdvs", "recer_sys_code", "dev_no", "dev_safe_info", "cainfo",
     "signtype", "infver", "opter_type", "opter", "opter_name", "inf_time", "fixmedins_code", "fixmedins_name",
     "sign_no", "input"}

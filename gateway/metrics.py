@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 from gateway import version
 from gateway.domain import alerts, devices, outbox, quarantine
 from gateway.store.base import Store
+from gateway.wire import topics
 
 __all__ = ["Metrics", "REJECTION_REASONS"]
 
@@ -68,7 +69,7 @@ class Metrics:
         self.registry.register(_StoreCollector(store))
         ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
         Info("tracegw_build", "The gateway's version", registry=self.registry).info({"version": version()})
-        for kind in ("ev", "status", "ticket", "res", "other"):
+        for kind in (*topics.KINDS, "other"):
             self.messages.labels(kind)
         for result in ("stored", "duplicate"):
             self.events.labels(result)

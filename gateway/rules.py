@@ -1,6 +1,6 @@
 """Thresholds and windows of the supervision rules: the `[rules]` table of the config file.
 
-Where the reference publishes no number (docs/platform.md: the counterfeit window, the
+Where no number is published (docs/platform.md: the counterfeit window, the
 margin for sales above purchases) the default is ours and documented as such.
 """
 

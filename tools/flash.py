@@ -39,7 +39,7 @@ from pathlib import Path
 
 from tools import linux_images
 from tools.errors import ToolError
-from tools.paths import ESP32_ARCH, FIRMWARE, compile_firmware
+from tools.paths import ESP32_ARCH, FIRMWARE, compile_firmware, require_checkout
 
 __all__ = ["FlashError", "agent_tree", "check_config", "checked_port", "copy_agent", "install_linux", "main",
            "mpremote", "probe_repl"]
@@ -391,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     from tools import flash_pico  # it uses this module's helpers
 
     try:
+        if options.board != "monitor":
+            require_checkout()
         {"esp32": flash_esp32, "pico": flash_pico.flash_pico, "linux": flash_linux,
          "monitor": monitor}[options.board](options)
     except ToolError as error:

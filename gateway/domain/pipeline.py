@@ -42,6 +42,7 @@ from gateway.domain.quarantine import Bounds, Rejected
 from gateway.domain.scans import SALES, StoredScan
 from gateway.rules import Rules
 from gateway.store.base import Store, Tx, retrying
+from gateway.wire import topics
 from gateway.wire.commands import Answer
 from gateway.wire.protocol import Event, Operation, ProtocolError, Verdict
 from gateway.wire.status import Status
@@ -139,7 +140,7 @@ def _commit_once(store: Store, rules: Rules, accepted: list[Accepted], rejected:
             try:
                 devices.record_status(tx, status, rules, now_ms=received_ms)
             except ProtocolError as error:
-                batch.quarantine(Rejected(f"tc/v1/{status.device}/status", status.device, error.reason, str(error),
+                batch.quarantine(Rejected(topics.status(status.device), status.device, error.reason, str(error),
                                           b"", received_ms))
         for entry in tickets_in:
             batch.ticket(entry)
@@ -213,7 +214,7 @@ class _BatchState:
         self._acks: dict[str, tuple[int, int]] = {}
         """Device -> (acked seq, highest stored seq) before this batch."""
         self._catalog_empty = catalog.is_empty(tx)
-        self.tally = rates.HourDeltas()
+        self.hour_deltas = rates.HourDeltas()
         """The batch's rate deltas, written once per hour row by `book_counts`."""
 
     def keys(self, accepted: list[Accepted], rejected: list[Rejected], statuses: list[tuple[Status, int]],
@@ -249,7 +250,7 @@ class _BatchState:
             return
         acked = self._acks.get(event.device, (0, 0))[0]
         if event.seq > acked + rules.seq_window:  # from the ack: max_seq, and so missing seqs, stay bounded
-            self.quarantine(Rejected(f"tc/v1/{event.device}/ev", event.device, "seq_out_of_window",
+            self.quarantine(Rejected(topics.events(event.device), event.device, "seq_out_of_window",
                                      f"seq {event.seq}: the acknowledged one is {acked}, the window "
                                      f"{rules.seq_window}", item.signed, item.received_ms))
             return
@@ -261,10 +262,10 @@ class _BatchState:
         for finding in ledger.book(tx, scan, ruling.sale, rules):
             alerts.raise_found(tx, finding)
         if ruling.ticket_place is not None:
-            matching.bind_scan(tx, self.tally, scan, ruling.ticket_place)
+            matching.bind_scan(tx, self.hour_deltas, scan, ruling.ticket_place)
         valid = int(not scan.err)
         duplicate = int(ruling.verdict == Verdict.DUPLICATE_SALE)
-        self.tally.add(scan.institution, scan.terminal, scan.event_ms, scans=1, stored=valid, valid_scans=valid,
+        self.hour_deltas.add(scan.institution, scan.terminal, scan.event_ms, scans=1, stored=valid, valid_scans=valid,
                        sale_scans=int(scan.op in SALES and valid), duplicate_sales=duplicate)
         outbox.enqueue(tx, scan, now_ms=item.received_ms)
         self._stored[(event.device, event.seq)] = (item.signed, int(ruling.verdict))
@@ -279,7 +280,7 @@ class _BatchState:
             devices.count_duplicate(self.tx, event.device)
             ack.verdicts.append((event.seq, Verdict(earlier[1])))
         else:
-            self.quarantine(Rejected(f"tc/v1/{event.device}/ev", event.device, "replay",
+            self.quarantine(Rejected(topics.events(event.device), event.device, "replay",
                                      f"seq {event.seq} already stored with other bytes", item.signed,
                                      item.received_ms))
 
@@ -322,10 +323,10 @@ class _BatchState:
 
     def ticket(self, entry: TicketIn) -> None:
         try:
-            ticket_id, new = tickets.record_ticket(self.tx, self.tally, entry.ticket, self.rules,
+            ticket_id, new = tickets.record_ticket(self.tx, self.hour_deltas, entry.ticket, self.rules,
                                                    received_ms=entry.received_ms)
             if new is not None:  # the scans stored before it that wait for it
-                matching.claim(self.tx, self.tally, new, self.rules, received_ms=entry.received_ms)
+                matching.claim(self.tx, self.hour_deltas, new, self.rules, received_ms=entry.received_ms)
         except TicketError as error:
             self.result.tickets.append(TicketOutcome(entry, "refused", error=error.detail, reason=error.reason))
             self.quarantine(Rejected(entry.topic, "", error.reason, error.detail, entry.message, entry.received_ms))
@@ -342,7 +343,7 @@ class _BatchState:
 
     def book_counts(self) -> None:
         """Write what the batch summed: each device's counts, each hour row's rates."""
-        self.tally.write(self.tx)
+        self.hour_deltas.write(self.tx)
         for device, (stored, max_seq, last_ms) in self._counts.items():
             devices.add_stored(self.tx, device, stored=stored, max_seq=max_seq, last_event_ms=last_ms)
 

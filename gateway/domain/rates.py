@@ -33,10 +33,11 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from gateway.domain import devices
+from gateway.errors import GatewayError
 from gateway.store.base import Tx
 
-__all__ = ["COUNTERS", "Period", "RateRow", "HourDeltas", "bump", "query", "series", "day_period", "window_period",
-           "hour_of"]
+__all__ = ["RateQueryError", "COUNTERS", "Period", "RateRow", "HourDeltas", "bump", "query", "series", "day_period",
+           "window_period", "hour_of"]
 
 COUNTERS = ("scans", "valid_scans", "sale_scans", "duplicate_sales", "matched_scans", "mismatched_scans",
             "units_required", "units_covered", "stored", "uploaded", "swapped_scans")
@@ -81,10 +82,15 @@ class HourDeltas:
 
 def bump(tx: Tx, institution: str, terminal: str, at_ms: int, **deltas: int) -> None:
     """Add `deltas` (names from COUNTERS) to the hour holding `at_ms` now."""
-    tally = HourDeltas()
-    tally.add(institution, terminal, at_ms, **deltas)
-    tally.write(tx)
+    hour_deltas = HourDeltas()
+    hour_deltas.add(institution, terminal, at_ms, **deltas)
+    hour_deltas.write(tx)
 
+
+class RateQueryError(GatewayError, ValueError):
+    """A query of the rates that asks for something they do not hold (a scope or a step); kind invalid."""
+
+    kind = "invalid"
 
 @dataclass(frozen=True)
 class Period:
@@ -160,7 +166,7 @@ def query(tx: Tx, period: Period, *, scope: str = "terminal", institution: str =
           region: str = "", institution_type: str = "") -> list[RateRow]:
     """Rates per terminal (scope "terminal") or per institution over `period`, optionally filtered."""
     if scope not in ("terminal", "institution"):
-        raise ValueError(f"scope must be terminal or institution, got {scope!r}")
+        raise RateQueryError(f"scope must be terminal or institution, got {scope[:40]!r}")
     group = "r.institution, r.terminal" if scope == "terminal" else "r.institution"
     where, parameters = _hours_of(period, "r.", institution, terminal)
     for column, value in (("region", region), ("institution_type", institution_type)):
@@ -206,7 +212,7 @@ def series(tx: Tx, period: Period, *, step: str, timezone: str, institution: str
            terminal: str = "") -> list[dict[str, object]]:
     """Coverage and scan volume per hour or per calendar day of `timezone` over `period`, oldest first."""
     if step not in ("hour", "day"):
-        raise ValueError(f"step must be hour or day, got {step!r}")
+        raise RateQueryError(f"step must be hour or day, got {step[:40]!r}")
     where, parameters = _hours_of(period, "", institution, terminal)
     rows = tx.all(f"SELECT hour, sum(scans), sum(valid_scans), sum(units_required), sum(units_covered) "
                   f"FROM rate_hours WHERE {' AND '.join(where)} GROUP BY hour ORDER BY hour", parameters)

@@ -44,10 +44,10 @@ class TicketRef:
     time_ms: int
 
 
-def record_ticket(tx: Tx, tally: rates.HourDeltas, ticket: Ticket, rules: Rules, *,
+def record_ticket(tx: Tx, hour_deltas: rates.HourDeltas, ticket: Ticket, rules: Rules, *,
                   received_ms: int) -> tuple[int, TicketRef | None]:
     """Store a ticket and its lines; (ticket id, the ticket when newly stored: its waiting scans are to be claimed,
-    `matching.claim`). Rates go to `tally`."""
+    `matching.claim`). Rates go to `hour_deltas`."""
     digest = ticket.digest()
     existing = tx.one("SELECT id, digest FROM tickets WHERE terminal = ? AND number = ?",
                       (ticket.terminal, ticket.number))
@@ -78,7 +78,7 @@ def record_ticket(tx: Tx, tally: rates.HourDeltas, ticket: Ticket, rules: Rules,
                    "due_ms) VALUES (?,?,?,?,?,?,?,?)",
                    (ref.id, line_no, line.list_code, line.quantity, int(line.split), int(required), needed,
                     ticket.time_ms + rules.unscanned_after_s * 1000))
-    tally.add(institution, ticket.terminal, ticket.time_ms, units_required=required_units)
+    hour_deltas.add(institution, ticket.terminal, ticket.time_ms, units_required=required_units)
     return ref.id, ref
 
 

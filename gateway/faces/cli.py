@@ -44,6 +44,12 @@ from gateway.wire.protocol import DEVICE_ID_PATTERN
 T = TypeVar("T")
 
 
+class UsageError(GatewayError):
+    """A command line that does not say what it means (an argument of the wrong shape); printed by `_refused`."""
+
+    kind = "malformed"
+
+
 def _store(settings: config.Settings) -> Store:
     return open_store(settings.store_location)
 
@@ -60,13 +66,13 @@ def _read(settings: config.Settings, query: Callable[[Tx], T]) -> T:
 
 def add_device(settings: config.Settings, options: argparse.Namespace) -> int:
     if not DEVICE_ID_PATTERN.fullmatch(options.device):
-        raise SystemExit(f"device id {options.device!r} is not 1-32 of [A-Za-z0-9_-]")
+        raise UsageError(f"device id {options.device!r} is not 1-32 of [A-Za-z0-9_-]")
     try:
         key = bytes.fromhex(Path(options.key_file).read_text().strip())
     except (OSError, ValueError) as error:
-        raise SystemExit(f"{options.key_file}: cannot read a hex key: {error}") from None
+        raise UsageError(f"{options.key_file}: cannot read a hex key: {error}") from None
     if len(key) != 32:
-        raise SystemExit(f"{options.key_file}: expected 32 bytes as 64 hex digits, got {len(key)} bytes")
+        raise UsageError(f"{options.key_file}: expected 32 bytes as 64 hex digits, got {len(key)} bytes")
     store = _store(settings)
     store.add_device(Device(device=options.device, key=key, terminal=options.terminal,
                             institution=options.institution, institution_type=options.type, region=options.region))
@@ -157,7 +163,7 @@ def show_outbox(settings: config.Settings, options: argparse.Namespace) -> int:
 
 def requeue(settings: config.Settings, options: argparse.Namespace) -> int:
     if not options.all and not options.ids:
-        raise SystemExit("trace-gateway requeue: name outbox ids (see outbox --dead) or --all")
+        raise UsageError("name outbox ids (see outbox --dead) or --all")
     store = _store(settings)
     with store.transaction() as tx:
         unknown = [] if options.all else sorted(set(options.ids) - outbox.dead_among(tx, options.ids))
@@ -274,14 +280,14 @@ def _command_argument(kind: str, words: list[str]) -> object:
     if kind == "config":
         pairs = [word.partition("=") for word in words]
         if not pairs or any(not sep or not value.isdigit() for _, sep, value in pairs):
-            raise SystemExit("trace-gateway command: config takes NAME=NUMBER pairs, e.g. debounce_ms=500")
+            raise UsageError("config takes NAME=NUMBER pairs, e.g. debounce_ms=500")
         return {name: int(value) for name, _, value in pairs}
     if kind == "reboot" or (kind == "time" and not words):
         if words:
-            raise SystemExit("trace-gateway command: reboot takes no argument")
+            raise UsageError("reboot takes no argument")
         return time.time_ns() // 1_000_000 if kind == "time" else None
     if len(words) != 1 or not words[0].isdigit():
-        raise SystemExit(f"trace-gateway command: {kind} takes one whole number")
+        raise UsageError(f"{kind} takes one whole number")
     return int(words[0])
 
 

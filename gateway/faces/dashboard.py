@@ -1,6 +1,6 @@
 """The coverage dashboard: its static files (shipped in the package, nothing from a CDN) and its thresholds.
 
-The page (gateway/faces/dashboard/) is served at /dashboard/ by the API server without a token; everything it shows
+The page (gateway/faces/dashboard_files/) is served at /dashboard/ by the API server without a token; everything it shows
 comes from the API with the token the user signs in with (the read token to look, the write token to acknowledge
 or resolve alerts). Labels in Chinese and English live in one file, dashboard/labels.json.
 """
@@ -13,7 +13,7 @@ from gateway.settings import DashboardSettings
 
 __all__ = ["static_file", "thresholds"]
 
-_ROOT = Path(__file__).resolve().parent / "dashboard"
+_ROOT = Path(__file__).resolve().parent / "dashboard_files"
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
           ".css": "text/css; charset=utf-8", ".json": "application/json; charset=utf-8",
           ".md": "text/plain; charset=utf-8", "": "text/plain; charset=utf-8"}

@@ -30,7 +30,7 @@ import xlsxwriter  # type: ignore[import-untyped]
 __all__ = ["TABLES", "LANGUAGES", "Cell", "Shown", "columns", "column_format", "label", "shown_table", "sort_rows",
            "csv_bytes", "xlsx_bytes"]
 
-_ROOT = Path(__file__).resolve().parent / "dashboard"
+_ROOT = Path(__file__).resolve().parent / "dashboard_files"
 LANGUAGES = ("zh", "en")
 _TIME_LAYOUT = {"zh": "{y}/{mo}/{d} {h}:{mi}:{s}", "en": "{d}/{mo}/{y} {h}:{mi}:{s}"}
 _EXCEL_TIME = {"zh": "yyyy/mm/dd hh:mm:ss", "en": "dd/mm/yyyy hh:mm:ss"}

@@ -136,10 +136,10 @@ class Admission:
         except StoreTrouble:
             raise
         except (ProtocolError, TicketError) as error:
-            self._reject(message, name if kind in ("ev", "status", "res") else "", error, message.payload, item)
+            self._reject(message, name if kind in topics.DEVICE_KINDS else "", error, message.payload, item)
         except Exception as error:  # a surprise of a decoder or parser: this message only
             item = Sorted(message)
-            self._reject(message, name if kind in ("ev", "status", "res") else "",
+            self._reject(message, name if kind in topics.DEVICE_KINDS else "",
                          ProtocolError("undecodable", f"{type(error).__name__}: {shown(error)}"), message.payload, item)
         return item
 
@@ -270,7 +270,10 @@ class Admission:
 
     def _reject(self, message: Message, device: str, error: ProtocolError | TicketError, data: bytes,
                 item: Sorted) -> None:
-        """The one place a refused message becomes a counted, logged (within a quota) and quarantined rejection."""
+        """The one place a message refused before the store (its topic, MAC, shape, a ticket's fields) becomes a
+        counted, logged (within a quota) and quarantined rejection. What only the store can judge (a replay, a seq
+        outside the window, the status of an unregistered device, a ticket in conflict) the pipeline quarantines in
+        the batch's own transaction (gateway/domain/pipeline.py)."""
         if isinstance(error, TicketError):
             self.metrics.tickets.labels("refused").inc()
         self._log_quota.warning(error.reason, "rejected %s from %s: %s", error.reason, shown(message.topic), error)

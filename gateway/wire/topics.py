@@ -3,10 +3,15 @@ answers, and what a topic names."""
 
 from __future__ import annotations
 
-__all__ = ["TOPICS", "route", "ack", "command", "status", "events"]
+__all__ = ["TOPICS", "KINDS", "DEVICE_KINDS", "route", "ack", "command", "status", "events", "answers", "device_acl"]
 
 TOPICS = ("tc/v1/+/ev", "tc/v1/+/status", "tc/v1/pos/+/ticket", "tc/v1/+/res")
 """Device events, device status (retained), POS tickets (JSON, as the HTTP API takes them), command answers."""
+
+DEVICE_KINDS = ("ev", "status", "res")
+"""The kinds of topic `route` names a device by (a POS ticket's names its terminal)."""
+KINDS = (*DEVICE_KINDS, "ticket")
+"""Every kind `route` returns for a topic of ours."""
 
 
 def events(device: str) -> str:
@@ -29,10 +34,22 @@ def command(device: str) -> str:
     return f"tc/v1/{device}/cmd"
 
 
+def answers(device: str) -> str:
+    """Where a device answers the commands it verified."""
+    return f"tc/v1/{device}/res"
+
+
+def device_acl(device: str) -> str:
+    """Mosquitto ACL lines confining a device (its user name) to its own topics, in the directions it uses them."""
+    writes = (events(device), status(device), answers(device))
+    reads = (ack(device), command(device))
+    return "".join([f"topic write {topic}\n" for topic in writes] + [f"topic read {topic}\n" for topic in reads])
+
+
 def route(topic: str) -> tuple[str, str]:
     """(kind, name): ("ev"|"status"|"res", device) or ("ticket", terminal); ("", "") for anything else."""
     parts = topic.split("/")
-    if len(parts) == 4 and parts[:2] == ["tc", "v1"] and parts[3] in ("ev", "status", "res") and parts[2]:
+    if len(parts) == 4 and parts[:2] == ["tc", "v1"] and parts[3] in DEVICE_KINDS and parts[2]:
         return parts[3], parts[2]
     if len(parts) == 5 and parts[:3] == ["tc", "v1", "pos"] and parts[4] == "ticket" and parts[3]:
         return "ticket", parts[3]

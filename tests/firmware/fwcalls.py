@@ -592,12 +592,13 @@ def exception_classes():
     AgentError]."""
     import builtins
 
-    from tcagent import agent, command, config, copies, guard, intake, journal, link, mqtt
+    from tcagent import agent, command, compat, config, copies, feedback, guard, intake, journal, link, mqtt, pins
     from tcagent.codec import cbor, codes, cose, errors, event, gs1, ma, reasons, topics
+    from tcagent.codec import compat as codec_compat
 
     found = []
-    for module in (agent, command, config, copies, guard, intake, journal, link, mqtt, cbor, codes, cose, errors,
-                   event, gs1, ma, reasons, topics):
+    for module in (agent, command, compat, config, copies, feedback, guard, intake, journal, link, mqtt, pins, cbor,
+                   codes, codec_compat, cose, errors, event, gs1, ma, reasons, topics):
         for name in dir(module):
             value = getattr(module, name)
             if isinstance(value, type) and issubclass(value, BaseException) and getattr(builtins, name, None) is None:

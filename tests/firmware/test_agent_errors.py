@@ -1,7 +1,7 @@
 """One root for the agent's own exceptions (tcagent.codec.errors.AgentError), on both interpreters."""
 
 EXPECTED = {"AgentError", "CBORError", "CoseError", "GS1Error", "MAError", "ConfigError", "JournalError",
-            "JournalFull", "MQTTError"}
+            "JournalFull", "MQTTError", "CommandRefused"}
 
 
 def test_every_exception_the_agent_defines_derives_from_agent_error(fw):

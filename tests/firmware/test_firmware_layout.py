@@ -12,10 +12,19 @@ PACKAGE = FIRMWARE / "tcagent"
 
 def _imports(path):
     """The tcagent modules `path` imports, as dotted names (`from tcagent.codec import cbor` gives
-    tcagent.codec.cbor), wherever the import statement is (commands are imported inside a function)."""
+    tcagent.codec.cbor), wherever the import statement is (commands are imported inside a function); a relative
+    import (`from ..agent import Agent`, which MicroPython takes too) is read as the absolute one it means."""
+    return _imports_in(path.read_text(), ".".join(path.relative_to(FIRMWARE).with_suffix("").parts[:-1]))
+
+
+def _imports_in(text, package):
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tcagent"):
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+            module = ".".join([*anchor, *([node.module] if node.module else [])])
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tcagent"):
             found.update(f"{node.module}.{alias.name}" for alias in node.names)
         elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names if alias.name.startswith("tcagent"))
@@ -43,6 +52,11 @@ def test_the_board_layer_imports_nothing_of_the_agent(path):
 
 def test_the_link_does_not_import_the_agent():
     assert [name for name in _imports(PACKAGE / "link.py") if _within(name, ["tcagent.agent", "tcagent.command"])] == []
+
+
+def test_a_relative_import_is_read_as_what_it_means():
+    found = _imports_in("from ..agent import Agent\nfrom . import board\n", "tcagent.hal")
+    assert found == {"tcagent.agent.Agent", "tcagent.hal.board"}
 
 
 def test_the_rules_see_imports():

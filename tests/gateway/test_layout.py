@@ -17,14 +17,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("gateway", "gateway.errors", "gateway.logs"),  # the package's version, the error root, log setup
-    ("gateway.settings", "gateway.rules", "gateway.config"),  # what the config file holds, and its loading
-    ("gateway.wire", "gateway.contract"),  # the device's bytes; the platform's fields
+    ("gateway.settings", "gateway.rules"),  # what the config file holds
+    ("gateway.config",),  # loading it
+    ("gateway.wire",),  # the device's bytes
+    ("gateway.contract",),  # the platform's fields and rows
     ("gateway.store",),  # transactions, schema, SQLite, PostgreSQL
     ("gateway.domain",),  # judging, ledger, tickets, rates, alerts, outbox plan, users, commands
     ("gateway.metrics",),  # the counters the services bump
-    ("gateway.ingest", "gateway.outbound"),  # broker -> store; store -> platform
+    ("gateway.ingest", "gateway.outbound"),  # broker -> store; store -> platform: neither knows the other
     ("gateway.faces",),  # HTTP API, dashboard, exports, CLI tables
-    ("gateway.service", "gateway.systemd", "gateway.faces.cli"),  # what starts it all: the service, the CLI
+    ("gateway.systemd",),  # sd_notify
+    ("gateway.service",),  # the running gateway
+    ("gateway.faces.cli",),  # what starts it all
 )
 """Lowest first. A module belongs to the longest name here that is it or a package holding it."""
 
@@ -69,29 +73,39 @@ def _is_package_of(target: str, name: str, modules: dict[str, Path]) -> bool:
 
 
 def layer_of(name: str, layers: tuple[tuple[str, ...], ...]) -> int | None:
-    best, best_length = None, -1
+    placed = place_of(name, layers)
+    return None if placed is None else placed[0]
+
+
+def place_of(name: str, layers: tuple[tuple[str, ...], ...]) -> tuple[int, str] | None:
+    """(layer, the name of LAYERS that holds `name`): the longest that is it or a package holding it."""
+    best: tuple[int, str] | None = None
     for index, names in enumerate(layers):
         for prefix in names:
             holds = name == prefix or (prefix != "gateway" and name.startswith(prefix + "."))  # the root: itself
-            if holds and len(prefix) > best_length:
-                best, best_length = index, len(prefix)
+            if holds and (best is None or len(prefix) > len(best[1])):
+                best = (index, prefix)
     return best
 
 
 def problems(root: Path, layers: tuple[tuple[str, ...], ...] = LAYERS) -> list[str]:
-    """Every module without a layer, every import upwards, and every import cycle, in words."""
+    """Every module without a layer, every import upwards or sideways (to another name of its own layer: the names
+    of one layer do not know each other), and every import cycle, in words."""
     modules = module_names(root)
     graph = {name: imports_of(name, path, modules) for name, path in modules.items()}
     found = []
     for name in sorted(graph):
-        own = layer_of(name, layers)
-        if own is None:
+        placed = place_of(name, layers)
+        if placed is None:
             found.append(f"{name} has no layer in LAYERS")
             continue
+        own, holder = placed
         for target in sorted(graph[name]):
-            theirs = layer_of(target, layers)
-            if theirs is not None and theirs > own:
-                found.append(f"{name} (layer {own}) imports {target} (layer {theirs}): upwards")
+            theirs = place_of(target, layers)
+            if theirs is not None and theirs[0] > own:
+                found.append(f"{name} (layer {own}) imports {target} (layer {theirs[0]}): upwards")
+            elif theirs is not None and theirs[0] == own and theirs[1] != holder:
+                found.append(f"{name} ({holder}) imports {target} ({theirs[1]}): sideways, within layer {own}")
     found += [f"import cycle: {' -> '.join(cycle)}" for cycle in cycles(graph)]
     return found
 
@@ -169,7 +183,16 @@ def test_an_upward_import_is_named(tmp_path: Path) -> None:
     """The flat gateway's config imported the API's settings: config sits below the faces, so that is refused."""
     root = _tree(tmp_path, {"gateway/__init__.py": "", "gateway/config.py": "from gateway.faces.api import X\n",
                             "gateway/faces/__init__.py": "", "gateway/faces/api.py": "X = 1\n"})
-    assert problems(root) == ["gateway.config (layer 1) imports gateway.faces.api (layer 7): upwards"]
+    assert problems(root) == ["gateway.config (layer 2) imports gateway.faces.api (layer 9): upwards"]
+
+
+def test_a_sideways_import_is_named(tmp_path: Path) -> None:
+    """Ingest and forwarding share a layer and meet only in the store: one importing the other is refused."""
+    root = _tree(tmp_path, {"gateway/__init__.py": "", "gateway/ingest/__init__.py": "",
+                            "gateway/ingest/loop.py": "from gateway.outbound import forwarder\n",
+                            "gateway/outbound/__init__.py": "", "gateway/outbound/forwarder.py": ""})
+    assert problems(root) == ["gateway.ingest.loop (gateway.ingest) imports gateway.outbound.forwarder "
+                              "(gateway.outbound): sideways, within layer 8"]
 
 
 def test_a_cycle_is_named_even_through_a_lazy_import(tmp_path: Path) -> None:

@@ -115,3 +115,18 @@ def test_every_installed_module_of_the_gateway_and_the_tools_imports(installed, 
     done = _run([installed / "bin" / "python", "-c", code], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "tools.provision" in done.stdout.split() and "tools.certs" in done.stdout.split()
+
+
+def test_the_wheel_holds_every_module_of_the_firmware_package(wheel):
+    """tcagent whole (codec and hal too), as the checkout has it: trace-decode and the provisioning checks use it."""
+    shipped = {name for name in wheel.namelist() if name.startswith("tcagent/") and name.endswith(".py")}
+    source = ROOT / "firmware"
+    assert shipped == {path.relative_to(source).as_posix() for path in (source / "tcagent").rglob("*.py")}
+
+
+def test_trace_flash_installed_without_a_checkout_says_so_in_one_line(installed, tmp_path):
+    """The wheel holds the tools, not main.py or the images: putting firmware on a board runs from a checkout."""
+    (tmp_path / "config.json").write_text("{}")
+    done = _run([installed / "bin" / "trace-flash", "pico", "--config", tmp_path / "config.json"], cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("trace-flash: no firmware folder") and "from a checkout" in done.stderr

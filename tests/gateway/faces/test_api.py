@@ -3,10 +3,12 @@
 import json
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from scenario import Scenario, at, code
 
+from gateway.faces import dashboard
 from gateway.faces.api import BODY_CAPS, ROUTES, ApiServer
 from gateway.metrics import Metrics
 from gateway.settings import ApiSettings
@@ -147,7 +149,10 @@ def test_the_dashboard_files_are_served_without_a_token_and_nothing_else(served)
     assert status == 200 and "vendor/uPlot.iife.min.js" in page and "cdn" not in page.lower()
     assert call("GET", "/dashboard/labels.json", token=None)[1]["zh"]["coverage"] == "扫码核查率"
     assert call("GET", "/dashboard/vendor/uPlot.iife.min.js", token=None)[0] == 200
-    for escape in ("/dashboard/../store.py", "/dashboard/%2e%2e/store.py", "/dashboard/nothing.js"):
+    served_from = Path(dashboard.__file__).parent / "dashboard_files"
+    assert (served_from / ".." / "api.py").is_file()  # what an escape would reach, so the 404 is the guard's
+    for escape in ("/dashboard/../api.py", "/dashboard/%2e%2e/api.py", "/dashboard/%2E%2E/%2E%2E/store/base.py",
+                   "/dashboard/nothing.js"):
         assert call("GET", escape, token=None)[0] == 404
     assert call("GET", "/api/v1/dashboard/settings")[1]["coverage"] == {"good": 0.98, "warn": 0.9,
                                                                          "higher_is_better": True}

@@ -110,7 +110,7 @@ def test_both_languages_have_every_word_the_tables_and_alerts_use():
 
     from gateway.domain import alerts
 
-    labels = json.loads((Path(export.__file__).parent / "dashboard" / "labels.json").read_text(encoding="utf-8"))
+    labels = json.loads((Path(export.__file__).parent / "dashboard_files" / "labels.json").read_text(encoding="utf-8"))
     assert set(labels["zh"]) == set(labels["en"])
     needed = {label for table in export.TABLES for _, label, _ in export.columns(table)} | set(export.TABLES)
     needed |= {f"type_{kind}" for kind in alerts.TYPES} | {f"severity_{level}" for level in alerts.TYPES.values()}

@@ -160,6 +160,14 @@ built_by() {
     echo "\`firmware/images/build.sh $*\`:"
 }
 
+# agent_digest: one SHA-256 for the agent the release images freeze (firmware/main.py, manifest.py and
+# tcagent/**/*.py: the SHA-256 of their sha256sum lines in C order); tests/firmware/test_images.py computes it
+# from the tree and fails when the images hold another agent than the tree's
+agent_digest() {
+    (cd "$root/firmware" && find main.py manifest.py tcagent -name '*.py' -type f | LC_ALL=C sort | xargs sha256sum \
+        | sha256sum | cut -d' ' -f1)
+}
+
 # file_table FILE...: a Markdown table of each file's size and SHA-256
 file_table() {
     local file
@@ -205,6 +213,8 @@ record() {
         echo "| source | repository | commit |"
         echo "|---|---|---|"
         pinned | while read -r folder repo commit; do echo "| $folder | $repo | $commit |"; done
+        echo
+        echo "The release images freeze the agent of sources digest \`$(agent_digest)\`."
         echo
         file_table "$out"/*.uf2
     )"
@@ -305,6 +315,8 @@ record_unix() {
                 micropython | micropython/lib/micropython-lib | micropython/lib/mbedtls) echo "| $folder | $repo | $commit |" ;;
             esac
         done
+        echo
+        echo "The executables freeze the agent of sources digest \`$(agent_digest)\`."
         echo
         file_table "$out"/unix-*.elf
     )"

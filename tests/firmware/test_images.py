@@ -57,3 +57,20 @@ def test_the_linux_executables_are_static_and_of_their_architecture(arch, machin
     kinds = [struct.unpack_from("<I", data, table + number * entry_size)[0] for number in range(entries)]
     assert 1 in kinds and 3 not in kinds  # loadable segments, and no PT_INTERP (the dynamic loader)
     assert b"tcagent/agent.py" in data
+
+
+def agent_digest(firmware):
+    """What firmware/images/build.sh records: the SHA-256 of the agent's sources' `sha256sum` lines in C order."""
+    paths = sorted([*(path.relative_to(firmware).as_posix() for path in (firmware / "tcagent").rglob("*.py")),
+                    "main.py", "manifest.py"])
+    lines = "".join(f"{hashlib.sha256((firmware / path).read_bytes()).hexdigest()}  {path}\n" for path in paths)
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def test_the_release_images_freeze_the_agent_of_this_tree():
+    """Firmware changed without rebuilding the images would ship an older agent than the one tested: rebuild
+    them (firmware/images/build.sh build and build-unix)."""
+    recorded = re.findall(r"freeze the agent of sources digest `([0-9a-f]{64})`",
+                          (ROOT / "firmware" / "images" / "README.md").read_text())
+    assert len(recorded) == 2  # the Pico images and the Linux executables
+    assert set(recorded) == {agent_digest(ROOT / "firmware")}

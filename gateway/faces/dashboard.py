@@ -1,8 +1,8 @@
 """The coverage dashboard: its static files (shipped in the package, nothing from a CDN) and its thresholds.
 
-The page (gateway/faces/dashboard_files/) is served at /dashboard/ by the API server without a token; everything it shows
-comes from the API with the token the user signs in with (the read token to look, the write token to acknowledge
-or resolve alerts). Labels in Chinese and English live in one file, dashboard/labels.json.
+The page (gateway/faces/dashboard_files/) is served at /dashboard/ by the API server without a token; everything
+it shows comes from the API with the token the user signs in with (the read token to look, the write token to
+acknowledge or resolve alerts). Labels in Chinese and English live in one file, dashboard_files/labels.json.
 """
 
 from __future__ import annotations

@@ -177,7 +177,8 @@ def loose_any(tx: Tx, terminal: str, time_ms: int, span: tuple[int, int], limit:
 
 
 class _Binder:
-    """Writes placements of one ticket: events, line counters, rates, alerts, the outbox."""
+    """Writes placements of one ticket: events, line counters, rates, the alerts it learns of, the outbox; the
+    alerts it finds (a mismatch) it hands back for the caller to raise."""
 
     def __init__(self, tx: Tx, hour_deltas: rates.HourDeltas, ticket: TicketRef, *, terminal: str,
                  institution: str) -> None:
@@ -187,9 +188,10 @@ class _Binder:
         self.scan_terminal = terminal
         self.scan_institution = institution
 
-    def bind(self, placement: Placement, *, regroup_ms: int | None = None, judged: bool = False) -> None:
-        """Write one placement; `judged`: the scan was tied before (moved or placed again), its rates and alerts
-        are written already."""
+    def bind(self, placement: Placement, *, regroup_ms: int | None = None,
+             judged: bool = False) -> list[alerts.Finding]:
+        """Write one placement; the alert it finds, to raise. `judged`: the scan was tied before (moved or placed
+        again), its rates and alerts are written already."""
         tx, ticket, scan = self.tx, self.ticket, placement.scan
         filled, stood = placement.fills, placement.stands_for
         if filled is not None:
@@ -202,15 +204,22 @@ class _Binder:
         if line is not None and line.scans + line.stood >= line.needed:
             alerts.auto_resolve(tx, "unscanned_sale", f"line:{line.id}", scan.event_ms,
                                 "scanned late" if filled is not None else "a code was scanned late: see its alert")
+        found = []
         if not judged:
             self._count(placement)
-            self._alert(placement)
+            found = self._alert(placement)
         # line_id only for the scans that fill the line: they are the codes of its platform row; any other scan
         # tied to the ticket is withheld from the upload (outbox)
         scans.tie(tx, scan.id, ticket_id=ticket.id, line_id=filled.id if filled else None,
                   stands_for=stood.id if stood else None, matching=int(placement.matching))
         if regroup_ms is not None:
             outbox.regroup(tx, scan.id, now_ms=regroup_ms)
+        return found
+
+    def bind_and_raise(self, placement: Placement, *, regroup_ms: int | None = None, judged: bool = False) -> None:
+        """`bind`, raising what it finds at once (a ticket claiming scans, a due line taking one)."""
+        for finding in self.bind(placement, regroup_ms=regroup_ms, judged=judged):
+            alerts.raise_found(self.tx, finding)
 
     def _count(self, placement: Placement) -> None:
         """Rates of a scan tied to a ticket whose product the catalog knows: consistency counts another product's
@@ -221,16 +230,17 @@ class _Binder:
         self.hour_deltas.add(self.scan_institution, self.scan_terminal, placement.scan.event_ms, matched_scans=1,
                        mismatched_scans=int(mismatched), swapped_scans=int(mismatched or placement.scan.duplicate))
 
-    def _alert(self, placement: Placement) -> None:
-        """A duplicate's alert learns its ticket line; a box of a product the ticket does not bill raises one."""
+    def _alert(self, placement: Placement) -> list[alerts.Finding]:
+        """A duplicate's alert learns its ticket line; a box of a product the ticket does not bill is a finding."""
         tx, ticket, scan, stood = self.tx, self.ticket, placement.scan, placement.stands_for
         if scan.duplicate:  # its duplicate alert is the one: another product besides is no second fraud
             where = f"ticket {ticket.number}" + (f" line {stood.line_no} ({stood.list_code})" if stood else "")
             alerts.add_evidence(tx, DUPLICATE_KINDS, scan.code, tickets=[ticket.id], detail_note=f"sold on {where}")
         elif placement.matching == Matching.MISMATCH:
-            self._mismatch(placement)
+            return [self._mismatch(placement)]
+        return []
 
-    def _mismatch(self, placement: Placement) -> None:
+    def _mismatch(self, placement: Placement) -> alerts.Finding:
         ticket, scan, line = self.ticket, placement.scan, placement.stands_for
         scanned = f"scanned {scan.list_code} (code {scan.code}), which the ticket does not bill (串换)"
         if line is not None:
@@ -240,9 +250,9 @@ class _Binder:
         else:
             subject = f"ticket:{ticket.id}"
             detail = f"ticket {ticket.number}, every billed line has its codes: {scanned}"
-        alerts.raise_alert(self.tx, "product_mismatch", subject=subject, now_ms=scan.event_ms,
-                           institution=ticket.institution, terminal=ticket.terminal, device=scan.device,
-                           events=[scan.id], tickets=[ticket.id], detail=detail)
+        return alerts.Finding(kind="product_mismatch", subject=subject, detail=detail, now_ms=scan.event_ms,
+                              institution=ticket.institution, terminal=ticket.terminal, device=scan.device,
+                              events=(scan.id,), tickets=(ticket.id,))
 
 
 @dataclass(frozen=True)
@@ -274,11 +284,12 @@ def find_place(tx: Tx, scan: StoredScan, rules: Rules, *, duplicate: bool) -> Ti
     return TicketPlace(ticket, placement)
 
 
-def bind_scan(tx: Tx, hour_deltas: rates.HourDeltas, scan: StoredScan, found: TicketPlace) -> None:
-    """Write where `find_place` put a scan: its line, its tie to the ticket, its rates (to `hour_deltas`), and
-    the alert of a mismatch."""
+def bind_scan(tx: Tx, hour_deltas: rates.HourDeltas, scan: StoredScan,
+              found: TicketPlace) -> list[alerts.Finding]:
+    """Write where `find_place` put a scan: its line, its tie to the ticket, its rates (to `hour_deltas`); the
+    alert it finds (a mismatch), for the pipeline to raise."""
     binder = _Binder(tx, hour_deltas, found.ticket, terminal=scan.terminal, institution=scan.institution)
-    binder.bind(found.placement)
+    return binder.bind(found.placement)
 
 
 def claim(tx: Tx, hour_deltas: rates.HourDeltas, ticket: TicketRef, rules: Rules, *, received_ms: int) -> None:
@@ -304,7 +315,7 @@ def claim(tx: Tx, hour_deltas: rates.HourDeltas, ticket: TicketRef, rules: Rules
                 tx, ticket.terminal, product, ticket.time_ms, span, duplicate=duplicate, limit=room)]
     binder = _Binder(tx, hour_deltas, ticket, terminal=ticket.terminal, institution=ticket.institution)
     for placement in placements:
-        binder.bind(placement, regroup_ms=received_ms)
+        binder.bind_and_raise(placement, regroup_ms=received_ms)
 
 
 def check_due_lines(tx: Tx, rules: Rules, now_ms: int, *, limit: int = 1000) -> int:
@@ -323,7 +334,7 @@ def check_due_lines(tx: Tx, rules: Rules, now_ms: int, *, limit: int = 1000) -> 
         for scan, _ in scans.beyond_lines(tx, ticket.id):  # scans beyond its lines: a line may have room again
             placement = place(lines, scan)
             if placement.fills or placement.stands_for:
-                binder.bind(placement, judged=True)
+                binder.bind_and_raise(placement, judged=True)
         short = lacking(lines)
         if any(short[line.id] for line in lines if line.required):
             span = checkout_span(tx, ticket.terminal, ticket.time_ms, rules)
@@ -334,7 +345,7 @@ def check_due_lines(tx: Tx, rules: Rules, now_ms: int, *, limit: int = 1000) -> 
                 taken = placement.fills or placement.stands_for
                 if taken is not None:
                     short[taken.id] -= 1
-                    binder.bind(placement, regroup_ms=now_ms)
+                    binder.bind_and_raise(placement, regroup_ms=now_ms)
         hour_deltas.write(tx)
         for line in lines:
             if line.required and short[line.id] and line.id in unchecked:
@@ -360,7 +371,7 @@ def _take_back(tx: Tx, hour_deltas: rates.HourDeltas, binder: _Binder, lines: li
             tickets.give_back_fill(tx, taken.line_id)
             if taken.line_required:
                 hour_deltas.add(taken.institution, taken.terminal, taken.ticket_time_ms, units_covered=-1)
-            binder.bind(placement, regroup_ms=now_ms, judged=True)
+            binder.bind_and_raise(placement, regroup_ms=now_ms, judged=True)
 
 
 def _unscanned(tx: Tx, ticket: TicketRef, line: Line, missing: int, now_ms: int) -> None:

@@ -262,7 +262,8 @@ class _BatchState:
         for finding in ledger.book(tx, scan, ruling.sale, rules):
             alerts.raise_found(tx, finding)
         if ruling.ticket_place is not None:
-            matching.bind_scan(tx, self.hour_deltas, scan, ruling.ticket_place)
+            for finding in matching.bind_scan(tx, self.hour_deltas, scan, ruling.ticket_place):
+                alerts.raise_found(tx, finding)
         valid = int(not scan.err)
         duplicate = int(ruling.verdict == Verdict.DUPLICATE_SALE)
         self.hour_deltas.add(scan.institution, scan.terminal, scan.event_ms, scans=1, stored=valid, valid_scans=valid,

@@ -146,6 +146,26 @@ def sim(tmp_path):
         yield running
 
 
+@pytest.fixture
+def admission(tmp_path):
+    """The gateway's real admission (sort, verify, commit) on a fresh store with the fuzz run's good device
+    registered; its key as `admission.good_key`."""
+    from gateway.ingest.loop import Admission
+    from gateway.metrics import Metrics
+    from gateway.rules import Rules
+    from gateway.settings import IngestSettings
+    from gateway.store.opening import open_store
+    from soaks.fuzz_ingest import register
+
+    store = open_store(stores.fresh_location(tmp_path))
+    key = os.urandom(32)
+    register(store, key)
+    admitting = Admission(IngestSettings(), store, Rules(), Metrics(store))
+    admitting.good_key = key
+    yield admitting
+    store.close()
+
+
 def pytest_addoption(parser):
     parser.addoption("--store", choices=("sqlite", "postgresql"), default="sqlite",
                      help="the database the gateway tests use (postgresql: a throwaway cluster, Debian's postgresql)")

@@ -1,35 +1,17 @@
 """The device's MQTT topics (tcagent.codec.topics, on both interpreters) are the ones the gateway and the broker's
 ACL use for that device.
 
-The gateway spells its topics in gateway/ingest/loop.py today (its subscriptions `TOPICS`, the ack and the time
-command it publishes); these tests drive the real admission on a real store to read the topics it answers on.
+The gateway spells its topics in gateway/wire/topics.py (its subscriptions `TOPICS`, the ack and the time command
+it publishes); these tests drive the real admission on a real store to read the topics it answers on.
 """
 
-import os
 
 import paho.mqtt.client as paho
-import pytest
-from stores import fresh_location
 
-from gateway.ingest.loop import Admission, Message
-from gateway.metrics import Metrics
-from gateway.rules import Rules
-from gateway.settings import IngestSettings
-from gateway.store.opening import open_store
+from gateway.ingest.loop import Message
 from gateway.wire.topics import TOPICS
-from soaks.fuzz_ingest import GOOD_DEVICE, good_event, register
+from soaks.fuzz_ingest import GOOD_DEVICE, good_event
 from tools.provision import acl_block
-
-
-@pytest.fixture
-def admission(tmp_path):
-    store = open_store(fresh_location(tmp_path))
-    key = os.urandom(32)
-    register(store, key)
-    admission = Admission(IngestSettings(), store, Rules(), Metrics(store))
-    admission.good_key = key  # type: ignore[attr-defined]
-    yield admission
-    store.close()
 
 
 def _published(admission, messages):

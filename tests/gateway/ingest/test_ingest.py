@@ -24,17 +24,6 @@ from soaks.fuzz_ingest import GOOD_DEVICE, HOSTILE_DEVICE, POISON, good_event, r
 EV = f"tc/v1/{HOSTILE_DEVICE}/ev"
 
 
-@pytest.fixture
-def admission(tmp_path):
-    store = open_store(fresh_location(tmp_path))
-    good_key = os.urandom(32)
-    register(store, good_key)
-    admission = Admission(IngestSettings(), store, Rules(), Metrics(store))
-    admission.good_key = good_key  # type: ignore[attr-defined]
-    yield admission
-    store.close()
-
-
 def _admit(admission, pairs):
     """The messages through sort and commit; (mids acknowledged, what was published)."""
     messages = [Message(mid, 1, topic, payload, 1767225600000) for mid, (topic, payload) in enumerate(pairs, 1)]

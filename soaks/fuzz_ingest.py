@@ -266,6 +266,8 @@ def _ticket(**changes: Any) -> bytes:
 
 
 POISON: list[tuple[str, str, bytes, str]] = [
+    ("an empty message (SQLite keeps a NULL where its first bytes are read)", EV, b"", "malformed_cbor"),
+    ("an empty ticket", TICKET, b"", "ticket_invalid"),
     ("tag 100 holding 2^64-1", EV, bytes.fromhex("d8641bffffffffffffffff"), "malformed_cbor"),
     ("tag 4 with a huge exponent", EV, cbor2.dumps(cbor2.CBORTag(4, [2**70, 1])), "malformed_cbor"),
     ("tag 5 bigfloat", EV, cbor2.dumps(cbor2.CBORTag(5, [2**64, 2**64])), "malformed_cbor"),

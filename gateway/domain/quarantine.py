@@ -159,7 +159,7 @@ def page(tx: Tx, *, before: int | None, limit: int, byte_cap: int = BYTE_CAP, he
         messages = dict(tx.all(f"SELECT id, substr(message, 1, ?) FROM quarantine WHERE id IN "
                                f"({', '.join('?' * len(ids))})", (hex_cap, *ids)))
         for row in rows:
-            row["message_hex"] = bytes(messages.get(row["id"], b"")).hex()
+            row["message_hex"] = bytes(messages.get(row["id"]) or b"").hex()  # SQLite: substr of an empty blob is NULL
     more = truncated or len(heads) > limit
     return {"reasons": summary, "messages": rows, "next_before": rows[-1]["id"] if more and rows else None,
             "truncated": truncated}

@@ -121,6 +121,8 @@ def test_each_poison_message_is_quarantined_and_nobody_else_stops(gateway, broke
         expected = {reason for *_, reason in POISON}
         assert wait_until(lambda: {row[0] for row in gateway.quarantine()} >= expected, 10), gateway.quarantine()
         assert _metric(gateway, "tracegw_batch_failures_total") == 0
+        status, page = gateway.api("GET", "/api/v1/quarantine?limit=100")  # every refused message shown, none a 500
+        assert status == 200 and "" in {row["message_hex"] for row in page["messages"]}, page
         gateway.stop()
         gateway.start()  # the retained poison status is handed over again on subscribing
         before = len(good.sent)

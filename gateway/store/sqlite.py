@@ -47,10 +47,13 @@ class SQLiteStore(StoreBase):
         """`durable=False` (scratch stores such as a replay's) skips the fsync of every commit."""
         self.path = Path(path)
         self._synchronous = "FULL" if durable else "OFF"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = self._connect()
-        self._migrate()
-        self._reader = self._connect()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = self._connect()
+            self._migrate()
+            self._reader = self._connect()
+        except (OSError, sqlite3.DatabaseError) as error:  # a folder, another kind of file, no permission
+            raise StoreError(f"{self.path}: cannot open as the gateway's SQLite database: {error}") from None
         self._lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._keys: dict[str, tuple[bytes, float]] = {}

@@ -253,3 +253,23 @@ def test_an_unusable_setup_is_one_line_and_status_2(tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.startswith("trace-gateway: ") and "schema version 999" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("setup, message", [
+    ("not a database", "cannot open as the gateway's SQLite database: file is not a database"),
+    ("a folder", "cannot open as the gateway's SQLite database"),
+    ("under a file", "cannot open as the gateway's SQLite database"),
+    ("config not UTF-8", "not UTF-8 text"),
+])
+def test_a_database_or_config_the_gateway_cannot_read_is_one_line_and_status_2(tmp_path, setup, message):
+    """Found by a new user's attack: each of these ended in a Python traceback with status 1."""
+    database = {"not a database": tmp_path / "notes.txt", "a folder": tmp_path,
+                "under a file": tmp_path / "notes.txt" / "gateway.db"}.get(setup, tmp_path / "gateway.db")
+    (tmp_path / "notes.txt").write_text("this is no database, " * 100)
+    path = tmp_path / "gateway.toml"
+    path.write_bytes(b"\xff\xfe garbage" if setup == "config not UTF-8" else
+                     f'data_dir = "{tmp_path}"\ndatabase = "{database}"\n'.encode())
+    done = subprocess.run([sys.executable, "-m", "gateway.faces.cli", "--config", str(path), "devices"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.startswith("trace-gateway: ") and message in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
